@@ -1,0 +1,49 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace retentiond {
+
+// One entry of the hash-chained audit log. Entries hold counts, cutoffs and rule ids — never the
+// values that were deleted.
+struct AuditEntry {
+  std::int64_t seq = 0;       // 1, 2, 3, ... without gaps
+  std::string time;           // ISO 8601 UTC, e.g. "2026-11-23T19:00:00.250Z"
+  std::string kind;           // run_start, batch, rule_done, refused, hold_add, hold_release,
+                              // config, error, run_done
+  std::string rule;           // rule id, or empty when the entry is not about one rule
+  std::int64_t rows = 0;      // rows changed by this entry (cascade children and files included)
+  std::string detail = "{}";  // a JSON object, serialized canonically by its writer
+  std::string prev_hash;      // hash of the previous entry; 64 zeros for the first
+  std::string hash;           // chain_hash(prev_hash, canonical_entry(*this), key)
+};
+
+// The hash of the entry before the first one.
+inline constexpr std::string_view k_genesis_hash =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+// The exact bytes that are hashed for an entry: the JSON array
+// [seq,"time","kind","rule",rows,"detail"] (detail as a JSON string), without prev_hash/hash.
+std::string canonical_entry(const AuditEntry& entry);
+
+// SHA-256(prev_hash || canonical), or HMAC-SHA-256 under `key` when an audit key is configured.
+std::string chain_hash(std::string_view prev_hash, std::string_view canonical,
+                       const std::optional<std::string>& key);
+
+// The result of walking the whole chain.
+struct AuditVerification {
+  bool ok = true;
+  std::int64_t entries = 0;          // entries checked
+  std::string head_hash;             // hash of the last entry (k_genesis_hash when empty)
+  std::optional<std::int64_t> bad_seq;  // first entry that fails, when !ok
+  std::string problem;               // e.g. "entry 7: hash does not match its content"
+};
+
+// The entry as one JSON object line: {"seq":..,"time":..,"kind":..,"rule":..,"rows":..,
+// "detail":{..},"prev_hash":..,"hash":..}. An empty rule is written as null.
+std::string audit_entry_json(const AuditEntry& entry);
+
+} // namespace retentiond
