@@ -1,0 +1,34 @@
+#include "adapters/datastore.hpp"
+
+#include "adapters/sqlite/sqlite_datastore.hpp"
+
+#include <functional>
+#include <map>
+#include <stdexcept>
+
+namespace retentiond::adapters {
+namespace {
+
+using Factory = std::function<std::unique_ptr<Datastore>(const DatastoreConfig&, OpenMode,
+                                                         const AdapterSecrets&)>;
+
+// One line per datastore kind.
+const std::map<std::string, Factory, std::less<>>& registry() {
+  static const std::map<std::string, Factory, std::less<>> factories{
+      {"sqlite", &sqlite::open_sqlite_datastore},
+  };
+  return factories;
+}
+
+} // namespace
+
+std::unique_ptr<Datastore> open_datastore(const DatastoreConfig& config, OpenMode mode,
+                                          const AdapterSecrets& secrets) {
+  const auto factory = registry().find(config.type);
+  if (factory == registry().end())
+    throw std::runtime_error("datastore '" + config.name + "': type '" + config.type +
+                             "' is not supported by this version");
+  return factory->second(config, mode, secrets);
+}
+
+} // namespace retentiond::adapters

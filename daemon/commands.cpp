@@ -1,0 +1,380 @@
+#include "daemon/commands.hpp"
+
+#include "daemon/config.hpp"
+#include "daemon/engine.hpp"
+#include "daemon/instance_lock.hpp"
+#include "daemon/json_writer.hpp"
+#include "daemon/report.hpp"
+#include "daemon/state_store.hpp"
+
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <sys/stat.h>
+
+namespace retentiond {
+namespace {
+
+std::filesystem::path config_path(const CommandLine& line) {
+  if (line.config_file)
+    return *line.config_file;
+  if (const char* env = std::getenv("RETENTIOND_CONFIG"); env != nullptr && *env != '\0')
+    return env;
+  return "/etc/retentiond/retentiond.toml";
+}
+
+// Reads a secret key file. A trailing newline is not part of the key (echo adds one).
+std::string read_key_file(const Config& config, std::string_view key, const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    throw ConfigError({config.file.string(), 0, 0},
+                      fmt::format("{}: cannot read key file '{}'", key, path.string()));
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  std::string secret = bytes.str();
+  while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r'))
+    secret.pop_back();
+  if (secret.size() < 16)
+    throw ConfigError({config.file.string(), 0, 0},
+                      fmt::format("{}: key file '{}' holds {} bytes; use at least 16 random bytes "
+                                  "(head -c 32 /dev/urandom > FILE)", key, path.string(), secret.size()));
+  struct stat info{};
+  if (::stat(path.c_str(), &info) == 0 && (info.st_mode & S_IROTH) != 0)
+    spdlog::warn("{}: key file '{}' is readable by every user (chmod 600 it)", key, path.string());
+  return secret;
+}
+
+adapters::AdapterSecrets secrets_of(const Config& config) {
+  adapters::AdapterSecrets secrets;
+  if (config.hmac_key_file)
+    secrets.hmac_key = read_key_file(config, "daemon.hmac_key_file", *config.hmac_key_file);
+  return secrets;
+}
+
+std::optional<std::string> audit_key_of(const Config& config) {
+  if (!config.audit_key_file)
+    return std::nullopt;
+  return read_key_file(config, "state.audit_key_file", *config.audit_key_file);
+}
+
+Instant parse_date_option(std::string_view option, const std::string& text) {
+  auto instant = parse_iso8601(text);
+  if (!instant)
+    throw UsageError(fmt::format("{}: {}", option, instant.error()));
+  return *instant;
+}
+
+void check_rule_names(const Config& config, const std::vector<std::string>& names, std::string_view option) {
+  for (const std::string& name : names)
+    if (config.find_rule(name) == nullptr)
+      throw UsageError(fmt::format("{}: unknown rule '{}' (see retentiond check)", option, name));
+}
+
+void write_output(const std::optional<std::string>& output, const std::string& text) {
+  if (!output || *output == "-") {
+    std::cout << text;
+    return;
+  }
+  // Write beside the target, then rename: a reader never sees half a report.
+  const std::string temporary = *output + ".tmp";
+  {
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    out << text;
+    if (!out)
+      throw std::runtime_error(fmt::format("cannot write {}", temporary));
+  }
+  std::filesystem::rename(temporary, *output);
+}
+
+int command_check(const CommandLine& line, const Config& config) {
+  const adapters::AdapterSecrets secrets = secrets_of(config);
+  (void)audit_key_of(config);
+  if (!line.connect) {
+    std::cout << fmt::format("configuration OK: {} rules, {} datastores, {} files (digest {})\n",
+                             config.rules.size(), config.datastores.size(), config.files.size(),
+                             config.digest.substr(0, 16));
+    return k_exit_ok;
+  }
+  int problems = 0;
+  std::map<std::string, std::unique_ptr<adapters::Datastore>> stores;
+  for (const Rule& rule : config.rules) {
+    try {
+      auto& store = stores[rule.datastore];
+      if (!store)
+        store = adapters::open_datastore(config.datastores.at(rule.datastore),
+                                         adapters::OpenMode::read_only, secrets);
+      const adapters::SchemaCheck check = store->check_schema(rule);
+      for (const std::string& warning : check.warnings)
+        std::cerr << fmt::format("retentiond: warning: {}: rules.{}: {}\n", rule.position.to_string(),
+                                 rule.id, warning);
+      for (const std::string& error : check.errors) {
+        std::cerr << fmt::format("retentiond: error: {}: rules.{}: {}\n", rule.position.to_string(),
+                                 rule.id, error);
+        ++problems;
+      }
+      if (check.errors.empty() && rule.action != Action::keep) {
+        const Instant now = now_utc();
+        const adapters::Selection selection{rule, now, now, {}};
+        const adapters::RuleCounts counts = store->count(selection);
+        if (counts.wrong_scale > 0) {
+          std::cerr << fmt::format("retentiond: error: {}: rules.{}: {} rows of {}.{} look like {} "
+                                   "but age_format is {}; correct age_format or the data\n",
+                                   rule.position.to_string(), rule.id, counts.wrong_scale, rule.table,
+                                   rule.age_column,
+                                   rule.age_format == AgeFormat::unix_seconds ? "milliseconds" : "seconds",
+                                   to_string(rule.age_format));
+          ++problems;
+        }
+      }
+    } catch (const std::exception& error) {
+      std::cerr << fmt::format("retentiond: error: rules.{}: {}\n", rule.id, error.what());
+      ++problems;
+    }
+  }
+  if (problems > 0)
+    return k_exit_config;
+  std::cout << fmt::format("configuration OK: {} rules checked against {} datastores\n",
+                           config.rules.size(), stores.size());
+  return k_exit_ok;
+}
+
+void write_metrics(const std::string& path, const RunSummary& summary, const StateStore& state) {
+  std::string text;
+  text += "# HELP retentiond_rows_affected Rows deleted or anonymized by the last run of a rule.\n";
+  text += "# TYPE retentiond_rows_affected gauge\n";
+  for (const RuleOutcome& outcome : summary.outcomes)
+    text += fmt::format("retentiond_rows_affected{{rule=\"{}\"}} {}\n", outcome.rule, outcome.rows);
+  text += "# HELP retentiond_rule_result Result of the last run of a rule (1 for its result).\n";
+  text += "# TYPE retentiond_rule_result gauge\n";
+  for (const RuleOutcome& outcome : summary.outcomes)
+    text += fmt::format("retentiond_rule_result{{rule=\"{}\",result=\"{}\"}} 1\n", outcome.rule, outcome.result);
+  text += "# HELP retentiond_due_rows Rows due when the last run of a rule started.\n";
+  text += "# TYPE retentiond_due_rows gauge\n";
+  for (const RuleOutcome& outcome : summary.outcomes)
+    text += fmt::format("retentiond_due_rows{{rule=\"{}\"}} {}\n", outcome.rule, outcome.counts.due);
+  text += "# HELP retentiond_last_success_timestamp_seconds Finish time of a rule's last successful run.\n";
+  text += "# TYPE retentiond_last_success_timestamp_seconds gauge\n";
+  for (const RuleOutcome& outcome : summary.outcomes)
+    if (auto success = state.last_success(outcome.rule))
+      text += fmt::format("retentiond_last_success_timestamp_seconds{{rule=\"{}\"}} {}\n", outcome.rule,
+                          to_unix_seconds(*success));
+  write_output(path, text);
+}
+
+int command_once(const CommandLine& line, const std::shared_ptr<const Config>& config,
+                 const std::atomic<bool>& stop) {
+  check_rule_names(*config, line.rules, "--rule");
+  check_rule_names(*config, line.confirm_mass, "--confirm-mass");
+  const adapters::AdapterSecrets secrets = secrets_of(*config);
+  RunOptions options;
+  options.only_rules = line.rules;
+  options.dry_run = line.dry_run;
+  options.confirm_mass = {line.confirm_mass.begin(), line.confirm_mass.end()};
+
+  if (line.dry_run) {
+    // A dry run reads only: no lock, no audit entry, no run record.
+    StateStore state(config->state_path, StateStore::Mode::read_only, audit_key_of(*config));
+    Engine engine(config, &state, secrets, stop);
+    const RunSummary summary = engine.run_once(options);
+    for (const RuleOutcome& outcome : summary.outcomes) {
+      const Rule& rule = *config->find_rule(outcome.rule);
+      if (outcome.result == "dry_run")
+        std::cout << fmt::format("{}: would {} {} rows (held {}, undated {}, unreadable {}; cutoff {})\n",
+                                 outcome.rule, rule.action == Action::anonymize ? "anonymize" : "delete",
+                                 outcome.rows, outcome.counts.held, outcome.counts.undated,
+                                 outcome.counts.unreadable, format_iso8601(outcome.cutoff));
+      else
+        std::cout << fmt::format("{}: {}{}\n", outcome.rule, outcome.result,
+                                 outcome.message.empty() ? "" : ": " + outcome.message);
+    }
+    return summary.any_failed() ? k_exit_rule_failed : k_exit_ok;
+  }
+
+  std::filesystem::create_directories(config->state_path.parent_path());
+  std::string holder;
+  auto lock = InstanceLock::try_acquire(config->state_path, holder);
+  if (!lock) {
+    std::cerr << fmt::format("retentiond: error: another retentiond{} holds the lock on {}; try again "
+                             "when it has finished\n",
+                             holder.empty() ? "" : " (pid " + holder + ")", config->state_path.string());
+    return k_exit_locked;
+  }
+  StateStore state(config->state_path, StateStore::Mode::read_write, audit_key_of(*config));
+  Engine engine(config, &state, secrets, stop);
+  const RunSummary summary = engine.run_once(options);
+  for (const RuleOutcome& outcome : summary.outcomes)
+    std::cout << fmt::format("{}: {} ({} rows){}\n", outcome.rule, outcome.result, outcome.rows,
+                             outcome.message.empty() ? "" : ": " + outcome.message);
+  if (line.metrics_file)
+    write_metrics(*line.metrics_file, summary, state);
+  return summary.any_failed() ? k_exit_rule_failed : k_exit_ok;
+}
+
+std::string report_format(const CommandLine& line) {
+  if (line.format)
+    return *line.format;
+  if (line.output && *line.output != "-") {
+    const std::string extension = std::filesystem::path(*line.output).extension().string();
+    if (extension == ".json") return "json";
+    if (extension == ".md") return "md";
+    if (extension == ".html") return "html";
+    if (extension == ".csv") return "csv";
+    throw UsageError(fmt::format("--output '{}': cannot tell the format from the extension; add "
+                                 "--format json|md", *line.output));
+  }
+  return "md";
+}
+
+int command_report(const CommandLine& line, const Config& config) {
+  check_rule_names(config, line.rules, "--rule");
+  const std::string format = report_format(line);
+  if (format != "json" && format != "md")
+    throw UsageError(fmt::format("--format '{}' is not supported by this version (use json or md)", format));
+  const Instant as_of = line.as_of ? parse_date_option("--as-of", *line.as_of) : now_utc();
+  const StateStore state(config.state_path, StateStore::Mode::read_only, audit_key_of(config));
+  const Report report = build_report(config, state, secrets_of(config), as_of, line.rules);
+  write_output(line.output, format == "json" ? report_json(report) : report_markdown(report));
+  const bool failed = std::any_of(report.rules.begin(), report.rules.end(),
+                                  [](const RuleReport& r) { return r.status == "error"; });
+  return failed ? k_exit_rule_failed : k_exit_ok;
+}
+
+int command_audit(const CommandLine& line, const Config& config) {
+  const StateStore state(config.state_path, StateStore::Mode::read_only, audit_key_of(config));
+  if (line.command[1] == "verify") {
+    const AuditVerification result = state.verify_audit();
+    if (!result.ok) {
+      std::cerr << fmt::format("retentiond: error: audit log {} is broken: {}\n",
+                               config.state_path.string(), result.problem);
+      return k_exit_rule_failed;
+    }
+    std::cout << fmt::format("audit log verified: {} entries, head {}\n", result.entries, result.head_hash);
+    return k_exit_ok;
+  }
+  if (line.command[1] != "log")
+    throw UsageError(fmt::format("unknown command 'audit {}' (see retentiond --help)", line.command[1]));
+  const std::string format = line.format.value_or("text");
+  if (format != "text" && format != "json")
+    throw UsageError(fmt::format("--format '{}': expected text or json", format));
+  AuditFilter filter;
+  if (!line.rules.empty())
+    filter.rule = line.rules.front();
+  if (line.since)
+    filter.since = parse_date_option("--since", *line.since);
+  for (const AuditEntry& entry : state.audit_entries(filter)) {
+    if (format == "json")
+      std::cout << audit_entry_json(entry) << '\n';
+    else
+      std::cout << fmt::format("{:>6} {} {:<12} {:<20} {:>8} {}\n", entry.seq, entry.time, entry.kind,
+                               entry.rule.empty() ? "-" : entry.rule, entry.rows, entry.detail);
+  }
+  return k_exit_ok;
+}
+
+std::string hold_json(const Hold& hold) {
+  JsonWriter json;
+  json.begin_object();
+  json.field("id", hold.id);
+  json.field("subject", hold.subject);
+  json.field("rule", hold.rule);
+  json.field("reason", hold.reason);
+  json.field("created", hold.created);
+  json.field("until", hold.until);
+  json.field("released", hold.released);
+  json.field("release_reason", hold.release_reason);
+  json.end_object();
+  return json.str();
+}
+
+int command_hold(const CommandLine& line, const Config& config) {
+  const std::string& verb = line.command[1];
+  if (verb != "add" && verb != "list" && verb != "release")
+    throw UsageError(fmt::format("unknown command 'hold {}' (see retentiond --help)", verb));
+  check_rule_names(config, line.rules, "--rule");
+  if (line.rules.size() > 1)
+    throw UsageError("hold takes at most one --rule");
+  std::filesystem::create_directories(config.state_path.parent_path());
+  StateStore state(config.state_path, StateStore::Mode::read_write, audit_key_of(config));
+  const Instant now = now_utc();
+  if (verb == "add") {
+    std::optional<std::string> rule;
+    if (!line.rules.empty()) {
+      rule = line.rules.front();
+      if (line.subject && !config.find_rule(*rule)->subject_column)
+        throw UsageError(fmt::format("--subject: rule '{}' has no subject_column, so a subject cannot "
+                                     "be held in it (use --all to suspend the rule, or add "
+                                     "subject_column to the rule)", *rule));
+    } else if (line.subject &&
+               std::none_of(config.rules.begin(), config.rules.end(),
+                            [](const Rule& r) { return r.subject_column.has_value(); })) {
+      throw UsageError("--subject: no rule has a subject_column, so the hold would protect nothing");
+    }
+    std::optional<Instant> until;
+    if (line.until) {
+      until = parse_date_option("--until", *line.until);
+      if (*until <= now)
+        throw UsageError(fmt::format("--until '{}' is in the past", *line.until));
+    }
+    const Hold hold = state.add_hold(line.subject, rule, *line.reason, until, now);
+    std::cout << fmt::format("hold {} added\n", hold.id);
+    return k_exit_ok;
+  }
+  if (verb == "release") {
+    std::int64_t id = 0;
+    try {
+      std::size_t used = 0;
+      id = std::stoll(*line.hold_id, &used);
+      if (used != line.hold_id->size())
+        throw std::invalid_argument("trailing");
+    } catch (const std::exception&) {
+      throw UsageError(fmt::format("hold release: '{}' is not a hold id (see retentiond hold list)", *line.hold_id));
+    }
+    try {
+      state.release_hold(id, *line.reason, now);
+    } catch (const std::runtime_error& error) {
+      std::cerr << fmt::format("retentiond: error: {}\n", error.what());
+      return k_exit_rule_failed;
+    }
+    std::cout << fmt::format("hold {} released\n", id);
+    return k_exit_ok;
+  }
+  const std::string format = line.format.value_or("text");
+  if (format != "text" && format != "json")
+    throw UsageError(fmt::format("--format '{}': expected text or json", format));
+  for (const Hold& hold : state.holds(false, now)) {
+    if (format == "json")
+      std::cout << hold_json(hold) << '\n';
+    else
+      std::cout << fmt::format("{:>4} {:<24} {:<20} since {} until {}: {}\n", hold.id,
+                               hold.subject ? "subject " + *hold.subject : "all rows",
+                               hold.rule ? "rule " + *hold.rule : "every rule", hold.created,
+                               hold.until.value_or("released"), hold.reason);
+  }
+  return k_exit_ok;
+}
+
+} // namespace
+
+int run_command(const CommandLine& line, const std::atomic<bool>& stop) {
+  const std::string& command = line.command.front();
+  if (command == "run")
+    throw UsageError("the run command (long-running service) is not available in this version; run "
+                     "'retentiond once' from a systemd timer or cron");
+  const std::shared_ptr<const Config> config = load_config(config_path(line));
+  if (command == "check")
+    return command_check(line, *config);
+  if (command == "once")
+    return command_once(line, config, stop);
+  if (command == "report")
+    return command_report(line, *config);
+  if (command == "audit")
+    return command_audit(line, *config);
+  return command_hold(line, *config);
+}
+
+} // namespace retentiond

@@ -1,0 +1,301 @@
+#include "daemon/engine.hpp"
+
+#include "daemon/cutoff.hpp"
+#include "daemon/json_writer.hpp"
+
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <thread>
+
+namespace retentiond {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// Batch sizing: start small, then scale by measured time towards the rule's batch_time.
+constexpr std::int64_t k_first_batch_rows = 500;
+constexpr std::int64_t k_max_batch_rows = 200'000;
+
+std::int64_t next_batch_rows(std::int64_t rows, Clock::duration took, milliseconds target) {
+  const double seconds = std::chrono::duration<double>(took).count();
+  const double wanted = std::chrono::duration<double>(target).count();
+  double factor = seconds <= 0.0 ? 2.0 : wanted / seconds;
+  factor = std::clamp(factor, 0.5, 2.0);  // adapt gradually: one slow batch is not a trend
+  return std::clamp(static_cast<std::int64_t>(static_cast<double>(rows) * factor), std::int64_t{1},
+                    k_max_batch_rows);
+}
+
+std::string batch_detail(std::int64_t run_id, int batch, const Instant& cutoff, std::int64_t rows,
+                         std::int64_t children, const std::string& table) {
+  JsonWriter json;
+  json.begin_object();
+  json.field("run", run_id);
+  json.field("batch", std::int64_t{batch});
+  json.field("table", table);
+  json.field("cutoff", format_iso8601(cutoff));
+  json.field("table_rows", rows);
+  json.field("cascade_rows", children);
+  json.end_object();
+  return json.str();
+}
+
+std::string message_detail(std::int64_t run_id, std::string_view result, const std::string& message) {
+  JsonWriter json;
+  json.begin_object();
+  json.field("run", run_id);
+  json.field("result", result);
+  json.field("message", message);
+  json.end_object();
+  return json.str();
+}
+
+} // namespace
+
+bool RunSummary::any_failed() const {
+  return std::any_of(outcomes.begin(), outcomes.end(), [](const RuleOutcome& outcome) {
+    return outcome.result == "refused" || outcome.result == "error";
+  });
+}
+
+Engine::Engine(std::shared_ptr<const Config> config, StateStore* state,
+               adapters::AdapterSecrets secrets, const std::atomic<bool>& stop)
+    : m_config(std::move(config)), m_state(state), m_secrets(std::move(secrets)), m_stop(stop) {}
+
+std::vector<std::string> Engine::held_subjects(const Rule& rule, Instant now, bool& suspended) const {
+  std::vector<std::string> subjects;
+  suspended = false;
+  for (const Hold& hold : m_state->holds(false, now)) {
+    if (hold.rule && *hold.rule != rule.id)
+      continue;
+    if (!hold.subject)
+      suspended = true;
+    else if (rule.subject_column)
+      subjects.push_back(*hold.subject);
+  }
+  return subjects;
+}
+
+RunSummary Engine::run_once(const RunOptions& options) {
+  std::vector<const Rule*> rules;
+  for (const Rule& rule : m_config->rules)
+    if (options.only_rules.empty() ||
+        std::find(options.only_rules.begin(), options.only_rules.end(), rule.id) != options.only_rules.end())
+      rules.push_back(&rule);
+
+  if (!options.dry_run) {
+    if (m_state->last_config_digest() != m_config->digest) {
+      JsonWriter json;
+      json.begin_object();
+      json.field("digest", m_config->digest);
+      json.key("files");
+      json.begin_array();
+      for (const auto& file : m_config->files)
+        json.value(file.string());
+      json.end_array();
+      json.end_object();
+      m_state->append_audit("config", "", 0, json.str());
+    }
+    JsonWriter json;
+    json.begin_object();
+    json.field("command", options.command);
+    json.field("config_digest", m_config->digest);
+    json.key("rules");
+    json.begin_array();
+    for (const Rule* rule : rules)
+      json.value(rule->id);
+    json.end_array();
+    json.end_object();
+    m_state->append_audit("run_start", "", 0, json.str());
+  }
+
+  // Rules of one datastore run one after the other on one connection.
+  std::map<std::string, std::vector<const Rule*>> by_datastore;
+  for (const Rule* rule : rules)
+    by_datastore[rule->datastore].push_back(rule);
+
+  RunSummary summary;
+  const auto mode = options.dry_run ? adapters::OpenMode::read_only : adapters::OpenMode::read_write;
+  for (const auto& [name, store_rules] : by_datastore) {
+    std::unique_ptr<adapters::Datastore> store;
+    try {
+      store = adapters::open_datastore(m_config->datastores.at(name), mode, m_secrets);
+    } catch (const std::exception& error) {
+      for (const Rule* rule : store_rules) {
+        spdlog::error("rule {}: {}", rule->id, error.what());
+        if (!options.dry_run)
+          audit_rule_failure(*rule, "error", error.what(), 0);
+        summary.outcomes.push_back({rule->id, "error", 0, error.what(), {}, {}});
+      }
+      continue;
+    }
+    for (const Rule* rule : store_rules) {
+      if (m_stop.load()) {
+        summary.outcomes.push_back({rule->id, "partial", 0, "stopped before this rule started", {}, {}});
+        continue;
+      }
+      summary.outcomes.push_back(run_rule(*rule, *store, options));
+    }
+  }
+  std::sort(summary.outcomes.begin(), summary.outcomes.end(),
+            [](const RuleOutcome& a, const RuleOutcome& b) { return a.rule < b.rule; });
+  return summary;
+}
+
+void Engine::audit_rule_failure(const Rule& rule, const std::string& kind, const std::string& message,
+                                std::int64_t run_id) {
+  try {
+    m_state->append_audit(kind, rule.id, 0, message_detail(run_id, kind, message));
+  } catch (const std::exception& error) {
+    spdlog::error("rule {}: cannot write the audit entry: {}", rule.id, error.what());
+  }
+}
+
+RuleOutcome Engine::run_rule(const Rule& rule, adapters::Datastore& store, const RunOptions& options) {
+  if (rule.action == Action::keep)
+    return {rule.id, "keep", 0, "kept forever by policy", {}, {}};
+  const Instant now = now_utc();
+  if (options.dry_run)
+    return enforce(rule, store, options, 0, now);
+
+  const std::int64_t run_id = m_state->begin_run(rule.id, now);
+  RuleOutcome outcome;
+  try {
+    outcome = enforce(rule, store, options, run_id, now);
+  } catch (const std::exception& error) {
+    outcome = {rule.id, "error", 0, error.what(), {}, {}};
+    spdlog::error("rule {}: {}", rule.id, error.what());
+    audit_rule_failure(rule, "error", error.what(), run_id);
+  }
+  m_state->finish_run(run_id, outcome.result, outcome.rows, outcome.message, now_utc());
+  return outcome;
+}
+
+RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store, const RunOptions& options,
+                            std::int64_t run_id, Instant now) {
+  RuleOutcome outcome{rule.id, "ok", 0, "", {}, cutoff_for(now, rule.retain)};
+  const auto refuse = [&](std::string message) {
+    spdlog::error("rule {}: refused: {}", rule.id, message);
+    if (!options.dry_run)
+      audit_rule_failure(rule, "refused", message, run_id);
+    outcome.result = "refused";
+    outcome.message = std::move(message);
+    return outcome;
+  };
+
+  const adapters::SchemaCheck schema = store.check_schema(rule);
+  for (const std::string& warning : schema.warnings)
+    spdlog::warn("rule {}: {}", rule.id, warning);
+  if (!schema.errors.empty())
+    return refuse(fmt::format("{}", fmt::join(schema.errors, "; ")));
+
+  bool suspended = false;
+  adapters::Selection selection{rule, outcome.cutoff, now, held_subjects(rule, now, suspended)};
+  outcome.counts = store.count(selection);
+  if (suspended) {
+    outcome.result = "held";
+    outcome.message = "suspended by a hold on the whole rule";
+    if (!options.dry_run)
+      m_state->append_audit("rule_done", rule.id, 0, message_detail(run_id, "held", outcome.message));
+    return outcome;
+  }
+  const adapters::RuleCounts& counts = outcome.counts;
+  if (counts.wrong_scale > 0)
+    return refuse(fmt::format(
+        "{} rows of {}.{} look like {} but age_format is {}; correct age_format or the data",
+        counts.wrong_scale, rule.table, rule.age_column,
+        rule.age_format == AgeFormat::unix_seconds ? "milliseconds" : "seconds",
+        to_string(rule.age_format)));
+  if (counts.table_rows > 0 && !options.confirm_mass.contains(rule.id)) {
+    const double fraction = static_cast<double>(counts.due) / static_cast<double>(counts.table_rows);
+    if (fraction > rule.max_fraction)
+      return refuse(fmt::format(
+          "would {} {} of {} rows of {} ({:.1f}%), more than max_fraction {}; if this is intended, "
+          "run once with --confirm-mass {} or raise max_fraction",
+          rule.action == Action::anonymize ? "anonymize" : "delete", counts.due, counts.table_rows,
+          rule.table, fraction * 100.0, rule.max_fraction, rule.id));
+  }
+  if (options.dry_run) {
+    outcome.result = "dry_run";
+    outcome.rows = counts.due;
+    return outcome;
+  }
+
+  const auto started = Clock::now();
+  std::int64_t limit = k_first_batch_rows;
+  int batches = 0;
+  while (true) {
+    if (m_stop.load()) {
+      outcome.result = "partial";
+      outcome.message = "stopped by signal";
+      break;
+    }
+    if (rule.max_runtime && Clock::now() - started >= *rule.max_runtime) {
+      outcome.result = "partial";
+      outcome.message = fmt::format("max_runtime {} reached with rows still due", format_duration(*rule.max_runtime));
+      spdlog::warn("rule {}: {}", rule.id, outcome.message);
+      break;
+    }
+    // Holds are re-read before every batch so a hold placed mid-run applies to the next one.
+    selection.held_subjects = held_subjects(rule, now, suspended);
+    if (suspended) {
+      outcome.result = "held";
+      outcome.message = "suspended by a hold on the whole rule during the run";
+      break;
+    }
+    const auto batch_started = Clock::now();
+    auto batch = store.begin_batch(selection, limit);
+    if (!batch)
+      break;
+    const std::int64_t changed = batch->rows() + batch->children();
+    ++batches;
+    // The audit entry commits first: a crash between the two leaves an entry for a batch that
+    // rolled back, never a change without its entry.
+    const AuditEntry entry = m_state->append_audit(
+        "batch", rule.id, changed,
+        batch_detail(run_id, batches, outcome.cutoff, batch->rows(), batch->children(), rule.table));
+    try {
+      batch->commit();
+    } catch (const std::exception& error) {
+      // Keep the audited sum equal to what really changed.
+      m_state->append_audit("batch", rule.id, -changed,
+                            fmt::format("{{\"run\":{},\"reverts\":{},\"reason\":{}}}", run_id,
+                                        entry.seq, json_quote(error.what())));
+      throw;
+    }
+    outcome.rows += changed;
+    const bool exhausted = batch->exhausted();
+    batch.reset();
+    const auto took = Clock::now() - batch_started;
+    if (exhausted)
+      break;
+    limit = next_batch_rows(limit, took, rule.batch_time);
+    // Leave the datastore to the application between batches.
+    std::this_thread::sleep_for(took / 2);
+  }
+  if (outcome.rows > 0)
+    store.finish_run();
+
+  JsonWriter json;
+  json.begin_object();
+  json.field("run", run_id);
+  json.field("result", outcome.result);
+  json.field("cutoff", format_iso8601(outcome.cutoff));
+  json.field("batches", std::int64_t{batches});
+  json.field("rows_changed", outcome.rows);
+  json.field("held", counts.held);
+  json.field("undated", counts.undated);
+  json.field("unreadable", counts.unreadable);
+  json.end_object();
+  m_state->append_audit("rule_done", rule.id, 0, json.str());
+  spdlog::info("rule {}: {} rows {} ({}), cutoff {}", rule.id, outcome.rows,
+               rule.action == Action::anonymize ? "anonymized" : "deleted", outcome.result,
+               format_iso8601(outcome.cutoff));
+  return outcome;
+}
+
+} // namespace retentiond

@@ -1,1 +1,66 @@
-int main() { return 0; }
+// retentiond: enforces data-retention rules on datastores. See README.md and SPEC.
+#include "daemon/cli.hpp"
+#include "daemon/commands.hpp"
+#include "daemon/config.hpp"
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <csignal>
+#include <iostream>
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+// SIGTERM/SIGINT: finish the current batch, audit it, and stop.
+extern "C" void request_stop(int) { g_stop.store(true); }
+
+void install_signal_handlers() {
+  struct sigaction action{};
+  action.sa_handler = request_stop;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+}
+
+void configure_logging(const std::string& level) {
+  auto logger = spdlog::stderr_color_mt("retentiond");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  const auto parsed = spdlog::level::from_str(level);
+  if (parsed == spdlog::level::off && level != "off")
+    throw retentiond::UsageError("--log-level '" + level +
+                                 "': expected trace, debug, info, warn, error or off");
+  spdlog::set_level(parsed);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  using namespace retentiond;
+  try {
+    const CommandLine line = parse_command_line({argv + 1, argv + argc});
+    if (line.help) {
+      std::cout << usage_text();
+      return k_exit_ok;
+    }
+    if (line.version) {
+      std::cout << "retentiond " RETENTIOND_VERSION "\n";
+      return k_exit_ok;
+    }
+    configure_logging(line.log_level);
+    install_signal_handlers();
+    return run_command(line, g_stop);
+  } catch (const UsageError& error) {
+    std::cerr << "retentiond: error: " << error.what() << "\n";
+    return k_exit_usage;
+  } catch (const ConfigError& error) {
+    std::cerr << "retentiond: error: " << error.what() << "\n";
+    return k_exit_config;
+  } catch (const std::exception& error) {
+    std::cerr << "retentiond: error: " << error.what() << "\n";
+    return k_exit_rule_failed;
+  }
+}

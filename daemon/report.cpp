@@ -1,0 +1,223 @@
+#include "daemon/report.hpp"
+
+#include "daemon/cutoff.hpp"
+#include "daemon/json_writer.hpp"
+
+#include <spdlog/fmt/fmt.h>
+
+#include <algorithm>
+#include <map>
+
+namespace retentiond {
+namespace {
+
+constexpr int k_runs_shown = 5;
+
+std::string target_of(const Rule& rule) {
+  if (rule.age_from)
+    return fmt::format("{} (age from {}.{})", rule.table, rule.age_from->table, rule.age_from->column);
+  return rule.table;
+}
+
+// "3d 4h", "5h 2m", "40s": how long past its cutoff the oldest due record is.
+std::string human_duration(std::chrono::milliseconds duration) {
+  using namespace std::chrono;
+  const auto total = duration_cast<seconds>(duration).count();
+  const auto d = total / 86400, h = (total % 86400) / 3600, m = (total % 3600) / 60, s = total % 60;
+  if (d > 0) return fmt::format("{}d {}h", d, h);
+  if (h > 0) return fmt::format("{}h {}m", h, m);
+  if (m > 0) return fmt::format("{}m {}s", m, s);
+  return fmt::format("{}s", s);
+}
+
+void assess(RuleReport& entry, const Rule& rule, const StateStore& state, Instant as_of) {
+  const adapters::RuleCounts& counts = entry.counts;
+  if (counts.wrong_scale > 0) {
+    entry.status = "refused";
+    entry.message = fmt::format("{} anchors look like {} but age_format is {}", counts.wrong_scale,
+                                rule.age_format == AgeFormat::unix_seconds ? "milliseconds" : "seconds",
+                                to_string(rule.age_format));
+    return;
+  }
+  if (counts.table_rows > 0) {
+    const double fraction = static_cast<double>(counts.due) / static_cast<double>(counts.table_rows);
+    if (fraction > rule.max_fraction) {
+      entry.status = "refused";
+      entry.message = fmt::format("{} of {} rows due ({:.1f}%) is more than max_fraction {}: needs "
+                                  "--confirm-mass {}", counts.due, counts.table_rows, fraction * 100.0,
+                                  rule.max_fraction, rule.id);
+      return;
+    }
+  }
+  const auto success = state.last_success(rule.id);
+  if (success && as_of - *success > 2 * rule.schedule.interval) {
+    entry.status = "stale";
+    entry.message = fmt::format("last success {} is older than twice the schedule ({})",
+                                format_iso8601(*success), rule.schedule.text);
+    return;
+  }
+  entry.status = counts.due > 0 ? "due" : "ok";
+}
+
+} // namespace
+
+Report build_report(const Config& config, const StateStore& state,
+                    const adapters::AdapterSecrets& secrets, Instant as_of,
+                    const std::vector<std::string>& only) {
+  Report report;
+  report.generated_at = now_utc();
+  report.as_of = as_of;
+  report.config_digest = config.digest;
+  report.audit = state.verify_audit();
+
+  std::vector<Hold> holds = state.holds(false, as_of);
+  std::map<std::string, std::unique_ptr<adapters::Datastore>> stores;
+  for (const Rule& rule : config.rules) {
+    if (!only.empty() && std::find(only.begin(), only.end(), rule.id) == only.end())
+      continue;
+    RuleReport entry;
+    entry.rule = &rule;
+    entry.last_runs = state.last_runs(rule.id, k_runs_shown);
+    if (rule.action == Action::keep) {
+      entry.status = "keep";
+      report.rules.push_back(std::move(entry));
+      continue;
+    }
+    entry.cutoff = cutoff_for(as_of, rule.retain);
+    try {
+      auto& store = stores[rule.datastore];
+      if (!store)
+        store = adapters::open_datastore(config.datastores.at(rule.datastore),
+                                         adapters::OpenMode::read_only, secrets);
+      const adapters::SchemaCheck schema = store->check_schema(rule);
+      if (!schema.errors.empty())
+        throw std::runtime_error(fmt::format("{}", fmt::join(schema.errors, "; ")));
+      adapters::Selection selection{rule, *entry.cutoff, as_of, {}};
+      bool suspended = false;
+      for (const Hold& hold : holds) {
+        if (hold.rule && *hold.rule != rule.id)
+          continue;
+        if (!hold.subject)
+          suspended = true;
+        else if (rule.subject_column)
+          selection.held_subjects.push_back(*hold.subject);
+      }
+      entry.counts = store->count(selection);
+      if (suspended) {
+        entry.counts.held += entry.counts.due;
+        entry.counts.due = 0;
+        entry.counts.oldest_due.reset();
+      }
+      if (entry.counts.oldest_due)
+        entry.worst_overshoot = *entry.cutoff - *entry.counts.oldest_due;
+      assess(entry, rule, state, as_of);
+    } catch (const std::exception& error) {
+      entry.status = "error";
+      entry.message = error.what();
+    }
+    report.rules.push_back(std::move(entry));
+  }
+  return report;
+}
+
+std::string report_json(const Report& report) {
+  JsonWriter json;
+  json.begin_object();
+  json.field("generated_at", format_iso8601(report.generated_at));
+  json.field("as_of", format_iso8601(report.as_of));
+  json.field("config_digest", report.config_digest);
+  json.key("audit");
+  json.begin_object();
+  json.field("verified", report.audit.ok);
+  json.field("entries", report.audit.entries);
+  json.field("head_hash", report.audit.head_hash);
+  if (!report.audit.ok)
+    json.field("problem", report.audit.problem);
+  json.end_object();
+  json.key("rules");
+  json.begin_array();
+  for (const RuleReport& entry : report.rules) {
+    const Rule& rule = *entry.rule;
+    const adapters::RuleCounts& counts = entry.counts;
+    json.begin_object();
+    json.field("id", rule.id);
+    json.field("description", rule.description);
+    json.field("policy", rule.policy);
+    json.field("datastore", rule.datastore);
+    json.field("target", target_of(rule));
+    json.field("action", to_string(rule.action));
+    json.field("retain", rule.retain.to_string());
+    json.key("cutoff");
+    if (entry.cutoff) json.value(format_iso8601(*entry.cutoff)); else json.null();
+    json.field("due", counts.due);
+    json.field("held", counts.held);
+    json.field("undated", counts.undated);
+    json.field("unreadable", counts.unreadable);
+    json.field("refused", counts.wrong_scale);
+    json.field("future", counts.future);
+    json.field("total", counts.total);
+    json.key("oldest_due");
+    if (counts.oldest_due) json.value(format_iso8601(*counts.oldest_due)); else json.null();
+    json.key("worst_overshoot_seconds");
+    if (entry.worst_overshoot)
+      json.value(std::int64_t{std::chrono::duration_cast<std::chrono::seconds>(*entry.worst_overshoot).count()});
+    else
+      json.null();
+    json.key("last_runs");
+    json.begin_array();
+    for (const RunRecord& run : entry.last_runs) {
+      json.begin_object();
+      json.field("time", run.started);
+      json.field("result", run.result);
+      json.field("rows", run.rows);
+      json.end_object();
+    }
+    json.end_array();
+    json.field("status", entry.status);
+    if (!entry.message.empty())
+      json.field("message", entry.message);
+    json.end_object();
+  }
+  json.end_array();
+  json.end_object();
+  return json.str() + "\n";
+}
+
+std::string report_markdown(const Report& report) {
+  std::string out = "# Retention report\n\n";
+  out += fmt::format("- Generated: {}\n", format_iso8601(report.generated_at));
+  if (report.as_of != report.generated_at)
+    out += fmt::format("- Due as of: {}\n", format_iso8601(report.as_of));
+  out += fmt::format("- Config digest: `{}`\n", report.config_digest);
+  out += fmt::format("- Audit log: {} entries, head `{}`, {}\n\n", report.audit.entries,
+                     report.audit.head_hash,
+                     report.audit.ok ? "chain verified" : "CHAIN BROKEN: " + report.audit.problem);
+  out += "| rule | status | action | retain | cutoff | due | held | undated | unreadable | total | "
+         "oldest due | overshoot |\n";
+  out += "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+  for (const RuleReport& entry : report.rules) {
+    const Rule& rule = *entry.rule;
+    const adapters::RuleCounts& c = entry.counts;
+    out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", rule.id,
+                       entry.status, to_string(rule.action), rule.retain.to_string(),
+                       entry.cutoff ? format_iso8601(*entry.cutoff) : "—", c.due, c.held, c.undated,
+                       c.unreadable, c.total, c.oldest_due ? format_iso8601(*c.oldest_due) : "—",
+                       entry.worst_overshoot ? human_duration(*entry.worst_overshoot) : "—");
+  }
+  out += "\n";
+  for (const RuleReport& entry : report.rules) {
+    const Rule& rule = *entry.rule;
+    out += fmt::format("## {}\n\n{}\n\n- Policy: {}\n- Target: {} in datastore `{}`\n", rule.id,
+                       rule.description, rule.policy, target_of(rule), rule.datastore);
+    if (!entry.message.empty())
+      out += fmt::format("- Note: {}\n", entry.message);
+    if (entry.last_runs.empty())
+      out += "- Last runs: none\n";
+    for (const RunRecord& run : entry.last_runs)
+      out += fmt::format("- Run {}: {}, {} rows\n", run.started, run.result, run.rows);
+    out += "\n";
+  }
+  return out;
+}
+
+} // namespace retentiond

@@ -1,0 +1,267 @@
+#include "adapters/sqlite/sqlite_statements.hpp"
+
+#include "daemon/json_writer.hpp"
+
+#include <spdlog/fmt/fmt.h>
+
+#include <chrono>
+
+namespace retentiond::adapters::sqlite {
+namespace {
+
+// Anything at or above 10^11 is not a plausible Unix time in seconds (year 5138) and anything
+// below it is not a plausible one in milliseconds (before 1973-03-03): the tell-tale of a
+// column written in the other unit.
+constexpr std::int64_t k_scale_threshold = 100'000'000'000;
+
+SqlValue to_sql_value(const MatchValue& value) {
+  return std::visit(
+      [](const auto& v) -> SqlValue {
+        using T = std::decay_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, bool>)
+          return std::int64_t{v ? 1 : 0};
+        else
+          return v;
+      },
+      value);
+}
+
+SqlFragment sql(std::string text, std::vector<SqlValue> values = {}) {
+  return {std::move(text), std::move(values)};
+}
+
+} // namespace
+
+SqlFragment& SqlFragment::append(const SqlFragment& other) {
+  text += other.text;
+  values.insert(values.end(), other.values.begin(), other.values.end());
+  return *this;
+}
+
+SqlFragment& SqlFragment::append(std::string_view more) {
+  text += more;
+  return *this;
+}
+
+std::string quote_identifier(std::string_view name) {
+  std::string quoted = "\"";
+  for (char c : name) {
+    if (c == '"')
+      quoted += '"';
+    quoted += c;
+  }
+  return quoted + '"';
+}
+
+RuleStatements::RuleStatements(const Selection& selection)
+    : m_selection(selection), m_rule(selection.rule) {
+  m_anchor = m_rule.age_from ? "p." + quote_identifier(m_rule.age_from->column)
+                             : "t." + quote_identifier(m_rule.age_column);
+}
+
+SqlFragment RuleStatements::from_clause() const {
+  SqlFragment from = sql(fmt::format(" FROM {} AS t", quote_identifier(m_rule.table)));
+  if (const auto& parent = m_rule.age_from)
+    from.append(fmt::format(" LEFT JOIN {} AS p ON p.{} = t.{}", quote_identifier(parent->table),
+                            quote_identifier(parent->key), quote_identifier(parent->foreign_key)));
+  return from;
+}
+
+SqlFragment RuleStatements::matched() const {
+  SqlFragment where = sql("1");
+  for (const MatchFilter& filter : m_rule.match) {
+    where.append(fmt::format(" AND t.{} ", quote_identifier(filter.column)));
+    if (filter.values.size() == 1) {
+      where.append("= ?");
+    } else {
+      std::string placeholders;
+      for (std::size_t i = 0; i < filter.values.size(); ++i)
+        placeholders += i == 0 ? "?" : ", ?";
+      where.append("IN (" + placeholders + ")");
+    }
+    for (const MatchValue& value : filter.values)
+      where.values.push_back(to_sql_value(value));
+  }
+  if (m_rule.anonymized_column)
+    where.append(fmt::format(" AND t.{} IS NULL", quote_identifier(*m_rule.anonymized_column)));
+  return where;
+}
+
+SqlFragment RuleStatements::readable() const {
+  const std::string& a = m_anchor;
+  switch (m_rule.age_format) {
+  case AgeFormat::unix_seconds:
+  case AgeFormat::unix_millis:
+    return sql(fmt::format("(typeof({0}) IN ('integer', 'real'))", a));
+  case AgeFormat::iso8601:
+  case AgeFormat::native:
+    // GLOB pins the shape, the date() round trip refuses dates SQLite would silently normalise
+    // (2024-02-30 -> 2024-03-01), and julianday() refuses a malformed time or offset.
+    return sql(fmt::format("(typeof({0}) = 'text' AND {0} GLOB "
+                           "'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*' AND "
+                           "date(substr({0}, 1, 10)) IS substr({0}, 1, 10) AND "
+                           "julianday({0}) IS NOT NULL)",
+                           a));
+  }
+  return sql("0");
+}
+
+SqlFragment RuleStatements::due() const {
+  const std::string& a = m_anchor;
+  const Instant cutoff = m_selection.cutoff;
+  SqlFragment due = readable();
+  switch (m_rule.age_format) {
+  case AgeFormat::unix_seconds:
+    due.append(fmt::format(" AND {0} < ? AND {0} < {1}", a, k_scale_threshold));
+    due.values.emplace_back(static_cast<double>(to_unix_millis(cutoff)) / 1000.0);
+    break;
+  case AgeFormat::unix_millis:
+    due.append(fmt::format(" AND {0} < ? AND {0} >= {1}", a, k_scale_threshold));
+    due.values.emplace_back(to_unix_millis(cutoff));
+    break;
+  case AgeFormat::iso8601:
+  case AgeFormat::native:
+    // The text comparison lets an index on the anchor narrow the scan (a local time is at most
+    // 14 hours after its UTC instant); julianday() then compares the instants exactly.
+    due.append(fmt::format(" AND {0} < ? AND julianday({0}) < julianday(?)", a));
+    due.values.emplace_back(format_iso8601(cutoff + std::chrono::days{1}));
+    due.values.emplace_back(format_iso8601(cutoff));
+    break;
+  }
+  return sql("(").append(due).append(")");
+}
+
+SqlFragment RuleStatements::held() const {
+  if (!m_rule.subject_column || m_selection.held_subjects.empty())
+    return sql("0");
+  std::string subjects = "[";
+  for (std::size_t i = 0; i < m_selection.held_subjects.size(); ++i) {
+    if (i > 0)
+      subjects += ',';
+    subjects += json_quote(m_selection.held_subjects[i]);
+  }
+  subjects += ']';
+  const std::string subject = "t." + quote_identifier(*m_rule.subject_column);
+  // Holds name subjects as text; comparing the column's text form makes 42 and '42' the same.
+  return sql(fmt::format("({0} IS NOT NULL AND CAST({0} AS TEXT) IN (SELECT value FROM json_each(?)))",
+                         subject),
+             {std::move(subjects)});
+}
+
+SqlFragment RuleStatements::future() const {
+  const std::string& a = m_anchor;
+  SqlFragment future = readable();
+  switch (m_rule.age_format) {
+  case AgeFormat::unix_seconds:
+    future.append(fmt::format(" AND {} > ?", a));
+    future.values.emplace_back(static_cast<double>(to_unix_millis(m_selection.now)) / 1000.0);
+    break;
+  case AgeFormat::unix_millis:
+    future.append(fmt::format(" AND {} > ?", a));
+    future.values.emplace_back(to_unix_millis(m_selection.now));
+    break;
+  case AgeFormat::iso8601:
+  case AgeFormat::native:
+    future.append(fmt::format(" AND julianday({}) > julianday(?)", a));
+    future.values.emplace_back(format_iso8601(m_selection.now));
+    break;
+  }
+  return sql("(").append(future).append(")");
+}
+
+SqlFragment RuleStatements::wrong_scale() const {
+  const std::string& a = m_anchor;
+  switch (m_rule.age_format) {
+  case AgeFormat::unix_seconds:
+    return sql(fmt::format("(typeof({0}) IN ('integer', 'real') AND {0} >= {1})", a, k_scale_threshold));
+  case AgeFormat::unix_millis:
+    return sql(fmt::format("(typeof({0}) IN ('integer', 'real') AND {0} < {1})", a, k_scale_threshold));
+  default:
+    return sql("0");
+  }
+}
+
+SqlFragment RuleStatements::anchor_millis() const {
+  const std::string& a = m_anchor;
+  switch (m_rule.age_format) {
+  case AgeFormat::unix_seconds:
+    return sql(fmt::format("CAST({} * 1000 AS INTEGER)", a));
+  case AgeFormat::unix_millis:
+    return sql(fmt::format("CAST({} AS INTEGER)", a));
+  default:
+    return sql(fmt::format("CAST(round((julianday({}) - 2440587.5) * 86400000.0) AS INTEGER)", a));
+  }
+}
+
+SqlFragment RuleStatements::count() const {
+  const auto sum_if = [](const SqlFragment& condition) {
+    return sql("coalesce(sum(CASE WHEN ").append(condition).append(" THEN 1 ELSE 0 END), 0)");
+  };
+  const SqlFragment due_unheld = sql("").append(due()).append(" AND NOT ").append(held());
+  const SqlFragment due_held = sql("").append(due()).append(" AND ").append(held());
+  SqlFragment query = sql(fmt::format("SELECT (SELECT count(*) FROM {}), count(*), ",
+                                      quote_identifier(m_rule.table)));
+  query.append(sum_if(due_unheld)).append(", ");
+  query.append(sum_if(due_held)).append(", ");
+  query.append(sum_if(sql(m_anchor + " IS NULL"))).append(", ");
+  query.append(sum_if(sql(m_anchor + " IS NOT NULL AND NOT ").append(readable()))).append(", ");
+  query.append(sum_if(future())).append(", ");
+  query.append(sum_if(wrong_scale())).append(", ");
+  query.append("min(CASE WHEN ").append(due_unheld).append(" THEN ").append(anchor_millis());
+  query.append(" END)");
+  query.append(from_clause()).append(" WHERE ").append(matched());
+  return query;
+}
+
+SqlFragment RuleStatements::select_batch(std::int64_t limit) const {
+  SqlFragment query = sql(fmt::format("INSERT INTO {}(id) SELECT t.rowid", k_batch_table));
+  query.append(from_clause()).append(" WHERE ").append(matched());
+  query.append(" AND ").append(due()).append(" AND NOT ").append(held());
+  query.append(" LIMIT ?");
+  query.values.emplace_back(limit);
+  return query;
+}
+
+SqlFragment RuleStatements::delete_children(const Cascade& cascade) const {
+  return sql(fmt::format("DELETE FROM {} WHERE {} IN (SELECT t.{} FROM {} AS t WHERE t.rowid IN "
+                         "(SELECT id FROM {}))",
+                         quote_identifier(cascade.table), quote_identifier(cascade.foreign_key),
+                         quote_identifier(cascade.key), quote_identifier(m_rule.table), k_batch_table));
+}
+
+std::string RuleStatements::mask_expression(const ColumnMask& mask) const {
+  const std::string column = quote_identifier(mask.column);
+  switch (mask.mask) {
+  case Mask::null: return "NULL";
+  case Mask::redact: return fmt::format("CASE WHEN {0} IS NULL THEN NULL ELSE '[redacted]' END", column);
+  case Mask::hmac: return fmt::format("retentiond_hmac({})", column);
+  case Mask::ip_prefix: return fmt::format("retentiond_ip_prefix({})", column);
+  case Mask::year: return fmt::format("retentiond_year({})", column);
+  }
+  return "NULL";
+}
+
+SqlFragment RuleStatements::done_marker() const {
+  if (!m_rule.anonymized_column)
+    return sql(fmt::format("{} = NULL", quote_identifier(m_rule.age_column)));
+  SqlFragment marker = sql(fmt::format("{} = ?", quote_identifier(*m_rule.anonymized_column)));
+  switch (m_rule.age_format) {
+  case AgeFormat::unix_seconds: marker.values.emplace_back(to_unix_seconds(m_selection.now)); break;
+  case AgeFormat::unix_millis: marker.values.emplace_back(to_unix_millis(m_selection.now)); break;
+  default: marker.values.emplace_back(format_iso8601(m_selection.now)); break;
+  }
+  return marker;
+}
+
+SqlFragment RuleStatements::change_rows() const {
+  const std::string rows = fmt::format("rowid IN (SELECT id FROM {})", k_batch_table);
+  if (m_rule.action != Action::anonymize)
+    return sql(fmt::format("DELETE FROM {} WHERE {}", quote_identifier(m_rule.table), rows));
+  SqlFragment update = sql(fmt::format("UPDATE {} SET ", quote_identifier(m_rule.table)));
+  for (const ColumnMask& mask : m_rule.masks)
+    update.append(fmt::format("{} = {}, ", quote_identifier(mask.column), mask_expression(mask)));
+  update.append(done_marker()).append(" WHERE " + rows);
+  return update;
+}
+
+} // namespace retentiond::adapters::sqlite

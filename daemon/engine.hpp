@@ -1,0 +1,66 @@
+#pragma once
+
+#include "adapters/datastore.hpp"
+#include "daemon/config.hpp"
+#include "daemon/state_store.hpp"
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+namespace retentiond {
+
+// What one invocation of the engine should do.
+struct RunOptions {
+  std::vector<std::string> only_rules;  // empty = every rule
+  bool dry_run = false;                 // count only: nothing is written anywhere
+  std::set<std::string> confirm_mass;   // rules allowed past their max_fraction this time
+  std::string command = "once";         // recorded in the run_start audit entry
+};
+
+// How one rule's run ended.
+struct RuleOutcome {
+  std::string rule;
+  std::string result;  // ok, partial (time budget or stop), refused, error, held, keep, dry_run
+  std::int64_t rows = 0;  // rows changed (cascade children included); would change for dry_run
+  std::string message;    // why, for refused/error/partial/held
+  adapters::RuleCounts counts;  // the census taken before the run
+  Instant cutoff{};
+};
+
+struct RunSummary {
+  std::vector<RuleOutcome> outcomes;
+  // True when a rule failed or was refused: `once` then exits 1.
+  bool any_failed() const;
+};
+
+// Plans and enforces rules: cutoff, census, holds, mass-deletion breaker, then time-boxed
+// batches, each audited before it commits. Sees datastores only through adapters::Datastore.
+class Engine {
+public:
+  // `state` may be null only for dry runs. `stop` is polled between batches (SIGTERM/SIGINT).
+  Engine(std::shared_ptr<const Config> config, StateStore* state,
+         adapters::AdapterSecrets secrets, const std::atomic<bool>& stop);
+
+  // Runs every selected rule once; one datastore's failure does not stop the others.
+  RunSummary run_once(const RunOptions& options);
+
+private:
+  RuleOutcome run_rule(const Rule& rule, adapters::Datastore& store, const RunOptions& options);
+  RuleOutcome enforce(const Rule& rule, adapters::Datastore& store, const RunOptions& options,
+                      std::int64_t run_id, Instant now);
+  void audit_rule_failure(const Rule& rule, const std::string& kind, const std::string& message,
+                          std::int64_t run_id);
+  // Subjects under an active hold for this rule, and whether an --all hold suspends it.
+  std::vector<std::string> held_subjects(const Rule& rule, Instant now, bool& suspended) const;
+
+  std::shared_ptr<const Config> m_config;
+  StateStore* m_state;
+  adapters::AdapterSecrets m_secrets;
+  const std::atomic<bool>& m_stop;
+};
+
+} // namespace retentiond
