@@ -268,6 +268,7 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store, const 
       throw;
     }
     outcome.rows += changed;
+    outcome.children += batch->children();
     const bool exhausted = batch->exhausted();
     batch.reset();
     const auto took = Clock::now() - batch_started;
@@ -287,14 +288,16 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store, const 
   json.field("cutoff", format_iso8601(outcome.cutoff));
   json.field("batches", std::int64_t{batches});
   json.field("rows_changed", outcome.rows);
+  json.field("cascade_rows", outcome.children);
   json.field("held", counts.held);
   json.field("undated", counts.undated);
   json.field("unreadable", counts.unreadable);
   json.end_object();
   m_state->append_audit("rule_done", rule.id, 0, json.str());
-  spdlog::info("rule {}: {} rows {} ({}), cutoff {}", rule.id, outcome.rows,
-               rule.action == Action::anonymize ? "anonymized" : "deleted", outcome.result,
-               format_iso8601(outcome.cutoff));
+  spdlog::info("rule {}: {} rows {}, {} dependent rows deleted ({}), cutoff {}", rule.id,
+               outcome.rows - outcome.children,
+               rule.action == Action::anonymize ? "anonymized" : "deleted", outcome.children,
+               outcome.result, format_iso8601(outcome.cutoff));
   return outcome;
 }
 

@@ -29,6 +29,7 @@ struct RuleOutcome {
   std::string message;    // why, for refused/error/partial/held
   adapters::RuleCounts counts;  // the census taken before the run
   Instant cutoff{};
+  std::int64_t children = 0;  // of `rows`, the cascade children
 };
 
 struct RunSummary {
