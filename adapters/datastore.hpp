@@ -4,12 +4,35 @@
 #include "daemon/timestamp.hpp"
 
 #include <cstdint>
+#include <expected>
 #include <memory>
+#include <string_view>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace retentiond::adapters {
+
+// A file beneath a files datastore's root, resolved component by component without following
+// any symlink, and held open by descriptors: removing it never re-reads a path string.
+class ResolvedFile {
+public:
+  virtual ~ResolvedFile() = default;
+  // Unlinks the file, then every directory it leaves empty, up to (not including) the root.
+  // Returns false when the file had already gone. Throws std::runtime_error on other failures.
+  virtual bool remove() = 0;
+};
+
+// The files a table rule links to its rows (`files = { datastore, path_column }`).
+class LinkedFiles {
+public:
+  virtual ~LinkedFiles() = default;
+  // Resolves `relative_path` beneath the root: the file; nullptr when there is no such file
+  // (not an error); or, unexpectedly, the reason it is refused: an absolute path, a `..`
+  // component, a symlink anywhere on the way, or something that is not a regular file.
+  virtual std::expected<std::unique_ptr<ResolvedFile>, std::string>
+  resolve(std::string_view relative_path) = 0;
+};
 
 // What one rule selects at one moment: its rows whose anchor is strictly older than `cutoff`,
 // that pass its match filters and are not held.
@@ -18,6 +41,7 @@ struct Selection {
   Instant cutoff;
   Instant now;                              // for counting anchors in the future
   std::vector<std::string> held_subjects;   // subject_column values under an active hold
+  LinkedFiles* linked_files = nullptr;      // set when the rule has `files`
 };
 
 // The census of a rule's rows, as the report and the mass-deletion breaker need it.
@@ -30,6 +54,7 @@ struct RuleCounts {
   std::int64_t unreadable = 0;  // anchor not readable in the declared format: never touched
   std::int64_t future = 0;      // anchor later than now
   std::int64_t wrong_scale = 0; // looks like milliseconds in a seconds column, or the reverse
+  std::int64_t refused = 0;     // due, but refused: an unsafe linked or listed file path
   std::optional<Instant> oldest_due;  // anchor of the oldest due row
 };
 
@@ -46,8 +71,15 @@ public:
   virtual ~Batch() = default;
   virtual std::int64_t rows() const = 0;      // rows of the rule's table deleted or anonymized
   virtual std::int64_t children() const = 0;  // cascade rows deleted with them
+  virtual std::int64_t files() const { return 0; }  // linked files removed at commit
+  // Rows left in place because their file was refused: (row or file identifier, reason).
+  virtual const std::vector<std::pair<std::string, std::string>>& refusals() const {
+    static const std::vector<std::pair<std::string, std::string>> none;
+    return none;
+  }
   virtual bool exhausted() const = 0;         // fewer rows were due than the batch allowed
-  // Commits; throws std::runtime_error when the datastore refuses (the batch is then undone).
+  // Removes the linked files first, then commits the rows; throws std::runtime_error when the
+  // datastore refuses (the row changes are then undone).
   virtual void commit() = 0;
 };
 
@@ -61,9 +93,16 @@ public:
   virtual SchemaCheck check_schema(const Rule& rule) = 0;
   // Counts the rule's rows by category; reads only.
   virtual RuleCounts count(const Selection& selection) = 0;
+  // Readable anchors of the rule's matched rows per time bucket, for the report's age chart.
+  // `edges` ascend; the result has edges.size() + 1 counts: [0] anchors before edges[0],
+  // [i] anchors in [edges[i-1], edges[i]), the last anchors at or after the last edge.
+  virtual std::vector<std::int64_t> count_by_anchor(const Selection& selection,
+                                                    const std::vector<Instant>& edges) = 0;
   // Opens one transaction (taking the datastore's write lock) and deletes or anonymizes up to
   // `limit` selected rows, cascade children first. Returns nullptr when nothing was due.
   virtual std::unique_ptr<Batch> begin_batch(const Selection& selection, std::int64_t limit) = 0;
+  // The files datastore's resolver, used by table rules that link files; nullptr for others.
+  virtual LinkedFiles* linked_files() { return nullptr; }
   // After a run that changed rows: make deleted data unrecoverable (WAL checkpoint, ...).
   virtual void finish_run() = 0;
 };

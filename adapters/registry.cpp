@@ -1,5 +1,6 @@
 #include "adapters/datastore.hpp"
 
+#include "adapters/files/files_datastore.hpp"
 #include "adapters/sqlite/sqlite_datastore.hpp"
 
 #include <functional>
@@ -15,6 +16,7 @@ using Factory = std::function<std::unique_ptr<Datastore>(const DatastoreConfig&,
 // One line per datastore kind.
 const std::map<std::string, Factory, std::less<>>& registry() {
   static const std::map<std::string, Factory, std::less<>> factories{
+      {"files", &files::open_files_datastore},
       {"sqlite", &sqlite::open_sqlite_datastore},
   };
   return factories;

@@ -215,17 +215,26 @@ int command_once(const CommandLine& line, const std::shared_ptr<const Config>& c
   return summary.any_failed() ? k_exit_rule_failed : k_exit_ok;
 }
 
+// --format, else the extension of --output (.html .json .md .csv, any case), else md.
 std::string report_format(const CommandLine& line) {
-  if (line.format)
+  if (line.format) {
+    if (std::find(std::begin(k_report_formats), std::end(k_report_formats), *line.format) ==
+        std::end(k_report_formats))
+      throw UsageError(fmt::format("--format '{}': unknown report format; use html, json, md or csv",
+                                   *line.format));
     return *line.format;
+  }
   if (line.output && *line.output != "-") {
-    const std::string extension = std::filesystem::path(*line.output).extension().string();
-    if (extension == ".json") return "json";
-    if (extension == ".md") return "md";
-    if (extension == ".html") return "html";
-    if (extension == ".csv") return "csv";
-    throw UsageError(fmt::format("--output '{}': cannot tell the format from the extension; add "
-                                 "--format json|md", *line.output));
+    std::string extension = std::filesystem::path(*line.output).extension().string();
+    for (char& c : extension)
+      if (c >= 'A' && c <= 'Z')
+        c = static_cast<char>(c - 'A' + 'a');
+    for (const std::string_view format : k_report_formats)
+      if (extension.size() > 1 && extension.substr(1) == format)
+        return std::string{format};
+    throw UsageError(fmt::format("--output '{}': cannot tell the report format from the extension; "
+                                 "name the file .html, .json, .md or .csv, or add --format "
+                                 "html|json|md|csv", *line.output));
   }
   return "md";
 }
@@ -233,12 +242,10 @@ std::string report_format(const CommandLine& line) {
 int command_report(const CommandLine& line, const Config& config) {
   check_rule_names(config, line.rules, "--rule");
   const std::string format = report_format(line);
-  if (format != "json" && format != "md")
-    throw UsageError(fmt::format("--format '{}' is not supported by this version (use json or md)", format));
   const Instant as_of = line.as_of ? parse_date_option("--as-of", *line.as_of) : now_utc();
   const StateStore state(config.state_path, StateStore::Mode::read_only, audit_key_of(config));
   const Report report = build_report(config, state, secrets_of(config), as_of, line.rules);
-  write_output(line.output, format == "json" ? report_json(report) : report_markdown(report));
+  write_output(line.output, render_report(report, format));
   const bool failed = std::any_of(report.rules.begin(), report.rules.end(),
                                   [](const RuleReport& r) { return r.status == "error"; });
   return failed ? k_exit_rule_failed : k_exit_ok;

@@ -95,6 +95,13 @@ std::string show(const toml::node& node) {
   return out.str();
 }
 
+// What was found instead of the expected type: "integer 5", "string 'x'", "a table".
+std::string describe(const toml::node& node) {
+  if (node.is_table() || node.is_array())
+    return show(node);
+  return fmt::format("{} {}", type_name(node), show(node));
+}
+
 std::size_t edit_distance(std::string_view a, std::string_view b) {
   std::vector<std::size_t> row(b.size() + 1);
   for (std::size_t j = 0; j <= b.size(); ++j)
@@ -135,7 +142,9 @@ public:
       : m_table(table), m_path(std::move(path)), m_file(std::move(file)) {}
 
   const std::string& path() const { return m_path; }
-  std::string key_path(std::string_view key) const { return fmt::format("{}.{}", m_path, key); }
+  std::string key_path(std::string_view key) const {
+    return m_path.empty() ? std::string{key} : fmt::format("{}.{}", m_path, key);
+  }
 
   SourcePosition position_of(const toml::source_region& region) const {
     return {m_file, region.begin.line, region.begin.column};
@@ -161,14 +170,25 @@ public:
       return std::nullopt;
     const auto* text = node->as_string();
     if (text == nullptr)
-      fail_at(*node, key, fmt::format("expected a string, got {} {}", type_name(*node), show(*node)));
+      fail_at(*node, key, fmt::format("expected a string, got {}", describe(*node)));
     return text->get();
+  }
+
+  // A required key is absent. A misspelling of it is the likelier cause, so it is named first.
+  [[noreturn]] void fail_missing(std::string_view key, const std::string& message) const {
+    for (const auto& [other, node] : m_table) {
+      const std::string name{other.str()};
+      if (!m_consumed.contains(name) && edit_distance(name, key) < 3)
+        throw ConfigError(position_of(other.source()),
+                          fmt::format("{}: unknown key '{}'; did you mean '{}'?", m_path, name, key));
+    }
+    fail(message);
   }
 
   std::string required_string(std::string_view key, std::string_view hint) {
     auto value = optional_string(key);
     if (!value)
-      fail(fmt::format("missing key '{}' ({})", key, hint));
+      fail_missing(key, fmt::format("missing key '{}' ({})", key, hint));
     return *value;
   }
 
@@ -186,7 +206,7 @@ public:
   std::string required_identifier(std::string_view key, std::string_view hint) {
     auto value = optional_identifier(key);
     if (!value)
-      fail(fmt::format("missing key '{}' ({})", key, hint));
+      fail_missing(key, fmt::format("missing key '{}' ({})", key, hint));
     return *value;
   }
 
@@ -207,7 +227,7 @@ public:
     if (node == nullptr)
       return nullptr;
     if (!node->is_table())
-      fail_at(*node, key, fmt::format("expected a table, got {} {}", type_name(*node), show(*node)));
+      fail_at(*node, key, fmt::format("expected a table, got {}", describe(*node)));
     return node->as_table();
   }
 
@@ -349,7 +369,7 @@ private:
                      "a PostgreSQL state is not supported by this version (use path = \"...\" "
                      "for a SQLite state file)");
     if (!path)
-      reader.fail("missing key 'path' (the SQLite state file, e.g. \"/var/lib/retentiond/state.db\")");
+      reader.fail_missing("path", "missing key 'path' (the SQLite state file, e.g. \"/var/lib/retentiond/state.db\")");
     m_config.state_path = resolve(base, *path);
     if (auto key = reader.optional_string("audit_key_file"))
       m_config.audit_key_file = resolve(base, *key);
@@ -364,13 +384,12 @@ private:
       const auto* array = rules->as_array();
       if (array == nullptr)
         reader.fail_at(*rules, "rules",
-                       fmt::format("expected an array of globs, got {} {}", type_name(*rules),
-                                   show(*rules)));
+                       fmt::format("expected an array of globs, got {}", describe(*rules)));
       for (const toml::node& item : *array) {
         const auto* text = item.as_string();
         if (text == nullptr)
           reader.fail_at(item, "rules",
-                         fmt::format("expected a string glob, got {} {}", type_name(item), show(item)));
+                         fmt::format("expected a string glob, got {}", describe(item)));
         globs.push_back(text->get());
       }
     }
@@ -412,7 +431,7 @@ private:
       const auto* table = node.as_table();
       if (table == nullptr)
         throw ConfigError({file, node.source().begin.line, node.source().begin.column},
-                          fmt::format("{}: expected a table, got {} {}", path, type_name(node), show(node)));
+                          fmt::format("{}: expected a table, got {}", path, describe(node)));
       TableReader reader(*table, path, file);
       DatastoreConfig store;
       store.name = name;
@@ -464,8 +483,8 @@ private:
                                              id, id, it->second.to_string()));
       const auto* table = node.as_table();
       if (table == nullptr)
-        throw ConfigError(where, fmt::format("rules.{}: expected a table, got {} {}", id,
-                                             type_name(node), show(node)));
+        throw ConfigError(where, fmt::format("rules.{}: expected a table, got {}", id,
+                                             describe(node)));
       m_rule_positions.emplace(id, where);
       m_config.rules.push_back(read_rule(id, *table, file));
     }
@@ -512,7 +531,7 @@ private:
                      fmt::format("'forever' is only allowed with action = \"keep\" (action is \"{}\")", action));
 
     if (store_type == "files")
-      reader.fail("rules on a files datastore are not supported by this version");
+      return read_file_rule(reader, table, std::move(rule));
     rule.table = reader.required_identifier("table", "the table this rule applies to");
 
     const bool has_parent_anchor = table.contains("age_from");
@@ -523,8 +542,8 @@ private:
                        "column)");
       rule.age_column = *column;
     } else if (rule.action != Action::keep && !has_parent_anchor) {
-      reader.fail("missing key 'age_column' (the column the retention period is measured from, "
-                  "or an age_from table)");
+      reader.fail_missing("age_column", "missing key 'age_column' (the column the retention period is "
+                                        "measured from, or an age_from table)");
     }
 
     if (auto format = reader.optional_string("age_format")) {
@@ -538,31 +557,15 @@ private:
         reader.fail_at(*table.get("age_format"), "age_format",
                        fmt::format("unknown age_format '{}' (expected unix_seconds, unix_millis or iso8601)", *format));
     } else if (store_type == "sqlite" && (!rule.age_column.empty() || has_parent_anchor)) {
-      reader.fail("missing key 'age_format' (SQLite has no timestamp type: set unix_seconds, "
-                  "unix_millis or iso8601)");
+      reader.fail_missing("age_format", "missing key 'age_format' (SQLite has no timestamp type: set "
+                                        "unix_seconds, unix_millis or iso8601)");
     }
 
     rule.schedule = read_schedule(reader, table);
     read_match(reader, table, rule);
     rule.subject_column = reader.optional_identifier("subject_column");
 
-    if (const toml::node* fraction = reader.find("max_fraction")) {
-      std::optional<double> value;
-      if (const auto* f = fraction->as_floating_point())
-        value = f->get();
-      else if (const auto* i = fraction->as_integer())
-        value = static_cast<double>(i->get());
-      if (!value)
-        reader.fail_at(*fraction, "max_fraction",
-                       fmt::format("expected a number, got {} {}", type_name(*fraction), show(*fraction)));
-      if (!(*value > 0.0 && *value <= 1.0))
-        reader.fail_at(*fraction, "max_fraction",
-                       fmt::format("{} is out of range (0 < max_fraction <= 1; 1 disables the breaker)", show(*fraction)));
-      rule.max_fraction = *value;
-    }
-    if (auto batch_time = reader.optional_duration("batch_time"))
-      rule.batch_time = *batch_time;
-    rule.max_runtime = reader.optional_duration("max_runtime");
+    read_limits(reader, rule);
 
     read_masks(reader, table, rule);
     rule.anonymized_column = reader.optional_identifier("anonymized_column");
@@ -589,13 +592,78 @@ private:
       reader.fail_at(*table.get("anonymized_column"), "anonymized_column",
                      fmt::format("only used with action = \"anonymize\" (action is \"{}\")", action));
     }
-    if (const toml::node* files = reader.find("files"))
-      reader.fail_at(*files, "files", "linked files are not supported by this version");
+    read_linked_files(reader, table, rule);
     if (const toml::node* glob = reader.find("glob"))
-      reader.fail_at(*glob, "glob", "file rules need a datastore of type \"files\"");
+      reader.fail_at(*glob, "glob",
+                     fmt::format("glob is for rules on a files datastore ('{}' is {})",
+                                 rule.datastore, store_type));
 
     reader.reject_unknown_keys();
     return rule;
+  }
+
+  // max_fraction, batch_time and max_runtime: the same for table and file rules.
+  static void read_limits(TableReader& reader, Rule& rule) {
+    if (const toml::node* fraction = reader.find("max_fraction")) {
+      std::optional<double> value;
+      if (const auto* f = fraction->as_floating_point())
+        value = f->get();
+      else if (const auto* i = fraction->as_integer())
+        value = static_cast<double>(i->get());
+      if (!value)
+        reader.fail_at(*fraction, "max_fraction",
+                       fmt::format("expected a number, got {}", describe(*fraction)));
+      if (!(*value > 0.0 && *value <= 1.0))
+        reader.fail_at(*fraction, "max_fraction",
+                       fmt::format("{} is out of range (0 < max_fraction <= 1; 1 disables the breaker)", show(*fraction)));
+      rule.max_fraction = *value;
+    }
+    if (auto batch_time = reader.optional_duration("batch_time"))
+      rule.batch_time = *batch_time;
+    rule.max_runtime = reader.optional_duration("max_runtime");
+  }
+
+  // A rule on a files datastore: files under the root matching `glob`, aged by mtime.
+  Rule read_file_rule(TableReader& reader, const toml::table& table, Rule rule) {
+    for (const char* key : {"table", "age_column", "age_format", "match", "subject_column",
+                            "anonymize", "anonymized_column", "age_from", "cascade", "files"})
+      if (const toml::node* node = table.get(key))
+        reader.fail_at(*node, key,
+                       fmt::format("does not apply to a rule on files datastore '{}' (file rules "
+                                   "take glob; their age is the file's mtime)",
+                                   rule.datastore));
+    rule.glob = reader.required_string("glob", "which files under the root, e.g. \"uploads/tmp/**\"");
+    if (rule.glob.empty() || rule.glob.front() == '/' || rule.glob.find("..") != std::string::npos)
+      reader.fail_at(*table.get("glob"), "glob",
+                     fmt::format("'{}' must be a relative pattern beneath the root, without '..'",
+                                 rule.glob));
+    if (rule.action == Action::anonymize)
+      reader.fail_at(*table.get("action"), "action",
+                     "files cannot be anonymized (use delete or keep)");
+    rule.schedule = read_schedule(reader, table);
+    read_limits(reader, rule);
+    reader.reject_unknown_keys();
+    return rule;
+  }
+
+  void read_linked_files(TableReader& reader, const toml::table& table, Rule& rule) {
+    const toml::table* files = reader.optional_table("files");
+    if (files == nullptr)
+      return;
+    TableReader linked(*files, reader.key_path("files"), reader.position().file);
+    LinkedFilesConfig config;
+    config.datastore = linked.required_string("datastore", "a datastore of type \"files\"");
+    config.path_column = linked.required_identifier("path_column", "the column holding the file's path beneath the root");
+    const auto store = m_config.datastores.find(config.datastore);
+    if (store == m_config.datastores.end() || store->second.type != "files")
+      linked.fail_at(*files->get("datastore"), "datastore",
+                     fmt::format("'{}' is not a datastore of type \"files\"", config.datastore));
+    linked.reject_unknown_keys();
+    if (rule.action != Action::delete_rows)
+      reader.fail_at(*table.get("files"), "files",
+                     fmt::format("linked files are deleted with their rows: only with action = "
+                                 "\"delete\" (action is \"{}\")", to_string(rule.action)));
+    rule.files = config;
   }
 
   static Schedule read_schedule(TableReader& reader, const toml::table& table) {
@@ -658,7 +726,7 @@ private:
       const auto* text = node.as_string();
       const std::string key_name = "anonymize." + column;
       if (text == nullptr)
-        reader.fail_at(node, key_name, fmt::format("expected a mask name, got {} {}", type_name(node), show(node)));
+        reader.fail_at(node, key_name, fmt::format("expected a mask name, got {}", describe(node)));
       const std::string& name = text->get();
       Mask mask;
       if (name == "null") mask = Mask::null;
@@ -697,16 +765,16 @@ private:
     const auto* array = node->as_array();
     if (array == nullptr)
       reader.fail_at(*node, "cascade",
-                     fmt::format("expected an array of {{ table, foreign_key }} tables, got {} {}",
-                                 type_name(*node), show(*node)));
+                     fmt::format("expected an array of {{ table, foreign_key }} tables, got {}",
+                                 describe(*node)));
     for (std::size_t i = 0; i < array->size(); ++i) {
       const toml::node& item = *array->get(i);
       const auto* child = item.as_table();
       const std::string path = fmt::format("{}[{}]", reader.key_path("cascade"), i);
       if (child == nullptr)
         throw ConfigError(reader.position_of(item.source()),
-                          fmt::format("{}: expected a table {{ table, foreign_key }}, got {} {}", path,
-                                      type_name(item), show(item)));
+                          fmt::format("{}: expected a table {{ table, foreign_key }}, got {}", path,
+                                      describe(item)));
       TableReader child_reader(*child, path, reader.position().file);
       Cascade cascade;
       cascade.table = child_reader.required_identifier("table", "the dependent table");

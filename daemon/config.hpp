@@ -72,6 +72,12 @@ struct Cascade {
   std::string key = "id";
 };
 
+// Files a table rule removes with its rows: the row's path_column, beneath a files datastore.
+struct LinkedFilesConfig {
+  std::string datastore;
+  std::string path_column;
+};
+
 struct ColumnMask {
   std::string column;
   Mask mask = Mask::null;
@@ -91,8 +97,9 @@ struct Rule {
   std::string description;
   std::string policy;
   std::string datastore;
-  std::string table;
-  std::string age_column;  // empty for `keep` rules that name none
+  std::string table;       // empty for file rules
+  std::string glob;        // file rules only: which files under the root, age from mtime
+  std::string age_column;  // empty for `keep` rules that name none, and for file rules
   AgeFormat age_format = AgeFormat::native;
   Retention retain;
   Action action = Action::delete_rows;
@@ -106,6 +113,7 @@ struct Rule {
   std::optional<std::string> anonymized_column;
   std::optional<ParentAnchor> age_from;
   std::vector<Cascade> cascade;
+  std::optional<LinkedFilesConfig> files;
 };
 
 struct DatastoreConfig {

@@ -30,16 +30,20 @@ std::int64_t next_batch_rows(std::int64_t rows, Clock::duration took, millisecon
                     k_max_batch_rows);
 }
 
-std::string batch_detail(std::int64_t run_id, int batch, const Instant& cutoff, std::int64_t rows,
-                         std::int64_t children, const std::string& table) {
+std::string batch_detail(std::int64_t run_id, int number, const Instant& cutoff,
+                         const adapters::Batch& batch, const Rule& rule) {
   JsonWriter json;
   json.begin_object();
   json.field("run", run_id);
-  json.field("batch", std::int64_t{batch});
-  json.field("table", table);
+  json.field("batch", std::int64_t{number});
+  if (rule.glob.empty())
+    json.field("table", rule.table);
+  else
+    json.field("glob", rule.glob);
   json.field("cutoff", format_iso8601(cutoff));
-  json.field("table_rows", rows);
-  json.field("cascade_rows", children);
+  json.field("table_rows", batch.rows());
+  json.field("cascade_rows", batch.children());
+  json.field("files", batch.files());
   json.end_object();
   return json.str();
 }
@@ -113,33 +117,41 @@ RunSummary Engine::run_once(const RunOptions& options) {
     m_state->append_audit("run_start", "", 0, json.str());
   }
 
-  // Rules of one datastore run one after the other on one connection.
-  std::map<std::string, std::vector<const Rule*>> by_datastore;
-  for (const Rule* rule : rules)
-    by_datastore[rule->datastore].push_back(rule);
+  // Rules of one datastore run one after the other on one connection; a datastore is opened
+  // once, when a rule first needs it (as its own datastore or for its linked files).
+  const auto mode = options.dry_run ? adapters::OpenMode::read_only : adapters::OpenMode::read_write;
+  std::map<std::string, std::unique_ptr<adapters::Datastore>> stores;
+  const auto store_for = [&](const std::string& name) -> adapters::Datastore& {
+    auto& store = stores[name];
+    if (!store)
+      store = adapters::open_datastore(m_config->datastores.at(name), mode, m_secrets);
+    return *store;
+  };
 
   RunSummary summary;
-  const auto mode = options.dry_run ? adapters::OpenMode::read_only : adapters::OpenMode::read_write;
-  for (const auto& [name, store_rules] : by_datastore) {
-    std::unique_ptr<adapters::Datastore> store;
-    try {
-      store = adapters::open_datastore(m_config->datastores.at(name), mode, m_secrets);
-    } catch (const std::exception& error) {
-      for (const Rule* rule : store_rules) {
-        spdlog::error("rule {}: {}", rule->id, error.what());
-        if (!options.dry_run)
-          audit_rule_failure(*rule, "error", error.what(), 0);
-        summary.outcomes.push_back({rule->id, "error", 0, error.what(), {}, {}});
-      }
+  for (const Rule* rule : rules) {
+    if (m_stop.load()) {
+      summary.outcomes.push_back({rule->id, "partial", 0, "stopped before this rule started", {}, {}});
       continue;
     }
-    for (const Rule* rule : store_rules) {
-      if (m_stop.load()) {
-        summary.outcomes.push_back({rule->id, "partial", 0, "stopped before this rule started", {}, {}});
-        continue;
+    adapters::Datastore* store = nullptr;
+    adapters::LinkedFiles* linked_files = nullptr;
+    try {
+      store = &store_for(rule->datastore);
+      if (rule->files) {
+        linked_files = store_for(rule->files->datastore).linked_files();
+        if (linked_files == nullptr)
+          throw std::runtime_error(fmt::format("datastore '{}' cannot hold linked files",
+                                               rule->files->datastore));
       }
-      summary.outcomes.push_back(run_rule(*rule, *store, options));
+    } catch (const std::exception& error) {
+      spdlog::error("rule {}: {}", rule->id, error.what());
+      if (!options.dry_run)
+        audit_rule_failure(*rule, "error", error.what(), 0);
+      summary.outcomes.push_back({rule->id, "error", 0, error.what(), {}, {}});
+      continue;
     }
+    summary.outcomes.push_back(run_rule(*rule, *store, linked_files, options));
   }
   std::sort(summary.outcomes.begin(), summary.outcomes.end(),
             [](const RuleOutcome& a, const RuleOutcome& b) { return a.rule < b.rule; });
@@ -155,17 +167,38 @@ void Engine::audit_rule_failure(const Rule& rule, const std::string& kind, const
   }
 }
 
-RuleOutcome Engine::run_rule(const Rule& rule, adapters::Datastore& store, const RunOptions& options) {
+void Engine::audit_refusals(const Rule& rule, std::int64_t run_id,
+                            const std::vector<std::pair<std::string, std::string>>& refusals) {
+  JsonWriter json;
+  json.begin_object();
+  json.field("run", run_id);
+  json.field("result", "refused");
+  json.key("refusals");
+  json.begin_array();
+  for (const auto& [what, reason] : refusals) {
+    spdlog::warn("rule {}: {} kept: linked file refused: {}", rule.id, what, reason);
+    json.begin_object();
+    json.field("record", what);
+    json.field("reason", reason);
+    json.end_object();
+  }
+  json.end_array();
+  json.end_object();
+  m_state->append_audit("refused", rule.id, 0, json.str());
+}
+
+RuleOutcome Engine::run_rule(const Rule& rule, adapters::Datastore& store,
+                             adapters::LinkedFiles* linked_files, const RunOptions& options) {
   if (rule.action == Action::keep)
     return {rule.id, "keep", 0, "kept forever by policy", {}, {}};
   const Instant now = now_utc();
   if (options.dry_run)
-    return enforce(rule, store, options, 0, now);
+    return enforce(rule, store, linked_files, options, 0, now);
 
   const std::int64_t run_id = m_state->begin_run(rule.id, now);
   RuleOutcome outcome;
   try {
-    outcome = enforce(rule, store, options, run_id, now);
+    outcome = enforce(rule, store, linked_files, options, run_id, now);
   } catch (const std::exception& error) {
     outcome = {rule.id, "error", 0, error.what(), {}, {}};
     spdlog::error("rule {}: {}", rule.id, error.what());
@@ -175,7 +208,8 @@ RuleOutcome Engine::run_rule(const Rule& rule, adapters::Datastore& store, const
   return outcome;
 }
 
-RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store, const RunOptions& options,
+RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
+                            adapters::LinkedFiles* linked_files, const RunOptions& options,
                             std::int64_t run_id, Instant now) {
   RuleOutcome outcome{rule.id, "ok", 0, "", {}, cutoff_for(now, rule.retain)};
   const auto refuse = [&](std::string message) {
@@ -194,7 +228,8 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store, const 
     return refuse(fmt::format("{}", fmt::join(schema.errors, "; ")));
 
   bool suspended = false;
-  adapters::Selection selection{rule, outcome.cutoff, now, held_subjects(rule, now, suspended)};
+  adapters::Selection selection{rule, outcome.cutoff, now, held_subjects(rule, now, suspended),
+                                linked_files};
   outcome.counts = store.count(selection);
   if (suspended) {
     outcome.result = "held";
@@ -251,13 +286,15 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store, const 
     auto batch = store.begin_batch(selection, limit);
     if (!batch)
       break;
-    const std::int64_t changed = batch->rows() + batch->children();
+    const std::int64_t changed = batch->rows() + batch->children() + batch->files();
     ++batches;
+    if (!batch->refusals().empty())
+      audit_refusals(rule, run_id, batch->refusals());
+    outcome.refused += static_cast<std::int64_t>(batch->refusals().size());
     // The audit entry commits first: a crash between the two leaves an entry for a batch that
     // rolled back, never a change without its entry.
     const AuditEntry entry = m_state->append_audit(
-        "batch", rule.id, changed,
-        batch_detail(run_id, batches, outcome.cutoff, batch->rows(), batch->children(), rule.table));
+        "batch", rule.id, changed, batch_detail(run_id, batches, outcome.cutoff, *batch, rule));
     try {
       batch->commit();
     } catch (const std::exception& error) {
@@ -269,6 +306,7 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store, const 
     }
     outcome.rows += changed;
     outcome.children += batch->children();
+    outcome.files += batch->files();
     const bool exhausted = batch->exhausted();
     batch.reset();
     const auto took = Clock::now() - batch_started;
@@ -289,6 +327,8 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store, const 
   json.field("batches", std::int64_t{batches});
   json.field("rows_changed", outcome.rows);
   json.field("cascade_rows", outcome.children);
+  json.field("files", outcome.files);
+  json.field("refused", outcome.refused);
   json.field("held", counts.held);
   json.field("undated", counts.undated);
   json.field("unreadable", counts.unreadable);

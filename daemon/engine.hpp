@@ -30,6 +30,8 @@ struct RuleOutcome {
   adapters::RuleCounts counts;  // the census taken before the run
   Instant cutoff{};
   std::int64_t children = 0;  // of `rows`, the cascade children
+  std::int64_t files = 0;     // of `rows`, the linked files removed
+  std::int64_t refused = 0;   // records kept because their linked file was refused
 };
 
 struct RunSummary {
@@ -50,9 +52,13 @@ public:
   RunSummary run_once(const RunOptions& options);
 
 private:
-  RuleOutcome run_rule(const Rule& rule, adapters::Datastore& store, const RunOptions& options);
-  RuleOutcome enforce(const Rule& rule, adapters::Datastore& store, const RunOptions& options,
+  RuleOutcome run_rule(const Rule& rule, adapters::Datastore& store,
+                       adapters::LinkedFiles* linked_files, const RunOptions& options);
+  RuleOutcome enforce(const Rule& rule, adapters::Datastore& store,
+                      adapters::LinkedFiles* linked_files, const RunOptions& options,
                       std::int64_t run_id, Instant now);
+  void audit_refusals(const Rule& rule, std::int64_t run_id,
+                      const std::vector<std::pair<std::string, std::string>>& refusals);
   void audit_rule_failure(const Rule& rule, const std::string& kind, const std::string& message,
                           std::int64_t run_id);
   // Subjects under an active hold for this rule, and whether an --all hold suspends it.

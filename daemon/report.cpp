@@ -2,32 +2,40 @@
 
 #include "daemon/cutoff.hpp"
 #include "daemon/json_writer.hpp"
+#include "daemon/report_csv.hpp"
+#include "daemon/report_html.hpp"
+#include "daemon/report_markdown.hpp"
 
 #include <spdlog/fmt/fmt.h>
 
 #include <algorithm>
 #include <map>
+#include <stdexcept>
 
 namespace retentiond {
 namespace {
 
 constexpr int k_runs_shown = 5;
 
-std::string target_of(const Rule& rule) {
-  if (rule.age_from)
-    return fmt::format("{} (age from {}.{})", rule.table, rule.age_from->table, rule.age_from->column);
-  return rule.table;
-}
-
-// "3d 4h", "5h 2m", "40s": how long past its cutoff the oldest due record is.
-std::string human_duration(std::chrono::milliseconds duration) {
-  using namespace std::chrono;
-  const auto total = duration_cast<seconds>(duration).count();
-  const auto d = total / 86400, h = (total % 86400) / 3600, m = (total % 3600) / 60, s = total % 60;
-  if (d > 0) return fmt::format("{}d {}h", d, h);
-  if (h > 0) return fmt::format("{}h {}m", h, m);
-  if (m > 0) return fmt::format("{}m {}s", m, s);
-  return fmt::format("{}s", s);
+// 20 buckets of a tenth of the retention period each, from twice the period to now, so the
+// cutoff sits in the middle of the chart; plus "older" and "future".
+std::vector<AgeBucket> age_buckets(adapters::Datastore& store, const adapters::Selection& selection,
+                                   Instant as_of, Instant cutoff) {
+  using std::chrono::milliseconds;
+  constexpr int k_buckets = 20;
+  milliseconds span = as_of - cutoff;
+  span = std::max(span, milliseconds{std::chrono::hours{24}});
+  const milliseconds width = span / (k_buckets / 2);
+  std::vector<Instant> edges;
+  for (int k = 0; k <= k_buckets; ++k)
+    edges.push_back(as_of - 2 * span + k * width);
+  const std::vector<std::int64_t> counts = store.count_by_anchor(selection, edges);
+  std::vector<AgeBucket> buckets;
+  buckets.push_back({as_of - edges.front(), std::nullopt, counts.front(), true});
+  for (std::size_t i = 1; i < edges.size(); ++i)
+    buckets.push_back({as_of - edges[i], as_of - edges[i - 1], counts[i], edges[i] <= cutoff});
+  buckets.push_back({std::nullopt, milliseconds{0}, counts.back(), false});
+  return buckets;
 }
 
 void assess(RuleReport& entry, const Rule& rule, const StateStore& state, Instant as_of) {
@@ -59,7 +67,52 @@ void assess(RuleReport& entry, const Rule& rule, const StateStore& state, Instan
   entry.status = counts.due > 0 ? "due" : "ok";
 }
 
+// Whole seconds (rounded toward zero), or null.
+void optional_seconds(JsonWriter& json, const std::optional<std::chrono::milliseconds>& duration) {
+  if (duration)
+    json.value(std::int64_t{std::chrono::duration_cast<std::chrono::seconds>(*duration).count()});
+  else
+    json.null();
+}
+
 } // namespace
+
+std::string report_target(const Rule& rule) {
+  if (rule.age_from)
+    return fmt::format("{} (age from {}.{})", rule.table, rule.age_from->table, rule.age_from->column);
+  return rule.table;
+}
+
+std::string human_duration(std::chrono::milliseconds duration) {
+  using namespace std::chrono;
+  const auto total = duration_cast<seconds>(duration).count();
+  const auto d = total / 86400, h = (total % 86400) / 3600, m = (total % 3600) / 60, s = total % 60;
+  if (d > 0) return fmt::format("{}d {}h", d, h);
+  if (h > 0) return fmt::format("{}h {}m", h, m);
+  if (m > 0) return fmt::format("{}m {}s", m, s);
+  return fmt::format("{}s", s);
+}
+
+std::vector<PolicyGroup> group_by_policy(const Report& report) {
+  std::vector<PolicyGroup> groups;
+  for (const RuleReport& entry : report.rules) {
+    const std::string& policy = entry.rule->policy;
+    auto group = std::find_if(groups.begin(), groups.end(),
+                              [&](const PolicyGroup& g) { return g.policy == policy; });
+    if (group == groups.end())
+      group = groups.insert(groups.end(), PolicyGroup{policy, {}});
+    group->rules.push_back(&entry);
+  }
+  return groups;
+}
+
+std::string render_report(const Report& report, std::string_view format) {
+  if (format == "json") return report_json(report);
+  if (format == "md") return report_markdown(report);
+  if (format == "csv") return report_csv(report);
+  if (format == "html") return report_html(report);
+  throw std::invalid_argument(fmt::format("unknown report format '{}'", format));
+}
 
 Report build_report(const Config& config, const StateStore& state,
                     const adapters::AdapterSecrets& secrets, Instant as_of,
@@ -103,6 +156,7 @@ Report build_report(const Config& config, const StateStore& state,
           selection.held_subjects.push_back(*hold.subject);
       }
       entry.counts = store->count(selection);
+      entry.ages = age_buckets(*store, selection, as_of, *entry.cutoff);
       if (suspended) {
         entry.counts.held += entry.counts.due;
         entry.counts.due = 0;
@@ -144,7 +198,7 @@ std::string report_json(const Report& report) {
     json.field("description", rule.description);
     json.field("policy", rule.policy);
     json.field("datastore", rule.datastore);
-    json.field("target", target_of(rule));
+    json.field("target", report_target(rule));
     json.field("action", to_string(rule.action));
     json.field("retain", rule.retain.to_string());
     json.key("cutoff");
@@ -159,10 +213,7 @@ std::string report_json(const Report& report) {
     json.key("oldest_due");
     if (counts.oldest_due) json.value(format_iso8601(*counts.oldest_due)); else json.null();
     json.key("worst_overshoot_seconds");
-    if (entry.worst_overshoot)
-      json.value(std::int64_t{std::chrono::duration_cast<std::chrono::seconds>(*entry.worst_overshoot).count()});
-    else
-      json.null();
+    optional_seconds(json, entry.worst_overshoot);
     json.key("last_runs");
     json.begin_array();
     for (const RunRecord& run : entry.last_runs) {
@@ -170,6 +221,19 @@ std::string report_json(const Report& report) {
       json.field("time", run.started);
       json.field("result", run.result);
       json.field("rows", run.rows);
+      json.end_object();
+    }
+    json.end_array();
+    json.key("ages");
+    json.begin_array();
+    for (const AgeBucket& bucket : entry.ages) {
+      json.begin_object();
+      json.key("min_age_seconds");
+      optional_seconds(json, bucket.min_age);
+      json.key("max_age_seconds");
+      optional_seconds(json, bucket.max_age);
+      json.field("rows", bucket.rows);
+      json.field("past_cutoff", bucket.past_cutoff);
       json.end_object();
     }
     json.end_array();
@@ -181,43 +245,6 @@ std::string report_json(const Report& report) {
   json.end_array();
   json.end_object();
   return json.str() + "\n";
-}
-
-std::string report_markdown(const Report& report) {
-  std::string out = "# Retention report\n\n";
-  out += fmt::format("- Generated: {}\n", format_iso8601(report.generated_at));
-  if (report.as_of != report.generated_at)
-    out += fmt::format("- Due as of: {}\n", format_iso8601(report.as_of));
-  out += fmt::format("- Config digest: `{}`\n", report.config_digest);
-  out += fmt::format("- Audit log: {} entries, head `{}`, {}\n\n", report.audit.entries,
-                     report.audit.head_hash,
-                     report.audit.ok ? "chain verified" : "CHAIN BROKEN: " + report.audit.problem);
-  out += "| rule | status | action | retain | cutoff | due | held | undated | unreadable | total | "
-         "oldest due | overshoot |\n";
-  out += "|---|---|---|---|---|---|---|---|---|---|---|---|\n";
-  for (const RuleReport& entry : report.rules) {
-    const Rule& rule = *entry.rule;
-    const adapters::RuleCounts& c = entry.counts;
-    out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n", rule.id,
-                       entry.status, to_string(rule.action), rule.retain.to_string(),
-                       entry.cutoff ? format_iso8601(*entry.cutoff) : "—", c.due, c.held, c.undated,
-                       c.unreadable, c.total, c.oldest_due ? format_iso8601(*c.oldest_due) : "—",
-                       entry.worst_overshoot ? human_duration(*entry.worst_overshoot) : "—");
-  }
-  out += "\n";
-  for (const RuleReport& entry : report.rules) {
-    const Rule& rule = *entry.rule;
-    out += fmt::format("## {}\n\n{}\n\n- Policy: {}\n- Target: {} in datastore `{}`\n", rule.id,
-                       rule.description, rule.policy, target_of(rule), rule.datastore);
-    if (!entry.message.empty())
-      out += fmt::format("- Note: {}\n", entry.message);
-    if (entry.last_runs.empty())
-      out += "- Last runs: none\n";
-    for (const RunRecord& run : entry.last_runs)
-      out += fmt::format("- Run {}: {}, {} rows\n", run.started, run.result, run.rows);
-    out += "\n";
-  }
-  return out;
 }
 
 } // namespace retentiond

@@ -54,31 +54,66 @@ public:
 
   std::int64_t rows() const override { return m_rows; }
   std::int64_t children() const override { return m_children; }
+  std::int64_t files() const override { return static_cast<std::int64_t>(m_files.size()); }
   bool exhausted() const override { return m_exhausted; }
+  const std::vector<std::pair<std::string, std::string>>& refusals() const override {
+    return m_refusals;
+  }
+  bool empty() const { return m_rows == 0 && m_refusals.empty(); }
 
   void commit() override {
+    // The file goes first: a row is never deleted while its file stays behind.
+    for (auto& file : m_files)
+      file->remove();
     m_db.exec("COMMIT");
     m_committed = true;
   }
 
-  void apply(const RuleStatements& statements, const Rule& rule, std::int64_t limit) {
+  void apply(const RuleStatements& statements, const Selection& selection, std::int64_t limit) {
     m_db.exec(fmt::format("DELETE FROM {}", k_batch_table));
     const std::int64_t selected = execute(m_db, statements.select_batch(limit));
     m_exhausted = selected < limit;
     if (selected == 0)
       return;
+    if (selection.linked_files != nullptr)
+      resolve_linked_files(statements, *selection.linked_files);
     // Children first, in the same transaction, so no child ever points at a missing parent.
-    for (const Cascade& cascade : rule.cascade)
+    for (const Cascade& cascade : selection.rule.cascade)
       m_children += execute(m_db, statements.delete_children(cascade));
     m_rows = execute(m_db, statements.change_rows());
   }
 
 private:
+  // Resolves each row's file beneath the files root; a refused path keeps its row.
+  void resolve_linked_files(const RuleStatements& statements, LinkedFiles& linked) {
+    const SqlFragment query = statements.linked_paths();
+    SQLite::Statement paths(m_db, query.text);
+    std::vector<std::int64_t> refused;
+    while (paths.executeStep()) {
+      if (paths.getColumn(1).isNull())
+        continue;
+      const std::int64_t rowid = paths.getColumn(0).getInt64();
+      auto file = linked.resolve(paths.getColumn(1).getString());
+      if (!file) {
+        m_refusals.emplace_back(fmt::format("rowid {}", rowid), file.error());
+        refused.push_back(rowid);
+      } else if (*file) {
+        m_files.push_back(std::move(*file));
+      }
+    }
+    for (const std::int64_t rowid : refused) {
+      m_db.exec(fmt::format("DELETE FROM {} WHERE id = {}", k_batch_table, rowid));
+      m_db.exec(fmt::format("INSERT OR IGNORE INTO {}(id) VALUES ({})", k_refused_table, rowid));
+    }
+  }
+
   SQLite::Database& m_db;
   bool m_committed = false;
   bool m_exhausted = false;
   std::int64_t m_rows = 0;
   std::int64_t m_children = 0;
+  std::vector<std::unique_ptr<ResolvedFile>> m_files;
+  std::vector<std::pair<std::string, std::string>> m_refusals;
 };
 
 class SqliteDatastore final : public Datastore {
@@ -92,8 +127,9 @@ public:
     }
     // Deleted values are overwritten in the file instead of lingering in free pages.
     m_db.exec("PRAGMA secure_delete = ON");
-    m_db.exec(fmt::format("CREATE TEMP TABLE IF NOT EXISTS {}(id INTEGER PRIMARY KEY)",
-                          k_batch_table.substr(5)));
+    for (const std::string_view table : {k_batch_table, k_refused_table})
+      m_db.exec(fmt::format("CREATE TEMP TABLE IF NOT EXISTS {}(id INTEGER PRIMARY KEY)",
+                            table.substr(5)));
   }
 
   SchemaCheck check_schema(const Rule& rule) override {
@@ -142,16 +178,35 @@ public:
     counts.wrong_scale = statement.getColumn(7).getInt64();
     if (!statement.getColumn(8).isNull())
       counts.oldest_due = from_unix_millis(statement.getColumn(8).getInt64());
+    if (selection.linked_files != nullptr)
+      count_refused_files(statements, *selection.linked_files, counts);
+    return counts;
+  }
+
+  std::vector<std::int64_t> count_by_anchor(const Selection& selection,
+                                            const std::vector<Instant>& edges) override {
+    const SqlFragment query = RuleStatements(selection).count_by_anchor(edges);
+    SQLite::Statement statement(m_db, query.text);
+    bind_all(statement, query.values);
+    std::vector<std::int64_t> counts(edges.size() + 1, 0);
+    while (statement.executeStep())
+      counts.at(static_cast<std::size_t>(statement.getColumn(0).getInt64())) = statement.getColumn(1).getInt64();
     return counts;
   }
 
   std::unique_ptr<Batch> begin_batch(const Selection& selection, std::int64_t limit) override {
     if (m_mode == OpenMode::read_only)
       throw std::runtime_error(fmt::format("datastore '{}' is open read-only", m_name));
+    // A new run of a rule (a new cutoff) gives refused rows another chance.
+    const std::string run_key = selection.rule.id + "@" + format_iso8601(selection.cutoff);
+    if (run_key != m_refused_run) {
+      m_db.exec(fmt::format("DELETE FROM {}", k_refused_table));
+      m_refused_run = run_key;
+    }
     const RuleStatements statements(selection);
     auto batch = std::make_unique<SqliteBatch>(m_db);
-    batch->apply(statements, selection.rule, limit);
-    if (batch->rows() == 0)
+    batch->apply(statements, selection, limit);
+    if (batch->empty())
       return nullptr;
     return batch;
   }
@@ -167,6 +222,17 @@ public:
   }
 
 private:
+  // Due rows whose linked file would be refused stay: they are `refused`, not `due`.
+  void count_refused_files(const RuleStatements& statements, LinkedFiles& linked, RuleCounts& counts) {
+    const SqlFragment query = statements.due_paths();
+    SQLite::Statement paths(m_db, query.text);
+    bind_all(paths, query.values);
+    while (paths.executeStep())
+      if (!paths.getColumn(0).isNull() && !linked.resolve(paths.getColumn(0).getString()))
+        ++counts.refused;
+    counts.due -= counts.refused;
+  }
+
   static SQLite::Database open(const DatastoreConfig& config, OpenMode mode) {
     std::error_code error;
     if (!std::filesystem::is_regular_file(config.path, error))
@@ -196,6 +262,8 @@ private:
       columns.push_back(*rule.anonymized_column);
     if (rule.age_from)
       columns.push_back(rule.age_from->foreign_key);
+    if (rule.files)
+      columns.push_back(rule.files->path_column);
     return columns;
   }
 
@@ -258,6 +326,7 @@ private:
   std::string m_name;
   OpenMode m_mode;
   SQLite::Database m_db;
+  std::string m_refused_run;  // rule@cutoff whose refusals k_refused_table holds
 };
 
 } // namespace

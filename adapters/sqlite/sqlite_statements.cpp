@@ -213,12 +213,41 @@ SqlFragment RuleStatements::count() const {
   return query;
 }
 
+SqlFragment RuleStatements::count_by_anchor(const std::vector<Instant>& edges) const {
+  SqlFragment bucket = sql("CASE");
+  for (std::size_t i = 0; i < edges.size(); ++i) {
+    bucket.append(" WHEN ").append(anchor_millis()).append(" < ?");
+    bucket.values.emplace_back(to_unix_millis(edges[i]));
+    bucket.append(fmt::format(" THEN {}", i));
+  }
+  bucket.append(fmt::format(" ELSE {} END", edges.size()));
+  SqlFragment query = sql("SELECT ").append(bucket).append(" AS bucket, count(*)");
+  query.append(from_clause()).append(" WHERE ").append(matched()).append(" AND ").append(readable());
+  query.append(" GROUP BY bucket");
+  return query;
+}
+
 SqlFragment RuleStatements::select_batch(std::int64_t limit) const {
   SqlFragment query = sql(fmt::format("INSERT INTO {}(id) SELECT t.rowid", k_batch_table));
   query.append(from_clause()).append(" WHERE ").append(matched());
   query.append(" AND ").append(due()).append(" AND NOT ").append(held());
+  if (m_rule.files)
+    query.append(fmt::format(" AND t.rowid NOT IN (SELECT id FROM {})", k_refused_table));
   query.append(" LIMIT ?");
   query.values.emplace_back(limit);
+  return query;
+}
+
+SqlFragment RuleStatements::linked_paths() const {
+  return sql(fmt::format("SELECT t.rowid, t.{} FROM {} AS t WHERE t.rowid IN (SELECT id FROM {})",
+                         quote_identifier(m_rule.files->path_column), quote_identifier(m_rule.table),
+                         k_batch_table));
+}
+
+SqlFragment RuleStatements::due_paths() const {
+  SqlFragment query = sql(fmt::format("SELECT t.{}", quote_identifier(m_rule.files->path_column)));
+  query.append(from_clause()).append(" WHERE ").append(matched());
+  query.append(" AND ").append(due()).append(" AND NOT ").append(held());
   return query;
 }
 

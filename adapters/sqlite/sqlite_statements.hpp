@@ -27,6 +27,8 @@ std::string quote_identifier(std::string_view name);
 
 // The name of the per-connection temporary table that holds one batch's rowids.
 inline constexpr std::string_view k_batch_table = "temp.retentiond_batch";
+// Rowids whose linked file was refused during this run, so later batches skip them.
+inline constexpr std::string_view k_refused_table = "temp.retentiond_refused";
 
 // Every statement one rule needs, built from the validated rule and bound values only.
 class RuleStatements {
@@ -36,8 +38,14 @@ public:
   // One row: table_rows, total, due, held, undated, unreadable, future, wrong_scale,
   // oldest due anchor (unix milliseconds, or NULL).
   SqlFragment count() const;
+  // One row per non-empty bucket: (bucket index, rows); buckets as Datastore::count_by_anchor.
+  SqlFragment count_by_anchor(const std::vector<Instant>& edges) const;
   // Fills k_batch_table with the rowids of up to `limit` due, unheld rows.
   SqlFragment select_batch(std::int64_t limit) const;
+  // (rowid, linked path) of the rows in k_batch_table, for rules with `files`.
+  SqlFragment linked_paths() const;
+  // The linked path of every due, unheld row, for counting refusals.
+  SqlFragment due_paths() const;
   // Deletes one cascade's children of the rows in k_batch_table.
   SqlFragment delete_children(const Cascade& cascade) const;
   // Deletes or anonymizes the rows in k_batch_table.

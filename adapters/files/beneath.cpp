@@ -1,0 +1,235 @@
+#include "adapters/files/beneath.hpp"
+
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <stdexcept>
+#include <system_error>
+
+namespace retentiond::adapters::files {
+namespace {
+
+// How far climbing '..' may go before giving up: deeper than any real tree.
+constexpr int k_max_ascent = 4096;
+
+std::string errno_text(int error) { return std::generic_category().message(error); }
+
+bool same_inode(const struct stat& a, const struct stat& b) {
+  return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+enum class Placement { beneath, outside, gone };
+
+// Where the directory `fd` is now: climbs its '..' chain (the kernel's real parents, never a
+// symlink) until it meets the root, or the top of the filesystem.
+Placement placement(const Root& root, int fd) {
+  struct stat current {};
+  if (::fstat(fd, &current) != 0)
+    throw std::runtime_error(fmt::format("datastore '{}': cannot stat a held directory: {}",
+                                         root.datastore, errno_text(errno)));
+  UniqueFd up_holder;
+  int at = fd;
+  for (int level = 0; level < k_max_ascent; ++level) {
+    if (same_inode(current, root.status))
+      return Placement::beneath;
+    UniqueFd up(::openat(at, "..", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!up) {
+      if (errno == ENOENT)
+        return Placement::gone;
+      throw std::runtime_error(fmt::format("datastore '{}': cannot open the parent of a held "
+                                           "directory: {}", root.datastore, errno_text(errno)));
+    }
+    struct stat parent {};
+    if (::fstat(up.get(), &parent) != 0)
+      throw std::runtime_error(fmt::format("datastore '{}': cannot stat a held directory: {}",
+                                           root.datastore, errno_text(errno)));
+    if (same_inode(parent, current))
+      return Placement::outside;  // '..' of the top is itself
+    current = parent;
+    up_holder = std::move(up);
+    at = up_holder.get();
+  }
+  return Placement::outside;
+}
+
+std::string join(const std::vector<std::string>& components, std::size_t count) {
+  std::string path;
+  for (std::size_t i = 0; i < count; ++i) {
+    if (i > 0)
+      path += '/';
+    path += components[i];
+  }
+  return path;
+}
+
+} // namespace
+
+std::shared_ptr<const Root> open_root(const std::string& datastore, const std::filesystem::path& root,
+                                      bool writable) {
+  auto opened = std::make_shared<Root>();
+  opened->datastore = datastore;
+  opened->path = root;
+  opened->writable = writable;
+  if (root.empty())
+    throw std::runtime_error(fmt::format("datastore '{}': no root configured", datastore));
+  opened->fd = UniqueFd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!opened->fd) {
+    const int error = errno;
+    if (error == ENOENT || error == ENOTDIR)
+      throw std::runtime_error(fmt::format("datastore '{}': root {} does not exist or is not a "
+                                           "directory", datastore, root.string()));
+    throw std::runtime_error(fmt::format("datastore '{}': root {} is not readable: {}", datastore,
+                                         root.string(), errno_text(error)));
+  }
+  if (::fstat(opened->fd.get(), &opened->status) != 0)
+    throw std::runtime_error(fmt::format("datastore '{}': cannot stat root {}: {}", datastore,
+                                         root.string(), errno_text(errno)));
+  return opened;
+}
+
+HeldFile::HeldFile(std::shared_ptr<const Root> root, std::vector<SharedFd> directories,
+                   std::vector<std::string> directory_names, std::string name,
+                   const struct stat& status)
+    : m_root(std::move(root)), m_directories(std::move(directories)),
+      m_directory_names(std::move(directory_names)), m_name(std::move(name)),
+      m_device(status.st_dev), m_inode(status.st_ino) {}
+
+std::string HeldFile::relative_path() const {
+  std::string path = join(m_directory_names, m_directory_names.size());
+  if (!path.empty())
+    path += '/';
+  return path + m_name;
+}
+
+bool HeldFile::remove() {
+  if (!m_root->writable)
+    throw std::runtime_error(fmt::format("datastore '{}': cannot remove '{}': the datastore is "
+                                         "open read-only", m_root->datastore, relative_path()));
+  const int parent = m_directories.back()->get();
+  switch (placement(*m_root, parent)) {
+  case Placement::beneath:
+    break;
+  case Placement::gone:
+    return false;
+  case Placement::outside:
+    throw std::runtime_error(fmt::format("datastore '{}': the directory of '{}' was moved out of "
+                                         "root {} after it was resolved; nothing removed",
+                                         m_root->datastore, relative_path(), m_root->path.string()));
+  }
+  struct stat now {};
+  if (::fstatat(parent, m_name.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT)
+      return false;
+    throw std::runtime_error(fmt::format("datastore '{}': cannot stat '{}': {}", m_root->datastore,
+                                         relative_path(), errno_text(errno)));
+  }
+  if (!S_ISREG(now.st_mode) || now.st_dev != m_device || now.st_ino != m_inode) {
+    spdlog::warn("datastore '{}': '{}' was replaced after it was resolved; left in place",
+                 m_root->datastore, relative_path());
+    return false;
+  }
+  if (::unlinkat(parent, m_name.c_str(), 0) != 0) {
+    if (errno == ENOENT)
+      return false;
+    throw std::runtime_error(fmt::format("datastore '{}': cannot remove '{}': {}",
+                                         m_root->datastore, relative_path(), errno_text(errno)));
+  }
+  prune_empty_directories();
+  return true;
+}
+
+void HeldFile::prune_empty_directories() const {
+  // m_directories[0] is the root: the loop never reaches it as something to remove.
+  for (std::size_t i = m_directories.size() - 1; i > 0; --i) {
+    const int parent = m_directories[i - 1]->get();
+    const std::string& name = m_directory_names[i - 1];
+    struct stat held {};
+    struct stat named {};
+    // Only the very directory held, still under its name in a parent still beneath the root.
+    if (::fstat(m_directories[i]->get(), &held) != 0 ||
+        ::fstatat(parent, name.c_str(), &named, AT_SYMLINK_NOFOLLOW) != 0 ||
+        !S_ISDIR(named.st_mode) || !same_inode(held, named) ||
+        placement(*m_root, parent) != Placement::beneath)
+      return;
+    if (::unlinkat(parent, name.c_str(), AT_REMOVEDIR) != 0) {
+      const int error = errno;
+      if (error != ENOTEMPTY && error != EEXIST && error != ENOENT && error != EBUSY)
+        spdlog::warn("datastore '{}': cannot remove empty directory '{}': {}", m_root->datastore,
+                     join(m_directory_names, i), errno_text(error));
+      return;
+    }
+  }
+}
+
+std::expected<std::unique_ptr<HeldFile>, std::string>
+resolve_beneath(const std::shared_ptr<const Root>& root, std::string_view relative_path) {
+  if (relative_path.empty())
+    return std::unexpected("empty path");
+  if (relative_path.find('\0') != std::string_view::npos)
+    return std::unexpected("path contains a NUL byte");
+  if (relative_path.front() == '/')
+    return std::unexpected("absolute path");
+
+  std::vector<std::string> components;
+  std::size_t begin = 0;
+  while (begin <= relative_path.size()) {
+    std::size_t end = relative_path.find('/', begin);
+    if (end == std::string_view::npos)
+      end = relative_path.size();
+    const std::string_view component = relative_path.substr(begin, end - begin);
+    if (component == "..")
+      return std::unexpected("path contains '..'");
+    if (!component.empty() && component != ".")
+      components.emplace_back(component);
+    begin = end + 1;
+  }
+  if (components.empty())
+    return std::unexpected("not a regular file");  // it names the root itself
+
+  std::vector<SharedFd> directories{root_fd(root)};
+  for (std::size_t i = 0; i + 1 < components.size(); ++i) {
+    const int at = directories.back()->get();
+    const std::string& component = components[i];
+    const int fd = ::openat(at, component.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+      const int error = errno;
+      if (error == ENOENT || error == ENAMETOOLONG)
+        return nullptr;
+      if (error == ELOOP || error == ENOTDIR) {
+        struct stat status {};
+        const bool stated = ::fstatat(at, component.c_str(), &status, AT_SYMLINK_NOFOLLOW) == 0;
+        // ELOOP with O_NOFOLLOW means a symlink, even if it changed since: refuse either way.
+        if (error == ELOOP || (stated && S_ISLNK(status.st_mode)))
+          return std::unexpected(fmt::format("symlink at '{}'", join(components, i + 1)));
+        return nullptr;  // a file where a directory would be: nothing can be beneath it
+      }
+      throw std::runtime_error(fmt::format("datastore '{}': cannot open '{}': {}", root->datastore,
+                                           join(components, i + 1), errno_text(error)));
+    }
+    directories.push_back(std::make_shared<const UniqueFd>(fd));
+  }
+
+  const std::string name = components.back();
+  struct stat status {};
+  if (::fstatat(directories.back()->get(), name.c_str(), &status, AT_SYMLINK_NOFOLLOW) != 0) {
+    const int error = errno;
+    if (error == ENOENT || error == ENAMETOOLONG)
+      return nullptr;
+    throw std::runtime_error(fmt::format("datastore '{}': cannot stat '{}': {}", root->datastore,
+                                         join(components, components.size()), errno_text(error)));
+  }
+  if (S_ISLNK(status.st_mode))
+    return std::unexpected(fmt::format("symlink at '{}'", join(components, components.size())));
+  if (!S_ISREG(status.st_mode))
+    return std::unexpected("not a regular file");
+  components.pop_back();
+  return std::make_unique<HeldFile>(root, std::move(directories), std::move(components), name,
+                                    status);
+}
+
+} // namespace retentiond::adapters::files

@@ -1,0 +1,74 @@
+#pragma once
+
+#include "adapters/datastore.hpp"
+#include "adapters/files/unique_fd.hpp"
+
+#include <sys/stat.h>
+
+#include <expected>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace retentiond::adapters::files {
+
+// A files datastore's root directory, opened once. Everything beneath it is reached from this
+// descriptor with openat/fstatat/unlinkat, one component at a time, never following a symlink.
+struct Root {
+  std::string datastore;  // for messages: "datastore 'media': ..."
+  std::filesystem::path path;  // as configured, for messages only: never opened again
+  UniqueFd fd;
+  struct stat status {};  // identifies the root when climbing '..' from a held directory
+  bool writable = false;  // false when the datastore is open read_only: remove() throws
+};
+
+// Opens `root` (following symlinks in the configured path itself, which the operator chose).
+// Throws std::runtime_error "datastore 'NAME': root PATH does not exist or is not a directory",
+// or "... is not readable: REASON".
+std::shared_ptr<const Root> open_root(const std::string& datastore, const std::filesystem::path& root,
+                                      bool writable);
+
+// The root's descriptor as the first link of a chain of held directories.
+inline SharedFd root_fd(const std::shared_ptr<const Root>& root) { return {root, &root->fd}; }
+
+// A regular file beneath the root, held by the open directories that lead to it (root first).
+// remove() acts on those descriptors, never on a path string, so replacing a directory on the
+// way by a symlink after resolution cannot redirect it.
+class HeldFile final : public ResolvedFile {
+public:
+  // `directories` starts with the root; `directory_names[i]` is the name of directories[i + 1]
+  // in directories[i]; `status` is the file's fstatat(AT_SYMLINK_NOFOLLOW) at resolution.
+  HeldFile(std::shared_ptr<const Root> root, std::vector<SharedFd> directories,
+           std::vector<std::string> directory_names, std::string name, const struct stat& status);
+
+  // Unlinks the file if it is still the one resolved (same device and inode, still a regular
+  // file, its directory still beneath the root), then removes each directory it leaves empty,
+  // up to but never including the root. Returns false when the file is gone or was replaced
+  // meanwhile (the replacement is left alone). Throws std::runtime_error when the datastore is
+  // read-only, the directory was moved out of the root, or the unlink fails otherwise.
+  bool remove() override;
+
+  // "a/b/c.jpg": the components resolved, without empty or "." ones.
+  std::string relative_path() const;
+
+private:
+  void prune_empty_directories() const;
+
+  std::shared_ptr<const Root> m_root;
+  std::vector<SharedFd> m_directories;
+  std::vector<std::string> m_directory_names;
+  std::string m_name;
+  dev_t m_device;
+  ino_t m_inode;
+};
+
+// Resolves `relative_path` beneath the root (see LinkedFiles::resolve): the held file; nullptr
+// when it does not exist; or the reason it is refused: "empty path", "absolute path",
+// "path contains a NUL byte", "path contains '..'", "symlink at 'a/b'", "not a regular file".
+// Throws std::runtime_error when a directory on the way cannot be opened (permissions, EMFILE).
+std::expected<std::unique_ptr<HeldFile>, std::string>
+resolve_beneath(const std::shared_ptr<const Root>& root, std::string_view relative_path);
+
+} // namespace retentiond::adapters::files

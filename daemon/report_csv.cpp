@@ -1,0 +1,88 @@
+#include "daemon/report_csv.hpp"
+
+#include "daemon/timestamp.hpp"
+
+#include <spdlog/fmt/fmt.h>
+
+#include <vector>
+
+namespace retentiond {
+namespace {
+
+constexpr std::string_view k_columns[] = {
+    "id",          "description",  "policy",     "datastore",     "target",
+    "action",      "retain",       "cutoff",     "due",           "held",
+    "undated",     "unreadable",   "refused",    "future",        "total",
+    "oldest_due",  "worst_overshoot_seconds",    "last_run_time", "last_run_result",
+    "last_run_rows", "status",     "message"};
+
+std::string instant_or_empty(const std::optional<Instant>& instant) {
+  return instant ? format_iso8601(*instant) : std::string{};
+}
+
+void write_row(std::string& out, const std::vector<std::string>& fields) {
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    if (i > 0)
+      out += ',';
+    out += csv_field(fields[i]);
+  }
+  out += "\r\n";
+}
+
+std::vector<std::string> rule_row(const RuleReport& entry) {
+  const Rule& rule = *entry.rule;
+  const adapters::RuleCounts& c = entry.counts;
+  const RunRecord* last = entry.last_runs.empty() ? nullptr : &entry.last_runs.front();
+  std::string overshoot;
+  if (entry.worst_overshoot)
+    overshoot = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(*entry.worst_overshoot).count());
+  return {rule.id,
+          rule.description,
+          rule.policy,
+          rule.datastore,
+          report_target(rule),
+          std::string{to_string(rule.action)},
+          rule.retain.to_string(),
+          instant_or_empty(entry.cutoff),
+          std::to_string(c.due),
+          std::to_string(c.held),
+          std::to_string(c.undated),
+          std::to_string(c.unreadable),
+          std::to_string(c.wrong_scale),
+          std::to_string(c.future),
+          std::to_string(c.total),
+          instant_or_empty(c.oldest_due),
+          overshoot,
+          last ? last->started : "",
+          last ? last->result : "",
+          last ? std::to_string(last->rows) : "",
+          entry.status,
+          entry.message};
+}
+
+} // namespace
+
+std::string csv_field(std::string_view text) {
+  const bool quote = text.find_first_of(",\"\r\n") != std::string_view::npos ||
+                     (!text.empty() && (text.front() == ' ' || text.back() == ' '));
+  if (!quote)
+    return std::string{text};
+  std::string out = "\"";
+  for (const char c : text) {
+    if (c == '"')
+      out += '"';
+    out += c;
+  }
+  out += '"';
+  return out;
+}
+
+std::string report_csv(const Report& report) {
+  std::string out;
+  write_row(out, {std::begin(k_columns), std::end(k_columns)});
+  for (const RuleReport& entry : report.rules)
+    write_row(out, rule_row(entry));
+  return out;
+}
+
+} // namespace retentiond

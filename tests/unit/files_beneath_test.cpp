@@ -1,0 +1,226 @@
+#include "adapters/files/beneath.hpp"
+#include "tests/support/temp_dir.hpp"
+
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <stdexcept>
+#include <string>
+
+using retentiond::adapters::files::HeldFile;
+using retentiond::adapters::files::open_root;
+using retentiond::adapters::files::resolve_beneath;
+using retentiond::test::TempDir;
+namespace fs = std::filesystem;
+
+namespace {
+
+void write_file(const fs::path& path, const std::string& bytes = "data") {
+  fs::create_directories(path.parent_path());
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+std::string read_file(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// The refusal reason for `path`, or a marker when it was not refused.
+std::string refusal(const fs::path& root, std::string_view path) {
+  auto resolved = resolve_beneath(open_root("media", root, true), path);
+  return resolved ? std::string("(not refused)") : resolved.error();
+}
+
+// A temp dir with `root/` inside it, so "outside the root" is still inside the temp dir.
+struct Sandbox {
+  TempDir dir;
+  fs::path root = dir / "root";
+  Sandbox() { fs::create_directories(root); }
+};
+
+} // namespace
+
+TEST_CASE("the root must be an existing directory") {
+  TempDir dir;
+  SUBCASE("missing") {
+    CHECK_THROWS_WITH_AS(open_root("media", dir / "nope", true),
+                         ("datastore 'media': root " + (dir / "nope").string() +
+                          " does not exist or is not a directory").c_str(),
+                         std::runtime_error);
+  }
+  SUBCASE("a file") {
+    write_file(dir / "file");
+    CHECK_THROWS_WITH_AS(open_root("media", dir / "file", true),
+                         ("datastore 'media': root " + (dir / "file").string() +
+                          " does not exist or is not a directory").c_str(),
+                         std::runtime_error);
+  }
+}
+
+TEST_CASE("hostile paths are refused and nothing outside the root is touched") {
+  Sandbox box;
+  write_file(box.dir / "x", "outside");
+  write_file(box.dir / "outdir/f", "outside dir");
+  write_file(box.root / "a/b", "inside");
+
+  SUBCASE("'..' reaching a file that exists outside") {
+    CHECK(refusal(box.root, "../x") == "path contains '..'");
+    CHECK(refusal(box.root, "a/../../x") == "path contains '..'");
+    CHECK(refusal(box.root, "a/..") == "path contains '..'");
+  }
+  SUBCASE("an absolute path to a file outside") {
+    CHECK(refusal(box.root, (box.dir / "x").string()) == "absolute path");
+    CHECK(refusal(box.root, "/etc/passwd") == "absolute path");
+  }
+  SUBCASE("a symlink to a file outside") {
+    fs::create_symlink(box.dir / "x", box.root / "link");
+    CHECK(refusal(box.root, "link") == "symlink at 'link'");
+    CHECK(fs::is_symlink(box.root / "link"));
+  }
+  SUBCASE("a relative symlink inside the root to a file inside") {
+    fs::create_symlink("a/b", box.root / "alias");
+    CHECK(refusal(box.root, "alias") == "symlink at 'alias'");
+  }
+  SUBCASE("a symlinked directory on the way") {
+    fs::create_symlink(box.dir / "outdir", box.root / "a/sub");
+    CHECK(refusal(box.root, "a/sub/f") == "symlink at 'a/sub'");
+    CHECK(refusal(box.root, "a//./sub/f") == "symlink at 'a/sub'");
+    CHECK(fs::is_symlink(box.root / "a/sub"));
+  }
+  SUBCASE("a symlink to a directory named as the last component") {
+    fs::create_symlink(box.dir / "outdir", box.root / "d");
+    CHECK(refusal(box.root, "d") == "symlink at 'd'");
+  }
+  SUBCASE("empty, NUL, the root itself, a directory, a FIFO") {
+    CHECK(refusal(box.root, "") == "empty path");
+    CHECK(refusal(box.root, std::string_view("a/b\0/../../x", 13)) == "path contains a NUL byte");
+    CHECK(refusal(box.root, ".") == "not a regular file");
+    CHECK(refusal(box.root, "a") == "not a regular file");
+    CHECK(refusal(box.root, "a/") == "not a regular file");
+  }
+  CHECK(read_file(box.dir / "x") == "outside");
+  CHECK(read_file(box.dir / "outdir/f") == "outside dir");
+  CHECK(read_file(box.root / "a/b") == "inside");
+}
+
+TEST_CASE("paths are normalized, missing files are not errors") {
+  Sandbox box;
+  write_file(box.root / "a/b");
+  const auto root = open_root("media", box.root, true);
+
+  SUBCASE("'.' and empty components are skipped") {
+    for (const char* path : {"a/b", "a/./b", "a//b", "./a/b", "a/b/."}) {
+      CAPTURE(path);
+      auto resolved = resolve_beneath(root, path);
+      REQUIRE(resolved.has_value());
+      REQUIRE(*resolved != nullptr);
+      CHECK((*resolved)->relative_path() == "a/b");
+    }
+  }
+  SUBCASE("a missing file or directory resolves to nullptr") {
+    for (const char* path : {"a/missing", "missing/b", "a/b/c"}) {
+      CAPTURE(path);
+      auto resolved = resolve_beneath(root, path);
+      REQUIRE(resolved.has_value());
+      CHECK(*resolved == nullptr);
+    }
+  }
+}
+
+TEST_CASE("remove unlinks the file and prunes the directories it leaves empty") {
+  Sandbox box;
+  write_file(box.root / "p/q/r/file");
+  write_file(box.root / "p/sibling/keep");
+  write_file(box.root / "solo/deep/file");
+  const auto root = open_root("media", box.root, true);
+
+  SUBCASE("up to a non-empty directory") {
+    auto resolved = resolve_beneath(root, "p/q/r/file");
+    REQUIRE(resolved.has_value());
+    REQUIRE(*resolved != nullptr);
+    CHECK((*resolved)->remove());
+    CHECK_FALSE(fs::exists(box.root / "p/q"));
+    CHECK(fs::exists(box.root / "p/sibling/keep"));
+    CHECK(fs::is_directory(box.root / "p"));
+  }
+  SUBCASE("up to but not including the root") {
+    auto resolved = resolve_beneath(root, "solo/deep/file");
+    REQUIRE(resolved.has_value());
+    REQUIRE(*resolved != nullptr);
+    CHECK((*resolved)->remove());
+    CHECK_FALSE(fs::exists(box.root / "solo"));
+    CHECK(fs::is_directory(box.root));
+  }
+  SUBCASE("a file directly in the root leaves the root alone even when it empties it") {
+    Sandbox lone;
+    write_file(lone.root / "only");
+    auto resolved = resolve_beneath(open_root("media", lone.root, true), "only");
+    REQUIRE(resolved.has_value());
+    CHECK((*resolved)->remove());
+    CHECK(fs::is_directory(lone.root));
+    CHECK(fs::is_empty(lone.root));
+  }
+  SUBCASE("a file that has already gone returns false") {
+    auto resolved = resolve_beneath(root, "p/q/r/file");
+    REQUIRE(resolved.has_value());
+    fs::remove(box.root / "p/q/r/file");
+    CHECK_FALSE((*resolved)->remove());
+  }
+  SUBCASE("a file replaced after resolution is left alone") {
+    auto resolved = resolve_beneath(root, "p/q/r/file");
+    REQUIRE(resolved.has_value());
+    fs::remove(box.root / "p/q/r/file");
+    write_file(box.root / "p/q/r/file", "new");
+    CHECK_FALSE((*resolved)->remove());
+    CHECK(read_file(box.root / "p/q/r/file") == "new");
+  }
+  SUBCASE("a file replaced by a symlink after resolution is left alone, and its target too") {
+    write_file(box.dir / "secret", "secret");
+    auto resolved = resolve_beneath(root, "p/q/r/file");
+    REQUIRE(resolved.has_value());
+    fs::remove(box.root / "p/q/r/file");
+    fs::create_symlink(box.dir / "secret", box.root / "p/q/r/file");
+    CHECK_FALSE((*resolved)->remove());
+    CHECK(fs::is_symlink(box.root / "p/q/r/file"));
+    CHECK(read_file(box.dir / "secret") == "secret");
+  }
+}
+
+TEST_CASE("remove acts on the directories held at resolution, never on a path") {
+  Sandbox box;
+  write_file(box.root / "a/b/file", "inside");
+  write_file(box.dir / "outside/b/file", "outside");
+  const auto root = open_root("media", box.root, true);
+  auto resolved = resolve_beneath(root, "a/b/file");
+  REQUIRE(resolved.has_value());
+  REQUIRE(*resolved != nullptr);
+
+  SUBCASE("a parent replaced by a symlink to outside the root") {
+    fs::rename(box.root / "a", box.root / "a.old");
+    fs::create_directory_symlink(box.dir / "outside", box.root / "a");
+    CHECK((*resolved)->remove());
+    CHECK_FALSE(fs::exists(box.root / "a.old/b/file"));
+    CHECK(read_file(box.dir / "outside/b/file") == "outside");
+    CHECK(fs::is_symlink(box.root / "a"));
+    CHECK(fs::exists(box.dir / "outside/b"));
+  }
+  SUBCASE("a parent moved out of the root: refused, nothing removed") {
+    fs::rename(box.root / "a", box.dir / "moved");
+    CHECK_THROWS_AS((*resolved)->remove(), std::runtime_error);
+    CHECK(read_file(box.dir / "moved/b/file") == "inside");
+  }
+}
+
+TEST_CASE("read-only: resolve works, remove throws") {
+  Sandbox box;
+  write_file(box.root / "a/b");
+  auto resolved = resolve_beneath(open_root("media", box.root, false), "a/b");
+  REQUIRE(resolved.has_value());
+  REQUIRE(*resolved != nullptr);
+  CHECK_THROWS_WITH_AS((*resolved)->remove(),
+                       "datastore 'media': cannot remove 'a/b': the datastore is open read-only",
+                       std::runtime_error);
+  CHECK(fs::exists(box.root / "a/b"));
+}
