@@ -3,6 +3,7 @@
 #include "daemon/config.hpp"
 #include "daemon/timestamp.hpp"
 
+#include <chrono>
 #include <cstdint>
 #include <expected>
 #include <memory>
@@ -98,9 +99,17 @@ public:
   // [i] anchors in [edges[i-1], edges[i]), the last anchors at or after the last edge.
   virtual std::vector<std::int64_t> count_by_anchor(const Selection& selection,
                                                     const std::vector<Instant>& edges) = 0;
-  // Opens one transaction (taking the datastore's write lock) and deletes or anonymizes up to
-  // `limit` selected rows, cascade children first. Returns nullptr when nothing was due.
+  // Opens one transaction (taking the datastore's write lock) and deletes or anonymizes at most
+  // `limit` selected rows, cascade children first. `limit` is a unit of work the engine scales
+  // to the rule's batch_time: an adapter may walk its table in slices of `limit` physical rows
+  // (and change only the due ones among them). Successive calls with the same rule and cutoff
+  // continue where the previous batch stopped. The batch may have changed nothing (a slice
+  // without due rows); returns nullptr once the whole table has been covered.
   virtual std::unique_ptr<Batch> begin_batch(const Selection& selection, std::int64_t limit) = 0;
+  // Between batches: leaves room for the application. When the application has written since
+  // the previous call, waits until it writes again (a writer that queued behind the batch got
+  // in) or `longest` has passed; otherwise returns at once.
+  virtual void yield_to_application(std::chrono::milliseconds longest) { (void)longest; }
   // The files datastore's resolver, used by table rules that link files; nullptr for others.
   virtual LinkedFiles* linked_files() { return nullptr; }
   // After a run that changed rows: make deleted data unrecoverable (WAL checkpoint, ...).

@@ -62,6 +62,13 @@ std::optional<std::string> audit_key_of(const Config& config) {
   return read_key_file(config, "state.audit_key_file", *config.audit_key_file);
 }
 
+// The state file's directory is created on first use (the default lives in /var/lib).
+void create_state_directory(const Config& config) {
+  const std::filesystem::path directory = config.state_path.parent_path();
+  if (!directory.empty())
+    std::filesystem::create_directories(directory);
+}
+
 Instant parse_date_option(std::string_view option, const std::string& text) {
   auto instant = parse_iso8601(text);
   if (!instant)
@@ -195,7 +202,7 @@ int command_once(const CommandLine& line, const std::shared_ptr<const Config>& c
     return summary.any_failed() ? k_exit_rule_failed : k_exit_ok;
   }
 
-  std::filesystem::create_directories(config->state_path.parent_path());
+  create_state_directory(*config);
   std::string holder;
   auto lock = InstanceLock::try_acquire(config->state_path, holder);
   if (!lock) {
@@ -305,7 +312,7 @@ int command_hold(const CommandLine& line, const Config& config) {
   check_rule_names(config, line.rules, "--rule");
   if (line.rules.size() > 1)
     throw UsageError("hold takes at most one --rule");
-  std::filesystem::create_directories(config.state_path.parent_path());
+  create_state_directory(config);
   StateStore state(config.state_path, StateStore::Mode::read_write, audit_key_of(config));
   const Instant now = now_utc();
   if (verb == "add") {

@@ -34,6 +34,7 @@ struct RuleReport {
   std::vector<AgeBucket> ages;       // oldest first: older, 20 buckets to twice retain, future
 };
 
+// Everything `report` states, whatever the format.
 struct Report {
   Instant generated_at;
   Instant as_of;  // the moment cutoffs are computed for (now, or --as-of)

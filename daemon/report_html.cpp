@@ -55,9 +55,14 @@ th, td { padding: 5px 8px; border-bottom: 1px solid var(--line); text-align: lef
 th { font-size: 12px; color: var(--muted); font-weight: 600; background: var(--soft); white-space: nowrap; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 td.zero { color: #9aa3b1; }
+td.hot { font-weight: 700; }
 td.time { white-space: nowrap; font-variant-numeric: tabular-nums; }
+table.summary th, table.summary td { padding: 5px 7px; }
 table.summary { font-size: 12.5px; }
-table.summary td:first-child { white-space: nowrap; }
+table.summary td { white-space: nowrap; }
+table.summary td.last-run { font-size: 11.5px; line-height: 1.3; }
+table.summary td.uncounted { text-align: center; font-style: italic; }
+.table-scroll { overflow-x: auto; }
 .status { display: inline-block; padding: 1px 9px; border-radius: 10px; font-size: 12px; font-weight: 600;
   white-space: nowrap; }
 .st-ok { background: var(--ok-bg); color: var(--ok-ink); }
@@ -89,9 +94,10 @@ figure.chart figcaption { font-size: 12px; color: var(--muted); margin-top: 2px;
 details.buckets { margin-top: 6px; font-size: 12px; }
 details.buckets summary { cursor: pointer; color: var(--muted); }
 details.buckets table { margin-top: 6px; }
-table.runs { font-size: 12.5px; }
+table.runs { font-size: 12.5px; width: auto; min-width: 55%; }
 footer { margin-top: 40px; padding-top: 12px; border-top: 1px solid var(--line); color: var(--muted); font-size: 12px; }
 svg text { font-family: system-ui, "Liberation Sans", "DejaVu Sans", Arial, sans-serif; }
+svg .slotbg { fill: #eef1f5; }
 svg .grid { stroke: #e3e7ee; stroke-width: 1; }
 svg .axis { stroke: #8a93a3; stroke-width: 1; }
 svg .past { fill: var(--past); }
@@ -106,16 +112,19 @@ svg .empty { fill: var(--muted); font-size: 13px; }
   .page { padding: 16px; }
 }
 @media print {
-  @page { size: A4; margin: 12mm; }
+  /* Landscape: the summary table and the facts beside their chart fit the page as on screen. */
+  @page { size: A4 landscape; margin: 10mm; }
   * { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
-  body { font-size: 9.5pt; }
+  body { font-size: 9pt; }
   .page { max-width: none; padding: 0; }
   a { color: inherit; text-decoration: none; }
   table.summary { font-size: 7.5pt; }
-  th, td { padding: 2px 4px; }
-  .rule-grid { grid-template-columns: 1fr; }
-  figure.chart svg { max-width: 170mm; }
-  section.policy { break-before: page; border-top: none; }
+  th, td, table.summary th, table.summary td { padding: 2px 4px; }
+  .status { font-size: 7pt; }
+  table.summary td.last-run { font-size: 6.5pt; }
+  .table-scroll { overflow: visible; }
+  .rule-grid { grid-template-columns: minmax(240px, 300px) 1fr; }
+  section.policy { break-before: page; border-top: none; margin-top: 0; }
   article.rule { break-inside: avoid-page; }
   h2, h3, h4, .rule-head { break-after: avoid; }
   tr, figure { break-inside: avoid; }
@@ -150,6 +159,18 @@ std::string instant_text(const std::optional<Instant>& instant) {
   return instant ? format_iso8601(*instant) : std::string{k_none};
 }
 
+// "2026-03-01 12:00" for the summary table, the full ISO 8601 text on hover.
+std::string short_time(std::string_view iso8601) {
+  if (iso8601.size() < 16 || iso8601[10] != 'T')
+    return esc(iso8601);
+  return fmt::format("<time datetime=\"{0}\" title=\"{0}\">{1} {2}</time>", esc(iso8601),
+                     esc(iso8601.substr(0, 10)), esc(iso8601.substr(11, 5)));
+}
+
+std::string short_time(const std::optional<Instant>& instant) {
+  return instant ? short_time(format_iso8601(*instant)) : std::string{k_none};
+}
+
 // The colour class of a rule status: ok green, due amber, stale/refused/error red, keep grey.
 std::string_view status_class(std::string_view status) {
   if (status == "ok") return "st-ok";
@@ -175,6 +196,11 @@ std::string count_cell(std::int64_t count) {
   return fmt::format("<td class=\"num{}\">{}</td>", count == 0 ? " zero" : "", grouped(count));
 }
 
+// The due count, bold when something is due.
+std::string due_cell(std::int64_t count) {
+  return count > 0 ? fmt::format("<td class=\"num hot\">{}</td>", grouped(count)) : count_cell(count);
+}
+
 // ---- the age chart --------------------------------------------------------------------------
 
 struct AgeUnit {
@@ -183,13 +209,13 @@ struct AgeUnit {
   std::array<int, 7> steps;    // tick steps to choose from, ascending
 };
 
-// Hours for a chart spanning up to 3 days, days up to 4 months, months up to 6 years, then
+// Hours for a chart spanning up to 3 days, days up to 4 months, months up to 40 months, then
 // years; months and years are average calendar lengths (ticks only, the cutoff is exact).
 AgeUnit age_unit(double span_ms) {
   constexpr double day = 86'400'000.0;
   if (span_ms <= 3 * day) return {3'600'000.0, "h", {1, 2, 3, 6, 12, 24, 48}};
   if (span_ms < 120 * day) return {day, "d", {1, 2, 5, 7, 10, 15, 30}};
-  if (span_ms < 6 * 365.2425 * day) return {30.436875 * day, "mo", {1, 2, 3, 6, 12, 24, 36}};
+  if (span_ms < 40 * 30.436875 * day) return {30.436875 * day, "mo", {1, 2, 3, 6, 12, 24, 36}};
   return {365.2425 * day, "y", {1, 2, 5, 10, 20, 50, 100}};
 }
 
@@ -300,7 +326,8 @@ std::string age_chart_svg(const RuleReport& entry, Instant as_of) {
     return inner_x0 + (age_max - age) / (age_max - age_min) * (inner_x1 - inner_x0);
   };
 
-  const double y_step = max_rows > 0 ? nice_step(static_cast<double>(max_rows) / 4.0) : 1.0;
+  // Whole rows per grid line, about four lines.
+  const double y_step = max_rows > 0 ? std::max(1.0, nice_step(static_cast<double>(max_rows) / 4.0)) : 1.0;
   const double y_max = max_rows > 0 ? y_step * std::ceil(static_cast<double>(max_rows) / y_step) : 4.0;
   const auto y_of = [&](double rows) { return base - rows / y_max * plot_h; };
 
@@ -308,6 +335,12 @@ std::string age_chart_svg(const RuleReport& entry, Instant as_of) {
       "<svg viewBox=\"0 0 {} {}\" role=\"img\" aria-labelledby=\"chart-{}\">"
       "<title id=\"chart-{}\">Rows of rule {} by age of their anchor, against the cutoff</title>",
       width, height, esc(entry.rule->id), esc(entry.rule->id), esc(entry.rule->id));
+
+  // The open-ended buckets sit on a tinted background of their own.
+  for (const auto& [bucket, x] : {std::pair{older, left}, std::pair{future, future_x}})
+    if (bucket)
+      out += fmt::format("<rect class=\"slotbg\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\"/>",
+                         x, top, slot, plot_h);
 
   // Horizontal grid and row counts.
   for (double v = 0; v <= y_max + y_step / 2; v += y_step) {
@@ -347,8 +380,11 @@ std::string age_chart_svg(const RuleReport& entry, Instant as_of) {
   // Age ticks, in the unit that suits the span; the right end of the inner buckets is now.
   const AgeUnit unit = age_unit(age_max);
   const double step = tick_step(unit, age_max / unit.ms);
-  for (double k = std::ceil(age_min / unit.ms / step) * step; k * unit.ms <= age_max * 1.0001; k += step) {
-    const double x = x_of_age(k * unit.ms);
+  // Calendar years and months are not all of average length: a tick a little past the oldest
+  // bucket edge still belongs on it.
+  const double slack = 0.005 * (age_max - age_min);
+  for (double k = std::ceil(age_min / unit.ms / step) * step; k * unit.ms <= age_max + slack; k += step) {
+    const double x = std::max(inner_x0, x_of_age(k * unit.ms));
     out += fmt::format("<line class=\"axis\" x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\"/>",
                        x, base, x, base + 5);
     out += fmt::format("<text class=\"tick\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{}</text>", x,
@@ -369,10 +405,12 @@ std::string age_chart_svg(const RuleReport& entry, Instant as_of) {
       out += fmt::format("<line class=\"cutoff\" x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\"/>",
                          x, top - 8, x, base);
       const std::string_view anchor = x > width - 140 ? "end" : (x < left + 140 ? "start" : "middle");
+      const Retention& retain = entry.rule->retain;
       out += fmt::format("<text class=\"label\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"{}\">cutoff {} "
-                         "({} ago)</text>",
+                         "({})</text>",
                          x, top - 13, anchor, esc(format_iso8601(*entry.cutoff)),
-                         esc(entry.rule->retain.to_string()));
+                         retain.count == 0 ? std::string{"now: nothing is retained"}
+                                           : esc(retain.to_string()) + " ago");
     }
   }
 
@@ -436,11 +474,11 @@ void write_header(std::string& out, const Report& report) {
 
 void write_summary(std::string& out, const Report& report, const std::vector<PolicyGroup>& groups) {
   out += "<section class=\"summary\" id=\"summary\">\n<h2>Summary</h2>\n";
-  out += "<table class=\"summary\" id=\"summary-table\">\n<thead><tr><th>Rule</th><th>Status</th>"
-         "<th>Action</th><th>Retain</th><th>Cutoff</th><th class=\"num\">Due</th>"
+  out += "<div class=\"table-scroll\"><table class=\"summary\" id=\"summary-table\">\n<thead><tr><th>Rule</th><th>Status</th>"
+         "<th>Action</th><th>Retain</th><th>Cutoff (UTC)</th><th class=\"num\">Due</th>"
          "<th class=\"num\">Held</th><th class=\"num\">Undated</th><th class=\"num\">Unreadable</th>"
          "<th class=\"num\">Refused</th><th class=\"num\">Future</th><th class=\"num\">Total</th>"
-         "<th>Oldest due</th><th>Overshoot</th><th>Last run</th></tr></thead>\n<tbody>\n";
+         "<th title=\"how long the oldest due record is past the cutoff\">Overshoot</th><th>Last run (UTC)</th></tr></thead>\n<tbody>\n";
   std::map<std::string, int> by_status;
   for (const RuleReport& entry : report.rules) {
     const Rule& rule = *entry.rule;
@@ -449,23 +487,28 @@ void write_summary(std::string& out, const Report& report, const std::vector<Pol
     std::string last_run{k_none};
     if (!entry.last_runs.empty()) {
       const RunRecord& run = entry.last_runs.front();
-      last_run = fmt::format("{} <span class=\"muted\">{}</span>", badge(run.result, result_class(run.result)),
-                             esc(run.started));
+      last_run = fmt::format("{}<br><span class=\"muted\">{}</span>", badge(run.result, result_class(run.result)),
+                             short_time(run.started));
     }
-    out += fmt::format("<tr><td><a href=\"#rule-{}\"><code>{}</code></a></td>"
+    out += fmt::format("<tr><td><a href=\"#rule-{}\">{}</a></td>"
                        "<td class=\"status-cell\"{}>{}</td><td>{}</td><td>{}</td><td class=\"time\">{}</td>",
                        esc(rule.id), esc(rule.id),
                        entry.message.empty() ? "" : fmt::format(" title=\"{}\"", esc(entry.message)),
                        badge(entry.status, status_class(entry.status)), esc(to_string(rule.action)),
-                       esc(rule.retain.to_string()), esc(instant_text(entry.cutoff)));
-    out += count_cell(c.due) + count_cell(c.held) + count_cell(c.undated) + count_cell(c.unreadable) +
-           count_cell(c.wrong_scale) + count_cell(c.future) + count_cell(c.total);
-    out += fmt::format("<td class=\"time\">{}</td><td class=\"time\">{}</td><td class=\"time\">{}</td></tr>\n",
-                       esc(instant_text(c.oldest_due)),
+                       esc(rule.retain.to_string()), short_time(entry.cutoff));
+    // Keep rules and failed rules are not counted: say so rather than show misleading zeros.
+    if (rule.action == Action::keep)
+      out += "<td colspan=\"7\" class=\"muted uncounted\">not counted: kept forever</td>";
+    else if (entry.status == "error")
+      out += "<td colspan=\"7\" class=\"muted uncounted\">not counted: the rule failed</td>";
+    else
+      out += due_cell(c.due) + count_cell(c.held) + count_cell(c.undated) + count_cell(c.unreadable) +
+             count_cell(c.wrong_scale) + count_cell(c.future) + count_cell(c.total);
+    out += fmt::format("<td class=\"time\">{}</td><td class=\"time last-run\">{}</td></tr>\n",
                        entry.worst_overshoot ? esc(human_duration(*entry.worst_overshoot)) : k_none,
                        last_run);
   }
-  out += "</tbody>\n</table>\n";
+  out += "</tbody>\n</table></div>\n";
   std::vector<std::string> parts;
   for (const std::string_view status : {"ok", "due", "stale", "refused", "error", "keep"})
     if (const auto found = by_status.find(std::string{status}); found != by_status.end())
@@ -520,7 +563,10 @@ void write_rule(std::string& out, const RuleReport& entry, Instant as_of) {
   fact("Retain", esc(rule.retain.to_string()));
   fact("Schedule", esc(rule.schedule.text));
   fact("Cutoff", esc(instant_text(entry.cutoff)));
-  if (rule.action != Action::keep) {
+  if (rule.action != Action::keep && entry.status == "error") {
+    out += "<div class=\"sep\"></div>\n";
+    fact("Rows", "<span class=\"muted\">not counted: the rule failed</span>");
+  } else if (rule.action != Action::keep) {
     out += "<div class=\"sep\"></div>\n";
     count_fact("Due", c.due);
     count_fact("Held", c.held);

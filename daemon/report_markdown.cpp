@@ -56,11 +56,14 @@ void write_summary(std::string& out, const Report& report) {
   for (const RuleReport& entry : report.rules) {
     const Rule& rule = *entry.rule;
     const adapters::RuleCounts& c = entry.counts;
+    // Keep rules and failed rules were not counted: a dash, not a misleading zero.
+    const bool counted = rule.action != Action::keep && entry.status != "error";
+    const auto count = [&](std::int64_t n) { return counted ? std::to_string(n) : std::string{k_none}; };
     out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                        code(rule.id), entry.status, to_string(rule.action), rule.retain.to_string(),
-                       instant_or_none(entry.cutoff), c.due, c.held, c.undated, c.unreadable,
-                       c.wrong_scale, c.future, c.total, instant_or_none(c.oldest_due),
-                       overshoot_or_none(entry));
+                       instant_or_none(entry.cutoff), count(c.due), count(c.held), count(c.undated),
+                       count(c.unreadable), count(c.wrong_scale), count(c.future), count(c.total),
+                       instant_or_none(c.oldest_due), overshoot_or_none(entry));
   }
   out += "\n";
 }
@@ -77,7 +80,9 @@ void write_rule(std::string& out, const RuleReport& entry) {
                      rule.retain.to_string(), markdown_escape(rule.schedule.text));
   if (entry.cutoff)
     out += fmt::format("- Cutoff: {}\n", format_iso8601(*entry.cutoff));
-  if (rule.action != Action::keep) {
+  if (rule.action != Action::keep && entry.status == "error") {
+    out += "- Rows: not counted (the rule failed)\n";
+  } else if (rule.action != Action::keep) {
     out += fmt::format("- Rows: {} due, {} held, {} undated, {} unreadable, {} refused, {} future, "
                        "{} total\n", c.due, c.held, c.undated, c.unreadable, c.wrong_scale, c.future,
                        c.total);

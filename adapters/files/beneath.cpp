@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <stdexcept>
 #include <system_error>
@@ -166,8 +167,40 @@ void HeldFile::prune_empty_directories() const {
   }
 }
 
+SharedFd DirectoryCache::find(const std::string& path, int parent, const std::string& name) {
+  SharedFd held;
+  {
+    const std::lock_guard lock(m_mutex);
+    const auto entry = m_entries.find(path);
+    if (entry == m_entries.end())
+      return nullptr;
+    held = entry->second.lock();
+    if (!held) {
+      m_entries.erase(entry);
+      return nullptr;
+    }
+  }
+  struct stat held_status {};
+  struct stat named {};
+  if (::fstat(held->get(), &held_status) != 0 ||
+      ::fstatat(parent, name.c_str(), &named, AT_SYMLINK_NOFOLLOW) != 0 ||
+      !S_ISDIR(named.st_mode) || !same_inode(held_status, named))
+    return nullptr;
+  return held;
+}
+
+void DirectoryCache::remember(const std::string& path, const SharedFd& fd) {
+  const std::lock_guard lock(m_mutex);
+  m_entries[path] = fd;
+  if (m_entries.size() < m_sweep_at)
+    return;
+  std::erase_if(m_entries, [](const auto& entry) { return entry.second.expired(); });
+  m_sweep_at = std::max<std::size_t>(64, 2 * m_entries.size());
+}
+
 std::expected<std::unique_ptr<HeldFile>, std::string>
-resolve_beneath(const std::shared_ptr<const Root>& root, std::string_view relative_path) {
+resolve_beneath(const std::shared_ptr<const Root>& root, std::string_view relative_path,
+                DirectoryCache* cache) {
   if (relative_path.empty())
     return std::unexpected("empty path");
   if (relative_path.find('\0') != std::string_view::npos)
@@ -192,9 +225,19 @@ resolve_beneath(const std::shared_ptr<const Root>& root, std::string_view relati
     return std::unexpected("not a regular file");  // it names the root itself
 
   std::vector<SharedFd> directories{root_fd(root)};
+  std::string walked;  // the components opened so far: "a/b"
   for (std::size_t i = 0; i + 1 < components.size(); ++i) {
     const int at = directories.back()->get();
     const std::string& component = components[i];
+    if (i > 0)
+      walked += '/';
+    walked += component;
+    if (cache != nullptr) {
+      if (SharedFd held = cache->find(walked, at, component)) {
+        directories.push_back(std::move(held));
+        continue;
+      }
+    }
     const int fd = ::openat(at, component.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
       const int error = errno;
@@ -205,13 +248,15 @@ resolve_beneath(const std::shared_ptr<const Root>& root, std::string_view relati
         const bool stated = ::fstatat(at, component.c_str(), &status, AT_SYMLINK_NOFOLLOW) == 0;
         // ELOOP with O_NOFOLLOW means a symlink, even if it changed since: refuse either way.
         if (error == ELOOP || (stated && S_ISLNK(status.st_mode)))
-          return std::unexpected(fmt::format("symlink at '{}'", join(components, i + 1)));
+          return std::unexpected(fmt::format("symlink at '{}'", walked));
         return nullptr;  // a file where a directory would be: nothing can be beneath it
       }
       throw std::runtime_error(fmt::format("datastore '{}': cannot open '{}': {}", root->datastore,
-                                           join(components, i + 1), errno_text(error)));
+                                           walked, errno_text(error)));
     }
     directories.push_back(std::make_shared<const UniqueFd>(fd));
+    if (cache != nullptr)
+      cache->remember(walked, directories.back());
   }
 
   const std::string name = components.back();

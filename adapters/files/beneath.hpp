@@ -5,11 +5,14 @@
 
 #include <sys/stat.h>
 
+#include <cstddef>
 #include <expected>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace retentiond::adapters::files {
@@ -64,11 +67,30 @@ private:
   ino_t m_inode;
 };
 
+// Directories that files resolved earlier still hold open, offered to later resolutions so a
+// batch of many files in few directories holds few descriptors. An entry is only reused while
+// some file holds it and while it is still the very directory (device and inode) under its
+// name in the parent just resolved; otherwise the directory is opened afresh. Thread-safe.
+class DirectoryCache {
+public:
+  // The held descriptor of `path` ("a/b"), if alive and still named `name` in `parent`.
+  SharedFd find(const std::string& path, int parent, const std::string& name);
+  // Offers `fd`, just opened for `path`, to later resolutions.
+  void remember(const std::string& path, const SharedFd& fd);
+
+private:
+  std::mutex m_mutex;
+  std::unordered_map<std::string, std::weak_ptr<const UniqueFd>> m_entries;
+  std::size_t m_sweep_at = 64;  // entries at which expired ones are dropped
+};
+
 // Resolves `relative_path` beneath the root (see LinkedFiles::resolve): the held file; nullptr
 // when it does not exist; or the reason it is refused: "empty path", "absolute path",
 // "path contains a NUL byte", "path contains '..'", "symlink at 'a/b'", "not a regular file".
-// Throws std::runtime_error when a directory on the way cannot be opened (permissions, EMFILE).
+// `cache` (optional) shares directories with files still held. Throws std::runtime_error when
+// a directory on the way cannot be opened (permissions, EMFILE).
 std::expected<std::unique_ptr<HeldFile>, std::string>
-resolve_beneath(const std::shared_ptr<const Root>& root, std::string_view relative_path);
+resolve_beneath(const std::shared_ptr<const Root>& root, std::string_view relative_path,
+                DirectoryCache* cache = nullptr);
 
 } // namespace retentiond::adapters::files

@@ -194,7 +194,7 @@ public:
 
   std::expected<std::unique_ptr<ResolvedFile>, std::string>
   resolve(std::string_view relative_path) override {
-    auto resolved = resolve_beneath(m_root, relative_path);
+    auto resolved = resolve_beneath(m_root, relative_path, &m_directories);
     if (!resolved)
       return std::unexpected(std::move(resolved.error()));
     return std::unique_ptr<ResolvedFile>(std::move(*resolved));
@@ -203,7 +203,8 @@ public:
 private:
   std::string m_name;
   std::shared_ptr<const Root> m_root;
-  std::optional<Resume> m_resume;
+  DirectoryCache m_directories;    // shared by the linked files a batch holds
+  std::optional<Resume> m_resume;  // only between consecutive batches of one rule run
 };
 
 } // namespace

@@ -106,33 +106,73 @@ SqlFragment RuleStatements::readable() const {
   return sql("0");
 }
 
-SqlFragment RuleStatements::due() const {
+SqlFragment RuleStatements::before(Instant instant) const {
   const std::string& a = m_anchor;
-  const Instant cutoff = m_selection.cutoff;
-  SqlFragment due = readable();
+  SqlFragment condition = readable();
   switch (m_rule.age_format) {
   case AgeFormat::unix_seconds:
-    due.append(fmt::format(" AND {0} < ? AND {0} < {1}", a, k_scale_threshold));
-    due.values.emplace_back(static_cast<double>(to_unix_millis(cutoff)) / 1000.0);
+    condition.append(fmt::format(" AND {} < ?", a));
+    condition.values.emplace_back(static_cast<double>(to_unix_millis(instant)) / 1000.0);
     break;
   case AgeFormat::unix_millis:
-    due.append(fmt::format(" AND {0} < ? AND {0} >= {1}", a, k_scale_threshold));
-    due.values.emplace_back(to_unix_millis(cutoff));
+    condition.append(fmt::format(" AND {} < ?", a));
+    condition.values.emplace_back(to_unix_millis(instant));
     break;
   case AgeFormat::iso8601:
   case AgeFormat::native:
     // The text comparison lets an index on the anchor narrow the scan (a local time is at most
     // 14 hours after its UTC instant); julianday() then compares the instants exactly.
-    due.append(fmt::format(" AND {0} < ? AND julianday({0}) < julianday(?)", a));
-    due.values.emplace_back(format_iso8601(cutoff + std::chrono::days{1}));
-    due.values.emplace_back(format_iso8601(cutoff));
+    condition.append(fmt::format(" AND {0} < ? AND julianday({0}) < julianday(?)", a));
+    condition.values.emplace_back(format_iso8601(instant + std::chrono::days{1}));
+    condition.values.emplace_back(format_iso8601(instant));
     break;
   }
+  return sql("(").append(condition).append(")");
+}
+
+SqlFragment RuleStatements::at_or_after(Instant instant) const {
+  const std::string& a = m_anchor;
+  SqlFragment condition = readable();
+  switch (m_rule.age_format) {
+  case AgeFormat::unix_seconds:
+    condition.append(fmt::format(" AND {} >= ?", a));
+    condition.values.emplace_back(static_cast<double>(to_unix_millis(instant)) / 1000.0);
+    break;
+  case AgeFormat::unix_millis:
+    condition.append(fmt::format(" AND {} >= ?", a));
+    condition.values.emplace_back(to_unix_millis(instant));
+    break;
+  case AgeFormat::iso8601:
+  case AgeFormat::native:
+    // A local time is at most 12 hours before its UTC instant.
+    condition.append(fmt::format(" AND {0} >= ? AND julianday({0}) >= julianday(?)", a));
+    condition.values.emplace_back(format_iso8601(instant - std::chrono::days{1}));
+    condition.values.emplace_back(format_iso8601(instant));
+    break;
+  }
+  return sql("(").append(condition).append(")");
+}
+
+SqlFragment RuleStatements::due() const {
+  SqlFragment due = before(m_selection.cutoff);
+  // Never select a value written in the other unit (see k_scale_threshold).
+  if (m_rule.age_format == AgeFormat::unix_seconds)
+    due.append(fmt::format(" AND {} < {}", m_anchor, k_scale_threshold));
+  else if (m_rule.age_format == AgeFormat::unix_millis)
+    due.append(fmt::format(" AND {} >= {}", m_anchor, k_scale_threshold));
   return sql("(").append(due).append(")");
 }
 
+SqlFragment RuleStatements::selectable() const {
+  SqlFragment where = matched();
+  where.append(" AND ").append(due()).append(" AND NOT ").append(held());
+  if (m_rule.files)
+    where.append(fmt::format(" AND t.rowid NOT IN (SELECT id FROM {})", k_refused_table));
+  return where;
+}
+
 SqlFragment RuleStatements::held() const {
-  if (!m_rule.subject_column || m_selection.held_subjects.empty())
+  if (!m_rule.subject_column)
     return sql("0");
   std::string subjects = "[";
   for (std::size_t i = 0; i < m_selection.held_subjects.size(); ++i) {
@@ -149,24 +189,8 @@ SqlFragment RuleStatements::held() const {
 }
 
 SqlFragment RuleStatements::future() const {
-  const std::string& a = m_anchor;
-  SqlFragment future = readable();
-  switch (m_rule.age_format) {
-  case AgeFormat::unix_seconds:
-    future.append(fmt::format(" AND {} > ?", a));
-    future.values.emplace_back(static_cast<double>(to_unix_millis(m_selection.now)) / 1000.0);
-    break;
-  case AgeFormat::unix_millis:
-    future.append(fmt::format(" AND {} > ?", a));
-    future.values.emplace_back(to_unix_millis(m_selection.now));
-    break;
-  case AgeFormat::iso8601:
-  case AgeFormat::native:
-    future.append(fmt::format(" AND julianday({}) > julianday(?)", a));
-    future.values.emplace_back(format_iso8601(m_selection.now));
-    break;
-  }
-  return sql("(").append(future).append(")");
+  // Later than now: at or after now + 1 ms, which is the same for millisecond anchors.
+  return at_or_after(m_selection.now + std::chrono::milliseconds{1});
 }
 
 SqlFragment RuleStatements::wrong_scale() const {
@@ -193,47 +217,117 @@ SqlFragment RuleStatements::anchor_millis() const {
   }
 }
 
-SqlFragment RuleStatements::count() const {
-  const auto sum_if = [](const SqlFragment& condition) {
-    return sql("coalesce(sum(CASE WHEN ").append(condition).append(" THEN 1 ELSE 0 END), 0)");
-  };
-  const SqlFragment due_unheld = sql("").append(due()).append(" AND NOT ").append(held());
-  const SqlFragment due_held = sql("").append(due()).append(" AND ").append(held());
-  SqlFragment query = sql(fmt::format("SELECT (SELECT count(*) FROM {}), count(*), ",
-                                      quote_identifier(m_rule.table)));
-  query.append(sum_if(due_unheld)).append(", ");
-  query.append(sum_if(due_held)).append(", ");
-  query.append(sum_if(sql(m_anchor + " IS NULL"))).append(", ");
-  query.append(sum_if(sql(m_anchor + " IS NOT NULL AND NOT ").append(readable()))).append(", ");
-  query.append(sum_if(future())).append(", ");
-  query.append(sum_if(wrong_scale())).append(", ");
-  query.append("min(CASE WHEN ").append(due_unheld).append(" THEN ").append(anchor_millis());
-  query.append(" END)");
-  query.append(from_clause()).append(" WHERE ").append(matched());
+SqlFragment RuleStatements::count_table_rows() const {
+  return sql(fmt::format("SELECT count(*) FROM {}", quote_identifier(m_rule.table)));
+}
+
+SqlFragment RuleStatements::count_matched() const {
+  return sql(fmt::format("SELECT count(*) FROM {} AS t WHERE ", quote_identifier(m_rule.table)))
+      .append(matched());
+}
+
+SqlFragment RuleStatements::count_due() const {
+  SqlFragment query = sql("SELECT coalesce(sum(NOT ").append(held()).append("), 0), ");
+  query.append("coalesce(sum(").append(held()).append("), 0), ");
+  query.append("min(CASE WHEN NOT ").append(held()).append(" THEN ").append(anchor_millis());
+  query.append(" END)").append(from_clause()).append(" WHERE ").append(matched());
+  return query.append(" AND ").append(due());
+}
+
+SqlFragment RuleStatements::count_undated() const {
+  return sql("SELECT count(*)").append(from_clause()).append(" WHERE ").append(matched())
+      .append(" AND " + m_anchor + " IS NULL");
+}
+
+SqlFragment RuleStatements::count_unreadable() const {
+  SqlFragment query = sql("SELECT count(*)").append(from_clause()).append(" WHERE ").append(matched());
+  query.append(" AND " + m_anchor + " IS NOT NULL AND NOT ").append(readable());
+  // Text and blobs sort after every number: an index on a numeric anchor finds them at once.
+  if (m_rule.age_format == AgeFormat::unix_seconds || m_rule.age_format == AgeFormat::unix_millis)
+    query.append(" AND " + m_anchor + " >= ''");
   return query;
 }
 
-SqlFragment RuleStatements::count_by_anchor(const std::vector<Instant>& edges) const {
-  SqlFragment bucket = sql("CASE");
-  for (std::size_t i = 0; i < edges.size(); ++i) {
-    bucket.append(" WHEN ").append(anchor_millis()).append(" < ?");
-    bucket.values.emplace_back(to_unix_millis(edges[i]));
-    bucket.append(fmt::format(" THEN {}", i));
-  }
-  bucket.append(fmt::format(" ELSE {} END", edges.size()));
-  SqlFragment query = sql("SELECT ").append(bucket).append(" AS bucket, count(*)");
-  query.append(from_clause()).append(" WHERE ").append(matched()).append(" AND ").append(readable());
-  query.append(" GROUP BY bucket");
+SqlFragment RuleStatements::count_future() const {
+  return sql("SELECT count(*)").append(from_clause()).append(" WHERE ").append(matched())
+      .append(" AND ").append(future());
+}
+
+SqlFragment RuleStatements::count_wrong_scale() const {
+  return sql("SELECT count(*)").append(from_clause()).append(" WHERE ").append(matched())
+      .append(" AND ").append(wrong_scale());
+}
+
+SqlFragment RuleStatements::count_anchors(std::optional<Instant> from, std::optional<Instant> to) const {
+  SqlFragment query = sql("SELECT count(*)").append(from_clause()).append(" WHERE ").append(matched());
+  query.append(" AND ").append(readable());
+  if (from)
+    query.append(" AND ").append(at_or_after(*from));
+  if (to)
+    query.append(" AND ").append(before(*to));
   return query;
+}
+
+bool RuleStatements::single_statement_batches() const {
+  return m_rule.cascade.empty() && !m_rule.files && !m_rule.age_from;
+}
+
+SqlFragment RuleStatements::due_anchor_values() const {
+  return sql(fmt::format("SELECT t.{0} FROM {1} AS t WHERE ", quote_identifier(m_rule.age_column),
+                         quote_identifier(m_rule.table)))
+      .append(due())
+      .append(fmt::format(" ORDER BY t.{}", quote_identifier(m_rule.age_column)));
+}
+
+SqlFragment RuleStatements::in_band(const Band& band, bool use_index) const {
+  // Inside a rowid slice the anchor's index must not drive the scan: '+' keeps the planner on
+  // the rowid range and makes the band a plain filter.
+  const std::string anchor = (use_index ? "t." : "+t.") + quote_identifier(m_rule.age_column);
+  SqlFragment condition = sql("1");
+  if (!std::holds_alternative<std::nullptr_t>(band.low)) {
+    condition.append(fmt::format(" AND {} >= ?", anchor));
+    condition.values.push_back(band.low);
+  }
+  if (!std::holds_alternative<std::nullptr_t>(band.high)) {
+    condition.append(fmt::format(" AND {} < ?", anchor));
+    condition.values.push_back(band.high);
+  }
+  return condition;
+}
+
+SqlFragment RuleStatements::band_rowids(const Band& band) const {
+  return sql(fmt::format("SELECT min(t.rowid), max(t.rowid) FROM {} AS t WHERE {} IS NOT NULL AND ",
+                         quote_identifier(m_rule.table), "t." + quote_identifier(m_rule.age_column)))
+      .append(in_band(band, true));
+}
+
+SqlFragment RuleStatements::change_range(std::int64_t lo, std::int64_t hi, const Band& band) const {
+  SqlFragment statement;
+  if (m_rule.action == Action::anonymize) {
+    statement = sql(fmt::format("UPDATE {} AS t SET ", quote_identifier(m_rule.table)));
+    for (const ColumnMask& mask : m_rule.masks)
+      statement.append(fmt::format("{} = {}, ", quote_identifier(mask.column), mask_expression(mask)));
+    statement.append(done_marker());
+  } else {
+    statement = sql(fmt::format("DELETE FROM {} AS t", quote_identifier(m_rule.table)));
+  }
+  statement.append(" WHERE t.rowid >= ? AND t.rowid < ? AND ");
+  statement.values.emplace_back(lo);
+  statement.values.emplace_back(hi);
+  return statement.append(in_band(band, false)).append(" AND ").append(selectable());
+}
+
+SqlFragment RuleStatements::select_range(std::int64_t lo, std::int64_t hi) const {
+  SqlFragment query = sql(fmt::format("INSERT INTO {}(id) SELECT t.rowid", k_batch_table));
+  query.append(from_clause()).append(" WHERE t.rowid >= ? AND t.rowid < ? AND ");
+  query.values.emplace_back(lo);
+  query.values.emplace_back(hi);
+  return query.append(selectable());
 }
 
 SqlFragment RuleStatements::select_batch(std::int64_t limit) const {
   SqlFragment query = sql(fmt::format("INSERT INTO {}(id) SELECT t.rowid", k_batch_table));
-  query.append(from_clause()).append(" WHERE ").append(matched());
-  query.append(" AND ").append(due()).append(" AND NOT ").append(held());
-  if (m_rule.files)
-    query.append(fmt::format(" AND t.rowid NOT IN (SELECT id FROM {})", k_refused_table));
-  query.append(" LIMIT ?");
+  query.append(from_clause()).append(" WHERE ").append(selectable()).append(" LIMIT ?");
   query.values.emplace_back(limit);
   return query;
 }

@@ -3,6 +3,7 @@
 #include "adapters/datastore.hpp"
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -34,13 +35,39 @@ inline constexpr std::string_view k_refused_table = "temp.retentiond_refused";
 class RuleStatements {
 public:
   explicit RuleStatements(const Selection& selection);
+  const std::string& table() const { return m_rule.table; }
 
-  // One row: table_rows, total, due, held, undated, unreadable, future, wrong_scale,
-  // oldest due anchor (unix milliseconds, or NULL).
-  SqlFragment count() const;
-  // One row per non-empty bucket: (bucket index, rows); buckets as Datastore::count_by_anchor.
-  SqlFragment count_by_anchor(const std::vector<Instant>& edges) const;
-  // Fills k_batch_table with the rowids of up to `limit` due, unheld rows.
+  // The census, as several statements that each return one row, so that every one of them can
+  // walk an index range on the anchor instead of reading the whole table.
+  SqlFragment count_table_rows() const;  // every row of the table
+  SqlFragment count_matched() const;     // rows passing the match filters
+  // (due and unheld, due and held, oldest due and unheld anchor as unix milliseconds or NULL)
+  SqlFragment count_due() const;
+  SqlFragment count_undated() const;
+  SqlFragment count_unreadable() const;
+  SqlFragment count_future() const;
+  SqlFragment count_wrong_scale() const;
+  // Readable anchors of matched rows in [from, to); either bound may be absent.
+  SqlFragment count_anchors(std::optional<Instant> from, std::optional<Instant> to) const;
+  // Whether batches may change rows with one statement over a rowid range: no cascade, no
+  // linked files, no parent anchor.
+  bool single_statement_batches() const;
+  // A slice of the anchor's values, as stored: [low, high), NULL meaning unbounded. Bands
+  // split a run so that each pass over the table touches only one part of the anchor's index.
+  struct Band {
+    SqlValue low = nullptr;
+    SqlValue high = nullptr;
+  };
+  // Every `step`-th due anchor value in index order: the boundaries of equal-sized bands.
+  SqlFragment due_anchor_values() const;
+  // (min rowid, max rowid) of the rows whose anchor is in `band`, found through the index.
+  SqlFragment band_rowids(const Band& band) const;
+  // Deletes or anonymizes the due, unheld rows with lo <= rowid < hi and the anchor in `band`.
+  SqlFragment change_range(std::int64_t lo, std::int64_t hi, const Band& band) const;
+  // Fills k_batch_table with the due, unheld rows with lo <= rowid < hi.
+  SqlFragment select_range(std::int64_t lo, std::int64_t hi) const;
+  // Fills k_batch_table with the rowids of up to `limit` due, unheld rows, found through the
+  // anchor's index: for sparse work, where walking rowid ranges would read the whole table.
   SqlFragment select_batch(std::int64_t limit) const;
   // (rowid, linked path) of the rows in k_batch_table, for rules with `files`.
   SqlFragment linked_paths() const;
@@ -56,6 +83,10 @@ private:
   SqlFragment matched() const;           // match filters and not-yet-anonymized
   SqlFragment readable() const;          // the anchor can be read in the declared format
   SqlFragment due() const;               // readable and strictly older than the cutoff
+  SqlFragment before(Instant instant) const;       // anchor < instant (anchor readable)
+  SqlFragment at_or_after(Instant instant) const;  // anchor >= instant (anchor readable)
+  SqlFragment selectable() const;        // matched, due, not held, not refused in this run
+  SqlFragment in_band(const Band& band, bool use_index) const;
   SqlFragment held() const;              // the subject is under a hold ("0" when none)
   SqlFragment future() const;            // readable and later than now
   SqlFragment wrong_scale() const;       // seconds/milliseconds mix-up

@@ -629,6 +629,57 @@ TEST_CASE("engine: a missing table or datastore fails its rule, the others run")
   }
 }
 
+TEST_CASE("engine: deleted values do not linger in a WAL-mode datastore") {
+  Site site;
+  auto& db = site.app();
+  REQUIRE(db.execAndGet("PRAGMA journal_mode=WAL").getString() == "wal");
+  const std::int64_t now_s = to_unix_seconds(now_utc());
+  db.exec("CREATE TABLE logs(id INTEGER PRIMARY KEY, at INTEGER, ip TEXT)");
+  db.exec("INSERT INTO logs VALUES(1, " + std::to_string(now_s - 60 * k_day_s) +
+          ", 'SECRET-203.0.113.77'), (2, " + std::to_string(now_s) + ", 'kept-198.51.100.1'), "
+          "(3, " + std::to_string(now_s) + ", 'kept-198.51.100.2')");
+  const auto config = site.configure(rule_toml("logs", "logs", "at", "unix_seconds", "30 days"));
+  StateStore state(site.state_path(), StateStore::Mode::read_write);
+  REQUIRE(outcome_of(run(config, state), "logs").rows == 1);
+
+  std::string everything;
+  for (const auto& [name, bytes] : directory_snapshot(site.dir()))
+    if (name.starts_with("app.db"))
+      everything += bytes;
+  CHECK(everything.find("SECRET-203.0.113.77") == std::string::npos);
+  CHECK(everything.find("kept-198.51.100.1") != std::string::npos);
+  const auto wal = site.dir() / "app.db-wal";
+  CHECK((!std::filesystem::exists(wal) || std::filesystem::file_size(wal) == 0));
+}
+
+TEST_CASE("engine: the report marks a rule stale when its last success is older than twice its "
+          "interval") {
+  Site site;
+  Scenario scenario;
+  scenario.build(site);
+  const auto config = site.configure(Scenario::rules());
+  const Instant now = now_utc();
+  {
+    StateStore state(site.state_path(), StateStore::Mode::read_write);
+    // Daily rules: logs last succeeded 3 days ago (stale), errors 1 day ago (not stale).
+    const std::int64_t logs = state.begin_run("logs", now - std::chrono::hours{72});
+    state.finish_run(logs, "ok", 0, "", now - std::chrono::hours{72});
+    const std::int64_t errors = state.begin_run("errors", now - std::chrono::hours{24});
+    state.finish_run(errors, "ok", 0, "", now - std::chrono::hours{24});
+  }
+  const StateStore state(site.state_path(), StateStore::Mode::read_only);
+  const Report report = build_report(*config, state, {}, now, {});
+  REQUIRE(report.rules.size() == 3);
+  CHECK(report.rules[0].rule->id == "accounts");
+  CHECK(report.rules[0].status == "due");  // never ran: due, not stale
+  CHECK(report.rules[1].rule->id == "errors");
+  CHECK(report.rules[1].status == "due");
+  CHECK(report.rules[2].rule->id == "logs");
+  CHECK(report.rules[2].status == "stale");
+  REQUIRE(report.rules[2].last_runs.size() == 1);
+  CHECK(report.rules[2].last_runs.front().result == "ok");
+}
+
 // Engine::run_once dereferences the state in held_subjects() (daemon/engine.cpp) even for a dry
 // run, although engine.hpp documents that `state` may be null for dry runs: a null state crashes.
 TEST_CASE("engine: a dry run without a state store" * doctest::skip()) {

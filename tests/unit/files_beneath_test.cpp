@@ -3,11 +3,14 @@
 
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 using retentiond::adapters::files::HeldFile;
 using retentiond::adapters::files::open_root;
@@ -99,6 +102,8 @@ TEST_CASE("hostile paths are refused and nothing outside the root is touched") {
     CHECK(refusal(box.root, ".") == "not a regular file");
     CHECK(refusal(box.root, "a") == "not a regular file");
     CHECK(refusal(box.root, "a/") == "not a regular file");
+    REQUIRE(::mkfifo((box.root / "fifo").c_str(), 0600) == 0);
+    CHECK(refusal(box.root, "fifo") == "not a regular file");  // never opened, so never blocks
   }
   CHECK(read_file(box.dir / "x") == "outside");
   CHECK(read_file(box.dir / "outdir/f") == "outside dir");
@@ -171,8 +176,10 @@ TEST_CASE("remove unlinks the file and prunes the directories it leaves empty") 
   SUBCASE("a file replaced after resolution is left alone") {
     auto resolved = resolve_beneath(root, "p/q/r/file");
     REQUIRE(resolved.has_value());
-    fs::remove(box.root / "p/q/r/file");
-    write_file(box.root / "p/q/r/file", "new");
+    // Renamed over the old one, so the new file cannot reuse the old inode number: identity
+    // is device and inode.
+    write_file(box.root / "p/q/r/file.new", "new");
+    fs::rename(box.root / "p/q/r/file.new", box.root / "p/q/r/file");
     CHECK_FALSE((*resolved)->remove());
     CHECK(read_file(box.root / "p/q/r/file") == "new");
   }
@@ -223,4 +230,61 @@ TEST_CASE("read-only: resolve works, remove throws") {
                        "datastore 'media': cannot remove 'a/b': the datastore is open read-only",
                        std::runtime_error);
   CHECK(fs::exists(box.root / "a/b"));
+}
+
+namespace {
+
+std::size_t open_descriptors() {
+  std::size_t count = 0;
+  for ([[maybe_unused]] const auto& entry : fs::directory_iterator("/proc/self/fd"))
+    ++count;
+  return count;
+}
+
+} // namespace
+
+TEST_CASE("resolutions share the directories that held files keep open") {
+  Sandbox box;
+  for (int i = 0; i < 50; ++i)
+    write_file(box.root / "a/b" / ("f" + std::to_string(i)));
+  write_file(box.dir / "outside/b/f0", "outside");
+  const auto root = open_root("media", box.root, true);
+  retentiond::adapters::files::DirectoryCache cache;
+
+  SUBCASE("fifty files in one directory hold two descriptors, not a hundred") {
+    const std::size_t before = open_descriptors();
+    std::vector<std::unique_ptr<HeldFile>> held;
+    for (int i = 0; i < 50; ++i) {
+      auto resolved = resolve_beneath(root, "a/b/f" + std::to_string(i), &cache);
+      REQUIRE(resolved.has_value());
+      REQUIRE(*resolved != nullptr);
+      held.push_back(std::move(*resolved));
+    }
+    CHECK(open_descriptors() - before == 2);
+    for (const auto& file : held)
+      CHECK(file->remove());
+    CHECK_FALSE(fs::exists(box.root / "a"));
+  }
+  SUBCASE("a shared directory replaced by a symlink is not reused") {
+    auto first = resolve_beneath(root, "a/b/f1", &cache);
+    REQUIRE(first.has_value());
+    fs::rename(box.root / "a", box.root / "a.old");
+    fs::create_directory_symlink(box.dir / "outside", box.root / "a");
+    auto second = resolve_beneath(root, "a/b/f0", &cache);
+    REQUIRE_FALSE(second.has_value());
+    CHECK(second.error() == "symlink at 'a'");
+    CHECK(read_file(box.dir / "outside/b/f0") == "outside");
+  }
+  SUBCASE("a shared directory replaced by another directory is opened afresh") {
+    auto first = resolve_beneath(root, "a/b/f1", &cache);
+    REQUIRE(first.has_value());
+    fs::rename(box.root / "a", box.root / "a.old");
+    write_file(box.root / "a/b/f0", "new");
+    auto second = resolve_beneath(root, "a/b/f0", &cache);
+    REQUIRE(second.has_value());
+    REQUIRE(*second != nullptr);
+    CHECK((*second)->remove());
+    CHECK_FALSE(fs::exists(box.root / "a"));
+    CHECK(fs::exists(box.root / "a.old/b/f0"));
+  }
 }

@@ -198,3 +198,14 @@ TEST_CASE("the age chart labels long retention periods in months and years") {
   CHECK(svg.find(">10 y</text>") != std::string::npos);
   CHECK(svg.find(">4 y</text>") != std::string::npos);
 }
+
+TEST_CASE("the age chart's row axis counts whole rows") {
+  HtmlSample sample;
+  RuleReport& entry = sample.report.rules.front();
+  for (AgeBucket& bucket : entry.ages)
+    bucket.rows = 0;
+  entry.ages[3].rows = 1;
+  const std::string svg = age_chart_svg(entry, sample.report.as_of);
+  CHECK(occurrences(svg, "<line class=\"grid\"") == 2);
+  CHECK(svg.find("text-anchor=\"end\">1</text>") != std::string::npos);
+}

@@ -1,0 +1,239 @@
+#include "adapters/datastore.hpp"
+#include "tests/support/temp_dir.hpp"
+
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <stdexcept>
+#include <string>
+
+using namespace retentiond;
+using retentiond::test::TempDir;
+namespace fs = std::filesystem;
+using std::chrono::days;
+using std::chrono::hours;
+
+namespace {
+
+void write_file(const fs::path& path, Instant mtime, const std::string& bytes = "data") {
+  fs::create_directories(path.parent_path());
+  std::ofstream(path, std::ios::binary) << bytes;
+  const std::int64_t millis = to_unix_millis(mtime);
+  timespec times[2];
+  times[0].tv_sec = static_cast<time_t>(millis / 1000);
+  times[0].tv_nsec = static_cast<long>((millis % 1000) * 1000000);
+  times[1] = times[0];
+  REQUIRE(::utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW) == 0);
+}
+
+// Every path beneath `root`, relative, without following symlinks; directories end with '/'.
+std::set<std::string> tree_set(const fs::path& root) {
+  std::set<std::string> paths;
+  for (const auto& entry : fs::recursive_directory_iterator(root)) {
+    std::string path = entry.path().lexically_relative(root).string();
+    if (entry.is_directory() && !entry.is_symlink())
+      path += '/';
+    paths.insert(path);
+  }
+  return paths;
+}
+
+// tree_set(root), sorted and joined with spaces, so a mismatch prints legibly.
+std::string tree(const fs::path& root) {
+  std::string joined;
+  for (const std::string& path : tree_set(root))
+    joined += (joined.empty() ? "" : " ") + path;
+  return joined;
+}
+
+DatastoreConfig files_config(const fs::path& root) {
+  DatastoreConfig config;
+  config.name = "media";
+  config.type = "files";
+  config.root = root;
+  return config;
+}
+
+Rule file_rule(std::string glob) {
+  Rule rule;
+  rule.id = "media_tmp";
+  rule.datastore = "media";
+  rule.glob = std::move(glob);
+  rule.action = Action::delete_rows;
+  return rule;
+}
+
+// Runs batches of `limit` until the datastore reports nothing more, as the engine does.
+// Returns the rows of every batch.
+std::vector<std::int64_t> run_batches(adapters::Datastore& store, const adapters::Selection& selection,
+                                      std::int64_t limit) {
+  std::vector<std::int64_t> rows;
+  for (int guard = 0; guard < 1000; ++guard) {
+    auto batch = store.begin_batch(selection, limit);
+    if (!batch)
+      break;
+    CHECK(batch->children() == 0);
+    CHECK(batch->files() == 0);
+    rows.push_back(batch->rows());
+    batch->commit();
+    if (batch->exhausted())
+      break;
+  }
+  return rows;
+}
+
+struct MediaTree {
+  TempDir dir;
+  fs::path root = dir / "root";
+  Instant now = now_utc();
+  Instant cutoff = now - days{7};
+
+  MediaTree() {
+    write_file(root / "uploads/tmp/old1.bin", now - days{30});
+    write_file(root / "uploads/tmp/sub/deeper/old2.bin", now - days{10});
+    write_file(root / "uploads/tmp/young.bin", now - hours{1});
+    write_file(root / "uploads/tmp/future.bin", now + days{1});
+    write_file(root / "uploads/tmp/edge.bin", cutoff);  // exactly at the cutoff: not older
+    write_file(root / "uploads/keep/old.bin", now - days{30});  // outside the glob
+    write_file(dir / "outside.bin", now - days{30}, "outside");
+    fs::create_symlink("../keep/old.bin", root / "uploads/tmp/inner_link");
+    fs::create_symlink(dir / "outside.bin", root / "uploads/tmp/outer_link");
+    fs::create_directory_symlink(dir.path(), root / "uploads/tmp/dir_link");
+    REQUIRE(::mkfifo((root / "uploads/tmp/fifo").c_str(), 0600) == 0);
+  }
+};
+
+} // namespace
+
+TEST_CASE("files datastore: count classifies matching files by mtime") {
+  MediaTree media;
+  auto store = adapters::open_datastore(files_config(media.root), adapters::OpenMode::read_only, {});
+  const Rule rule = file_rule("uploads/tmp/**");
+  const adapters::Selection selection{rule, media.cutoff, media.now, {}, nullptr};
+
+  CHECK(store->check_schema(rule).errors.empty());
+  CHECK(store->check_schema(rule).warnings.empty());
+  const adapters::RuleCounts counts = store->count(selection);
+  CHECK(counts.table_rows == 5);
+  CHECK(counts.total == 5);
+  CHECK(counts.due == 2);
+  CHECK(counts.future == 1);
+  CHECK(counts.refused == 3);  // the three symlinks, whatever they point at
+  CHECK(counts.held == 0);
+  CHECK(counts.undated == 0);
+  CHECK(counts.unreadable == 0);
+  REQUIRE(counts.oldest_due.has_value());
+  CHECK(*counts.oldest_due == media.now - days{30});
+
+  const auto buckets = store->count_by_anchor(selection, {media.cutoff, media.now});
+  CHECK(buckets == std::vector<std::int64_t>{2, 2, 1});
+}
+
+TEST_CASE("files datastore: batches remove exactly the due files") {
+  MediaTree media;
+  const std::string before = tree(media.root);
+  auto store = adapters::open_datastore(files_config(media.root), adapters::OpenMode::read_write, {});
+  const Rule rule = file_rule("uploads/tmp/**");
+  const adapters::Selection selection{rule, media.cutoff, media.now, {}, nullptr};
+  REQUIRE(store->linked_files() != nullptr);
+
+  SUBCASE("one batch") {
+    auto batch = store->begin_batch(selection, 100);
+    REQUIRE(batch != nullptr);
+    CHECK(batch->rows() == 2);
+    CHECK(batch->exhausted());
+    CHECK(tree(media.root) == before);  // nothing changes before commit
+    batch->commit();
+  }
+  SUBCASE("batches of one") {
+    CHECK(run_batches(*store, selection, 1) == std::vector<std::int64_t>{1, 1});
+  }
+  SUBCASE("an uncommitted batch changes nothing and the next one finds the same files") {
+    {
+      auto batch = store->begin_batch(selection, 1);
+      REQUIRE(batch != nullptr);
+      CHECK(batch->rows() == 1);
+      CHECK_FALSE(batch->exhausted());
+    }
+    CHECK(tree(media.root) == before);
+    CHECK(run_batches(*store, selection, 1) == std::vector<std::int64_t>{1, 1});
+  }
+
+  CHECK(tree(media.root) ==
+        "uploads/ uploads/keep/ uploads/keep/old.bin uploads/tmp/ uploads/tmp/dir_link "
+        "uploads/tmp/edge.bin uploads/tmp/fifo uploads/tmp/future.bin uploads/tmp/inner_link "
+        "uploads/tmp/outer_link uploads/tmp/young.bin");
+  CHECK(fs::exists(media.dir / "outside.bin"));
+  CHECK(fs::is_symlink(media.root / "uploads/tmp/outer_link"));
+  CHECK(store->begin_batch(selection, 100) == nullptr);
+  CHECK(store->count(selection).due == 0);
+}
+
+TEST_CASE("files datastore: a tree with one file per directory is removed in bounded batches") {
+  TempDir dir;
+  const Instant now = now_utc();
+  for (int i = 0; i < 300; ++i)
+    write_file(dir / "many" / ("d" + std::to_string(i)) / "f.bin", now - days{30});
+  write_file(dir / "many/young/f.bin", now);
+  auto store = adapters::open_datastore(files_config(dir.path()), adapters::OpenMode::read_write, {});
+  const Rule rule = file_rule("many/**");
+  const adapters::Selection selection{rule, now - days{7}, now, {}, nullptr};
+  CHECK(store->count(selection).due == 300);
+
+  const std::vector<std::int64_t> rows = run_batches(*store, selection, 1000);
+  REQUIRE(rows.size() >= 2);  // the directories one batch may hold open are capped
+  std::int64_t sum = 0;
+  for (const std::int64_t count : rows)
+    sum += count;
+  CHECK(sum == 300);
+  CHECK(tree(dir.path()) == "many/ many/young/ many/young/f.bin");
+}
+
+TEST_CASE("files datastore: read-only and misconfigured") {
+  MediaTree media;
+  const Rule rule = file_rule("uploads/tmp/**");
+  const adapters::Selection selection{rule, media.cutoff, media.now, {}, nullptr};
+
+  SUBCASE("read-only counts but never removes") {
+    auto store = adapters::open_datastore(files_config(media.root), adapters::OpenMode::read_only, {});
+    CHECK(store->count(selection).due == 2);
+    CHECK_THROWS_WITH_AS(store->begin_batch(selection, 10), "datastore 'media' is open read-only",
+                         std::runtime_error);
+    auto resolved = store->linked_files()->resolve("uploads/tmp/old1.bin");
+    REQUIRE(resolved.has_value());
+    REQUIRE(*resolved != nullptr);
+    CHECK_THROWS_AS((*resolved)->remove(), std::runtime_error);
+    CHECK(fs::exists(media.root / "uploads/tmp/old1.bin"));
+  }
+  SUBCASE("a missing root") {
+    CHECK_THROWS_WITH_AS(
+        adapters::open_datastore(files_config(media.dir / "missing"), adapters::OpenMode::read_only, {}),
+        ("datastore 'media': root " + (media.dir / "missing").string() +
+         " does not exist or is not a directory").c_str(),
+        std::runtime_error);
+  }
+  SUBCASE("a rule without a glob") {
+    auto store = adapters::open_datastore(files_config(media.root), adapters::OpenMode::read_only, {});
+    const auto check = store->check_schema(file_rule(""));
+    REQUIRE(check.errors.size() == 1);
+    CHECK(check.errors[0] == "rule 'media_tmp' has no glob: rules on files datastore 'media' "
+                             "select files with glob = \"...\"");
+  }
+  SUBCASE("linked files resolve through the registry's datastore") {
+    auto store = adapters::open_datastore(files_config(media.root), adapters::OpenMode::read_write, {});
+    auto refused = store->linked_files()->resolve("uploads/tmp/outer_link");
+    REQUIRE_FALSE(refused.has_value());
+    CHECK(refused.error() == "symlink at 'uploads/tmp/outer_link'");
+    auto resolved = store->linked_files()->resolve("uploads/tmp/young.bin");
+    REQUIRE(resolved.has_value());
+    REQUIRE(*resolved != nullptr);
+    CHECK((*resolved)->remove());
+    CHECK_FALSE(fs::exists(media.root / "uploads/tmp/young.bin"));
+  }
+}
