@@ -75,6 +75,8 @@ Engine::Engine(std::shared_ptr<const Config> config, StateStore* state,
 std::vector<std::string> Engine::held_subjects(const Rule& rule, Instant now, bool& suspended) const {
   std::vector<std::string> subjects;
   suspended = false;
+  if (m_state == nullptr)
+    return subjects;  // a dry run without a state DB: no holds exist yet
   for (const Hold& hold : m_state->holds(false, now)) {
     if (hold.rule && *hold.rule != rule.id)
       continue;
@@ -254,7 +256,8 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
           "would {} {} of {} rows of {} ({:.1f}%), more than max_fraction {}; if this is intended, "
           "run once with --confirm-mass {} or raise max_fraction",
           rule.action == Action::anonymize ? "anonymize" : "delete", counts.due, counts.table_rows,
-          rule.table, fraction * 100.0, rule.max_fraction, rule.id));
+          rule.glob.empty() ? rule.table : "files matching " + rule.glob, fraction * 100.0,
+          rule.max_fraction, rule.id));
   }
   if (options.dry_run) {
     outcome.result = "dry_run";

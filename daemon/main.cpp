@@ -9,6 +9,7 @@
 #include <atomic>
 #include <csignal>
 #include <iostream>
+#include <sys/resource.h>
 
 namespace {
 
@@ -23,6 +24,15 @@ void install_signal_handlers() {
   sigemptyset(&action.sa_mask);
   sigaction(SIGTERM, &action, nullptr);
   sigaction(SIGINT, &action, nullptr);
+}
+
+// Linked files are held open by descriptor until their batch commits: use the whole hard limit.
+void raise_descriptor_limit() {
+  struct rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+    limit.rlim_cur = limit.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &limit);
+  }
 }
 
 void configure_logging(const std::string& level) {
@@ -52,6 +62,7 @@ int main(int argc, char** argv) {
     }
     configure_logging(line.log_level);
     install_signal_handlers();
+    raise_descriptor_limit();
     return run_command(line, g_stop);
   } catch (const UsageError& error) {
     std::cerr << "retentiond: error: " << error.what() << "\n";

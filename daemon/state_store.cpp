@@ -263,9 +263,11 @@ StateStore::StateStore(const std::filesystem::path& path, Mode mode,
 
     m_db = std::make_unique<SQLite::Database>(
         m_path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, k_busy_timeout_ms);
-    // WAL lets report/verify read while a run writes; FULL makes each committed audit entry
-    // survive a power loss, which the tamper-evidence depends on.
-    m_db->exec("PRAGMA journal_mode=WAL");
+    // A rollback journal, not WAL: a read-only open (report, dry runs, audit verify, an
+    // auditor's account without write access) then creates no -wal/-shm files beside the
+    // state. Writes are short, so readers and writers barely wait for each other. FULL makes
+    // each committed audit entry survive a power loss, which the tamper-evidence depends on.
+    m_db->exec("PRAGMA journal_mode=TRUNCATE");
     m_db->exec("PRAGMA synchronous=FULL");
     SQLite::Transaction transaction(*m_db, SQLite::TransactionBehavior::IMMEDIATE);
     const int version = m_db->execAndGet("PRAGMA user_version").getInt();

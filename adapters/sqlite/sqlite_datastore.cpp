@@ -19,6 +19,7 @@ constexpr int k_page_cache_kib = 16 * 1024;
 // Due rows per band of a run (see start_walk): their part of the anchor's index, at a few dozen
 // bytes an entry, stays well inside the page cache.
 constexpr std::int64_t k_rows_per_band = 150'000;
+constexpr std::int64_t k_max_linked_files_per_batch = 256;
 
 void bind_all(SQLite::Statement& statement, const std::vector<SqlValue>& values) {
   int index = 1;
@@ -228,22 +229,31 @@ public:
     const std::string key = run_key(selection);
     if (key != m_walk.run)
       start_walk(selection, key);
+    // Each linked file stays open (by descriptor) until the batch commits: keep batches with
+    // files small enough for the process's descriptor limit.
+    if (selection.linked_files != nullptr)
+      limit = std::min(limit, k_max_linked_files_per_batch);
     const RuleStatements statements(selection);
     while (!m_walk.done && m_walk.by_rowid && m_walk.next_rowid > m_walk.last_rowid)
       enter_band(statements, m_walk.band + 1);
     if (m_walk.done)
       return nullptr;
-    auto batch = std::make_unique<SqliteBatch>(m_db);
     if (m_walk.by_rowid) {
+      // A slice holds `limit` physical rows, however far apart their keys are. Found before
+      // the transaction starts: reading needs no write lock.
       const std::int64_t lo = m_walk.next_rowid;
-      const std::int64_t hi = lo > m_walk.last_rowid - limit ? m_walk.last_rowid + 1 : lo + limit;
+      const std::int64_t hi = slice_end(statements.table(), lo, limit);
+      auto batch = std::make_unique<SqliteBatch>(m_db);
       if (statements.single_statement_batches())
         batch->change_all(prepared(statements.change_range(lo, hi, m_walk.bands[m_walk.band])));
       else
         batch->apply(statements, selection, statements.select_range(lo, hi));
       m_walk.next_rowid = hi;
       batch->set_exhausted(hi > m_walk.last_rowid && m_walk.band + 1 == m_walk.bands.size());
-    } else {
+      return batch;
+    }
+    auto batch = std::make_unique<SqliteBatch>(m_db);
+    {
       batch->apply(statements, selection, statements.select_batch(limit));
       // Found through the index: fewer rows than asked means none are left.
       m_walk.done = batch->selected() < limit;
@@ -370,6 +380,17 @@ private:
     ends.executeStep();
     m_walk.next_rowid = ends.getColumn(0).isNull() ? 0 : ends.getColumn(0).getInt64();
     m_walk.last_rowid = ends.getColumn(1).isNull() ? -1 : ends.getColumn(1).getInt64();
+  }
+
+  // The rowid just after the `limit` rows from `lo` on (or past the band's last rowid).
+  std::int64_t slice_end(const std::string& table, std::int64_t lo, std::int64_t limit) {
+    SQLite::Statement& next = prepared(
+        {fmt::format("SELECT rowid FROM {} WHERE rowid >= ? ORDER BY rowid LIMIT 1 OFFSET ?",
+                     quote_identifier(table)),
+         {lo, limit}});
+    const std::int64_t end = next.executeStep() ? next.getColumn(0).getInt64() : m_walk.last_rowid + 1;
+    next.reset();
+    return std::min(end, m_walk.last_rowid + 1);
   }
 
   bool has_anchor_index(const Rule& rule) {

@@ -95,11 +95,12 @@ SqlFragment RuleStatements::readable() const {
     return sql(fmt::format("(typeof({0}) IN ('integer', 'real'))", a));
   case AgeFormat::iso8601:
   case AgeFormat::native:
-    // GLOB pins the shape, the date() round trip refuses dates SQLite would silently normalise
-    // (2024-02-30 -> 2024-03-01), and julianday() refuses a malformed time or offset.
+    // GLOB pins the shape, the round trip through julianday() refuses dates SQLite would
+    // silently normalise (2024-02-30 -> 2024-03-01), and julianday() refuses a malformed time
+    // or offset.
     return sql(fmt::format("(typeof({0}) = 'text' AND {0} GLOB "
                            "'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*' AND "
-                           "date(substr({0}, 1, 10)) IS substr({0}, 1, 10) AND "
+                           "date(julianday(substr({0}, 1, 10))) IS substr({0}, 1, 10) AND "
                            "julianday({0}) IS NOT NULL)",
                            a));
   }
@@ -189,8 +190,12 @@ SqlFragment RuleStatements::held() const {
 }
 
 SqlFragment RuleStatements::future() const {
-  // Later than now: at or after now + 1 ms, which is the same for millisecond anchors.
-  return at_or_after(m_selection.now + std::chrono::milliseconds{1});
+  // Later than now: at or after now + 1 ms, which is the same for millisecond anchors. A value
+  // in the other unit is counted as wrong_scale, not as future.
+  SqlFragment future = at_or_after(m_selection.now + std::chrono::milliseconds{1});
+  if (m_rule.age_format == AgeFormat::unix_seconds)
+    future.append(fmt::format(" AND {} < {}", m_anchor, k_scale_threshold));
+  return future;
 }
 
 SqlFragment RuleStatements::wrong_scale() const {
