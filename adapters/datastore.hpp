@@ -82,6 +82,10 @@ public:
   // Removes the linked files first, then commits the rows; throws std::runtime_error when the
   // datastore refuses (the row changes are then undone).
   virtual void commit() = 0;
+  // After commit: how many of the files counted in rows() or files() had already gone when
+  // it came to removing them (someone else removed them first). The engine audits the
+  // difference so that audited counts stay equal to what retentiond really removed.
+  virtual std::int64_t vanished() const { return 0; }
 };
 
 // A datastore as the engine sees it. Implementations build every statement from validated,

@@ -164,6 +164,10 @@ void write_metrics(const std::string& path, const RunSummary& summary, const Sta
   text += "# TYPE retentiond_due_rows gauge\n";
   for (const RuleOutcome& outcome : summary.outcomes)
     text += fmt::format("retentiond_due_rows{{rule=\"{}\"}} {}\n", outcome.rule, outcome.counts.due);
+  text += "# HELP retentiond_backlog_runs Runs in a row that ended (max_runtime) with rows still due.\n";
+  text += "# TYPE retentiond_backlog_runs gauge\n";
+  for (const RuleOutcome& outcome : summary.outcomes)
+    text += fmt::format("retentiond_backlog_runs{{rule=\"{}\"}} {}\n", outcome.rule, outcome.backlog_runs);
   text += "# HELP retentiond_last_success_timestamp_seconds Finish time of a rule's last successful run.\n";
   text += "# TYPE retentiond_last_success_timestamp_seconds gauge\n";
   for (const RuleOutcome& outcome : summary.outcomes)
@@ -312,8 +316,6 @@ int command_hold(const CommandLine& line, const Config& config) {
   check_rule_names(config, line.rules, "--rule");
   if (line.rules.size() > 1)
     throw UsageError("hold takes at most one --rule");
-  create_state_directory(config);
-  StateStore state(config.state_path, StateStore::Mode::read_write, audit_key_of(config));
   const Instant now = now_utc();
   if (verb == "add") {
     std::optional<std::string> rule;
@@ -334,6 +336,8 @@ int command_hold(const CommandLine& line, const Config& config) {
       if (*until <= now)
         throw UsageError(fmt::format("--until '{}' is in the past", *line.until));
     }
+    create_state_directory(config);
+    StateStore state(config.state_path, StateStore::Mode::read_write, audit_key_of(config));
     const Hold hold = state.add_hold(line.subject, rule, *line.reason, until, now);
     std::cout << fmt::format("hold {} added\n", hold.id);
     return k_exit_ok;
@@ -348,6 +352,7 @@ int command_hold(const CommandLine& line, const Config& config) {
     } catch (const std::exception&) {
       throw UsageError(fmt::format("hold release: '{}' is not a hold id (see retentiond hold list)", *line.hold_id));
     }
+    StateStore state(config.state_path, StateStore::Mode::read_write, audit_key_of(config));
     try {
       state.release_hold(id, *line.reason, now);
     } catch (const std::runtime_error& error) {
@@ -360,6 +365,7 @@ int command_hold(const CommandLine& line, const Config& config) {
   const std::string format = line.format.value_or("text");
   if (format != "text" && format != "json")
     throw UsageError(fmt::format("--format '{}': expected text or json", format));
+  const StateStore state(config.state_path, StateStore::Mode::read_only, audit_key_of(config));
   for (const Hold& hold : state.holds(false, now)) {
     if (format == "json")
       std::cout << hold_json(hold) << '\n';

@@ -20,6 +20,8 @@ using std::chrono::milliseconds;
 // Batch sizing: start small, then scale by measured time towards the rule's batch_time. The
 // unit is the adapter's (rows, or a slice of rows); the engine only compares durations.
 constexpr std::int64_t k_first_batch_size = 200;
+// Runs in a row that end with a backlog before the engine warns.
+constexpr int k_backlog_warning_runs = 3;
 constexpr std::int64_t k_max_batch_size = std::int64_t{1} << 40;
 
 std::int64_t next_batch_size(std::int64_t size, Clock::duration took, milliseconds target) {
@@ -191,6 +193,22 @@ void Engine::audit_refusals(const Rule& rule, std::int64_t run_id,
   m_state->append_audit("refused", rule.id, 0, json.str());
 }
 
+void Engine::warn_about_backlog(const Rule& rule, std::int64_t run_id, RuleOutcome& outcome) const {
+  // Like a lease reclamation that never catches up: one run out of time is normal after a
+  // backlog, several in a row mean the rule cannot keep up with its data.
+  outcome.backlog_runs = 1;
+  for (const RunRecord& run : m_state->last_runs(rule.id, k_backlog_warning_runs * 4)) {
+    if (run.id == run_id)
+      continue;
+    if (run.result != "partial")
+      break;
+    ++outcome.backlog_runs;
+  }
+  if (outcome.backlog_runs >= k_backlog_warning_runs)
+    spdlog::warn("rule {}: {} runs in a row ended with rows still due; raise max_runtime or run "
+                 "it more often", rule.id, outcome.backlog_runs);
+}
+
 RuleOutcome Engine::run_rule(const Rule& rule, adapters::Datastore& store,
                              adapters::LinkedFiles* linked_files, const RunOptions& options) {
   if (rule.action == Action::keep)
@@ -278,6 +296,7 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
       outcome.result = "partial";
       outcome.message = fmt::format("max_runtime {} reached with rows still due", format_duration(*rule.max_runtime));
       spdlog::warn("rule {}: {}", rule.id, outcome.message);
+      warn_about_backlog(rule, run_id, outcome);
       break;
     }
     // Holds are re-read before every batch so a hold placed mid-run applies to the next one.
@@ -291,7 +310,7 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
     auto batch = store.begin_batch(selection, limit);
     if (!batch)
       break;
-    const std::int64_t changed = batch->rows() + batch->children() + batch->files();
+    std::int64_t changed = batch->rows() + batch->children() + batch->files();
     if (!batch->refusals().empty())
       audit_refusals(rule, run_id, batch->refusals());
     outcome.refused += static_cast<std::int64_t>(batch->refusals().size());
@@ -309,6 +328,13 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
                               fmt::format("{{\"run\":{},\"reverts\":{},\"reason\":{}}}", run_id,
                                           entry.seq, json_quote(error.what())));
         throw;
+      }
+      if (batch->vanished() > 0) {
+        changed -= batch->vanished();
+        m_state->append_audit("batch", rule.id, -batch->vanished(),
+                              fmt::format("{{\"run\":{},\"corrects\":{},\"reason\":\"files had "
+                                          "already gone when the batch removed them\"}}",
+                                          run_id, entry.seq));
       }
     } else {
       batch->commit();  // a slice without due rows: nothing to audit

@@ -32,6 +32,7 @@ struct RuleOutcome {
   std::int64_t children = 0;  // of `rows`, the cascade children
   std::int64_t files = 0;     // of `rows`, the linked files removed
   std::int64_t refused = 0;   // records kept because their linked file was refused
+  int backlog_runs = 0;       // runs in a row, this one included, that ended with rows due
 };
 
 struct RunSummary {
@@ -57,6 +58,7 @@ private:
   RuleOutcome enforce(const Rule& rule, adapters::Datastore& store,
                       adapters::LinkedFiles* linked_files, const RunOptions& options,
                       std::int64_t run_id, Instant now);
+  void warn_about_backlog(const Rule& rule, std::int64_t run_id, RuleOutcome& outcome) const;
   void audit_refusals(const Rule& rule, std::int64_t run_id,
                       const std::vector<std::pair<std::string, std::string>>& refusals);
   void audit_rule_failure(const Rule& rule, const std::string& kind, const std::string& message,

@@ -65,6 +65,7 @@ public:
         ++gone;
     if (gone > 0)
       spdlog::info("{} due file(s) had already gone when the batch committed", gone);
+    m_vanished = gone;
     m_files.clear();
     // Only a committed batch lets the next one carry on: after a rollback the files it
     // passed over are still there and must be found again.
@@ -72,7 +73,10 @@ public:
       m_resume_slot = std::move(m_resume);
   }
 
+  std::int64_t vanished() const override { return m_vanished; }
+
 private:
+  std::int64_t m_vanished = 0;
   std::vector<std::unique_ptr<HeldFile>> m_files;
   bool m_exhausted;
   std::optional<Resume>& m_resume_slot;

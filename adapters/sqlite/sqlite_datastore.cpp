@@ -71,7 +71,8 @@ public:
   void commit() override {
     // The file goes first: a row is never deleted while its file stays behind.
     for (auto& file : m_files)
-      file->remove();
+      if (!file->remove())
+        ++m_vanished;
     m_db.exec("COMMIT");
     m_committed = true;
   }
@@ -99,6 +100,7 @@ public:
   }
 
   std::int64_t selected() const { return m_selected; }
+  std::int64_t vanished() const override { return m_vanished; }
   void set_exhausted(bool exhausted) { m_exhausted = exhausted; }
 
 private:
@@ -129,6 +131,7 @@ private:
   bool m_committed = false;
   bool m_exhausted = false;
   std::int64_t m_selected = 0;
+  std::int64_t m_vanished = 0;
   std::int64_t m_rows = 0;
   std::int64_t m_children = 0;
   std::vector<std::unique_ptr<ResolvedFile>> m_files;
