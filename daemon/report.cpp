@@ -146,6 +146,13 @@ Report build_report(const Config& config, const StateStore& state,
       if (!schema.errors.empty())
         throw std::runtime_error(fmt::format("{}", fmt::join(schema.errors, "; ")));
       adapters::Selection selection{rule, *entry.cutoff, as_of, {}};
+      if (rule.files) {
+        auto& files = stores[rule.files->datastore];
+        if (!files)
+          files = adapters::open_datastore(config.datastores.at(rule.files->datastore),
+                                           adapters::OpenMode::read_only, secrets);
+        selection.linked_files = files->linked_files();
+      }
       bool suspended = false;
       for (const Hold& hold : holds) {
         if (hold.rule && *hold.rule != rule.id)
@@ -207,7 +214,7 @@ std::string report_json(const Report& report) {
     json.field("held", counts.held);
     json.field("undated", counts.undated);
     json.field("unreadable", counts.unreadable);
-    json.field("refused", counts.wrong_scale);
+    json.field("refused", refused_rows(counts));
     json.field("future", counts.future);
     json.field("total", counts.total);
     json.key("oldest_due");

@@ -43,6 +43,12 @@ struct Report {
   std::vector<RuleReport> rules;
 };
 
+// Rows a rule leaves although they are due: unsafe linked paths, and anchors written in the
+// other unit (which refuse the whole rule). The report's `refused`.
+inline std::int64_t refused_rows(const adapters::RuleCounts& counts) {
+  return counts.refused + counts.wrong_scale;
+}
+
 // Builds the report: opens every datastore read-only and the state read-only, so nothing
 // changes anywhere. `only` restricts it to some rules (empty = all).
 Report build_report(const Config& config, const StateStore& state,

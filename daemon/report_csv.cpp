@@ -48,7 +48,7 @@ std::vector<std::string> rule_row(const RuleReport& entry) {
           std::to_string(c.held),
           std::to_string(c.undated),
           std::to_string(c.unreadable),
-          std::to_string(c.wrong_scale),
+          std::to_string(refused_rows(c)),
           std::to_string(c.future),
           std::to_string(c.total),
           instant_or_empty(c.oldest_due),

@@ -503,7 +503,7 @@ void write_summary(std::string& out, const Report& report, const std::vector<Pol
       out += "<td colspan=\"7\" class=\"muted uncounted\">not counted: the rule failed</td>";
     else
       out += due_cell(c.due) + count_cell(c.held) + count_cell(c.undated) + count_cell(c.unreadable) +
-             count_cell(c.wrong_scale) + count_cell(c.future) + count_cell(c.total);
+             count_cell(refused_rows(c)) + count_cell(c.future) + count_cell(c.total);
     out += fmt::format("<td class=\"time\">{}</td><td class=\"time last-run\">{}</td></tr>\n",
                        entry.worst_overshoot ? esc(human_duration(*entry.worst_overshoot)) : k_none,
                        last_run);
@@ -572,7 +572,7 @@ void write_rule(std::string& out, const RuleReport& entry, Instant as_of) {
     count_fact("Held", c.held);
     count_fact("Undated", c.undated);
     count_fact("Unreadable", c.unreadable);
-    count_fact("Refused", c.wrong_scale);
+    count_fact("Refused", refused_rows(c));
     count_fact("Future", c.future);
     count_fact("Total", c.total);
     fact("Oldest due", esc(instant_text(c.oldest_due)));

@@ -62,7 +62,7 @@ void write_summary(std::string& out, const Report& report) {
     out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                        code(rule.id), entry.status, to_string(rule.action), rule.retain.to_string(),
                        instant_or_none(entry.cutoff), count(c.due), count(c.held), count(c.undated),
-                       count(c.unreadable), count(c.wrong_scale), count(c.future), count(c.total),
+                       count(c.unreadable), count(refused_rows(c)), count(c.future), count(c.total),
                        instant_or_none(c.oldest_due), overshoot_or_none(entry));
   }
   out += "\n";
@@ -84,7 +84,7 @@ void write_rule(std::string& out, const RuleReport& entry) {
     out += "- Rows: not counted (the rule failed)\n";
   } else if (rule.action != Action::keep) {
     out += fmt::format("- Rows: {} due, {} held, {} undated, {} unreadable, {} refused, {} future, "
-                       "{} total\n", c.due, c.held, c.undated, c.unreadable, c.wrong_scale, c.future,
+                       "{} total\n", c.due, c.held, c.undated, c.unreadable, refused_rows(c), c.future,
                        c.total);
     if (c.oldest_due)
       out += fmt::format("- Oldest due: {} ({} past the cutoff)\n", format_iso8601(*c.oldest_due),
