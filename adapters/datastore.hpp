@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <expected>
+#include <map>
 #include <memory>
 #include <string_view>
 #include <optional>
@@ -133,5 +134,29 @@ struct AdapterSecrets {
 // Throws std::runtime_error naming the datastore when it cannot be opened.
 std::unique_ptr<Datastore> open_datastore(const DatastoreConfig& config, OpenMode mode,
                                           const AdapterSecrets& secrets);
+
+} // namespace retentiond::adapters
+
+namespace retentiond::adapters {
+
+// The datastores of one command, each opened once, when a rule first needs it (as its own
+// datastore or for its linked files), and closed together.
+class DatastorePool {
+public:
+  DatastorePool(const Config& config, OpenMode mode, const AdapterSecrets& secrets)
+      : m_config(config), m_mode(mode), m_secrets(secrets) {}
+
+  // The datastore named `name`; throws std::runtime_error when it cannot be opened.
+  Datastore& get(const std::string& name);
+  // The resolver of the files a rule links to its rows; nullptr when the rule links none.
+  LinkedFiles* linked_files_of(const Rule& rule);
+  std::size_t open_count() const { return m_open.size(); }
+
+private:
+  const Config& m_config;
+  OpenMode m_mode;
+  const AdapterSecrets& m_secrets;
+  std::map<std::string, std::unique_ptr<Datastore>> m_open;
+};
 
 } // namespace retentiond::adapters

@@ -33,4 +33,20 @@ std::unique_ptr<Datastore> open_datastore(const DatastoreConfig& config, OpenMod
   return factory->second(config, mode, secrets);
 }
 
+Datastore& DatastorePool::get(const std::string& name) {
+  auto& store = m_open[name];
+  if (!store)
+    store = open_datastore(m_config.datastores.at(name), m_mode, m_secrets);
+  return *store;
+}
+
+LinkedFiles* DatastorePool::linked_files_of(const Rule& rule) {
+  if (!rule.files)
+    return nullptr;
+  LinkedFiles* files = get(rule.files->datastore).linked_files();
+  if (files == nullptr)
+    throw std::runtime_error("datastore '" + rule.files->datastore + "' cannot hold linked files");
+  return files;
+}
+
 } // namespace retentiond::adapters

@@ -108,45 +108,38 @@ int command_check(const CommandLine& line, const Config& config) {
     return k_exit_ok;
   }
   int problems = 0;
-  std::map<std::string, std::unique_ptr<adapters::Datastore>> stores;
+  adapters::DatastorePool stores(config, adapters::OpenMode::read_only, secrets);
+  const auto complain = [&](std::string_view level, const Rule& rule, const std::string& message) {
+    std::cerr << fmt::format("retentiond: {}: {}: rules.{}: {}\n", level, rule.position.to_string(),
+                             rule.id, message);
+  };
   for (const Rule& rule : config.rules) {
     try {
-      auto& store = stores[rule.datastore];
-      if (!store)
-        store = adapters::open_datastore(config.datastores.at(rule.datastore),
-                                         adapters::OpenMode::read_only, secrets);
-      const adapters::SchemaCheck check = store->check_schema(rule);
+      adapters::Datastore& store = stores.get(rule.datastore);
+      const adapters::SchemaCheck check = store.check_schema(rule);
       for (const std::string& warning : check.warnings)
-        std::cerr << fmt::format("retentiond: warning: {}: rules.{}: {}\n", rule.position.to_string(),
-                                 rule.id, warning);
-      for (const std::string& error : check.errors) {
-        std::cerr << fmt::format("retentiond: error: {}: rules.{}: {}\n", rule.position.to_string(),
-                                 rule.id, error);
-        ++problems;
-      }
+        complain("warning", rule, warning);
+      for (const std::string& error : check.errors)
+        complain("error", rule, error);
+      problems += static_cast<int>(check.errors.size());
       if (check.errors.empty() && rule.action != Action::keep) {
         const Instant now = now_utc();
-        const adapters::Selection selection{rule, now, now, {}};
-        const adapters::RuleCounts counts = store->count(selection);
+        const adapters::Selection selection{rule, now, now, {}, stores.linked_files_of(rule)};
+        const adapters::RuleCounts counts = store.count(selection);
         if (counts.wrong_scale > 0) {
-          std::cerr << fmt::format("retentiond: error: {}: rules.{}: {} rows of {}.{} look like {} "
-                                   "but age_format is {}; correct age_format or the data\n",
-                                   rule.position.to_string(), rule.id, counts.wrong_scale, rule.table,
-                                   rule.age_column,
-                                   rule.age_format == AgeFormat::unix_seconds ? "milliseconds" : "seconds",
-                                   to_string(rule.age_format));
+          complain("error", rule, wrong_scale_problem(rule, counts.wrong_scale));
           ++problems;
         }
       }
     } catch (const std::exception& error) {
-      std::cerr << fmt::format("retentiond: error: rules.{}: {}\n", rule.id, error.what());
+      complain("error", rule, error.what());
       ++problems;
     }
   }
   if (problems > 0)
     return k_exit_config;
   std::cout << fmt::format("configuration OK: {} rules checked against {} datastores\n",
-                           config.rules.size(), stores.size());
+                           config.rules.size(), stores.open_count());
   return k_exit_ok;
 }
 

@@ -1,6 +1,7 @@
 #include "daemon/engine.hpp"
 
 #include "daemon/cutoff.hpp"
+#include "daemon/holds.hpp"
 #include "daemon/json_writer.hpp"
 
 #include <spdlog/fmt/fmt.h>
@@ -64,6 +65,16 @@ std::string message_detail(std::int64_t run_id, std::string_view result, const s
 
 } // namespace
 
+std::string wrong_scale_problem(const Rule& rule, std::int64_t rows) {
+  const std::string anchor = rule.age_from ? rule.age_from->table + "." + rule.age_from->column
+                                           : rule.table + "." + rule.age_column;
+  return fmt::format("{} rows of {} look like {} but age_format is {}; correct age_format or the "
+                     "data",
+                     rows, anchor,
+                     rule.age_format == AgeFormat::unix_seconds ? "milliseconds" : "seconds",
+                     to_string(rule.age_format));
+}
+
 bool RunSummary::any_failed() const {
   return std::any_of(outcomes.begin(), outcomes.end(), [](const RuleOutcome& outcome) {
     return outcome.result == "refused" || outcome.result == "error";
@@ -74,20 +85,10 @@ Engine::Engine(std::shared_ptr<const Config> config, StateStore* state,
                adapters::AdapterSecrets secrets, const std::atomic<bool>& stop)
     : m_config(std::move(config)), m_state(state), m_secrets(std::move(secrets)), m_stop(stop) {}
 
-std::vector<std::string> Engine::held_subjects(const Rule& rule, Instant now, bool& suspended) const {
-  std::vector<std::string> subjects;
-  suspended = false;
+HeldSubjects Engine::held_subjects(const Rule& rule, Instant now) const {
   if (m_state == nullptr)
-    return subjects;  // a dry run without a state DB: no holds exist yet
-  for (const Hold& hold : m_state->holds(false, now)) {
-    if (hold.rule && *hold.rule != rule.id)
-      continue;
-    if (!hold.subject)
-      suspended = true;
-    else if (rule.subject_column)
-      subjects.push_back(*hold.subject);
-  }
-  return subjects;
+    return {};  // a dry run without a state DB: no holds exist yet
+  return held_subjects_of(rule, m_state->holds(false, now));
 }
 
 RunSummary Engine::run_once(const RunOptions& options) {
@@ -123,17 +124,11 @@ RunSummary Engine::run_once(const RunOptions& options) {
     m_state->append_audit("run_start", "", 0, json.str());
   }
 
-  // Rules of one datastore run one after the other on one connection; a datastore is opened
-  // once, when a rule first needs it (as its own datastore or for its linked files).
-  const auto mode = options.dry_run ? adapters::OpenMode::read_only : adapters::OpenMode::read_write;
-  std::map<std::string, std::unique_ptr<adapters::Datastore>> stores;
-  const auto store_for = [&](const std::string& name) -> adapters::Datastore& {
-    auto& store = stores[name];
-    if (!store)
-      store = adapters::open_datastore(m_config->datastores.at(name), mode, m_secrets);
-    return *store;
-  };
-
+  // Rules of one datastore run one after the other on one connection.
+  adapters::DatastorePool stores(*m_config,
+                                 options.dry_run ? adapters::OpenMode::read_only
+                                                 : adapters::OpenMode::read_write,
+                                 m_secrets);
   RunSummary summary;
   for (const Rule* rule : rules) {
     if (m_stop.load()) {
@@ -143,13 +138,8 @@ RunSummary Engine::run_once(const RunOptions& options) {
     adapters::Datastore* store = nullptr;
     adapters::LinkedFiles* linked_files = nullptr;
     try {
-      store = &store_for(rule->datastore);
-      if (rule->files) {
-        linked_files = store_for(rule->files->datastore).linked_files();
-        if (linked_files == nullptr)
-          throw std::runtime_error(fmt::format("datastore '{}' cannot hold linked files",
-                                               rule->files->datastore));
-      }
+      store = &stores.get(rule->datastore);
+      linked_files = stores.linked_files_of(*rule);
     } catch (const std::exception& error) {
       spdlog::error("rule {}: {}", rule->id, error.what());
       if (!options.dry_run)
@@ -249,11 +239,10 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
   if (!schema.errors.empty())
     return refuse(fmt::format("{}", fmt::join(schema.errors, "; ")));
 
-  bool suspended = false;
-  adapters::Selection selection{rule, outcome.cutoff, now, held_subjects(rule, now, suspended),
-                                linked_files};
+  HeldSubjects held = held_subjects(rule, now);
+  adapters::Selection selection{rule, outcome.cutoff, now, held.subjects, linked_files};
   outcome.counts = store.count(selection);
-  if (suspended) {
+  if (held.suspended) {
     outcome.result = "held";
     outcome.message = "suspended by a hold on the whole rule";
     if (!options.dry_run)
@@ -262,11 +251,7 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
   }
   const adapters::RuleCounts& counts = outcome.counts;
   if (counts.wrong_scale > 0)
-    return refuse(fmt::format(
-        "{} rows of {}.{} look like {} but age_format is {}; correct age_format or the data",
-        counts.wrong_scale, rule.table, rule.age_column,
-        rule.age_format == AgeFormat::unix_seconds ? "milliseconds" : "seconds",
-        to_string(rule.age_format)));
+    return refuse(wrong_scale_problem(rule, counts.wrong_scale));
   if (counts.table_rows > 0 && !options.confirm_mass.contains(rule.id)) {
     const double fraction = static_cast<double>(counts.due) / static_cast<double>(counts.table_rows);
     if (fraction > rule.max_fraction)
@@ -300,8 +285,9 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
       break;
     }
     // Holds are re-read before every batch so a hold placed mid-run applies to the next one.
-    selection.held_subjects = held_subjects(rule, now, suspended);
-    if (suspended) {
+    held = held_subjects(rule, now);
+    selection.held_subjects = held.subjects;
+    if (held.suspended) {
       outcome.result = "held";
       outcome.message = "suspended by a hold on the whole rule during the run";
       break;

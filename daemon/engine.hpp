@@ -2,6 +2,7 @@
 
 #include "adapters/datastore.hpp"
 #include "daemon/config.hpp"
+#include "daemon/holds.hpp"
 #include "daemon/state_store.hpp"
 
 #include <atomic>
@@ -41,6 +42,10 @@ struct RunSummary {
   bool any_failed() const;
 };
 
+// Why a rule must not run while `rows` of its anchors are in the other unit (milliseconds in a
+// unix_seconds column, or the reverse): the message `once`, `check --connect` and the report give.
+std::string wrong_scale_problem(const Rule& rule, std::int64_t rows);
+
 // Plans and enforces rules: cutoff, census, holds, mass-deletion breaker, then time-boxed
 // batches, each audited before it commits. Sees datastores only through adapters::Datastore.
 class Engine {
@@ -64,7 +69,7 @@ private:
   void audit_rule_failure(const Rule& rule, const std::string& kind, const std::string& message,
                           std::int64_t run_id);
   // Subjects under an active hold for this rule, and whether an --all hold suspends it.
-  std::vector<std::string> held_subjects(const Rule& rule, Instant now, bool& suspended) const;
+  HeldSubjects held_subjects(const Rule& rule, Instant now) const;
 
   std::shared_ptr<const Config> m_config;
   StateStore* m_state;

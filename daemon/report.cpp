@@ -1,6 +1,8 @@
 #include "daemon/report.hpp"
 
 #include "daemon/cutoff.hpp"
+#include "daemon/engine.hpp"
+#include "daemon/holds.hpp"
 #include "daemon/json_writer.hpp"
 #include "daemon/report_csv.hpp"
 #include "daemon/report_html.hpp"
@@ -42,9 +44,7 @@ void assess(RuleReport& entry, const Rule& rule, const StateStore& state, Instan
   const adapters::RuleCounts& counts = entry.counts;
   if (counts.wrong_scale > 0) {
     entry.status = "refused";
-    entry.message = fmt::format("{} anchors look like {} but age_format is {}", counts.wrong_scale,
-                                rule.age_format == AgeFormat::unix_seconds ? "milliseconds" : "seconds",
-                                to_string(rule.age_format));
+    entry.message = wrong_scale_problem(rule, counts.wrong_scale);
     return;
   }
   if (counts.table_rows > 0) {
@@ -124,7 +124,7 @@ Report build_report(const Config& config, const StateStore& state,
   report.audit = state.verify_audit();
 
   std::vector<Hold> holds = state.holds(false, as_of);
-  std::map<std::string, std::unique_ptr<adapters::Datastore>> stores;
+  adapters::DatastorePool stores(config, adapters::OpenMode::read_only, secrets);
   for (const Rule& rule : config.rules) {
     if (!only.empty() && std::find(only.begin(), only.end(), rule.id) == only.end())
       continue;
@@ -138,33 +138,16 @@ Report build_report(const Config& config, const StateStore& state,
     }
     entry.cutoff = cutoff_for(as_of, rule.retain);
     try {
-      auto& store = stores[rule.datastore];
-      if (!store)
-        store = adapters::open_datastore(config.datastores.at(rule.datastore),
-                                         adapters::OpenMode::read_only, secrets);
-      const adapters::SchemaCheck schema = store->check_schema(rule);
+      adapters::Datastore& store = stores.get(rule.datastore);
+      const adapters::SchemaCheck schema = store.check_schema(rule);
       if (!schema.errors.empty())
         throw std::runtime_error(fmt::format("{}", fmt::join(schema.errors, "; ")));
-      adapters::Selection selection{rule, *entry.cutoff, as_of, {}};
-      if (rule.files) {
-        auto& files = stores[rule.files->datastore];
-        if (!files)
-          files = adapters::open_datastore(config.datastores.at(rule.files->datastore),
-                                           adapters::OpenMode::read_only, secrets);
-        selection.linked_files = files->linked_files();
-      }
-      bool suspended = false;
-      for (const Hold& hold : holds) {
-        if (hold.rule && *hold.rule != rule.id)
-          continue;
-        if (!hold.subject)
-          suspended = true;
-        else if (rule.subject_column)
-          selection.held_subjects.push_back(*hold.subject);
-      }
-      entry.counts = store->count(selection);
-      entry.ages = age_buckets(*store, selection, as_of, *entry.cutoff);
-      if (suspended) {
+      const HeldSubjects held = held_subjects_of(rule, holds);
+      adapters::Selection selection{rule, *entry.cutoff, as_of, held.subjects,
+                                    stores.linked_files_of(rule)};
+      entry.counts = store.count(selection);
+      entry.ages = age_buckets(store, selection, as_of, *entry.cutoff);
+      if (held.suspended) {
         entry.counts.held += entry.counts.due;
         entry.counts.due = 0;
         entry.counts.oldest_due.reset();
