@@ -248,7 +248,8 @@ int command_report(const CommandLine& line, const Config& config) {
   const std::string format = report_format(line);
   const Instant as_of = line.as_of ? parse_date_option("--as-of", *line.as_of) : now_utc();
   const StateStore state(config.state_path, StateStore::Mode::read_only, audit_key_of(config));
-  const Report report = build_report(config, state, secrets_of(config), as_of, line.rules);
+  const Report report =
+      build_report(config, state, secrets_of(config), as_of, line.rules, format == "html");
   write_output(line.output, render_report(report, format));
   const bool failed = std::any_of(report.rules.begin(), report.rules.end(),
                                   [](const RuleReport& r) { return r.status == "error"; });

@@ -116,7 +116,7 @@ std::string render_report(const Report& report, std::string_view format) {
 
 Report build_report(const Config& config, const StateStore& state,
                     const adapters::AdapterSecrets& secrets, Instant as_of,
-                    const std::vector<std::string>& only) {
+                    const std::vector<std::string>& only, bool with_ages) {
   Report report;
   report.generated_at = now_utc();
   report.as_of = as_of;
@@ -146,7 +146,8 @@ Report build_report(const Config& config, const StateStore& state,
       adapters::Selection selection{rule, *entry.cutoff, as_of, held.subjects,
                                     stores.linked_files_of(rule)};
       entry.counts = store.count(selection);
-      entry.ages = age_buckets(store, selection, as_of, *entry.cutoff);
+      if (with_ages)
+        entry.ages = age_buckets(store, selection, as_of, *entry.cutoff);
       if (held.suspended) {
         entry.counts.held += entry.counts.due;
         entry.counts.due = 0;

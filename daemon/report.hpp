@@ -51,9 +51,11 @@ inline std::int64_t refused_rows(const adapters::RuleCounts& counts) {
 
 // Builds the report: opens every datastore read-only and the state read-only, so nothing
 // changes anywhere. `only` restricts it to some rules (empty = all).
+// `with_ages` fills RuleReport::ages, the age histogram the HTML chart draws: one more pass
+// over every anchor, which the other formats do not need.
 Report build_report(const Config& config, const StateStore& state,
                     const adapters::AdapterSecrets& secrets, Instant as_of,
-                    const std::vector<std::string>& only);
+                    const std::vector<std::string>& only, bool with_ages = true);
 
 // The formats `report` writes: "html", "json", "md", "csv".
 inline constexpr std::string_view k_report_formats[] = {"html", "json", "md", "csv"};

@@ -20,6 +20,8 @@ constexpr int k_page_cache_kib = 16 * 1024;
 // bytes an entry, stays well inside the page cache.
 constexpr std::int64_t k_rows_per_band = 150'000;
 constexpr std::int64_t k_max_linked_files_per_batch = 256;
+// An application that has not committed for this long is idle: batches follow each other.
+constexpr std::chrono::seconds k_application_quiet{1};
 
 void bind_all(SQLite::Statement& statement, const std::vector<SqlValue>& values) {
   int index = 1;
@@ -193,15 +195,14 @@ public:
     counts.table_rows = scalar(statements.count_table_rows());
     counts.total = statements_need_match(selection.rule) ? scalar(statements.count_matched())
                                                           : counts.table_rows;
-    {
-      const SqlFragment query = statements.count_due();
-      SQLite::Statement& due = prepared(query);
-      due.executeStep();
-      counts.due = due.getColumn(0).getInt64();
-      counts.held = due.getColumn(1).getInt64();
-      if (!due.getColumn(2).isNull())
-        counts.oldest_due = from_unix_millis(due.getColumn(2).getInt64());
-      due.reset();
+    const std::int64_t due = scalar(statements.count_due());
+    counts.held = selection.held_subjects.empty() ? 0 : scalar(statements.count_due_held());
+    counts.due = due - counts.held;
+    if (counts.due > 0) {
+      SQLite::Statement& oldest = prepared(statements.oldest_due());
+      if (oldest.executeStep() && !oldest.getColumn(0).isNull())
+        counts.oldest_due = from_unix_millis(oldest.getColumn(0).getInt64());
+      oldest.reset();
     }
     counts.undated = scalar(statements.count_undated());
     counts.unreadable = scalar(statements.count_unreadable());
@@ -266,19 +267,23 @@ public:
   }
 
   void yield_to_application(std::chrono::milliseconds longest) override {
-    // data_version changes when another connection commits. If the application wrote since we
-    // last looked, it is active and most likely has a writer queued behind the batch that just
-    // committed: wait until that writer is through (or `longest`), then go on.
-    const std::int64_t seen = data_version();
-    if (seen == m_data_version)
+    // data_version changes when another connection commits. An application that wrote within
+    // the last second is writing now, and one of its writers most likely queued behind the
+    // batch that just committed, sleeping in SQLite's busy handler: wait until it is through
+    // (data_version changes again) or `longest` has passed. An idle application costs nothing.
+    using std::chrono::steady_clock;
+    if (data_version() != m_data_version)
+      note_application_write();
+    if (steady_clock::now() - m_application_wrote > k_application_quiet)
       return;
-    const auto deadline = std::chrono::steady_clock::now() + longest;
-    std::int64_t now_seen = seen;
-    while (now_seen == seen && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::microseconds{250});
-      now_seen = data_version();
+    const auto deadline = steady_clock::now() + longest;
+    while (steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::microseconds{200});
+      if (data_version() != m_data_version) {
+        note_application_write();
+        return;
+      }
     }
-    m_data_version = now_seen;
   }
 
   void finish_run() override {
@@ -400,6 +405,11 @@ private:
     if (rule.age_from)
       return has_leading_index(rule.age_from->table, rule.age_from->column);
     return has_leading_index(rule.table, rule.age_column);
+  }
+
+  void note_application_write() {
+    m_data_version = data_version();
+    m_application_wrote = std::chrono::steady_clock::now();
   }
 
   std::int64_t data_version() {
@@ -538,6 +548,7 @@ private:
   Walk m_walk;
   std::pair<std::string, RuleCounts> m_census;  // the last count(), by run key
   std::int64_t m_data_version = 0;
+  std::chrono::steady_clock::time_point m_application_wrote;  // last commit seen from others
   std::map<std::string, SQLite::Statement> m_statements;
 };
 

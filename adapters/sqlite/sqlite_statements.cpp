@@ -107,9 +107,14 @@ SqlFragment RuleStatements::readable() const {
   return sql("0");
 }
 
+// For numeric anchors the comparisons need no typeof(): SQLite orders every number before every
+// text and blob, so `anchor < number` holds for numbers only, and `anchor < ''` bounds a range
+// to numbers. The conditions are then plain ranges that an index on the anchor answers alone.
 SqlFragment RuleStatements::before(Instant instant) const {
   const std::string& a = m_anchor;
-  SqlFragment condition = readable();
+  const bool numeric =
+      m_rule.age_format == AgeFormat::unix_seconds || m_rule.age_format == AgeFormat::unix_millis;
+  SqlFragment condition = numeric ? sql("1") : readable();
   switch (m_rule.age_format) {
   case AgeFormat::unix_seconds:
     condition.append(fmt::format(" AND {} < ?", a));
@@ -133,14 +138,16 @@ SqlFragment RuleStatements::before(Instant instant) const {
 
 SqlFragment RuleStatements::at_or_after(Instant instant) const {
   const std::string& a = m_anchor;
-  SqlFragment condition = readable();
+  const bool numeric =
+      m_rule.age_format == AgeFormat::unix_seconds || m_rule.age_format == AgeFormat::unix_millis;
+  SqlFragment condition = numeric ? sql("1") : readable();
   switch (m_rule.age_format) {
   case AgeFormat::unix_seconds:
-    condition.append(fmt::format(" AND {} >= ?", a));
+    condition.append(fmt::format(" AND {0} >= ? AND {0} < ''", a));
     condition.values.emplace_back(static_cast<double>(to_unix_millis(instant)) / 1000.0);
     break;
   case AgeFormat::unix_millis:
-    condition.append(fmt::format(" AND {} >= ?", a));
+    condition.append(fmt::format(" AND {0} >= ? AND {0} < ''", a));
     condition.values.emplace_back(to_unix_millis(instant));
     break;
   case AgeFormat::iso8601:
@@ -232,11 +239,25 @@ SqlFragment RuleStatements::count_matched() const {
 }
 
 SqlFragment RuleStatements::count_due() const {
-  SqlFragment query = sql("SELECT coalesce(sum(NOT ").append(held()).append("), 0), ");
-  query.append("coalesce(sum(").append(held()).append("), 0), ");
-  query.append("min(CASE WHEN NOT ").append(held()).append(" THEN ").append(anchor_millis());
-  query.append(" END)").append(from_clause()).append(" WHERE ").append(matched());
-  return query.append(" AND ").append(due());
+  return sql("SELECT count(*)").append(from_clause()).append(" WHERE ").append(matched())
+      .append(" AND ").append(due());
+}
+
+SqlFragment RuleStatements::count_due_held() const {
+  return sql("SELECT count(*)").append(from_clause()).append(" WHERE ").append(matched())
+      .append(" AND ").append(due()).append(" AND ").append(held());
+}
+
+SqlFragment RuleStatements::oldest_due() const {
+  SqlFragment query = sql("SELECT ").append(anchor_millis()).append(from_clause());
+  query.append(" WHERE ").append(matched()).append(" AND ").append(due()).append(" AND NOT ");
+  query.append(held());
+  // Numbers: the index gives the smallest at once. Text: compare the instants.
+  if (m_rule.age_format == AgeFormat::unix_seconds || m_rule.age_format == AgeFormat::unix_millis)
+    query.append(" ORDER BY " + m_anchor);
+  else
+    query.append(" ORDER BY julianday(" + m_anchor + ")");
+  return query.append(" LIMIT 1");
 }
 
 SqlFragment RuleStatements::count_undated() const {
@@ -265,7 +286,19 @@ SqlFragment RuleStatements::count_wrong_scale() const {
 
 SqlFragment RuleStatements::count_anchors(std::optional<Instant> from, std::optional<Instant> to) const {
   SqlFragment query = sql("SELECT count(*)").append(from_clause()).append(" WHERE ").append(matched());
-  query.append(" AND ").append(readable());
+  const bool numeric =
+      m_rule.age_format == AgeFormat::unix_seconds || m_rule.age_format == AgeFormat::unix_millis;
+  if (numeric && from && to) {
+    // One index range: with a third bound (at_or_after's "< ''"), the planner might pick that
+    // one as the range's end and filter the rest row by row.
+    query.append(" AND ").append(before(*to)).append(fmt::format(" AND {} >= ?", m_anchor));
+    query.values.emplace_back(m_rule.age_format == AgeFormat::unix_seconds
+                                  ? SqlValue{static_cast<double>(to_unix_millis(*from)) / 1000.0}
+                                  : SqlValue{to_unix_millis(*from)});
+    return query;
+  }
+  if (!numeric || (!from && !to))
+    query.append(" AND ").append(readable());  // bounds on numbers already exclude text
   if (from)
     query.append(" AND ").append(at_or_after(*from));
   if (to)

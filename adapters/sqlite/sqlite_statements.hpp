@@ -41,8 +41,9 @@ public:
   // walk an index range on the anchor instead of reading the whole table.
   SqlFragment count_table_rows() const;  // every row of the table
   SqlFragment count_matched() const;     // rows passing the match filters
-  // (due and unheld, due and held, oldest due and unheld anchor as unix milliseconds or NULL)
-  SqlFragment count_due() const;
+  SqlFragment count_due() const;       // due rows, held or not
+  SqlFragment count_due_held() const;  // due rows under a hold
+  SqlFragment oldest_due() const;      // anchor of the oldest due, unheld row (unix ms); no row if none
   SqlFragment count_undated() const;
   SqlFragment count_unreadable() const;
   SqlFragment count_future() const;
