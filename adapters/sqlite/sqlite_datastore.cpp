@@ -446,9 +446,13 @@ private:
     const SqlFragment query = statements.due_paths();
     SQLite::Statement paths(m_db, query.text);
     bind_all(paths, query.values);
-    while (paths.executeStep())
+    counts.oldest_due.reset();
+    while (paths.executeStep()) {
       if (!paths.getColumn(0).isNull() && !linked.resolve(paths.getColumn(0).getString()))
         ++counts.refused;
+      else if (!counts.oldest_due)
+        counts.oldest_due = from_unix_millis(paths.getColumn(1).getInt64());
+    }
     counts.due -= counts.refused;
   }
 

@@ -377,10 +377,10 @@ SqlFragment RuleStatements::linked_paths() const {
 }
 
 SqlFragment RuleStatements::due_paths() const {
-  SqlFragment query = sql(fmt::format("SELECT t.{}", quote_identifier(m_rule.files->path_column)));
-  query.append(from_clause()).append(" WHERE ").append(matched());
+  SqlFragment query = sql(fmt::format("SELECT t.{}, ", quote_identifier(m_rule.files->path_column)));
+  query.append(anchor_millis()).append(from_clause()).append(" WHERE ").append(matched());
   query.append(" AND ").append(due()).append(" AND NOT ").append(held());
-  return query;
+  return query.append(" ORDER BY 2");
 }
 
 SqlFragment RuleStatements::delete_children(const Cascade& cascade) const {

@@ -72,7 +72,8 @@ public:
   SqlFragment select_batch(std::int64_t limit) const;
   // (rowid, linked path) of the rows in k_batch_table, for rules with `files`.
   SqlFragment linked_paths() const;
-  // The linked path of every due, unheld row, for counting refusals.
+  // (linked path, anchor as unix ms) of every due, unheld row, oldest first, for counting
+  // refusals.
   SqlFragment due_paths() const;
   // Deletes one cascade's children of the rows in k_batch_table.
   SqlFragment delete_children(const Cascade& cascade) const;

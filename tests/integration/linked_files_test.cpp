@@ -716,14 +716,7 @@ TEST_CASE("linked files, cli: once, report --format json, audit log --format jso
 
 // A refused row is not due (it stays), so it must not stand for the oldest due row either.
 TEST_CASE("linked files: the report's oldest_due and worst overshoot describe due rows, not "
-          "refused ones" * doctest::skip()) {
-  // SKIPPED: fails. adapters/sqlite/sqlite_datastore.cpp, SqliteDatastore::count() /
-  // count_refused_files() (around lines 199-211 and 435-443): count_due() computes `due` and
-  // `oldest_due` over every due row, then count_refused_files() subtracts the refused rows
-  // from `due` only; `oldest_due` keeps the anchor of a refused row. So a report whose due is
-  // 0 still states an oldest_due and a worst_overshoot_seconds (here those of the 60-day-old
-  // hostile rows), and before a run both name a refused row instead of the oldest row the
-  // run will delete (40 days).
+          "refused ones") {
   MediaSite site;
   VideosScenario scenario;
   scenario.build(site);
