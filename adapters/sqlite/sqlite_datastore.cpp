@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include <filesystem>
+#include <limits>
 #include <map>
 #include <set>
 #include <thread>
@@ -239,7 +240,7 @@ public:
       limit = std::min(limit, k_max_linked_files_per_batch);
     const RuleStatements statements(selection);
     while (!m_walk.done && m_walk.by_rowid && m_walk.next_rowid > m_walk.last_rowid)
-      enter_band(statements, m_walk.band + 1);
+      enter_band(m_walk.band + 1);
     if (m_walk.done)
       return nullptr;
     if (m_walk.by_rowid) {
@@ -321,10 +322,13 @@ private:
   // rows; but when few rows are due, reading the whole table to find them is waste, and the
   // anchor's index finds them directly.
   //
-  // When many rows are due, the run is also split into bands of the anchor's values, each
-  // walked in rowid slices: rows in random time order would otherwise make every small
-  // transaction rewrite pages all over the anchor's index, which then no longer fits the page
-  // cache. A band's part of the index does, so each batch costs what its rows cost.
+  // With an index on the anchor, one pass over the due rows' index entries finds the rowids
+  // they span: for append-only data (time grows with rowid) the walk covers just that stretch.
+  // When the due rows are scattered and many, the run is split into bands of the anchor's
+  // values, each walked over the rowids it spans: rows in random time order would otherwise
+  // make every small transaction rewrite pages all over the anchor's index, which then no
+  // longer fits the page cache. A band's part of the index does, so a batch costs what its rows
+  // cost.
   void start_walk(const Selection& selection, const std::string& key) {
     m_db.exec(fmt::format("DELETE FROM {}", k_refused_table));
     m_walk = Walk{key};
@@ -336,58 +340,80 @@ private:
     m_walk.by_rowid = !(sparse && indexed);
     if (!m_walk.by_rowid)
       return;
-    if (census != nullptr && indexed && statements.single_statement_batches() &&
-        census->due > k_rows_per_band)
-      m_walk.bands = split_into_bands(statements, census->due);
-    enter_band(statements, 0);
+    if (census != nullptr && indexed && statements.single_statement_batches()) {
+      m_walk.bands = plan_bands(statements, census->due);
+    } else {
+      SQLite::Statement ends(m_db, fmt::format("SELECT min(rowid), max(rowid) FROM {}",
+                                               quote_identifier(statements.table())));
+      ends.executeStep();
+      if (!ends.getColumn(0).isNull())
+        m_walk.bands.front() = {nullptr, nullptr, ends.getColumn(0).getInt64(),
+                                ends.getColumn(1).getInt64()};
+    }
+    enter_band(0);
   }
 
-  std::vector<RuleStatements::Band> split_into_bands(const RuleStatements& statements,
-                                                     std::int64_t due) {
-    const std::int64_t count = (due + k_rows_per_band - 1) / k_rows_per_band;
-    const std::int64_t step = due / count;
-    std::vector<RuleStatements::Band> bands{RuleStatements::Band{}};
+  // Bands of about k_rows_per_band due rows each, with the rowids each spans; a single band
+  // when the due rows are few.
+  std::vector<RuleStatements::Band> plan_bands(const RuleStatements& statements, std::int64_t due) {
+    const std::int64_t count = std::max<std::int64_t>(1, (due + k_rows_per_band - 1) / k_rows_per_band);
+    const std::int64_t step = std::max<std::int64_t>(1, due / count);
+    constexpr std::int64_t none = std::numeric_limits<std::int64_t>::max();
+    std::vector<RuleStatements::Band> bands{{nullptr, nullptr, none, -1}};
+    RuleStatements::Band whole{nullptr, nullptr, none, -1};
+    std::int64_t seen = 0;
     const SqlFragment query = statements.due_anchor_values();
     SQLite::Statement values(m_db, query.text);
     bind_all(values, query.values);
-    for (std::int64_t seen = 0; values.executeStep(); ++seen) {
-      if (seen == 0 || seen % step != 0 || static_cast<std::int64_t>(bands.size()) == count)
-        continue;
-      SqlValue boundary;
-      const SQLite::Column value = values.getColumn(0);
-      if (value.isInteger())
-        boundary = static_cast<std::int64_t>(value.getInt64());
-      else if (value.isFloat())
-        boundary = value.getDouble();
-      else if (value.isText())
-        boundary = value.getString();
+    bool splittable = true;
+    bool split_wanted = false;
+    SqlValue previous = nullptr;
+    for (; values.executeStep(); ++seen) {
+      const SQLite::Column column = values.getColumn(0);
+      SqlValue value = nullptr;
+      if (column.isInteger())
+        value = static_cast<std::int64_t>(column.getInt64());
+      else if (column.isFloat())
+        value = column.getDouble();
+      else if (column.isText())
+        value = column.getString();
       else
-        return {RuleStatements::Band{}};
-      if (bands.back().low == boundary)
-        continue;  // a run of equal anchors stays in one band
-      bands.back().high = boundary;
-      bands.push_back({boundary, nullptr});
+        splittable = false;
+      if (seen > 0 && seen % step == 0 && static_cast<std::int64_t>(bands.size()) < count)
+        split_wanted = true;
+      // Split where the value changes, so that equal anchors stay in one band.
+      if (split_wanted && splittable && value != previous) {
+        bands.back().high = value;
+        bands.push_back({value, nullptr, none, -1});
+        split_wanted = false;
+      }
+      const std::int64_t rowid = values.getColumn(1).getInt64();
+      RuleStatements::Band& band = bands.back();
+      band.first_rowid = std::min(band.first_rowid, rowid);
+      band.last_rowid = std::max(band.last_rowid, rowid);
+      whole.first_rowid = std::min(whole.first_rowid, rowid);
+      whole.last_rowid = std::max(whole.last_rowid, rowid);
+      previous = std::move(value);
     }
+    if (seen == 0)
+      return {RuleStatements::Band{}};  // nothing due: an empty walk
+    // With time growing with the rowid, the bands span disjoint stretches of rowids and the
+    // walk reads each row once; with rows in random order, each band's walk reads the whole
+    // stretch again, the price of a small index working set.
+    if (!splittable || bands.size() == 1)
+      return {whole};
     return bands;
   }
 
-  // Moves the walk to band `index`: its rowid range, or the end of the run.
-  void enter_band(const RuleStatements& statements, std::size_t index) {
+  // Moves the walk to band `index`, or to the end of the run.
+  void enter_band(std::size_t index) {
     m_walk.band = index;
     if (index >= m_walk.bands.size()) {
       m_walk.done = true;
       return;
     }
-    const SqlFragment query =
-        m_walk.bands.size() == 1
-            ? SqlFragment{fmt::format("SELECT min(rowid), max(rowid) FROM {}",
-                                      quote_identifier(statements.table())), {}}
-            : statements.band_rowids(m_walk.bands[index]);
-    SQLite::Statement ends(m_db, query.text);
-    bind_all(ends, query.values);
-    ends.executeStep();
-    m_walk.next_rowid = ends.getColumn(0).isNull() ? 0 : ends.getColumn(0).getInt64();
-    m_walk.last_rowid = ends.getColumn(1).isNull() ? -1 : ends.getColumn(1).getInt64();
+    m_walk.next_rowid = m_walk.bands[index].first_rowid;
+    m_walk.last_rowid = m_walk.bands[index].last_rowid;
   }
 
   // The rowid just after the `limit` rows from `lo` on (or past the band's last rowid).

@@ -311,7 +311,7 @@ bool RuleStatements::single_statement_batches() const {
 }
 
 SqlFragment RuleStatements::due_anchor_values() const {
-  return sql(fmt::format("SELECT t.{0} FROM {1} AS t WHERE ", quote_identifier(m_rule.age_column),
+  return sql(fmt::format("SELECT t.{0}, t.rowid FROM {1} AS t WHERE ", quote_identifier(m_rule.age_column),
                          quote_identifier(m_rule.table)))
       .append(due())
       .append(fmt::format(" ORDER BY t.{}", quote_identifier(m_rule.age_column)));
@@ -331,12 +331,6 @@ SqlFragment RuleStatements::in_band(const Band& band, bool use_index) const {
     condition.values.push_back(band.high);
   }
   return condition;
-}
-
-SqlFragment RuleStatements::band_rowids(const Band& band) const {
-  return sql(fmt::format("SELECT min(t.rowid), max(t.rowid) FROM {} AS t WHERE {} IS NOT NULL AND ",
-                         quote_identifier(m_rule.table), "t." + quote_identifier(m_rule.age_column)))
-      .append(in_band(band, true));
 }
 
 SqlFragment RuleStatements::change_range(std::int64_t lo, std::int64_t hi, const Band& band) const {

@@ -58,11 +58,12 @@ public:
   struct Band {
     SqlValue low = nullptr;
     SqlValue high = nullptr;
+    std::int64_t first_rowid = 0;  // the rowids its due rows span
+    std::int64_t last_rowid = -1;
   };
-  // Every `step`-th due anchor value in index order: the boundaries of equal-sized bands.
+  // (anchor, rowid) of every due row in the anchor's order: one pass over the index that finds
+  // the bands' boundaries and the rowids each band spans.
   SqlFragment due_anchor_values() const;
-  // (min rowid, max rowid) of the rows whose anchor is in `band`, found through the index.
-  SqlFragment band_rowids(const Band& band) const;
   // Deletes or anonymizes the due, unheld rows with lo <= rowid < hi and the anchor in `band`.
   SqlFragment change_range(std::int64_t lo, std::int64_t hi, const Band& band) const;
   // Fills k_batch_table with the due, unheld rows with lo <= rowid < hi.
