@@ -8,9 +8,9 @@
 #include <expected>
 #include <map>
 #include <memory>
-#include <string_view>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace retentiond::adapters {
@@ -41,22 +41,22 @@ public:
 struct Selection {
   const Rule& rule;
   Instant cutoff;
-  Instant now;                              // for counting anchors in the future
-  std::vector<std::string> held_subjects;   // subject_column values under an active hold
-  LinkedFiles* linked_files = nullptr;      // set when the rule has `files`
+  Instant now;                             // for counting anchors in the future
+  std::vector<std::string> held_subjects;  // subject_column values under an active hold
+  LinkedFiles* linked_files = nullptr;     // set when the rule has `files`
 };
 
 // The census of a rule's rows, as the report and the mass-deletion breaker need it.
 struct RuleCounts {
-  std::int64_t table_rows = 0;  // every row of the table, matched or not (the breaker's base)
-  std::int64_t total = 0;       // rows that pass the rule's match filters
-  std::int64_t due = 0;         // would change now
-  std::int64_t held = 0;        // would change but a hold protects them
-  std::int64_t undated = 0;     // NULL anchor (or no parent row): never expire
-  std::int64_t unreadable = 0;  // anchor not readable in the declared format: never touched
-  std::int64_t future = 0;      // anchor later than now
-  std::int64_t wrong_scale = 0; // looks like milliseconds in a seconds column, or the reverse
-  std::int64_t refused = 0;     // due, but refused: an unsafe linked or listed file path
+  std::int64_t table_rows = 0;        // every row of the table, matched or not (the breaker's base)
+  std::int64_t total = 0;             // rows that pass the rule's match filters
+  std::int64_t due = 0;               // would change now
+  std::int64_t held = 0;              // would change but a hold protects them
+  std::int64_t undated = 0;           // NULL anchor (or no parent row): never expire
+  std::int64_t unreadable = 0;        // anchor not readable in the declared format: never touched
+  std::int64_t future = 0;            // anchor later than now
+  std::int64_t wrong_scale = 0;       // looks like milliseconds in a seconds column, or the reverse
+  std::int64_t refused = 0;           // due, but refused: an unsafe linked or listed file path
   std::optional<Instant> oldest_due;  // anchor of the oldest due row
 };
 
@@ -79,7 +79,7 @@ public:
     static const std::vector<std::pair<std::string, std::string>> none;
     return none;
   }
-  virtual bool exhausted() const = 0;         // fewer rows were due than the batch allowed
+  virtual bool exhausted() const = 0;  // fewer rows were due than the batch allowed
   // Removes the linked files first, then commits the rows; throws std::runtime_error when the
   // datastore refuses (the row changes are then undone).
   virtual void commit() = 0;
@@ -135,7 +135,7 @@ struct AdapterSecrets {
 std::unique_ptr<Datastore> open_datastore(const DatastoreConfig& config, OpenMode mode,
                                           const AdapterSecrets& secrets);
 
-} // namespace retentiond::adapters
+}  // namespace retentiond::adapters
 
 namespace retentiond::adapters {
 
@@ -159,4 +159,4 @@ private:
   std::map<std::string, std::unique_ptr<Datastore>> m_open;
 };
 
-} // namespace retentiond::adapters
+}  // namespace retentiond::adapters

@@ -22,7 +22,7 @@ const std::map<std::string, Factory, std::less<>>& registry() {
   return factories;
 }
 
-} // namespace
+}  // namespace
 
 std::unique_ptr<Datastore> open_datastore(const DatastoreConfig& config, OpenMode mode,
                                           const AdapterSecrets& secrets) {
@@ -49,4 +49,4 @@ LinkedFiles* DatastorePool::linked_files_of(const Rule& rule) {
   return files;
 }
 
-} // namespace retentiond::adapters
+}  // namespace retentiond::adapters

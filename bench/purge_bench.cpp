@@ -49,7 +49,7 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 constexpr std::int64_t k_day = 86'400;
-constexpr std::int64_t k_retain = 365 * k_day; // the rules' `retain = "365 days"`
+constexpr std::int64_t k_retain = 365 * k_day;  // the rules' `retain = "365 days"`
 // No generated anchor lies within a day of the cutoff, so the rows due are exactly the same
 // for every run, however many minutes apart the runs are.
 constexpr std::int64_t k_gap = k_day;
@@ -83,7 +83,7 @@ Sizes take a k or M suffix (500k, 2M).
 
 struct Options {
   fs::path retentiond;
-  fs::path results; // empty: print only
+  fs::path results;  // empty: print only
   fs::path base_dir;
   std::string mode = "full";
   std::string revision;
@@ -260,12 +260,12 @@ std::string tail(const std::string& text, std::size_t lines) {
 // Machine
 
 struct Machine {
-  std::string date;   // UTC, "2026-01-31 14:05 UTC"
-  std::string kernel; // `uname -srm`
-  std::string cpu;    // model name from /proc/cpuinfo
-  unsigned cores = 0; // online logical CPUs
-  std::string sqlite; // library version
-  std::string load;   // load averages when the benchmark started
+  std::string date;    // UTC, "2026-01-31 14:05 UTC"
+  std::string kernel;  // `uname -srm`
+  std::string cpu;     // model name from /proc/cpuinfo
+  unsigned cores = 0;  // online logical CPUs
+  std::string sqlite;  // library version
+  std::string load;    // load averages when the benchmark started
 };
 
 // The 1, 5 and 15 minute load averages: other work on the machine skews every number.
@@ -395,8 +395,8 @@ struct Shape {
 // of the cutoff, never in the last minute.
 std::int64_t make_anchor(const Shape& shape, std::int64_t i, std::int64_t now, Rng& rng) {
   const std::int64_t old_span =
-      shape.span - k_retain - k_gap;                   // due anchors: [now-span, now-retain-gap)
-  const std::int64_t new_span = k_retain - k_gap - 60; // kept anchors: (now-retain+gap, now-60]
+      shape.span - k_retain - k_gap;                    // due anchors: [now-span, now-retain-gap)
+  const std::int64_t new_span = k_retain - k_gap - 60;  // kept anchors: (now-retain+gap, now-60]
   if (shape.order == Order::random) {
     if (rng.chance(shape.due))
       return now - k_retain - k_gap - 1 - rng.below(old_span);
@@ -414,7 +414,7 @@ struct Dataset {
   std::int64_t rows = 0;
   std::int64_t due = 0;
   double generate_seconds = 0.0;
-  double bytes_per_row = 0.0; // file size / rows, index included
+  double bytes_per_row = 0.0;  // file size / rows, index included
 };
 
 // Opens a new file for fast generation: no journal, no fsync, a large cache. WAL is switched on
@@ -424,7 +424,7 @@ SQLite::Database open_for_generation(const fs::path& path) {
   SQLite::Database db(path.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
   db.exec("PRAGMA journal_mode = OFF");
   db.exec("PRAGMA synchronous = OFF");
-  db.exec("PRAGMA cache_size = -524288"); // 512 MiB
+  db.exec("PRAGMA cache_size = -524288");  // 512 MiB
   return db;
 }
 
@@ -547,8 +547,8 @@ void fresh_copy(const fs::path& master, const fs::path& work) {
 // The application writer
 
 struct WriterStats {
-  std::vector<double> latencies_ms; // every insert, waits for the lock included
-  std::int64_t failed = 0;          // inserts that failed (busy after 30 s, or another error)
+  std::vector<double> latencies_ms;  // every insert, waits for the lock included
+  std::int64_t failed = 0;           // inserts that failed (busy after 30 s, or another error)
   std::string first_error;
 };
 
@@ -611,7 +611,7 @@ private:
   SQLite::Statement m_insert;
   milliseconds m_interval;
   WriterStats m_stats;
-  std::jthread m_thread; // last: starts once everything it uses exists
+  std::jthread m_thread;  // last: starts once everything it uses exists
 };
 
 constexpr milliseconds k_writer_interval{5};
@@ -621,9 +621,9 @@ constexpr milliseconds k_writer_interval{5};
 
 struct ProcessRun {
   double seconds = 0.0;
-  long max_rss_kb = 0;         // 0 when not measured
-  double written_mb = 0.0;     // file system output (ru_oublock), 0 when not measured
-  std::int64_t started_ms = 0; // Unix time, for lining up with the audit log
+  long max_rss_kb = 0;          // 0 when not measured
+  double written_mb = 0.0;      // file system output (ru_oublock), 0 when not measured
+  std::int64_t started_ms = 0;  // Unix time, for lining up with the audit log
   std::int64_t ended_ms = 0;
 };
 
@@ -729,7 +729,7 @@ fs::path write_config(const fs::path& dir, const fs::path& db, const char* rule)
 // What the audit log says about one run of one rule.
 struct AuditSummary {
   int batches = 0;
-  std::int64_t rows = 0; // sum of the batch entries' rows
+  std::int64_t rows = 0;  // sum of the batch entries' rows
   std::optional<std::int64_t> first_batch_ms;
   std::optional<std::int64_t> last_batch_ms;
 };
@@ -812,10 +812,10 @@ void read_audit(const Options& options, RetentiondRun& run) {
 // The single statements
 
 struct BaselineRun {
-  double seconds = 0.0;    // open, statement, checkpoint
-  double statement = 0.0;  // the DELETE or UPDATE alone
-  double checkpoint = 0.0; // wal_checkpoint(TRUNCATE)
-  double written_mb = 0.0; // file system output of this thread (ru_oublock)
+  double seconds = 0.0;     // open, statement, checkpoint
+  double statement = 0.0;   // the DELETE or UPDATE alone
+  double checkpoint = 0.0;  // wal_checkpoint(TRUNCATE)
+  double written_mb = 0.0;  // file system output of this thread (ru_oublock)
   std::int64_t rows = 0;
 };
 
@@ -828,7 +828,7 @@ double thread_written_mb() {
 
 SQLite::Database open_baseline(const fs::path& db) {
   SQLite::Database connection(db.string(), SQLite::OPEN_READWRITE, k_busy_timeout_ms);
-  connection.exec("PRAGMA secure_delete = ON"); // as retentiond purges
+  connection.exec("PRAGMA secure_delete = ON");  // as retentiond purges
   return connection;
 }
 
@@ -916,7 +916,7 @@ std::int64_t anonymized_count(const fs::path& db) {
 struct WriterSummary {
   std::int64_t inserts = 0;
   std::int64_t failed = 0;
-  double p50 = 0.0, p99 = 0.0, max = 0.0; // ms
+  double p50 = 0.0, p99 = 0.0, max = 0.0;  // ms
 };
 
 WriterSummary summarize(std::vector<double> latencies, std::int64_t failed) {
@@ -942,8 +942,8 @@ struct Side {
   std::vector<double> seconds;
   std::vector<double> latencies_ms;
   std::int64_t failed = 0;
-  std::int64_t changed = 0; // rows deleted or anonymized (last repetition)
-  bool verified = true;     // changed == the rows due, every repetition
+  std::int64_t changed = 0;  // rows deleted or anonymized (last repetition)
+  bool verified = true;      // changed == the rows due, every repetition
   // Single statement only:
   std::vector<double> statement_seconds, checkpoint_seconds, written_mb;
   // retentiond only:
@@ -1233,13 +1233,13 @@ int run(const Options& options) {
     else
       measure_delete(options, dir, scenario);
     if (!options.keep)
-      fs::remove(scenario.dataset.path); // frees the disk for the next dataset
+      fs::remove(scenario.dataset.path);  // frees the disk for the next dataset
   }
 
   SoloRun rss;
   rss.dataset = generate_connection_logs(
       dir / "rss.db", {options.rss_rows, 2.0 / 3.0, three_years, Order::random}, now, 4);
-  settle(rss.dataset.path); // measured once: no copy needed
+  settle(rss.dataset.path);  // measured once: no copy needed
   progress("peak-memory purge: retentiond once");
   {
     RetentiondRun run =
@@ -1279,8 +1279,8 @@ int run(const Options& options) {
   return all_verified ? 0 : 1;
 }
 
-} // namespace
-} // namespace retentiond::bench
+}  // namespace
+}  // namespace retentiond::bench
 
 int main(int argc, char** argv) {
   try {

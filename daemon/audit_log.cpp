@@ -53,4 +53,4 @@ std::string audit_entry_json(const AuditEntry& entry) {
   return json.str();
 }
 
-} // namespace retentiond
+}  // namespace retentiond

@@ -36,14 +36,14 @@ std::string chain_hash(std::string_view prev_hash, std::string_view canonical,
 // The result of walking the whole chain.
 struct AuditVerification {
   bool ok = true;
-  std::int64_t entries = 0;          // entries checked
-  std::string head_hash;             // hash of the last entry (k_genesis_hash when empty)
+  std::int64_t entries = 0;             // entries checked
+  std::string head_hash;                // hash of the last entry (k_genesis_hash when empty)
   std::optional<std::int64_t> bad_seq;  // first entry that fails, when !ok
-  std::string problem;               // e.g. "entry 7: hash does not match its content"
+  std::string problem;                  // e.g. "entry 7: hash does not match its content"
 };
 
 // The entry as one JSON object line: {"seq":..,"time":..,"kind":..,"rule":..,"rows":..,
 // "detail":{..},"prev_hash":..,"hash":..}. An empty rule is written as null.
 std::string audit_entry_json(const AuditEntry& entry);
 
-} // namespace retentiond
+}  // namespace retentiond

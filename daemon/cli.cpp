@@ -50,7 +50,7 @@ const std::map<std::string, std::set<std::string>>& command_options() {
   return options;
 }
 
-} // namespace
+}  // namespace
 
 CommandLine parse_command_line(const std::vector<std::string>& args) {
   CommandLine line;
@@ -109,20 +109,34 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
       continue;
     }
     if (!allowed->second.contains(word))
-      throw UsageError(fmt::format("unknown option '{}' for {} (see retentiond --help)", word, command));
-    if (word == "--rule") line.rules.push_back(value_of(word));
-    else if (word == "--confirm-mass") line.confirm_mass.push_back(value_of(word));
-    else if (word == "--dry-run") line.dry_run = true;
-    else if (word == "--connect") line.connect = true;
-    else if (word == "--all") line.all = true;
-    else if (word == "--format") line.format = value_of(word);
-    else if (word == "--output") line.output = value_of(word);
-    else if (word == "--as-of") line.as_of = value_of(word);
-    else if (word == "--since") line.since = value_of(word);
-    else if (word == "--until") line.until = value_of(word);
-    else if (word == "--subject") line.subject = value_of(word);
-    else if (word == "--reason") line.reason = value_of(word);
-    else if (word == "--metrics-file") line.metrics_file = value_of(word);
+      throw UsageError(
+          fmt::format("unknown option '{}' for {} (see retentiond --help)", word, command));
+    if (word == "--rule")
+      line.rules.push_back(value_of(word));
+    else if (word == "--confirm-mass")
+      line.confirm_mass.push_back(value_of(word));
+    else if (word == "--dry-run")
+      line.dry_run = true;
+    else if (word == "--connect")
+      line.connect = true;
+    else if (word == "--all")
+      line.all = true;
+    else if (word == "--format")
+      line.format = value_of(word);
+    else if (word == "--output")
+      line.output = value_of(word);
+    else if (word == "--as-of")
+      line.as_of = value_of(word);
+    else if (word == "--since")
+      line.since = value_of(word);
+    else if (word == "--until")
+      line.until = value_of(word);
+    else if (word == "--subject")
+      line.subject = value_of(word);
+    else if (word == "--reason")
+      line.reason = value_of(word);
+    else if (word == "--metrics-file")
+      line.metrics_file = value_of(word);
   }
 
   if (command == "hold add") {
@@ -140,4 +154,4 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
   return line;
 }
 
-} // namespace retentiond
+}  // namespace retentiond

@@ -24,9 +24,9 @@ public:
 struct CommandLine {
   std::optional<std::string> config_file;  // -c FILE
   std::string log_level = "info";
-  std::vector<std::string> command;        // e.g. {"audit", "verify"}, {"hold", "add"}
-  std::vector<std::string> rules;          // --rule, repeatable
-  std::vector<std::string> confirm_mass;   // --confirm-mass, repeatable
+  std::vector<std::string> command;       // e.g. {"audit", "verify"}, {"hold", "add"}
+  std::vector<std::string> rules;         // --rule, repeatable
+  std::vector<std::string> confirm_mass;  // --confirm-mass, repeatable
   bool dry_run = false;
   bool connect = false;
   bool all = false;
@@ -38,7 +38,7 @@ struct CommandLine {
   std::optional<std::string> subject;
   std::optional<std::string> reason;
   std::optional<std::string> metrics_file;
-  std::optional<std::string> hold_id;      // hold release ID
+  std::optional<std::string> hold_id;  // hold release ID
   bool help = false;
   bool version = false;
 };
@@ -49,4 +49,4 @@ CommandLine parse_command_line(const std::vector<std::string>& args);
 // The text of --help.
 std::string usage_text();
 
-} // namespace retentiond
+}  // namespace retentiond

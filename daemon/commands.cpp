@@ -29,7 +29,8 @@ std::filesystem::path config_path(const CommandLine& line) {
 }
 
 // Reads a secret key file. A trailing newline is not part of the key (echo adds one).
-std::string read_key_file(const Config& config, std::string_view key, const std::filesystem::path& path) {
+std::string read_key_file(const Config& config, std::string_view key,
+                          const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in)
     throw ConfigError({config.file.string(), 0, 0},
@@ -42,8 +43,9 @@ std::string read_key_file(const Config& config, std::string_view key, const std:
   if (secret.size() < 16)
     throw ConfigError({config.file.string(), 0, 0},
                       fmt::format("{}: key file '{}' holds {} bytes; use at least 16 random bytes "
-                                  "(head -c 32 /dev/urandom > FILE)", key, path.string(), secret.size()));
-  struct stat info{};
+                                  "(head -c 32 /dev/urandom > FILE)",
+                                  key, path.string(), secret.size()));
+  struct stat info {};
   if (::stat(path.c_str(), &info) == 0 && (info.st_mode & S_IROTH) != 0)
     spdlog::warn("{}: key file '{}' is readable by every user (chmod 600 it)", key, path.string());
   return secret;
@@ -76,7 +78,8 @@ Instant parse_date_option(std::string_view option, const std::string& text) {
   return *instant;
 }
 
-void check_rule_names(const Config& config, const std::vector<std::string>& names, std::string_view option) {
+void check_rule_names(const Config& config, const std::vector<std::string>& names,
+                      std::string_view option) {
   for (const std::string& name : names)
     if (config.find_rule(name) == nullptr)
       throw UsageError(fmt::format("{}: unknown rule '{}' (see retentiond check)", option, name));
@@ -152,21 +155,26 @@ void write_metrics(const std::string& path, const RunSummary& summary, const Sta
   text += "# HELP retentiond_rule_result Result of the last run of a rule (1 for its result).\n";
   text += "# TYPE retentiond_rule_result gauge\n";
   for (const RuleOutcome& outcome : summary.outcomes)
-    text += fmt::format("retentiond_rule_result{{rule=\"{}\",result=\"{}\"}} 1\n", outcome.rule, outcome.result);
+    text += fmt::format("retentiond_rule_result{{rule=\"{}\",result=\"{}\"}} 1\n", outcome.rule,
+                        outcome.result);
   text += "# HELP retentiond_due_rows Rows due when the last run of a rule started.\n";
   text += "# TYPE retentiond_due_rows gauge\n";
   for (const RuleOutcome& outcome : summary.outcomes)
-    text += fmt::format("retentiond_due_rows{{rule=\"{}\"}} {}\n", outcome.rule, outcome.counts.due);
-  text += "# HELP retentiond_backlog_runs Runs in a row that ended (max_runtime) with rows still due.\n";
+    text +=
+        fmt::format("retentiond_due_rows{{rule=\"{}\"}} {}\n", outcome.rule, outcome.counts.due);
+  text += "# HELP retentiond_backlog_runs Runs in a row that ended (max_runtime) with rows still "
+          "due.\n";
   text += "# TYPE retentiond_backlog_runs gauge\n";
   for (const RuleOutcome& outcome : summary.outcomes)
-    text += fmt::format("retentiond_backlog_runs{{rule=\"{}\"}} {}\n", outcome.rule, outcome.backlog_runs);
-  text += "# HELP retentiond_last_success_timestamp_seconds Finish time of a rule's last successful run.\n";
+    text += fmt::format("retentiond_backlog_runs{{rule=\"{}\"}} {}\n", outcome.rule,
+                        outcome.backlog_runs);
+  text += "# HELP retentiond_last_success_timestamp_seconds Finish time of a rule's last "
+          "successful run.\n";
   text += "# TYPE retentiond_last_success_timestamp_seconds gauge\n";
   for (const RuleOutcome& outcome : summary.outcomes)
     if (auto success = state.last_success(outcome.rule))
-      text += fmt::format("retentiond_last_success_timestamp_seconds{{rule=\"{}\"}} {}\n", outcome.rule,
-                          to_unix_seconds(*success));
+      text += fmt::format("retentiond_last_success_timestamp_seconds{{rule=\"{}\"}} {}\n",
+                          outcome.rule, to_unix_seconds(*success));
   write_output(path, text);
 }
 
@@ -188,10 +196,11 @@ int command_once(const CommandLine& line, const std::shared_ptr<const Config>& c
     for (const RuleOutcome& outcome : summary.outcomes) {
       const Rule& rule = *config->find_rule(outcome.rule);
       if (outcome.result == "dry_run")
-        std::cout << fmt::format("{}: would {} {} rows (held {}, undated {}, unreadable {}; cutoff {})\n",
-                                 outcome.rule, rule.action == Action::anonymize ? "anonymize" : "delete",
-                                 outcome.rows, outcome.counts.held, outcome.counts.undated,
-                                 outcome.counts.unreadable, format_iso8601(outcome.cutoff));
+        std::cout << fmt::format(
+            "{}: would {} {} rows (held {}, undated {}, unreadable {}; cutoff {})\n", outcome.rule,
+            rule.action == Action::anonymize ? "anonymize" : "delete", outcome.rows,
+            outcome.counts.held, outcome.counts.undated, outcome.counts.unreadable,
+            format_iso8601(outcome.cutoff));
       else
         std::cout << fmt::format("{}: {}{}\n", outcome.rule, outcome.result,
                                  outcome.message.empty() ? "" : ": " + outcome.message);
@@ -203,9 +212,10 @@ int command_once(const CommandLine& line, const std::shared_ptr<const Config>& c
   std::string holder;
   auto lock = InstanceLock::try_acquire(config->state_path, holder);
   if (!lock) {
-    std::cerr << fmt::format("retentiond: error: another retentiond{} holds the lock on {}; try again "
-                             "when it has finished\n",
-                             holder.empty() ? "" : " (pid " + holder + ")", config->state_path.string());
+    std::cerr << fmt::format(
+        "retentiond: error: another retentiond{} holds the lock on {}; try again "
+        "when it has finished\n",
+        holder.empty() ? "" : " (pid " + holder + ")", config->state_path.string());
     return k_exit_locked;
   }
   StateStore state(config->state_path, StateStore::Mode::read_write, audit_key_of(*config));
@@ -224,8 +234,8 @@ std::string report_format(const CommandLine& line) {
   if (line.format) {
     if (std::find(std::begin(k_report_formats), std::end(k_report_formats), *line.format) ==
         std::end(k_report_formats))
-      throw UsageError(fmt::format("--format '{}': unknown report format; use html, json, md or csv",
-                                   *line.format));
+      throw UsageError(fmt::format(
+          "--format '{}': unknown report format; use html, json, md or csv", *line.format));
     return *line.format;
   }
   if (line.output && *line.output != "-") {
@@ -238,7 +248,8 @@ std::string report_format(const CommandLine& line) {
         return std::string{format};
     throw UsageError(fmt::format("--output '{}': cannot tell the report format from the extension; "
                                  "name the file .html, .json, .md or .csv, or add --format "
-                                 "html|json|md|csv", *line.output));
+                                 "html|json|md|csv",
+                                 *line.output));
   }
   return "md";
 }
@@ -265,11 +276,13 @@ int command_audit(const CommandLine& line, const Config& config) {
                                config.state_path.string(), result.problem);
       return k_exit_rule_failed;
     }
-    std::cout << fmt::format("audit log verified: {} entries, head {}\n", result.entries, result.head_hash);
+    std::cout << fmt::format("audit log verified: {} entries, head {}\n", result.entries,
+                             result.head_hash);
     return k_exit_ok;
   }
   if (line.command[1] != "log")
-    throw UsageError(fmt::format("unknown command 'audit {}' (see retentiond --help)", line.command[1]));
+    throw UsageError(
+        fmt::format("unknown command 'audit {}' (see retentiond --help)", line.command[1]));
   const std::string format = line.format.value_or("text");
   if (format != "text" && format != "json")
     throw UsageError(fmt::format("--format '{}': expected text or json", format));
@@ -282,8 +295,9 @@ int command_audit(const CommandLine& line, const Config& config) {
     if (format == "json")
       std::cout << audit_entry_json(entry) << '\n';
     else
-      std::cout << fmt::format("{:>6} {} {:<12} {:<20} {:>8} {}\n", entry.seq, entry.time, entry.kind,
-                               entry.rule.empty() ? "-" : entry.rule, entry.rows, entry.detail);
+      std::cout << fmt::format("{:>6} {} {:<12} {:<20} {:>8} {}\n", entry.seq, entry.time,
+                               entry.kind, entry.rule.empty() ? "-" : entry.rule, entry.rows,
+                               entry.detail);
   }
   return k_exit_ok;
 }
@@ -316,13 +330,16 @@ int command_hold(const CommandLine& line, const Config& config) {
     if (!line.rules.empty()) {
       rule = line.rules.front();
       if (line.subject && !config.find_rule(*rule)->subject_column)
-        throw UsageError(fmt::format("--subject: rule '{}' has no subject_column, so a subject cannot "
-                                     "be held in it (use --all to suspend the rule, or add "
-                                     "subject_column to the rule)", *rule));
+        throw UsageError(
+            fmt::format("--subject: rule '{}' has no subject_column, so a subject cannot "
+                        "be held in it (use --all to suspend the rule, or add "
+                        "subject_column to the rule)",
+                        *rule));
     } else if (line.subject &&
                std::none_of(config.rules.begin(), config.rules.end(),
                             [](const Rule& r) { return r.subject_column.has_value(); })) {
-      throw UsageError("--subject: no rule has a subject_column, so the hold would protect nothing");
+      throw UsageError(
+          "--subject: no rule has a subject_column, so the hold would protect nothing");
     }
     std::optional<Instant> until;
     if (line.until) {
@@ -344,7 +361,8 @@ int command_hold(const CommandLine& line, const Config& config) {
       if (used != line.hold_id->size())
         throw std::invalid_argument("trailing");
     } catch (const std::exception&) {
-      throw UsageError(fmt::format("hold release: '{}' is not a hold id (see retentiond hold list)", *line.hold_id));
+      throw UsageError(fmt::format("hold release: '{}' is not a hold id (see retentiond hold list)",
+                                   *line.hold_id));
     }
     StateStore state(config.state_path, StateStore::Mode::read_write, audit_key_of(config));
     try {
@@ -372,7 +390,7 @@ int command_hold(const CommandLine& line, const Config& config) {
   return k_exit_ok;
 }
 
-} // namespace
+}  // namespace
 
 int run_command(const CommandLine& line, const std::atomic<bool>& stop) {
   const std::string& command = line.command.front();
@@ -391,4 +409,4 @@ int run_command(const CommandLine& line, const std::atomic<bool>& stop) {
   return command_hold(line, *config);
 }
 
-} // namespace retentiond
+}  // namespace retentiond

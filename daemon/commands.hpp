@@ -10,4 +10,4 @@ namespace retentiond {
 // UsageError (exit 2); runtime failures of single rules are reported and give exit 1.
 int run_command(const CommandLine& line, const std::atomic<bool>& stop);
 
-} // namespace retentiond
+}  // namespace retentiond

@@ -179,8 +179,9 @@ public:
     for (const auto& [other, node] : m_table) {
       const std::string name{other.str()};
       if (!m_consumed.contains(name) && edit_distance(name, key) < 3)
-        throw ConfigError(position_of(other.source()),
-                          fmt::format("{}: unknown key '{}'; did you mean '{}'?", m_path, name, key));
+        throw ConfigError(
+            position_of(other.source()),
+            fmt::format("{}: unknown key '{}'; did you mean '{}'?", m_path, name, key));
     }
     fail(message);
   }
@@ -359,8 +360,9 @@ private:
   void read_state(TableReader& top, const toml::table& root, const std::filesystem::path& base) {
     const toml::table* state = top.optional_table("state");
     if (state == nullptr)
-      throw ConfigError({m_config.file.string(), 1, 1},
-                        "missing table [state] (set [state] path = \"/var/lib/retentiond/state.db\")");
+      throw ConfigError(
+          {m_config.file.string(), 1, 1},
+          "missing table [state] (set [state] path = \"/var/lib/retentiond/state.db\")");
     (void)root;
     TableReader reader(*state, "state", m_config.file.string());
     auto path = reader.optional_string("path");
@@ -369,7 +371,9 @@ private:
                      "a PostgreSQL state is not supported by this version (use path = \"...\" "
                      "for a SQLite state file)");
     if (!path)
-      reader.fail_missing("path", "missing key 'path' (the SQLite state file, e.g. \"/var/lib/retentiond/state.db\")");
+      reader.fail_missing(
+          "path",
+          "missing key 'path' (the SQLite state file, e.g. \"/var/lib/retentiond/state.db\")");
     m_config.state_path = resolve(base, *path);
     if (auto key = reader.optional_string("audit_key_file"))
       m_config.audit_key_file = resolve(base, *key);
@@ -414,9 +418,9 @@ private:
     const bool has_wildcard = pattern.find_first_of("*?[") != std::string::npos;
     if (files.empty() && !has_wildcard) {
       const toml::node* node = daemon->get("rules");
-      throw ConfigError({m_config.file.string(), node->source().begin.line,
-                         node->source().begin.column},
-                        fmt::format("daemon.rules: rule file '{}' does not exist", full.string()));
+      throw ConfigError(
+          {m_config.file.string(), node->source().begin.line, node->source().begin.column},
+          fmt::format("daemon.rules: rule file '{}' does not exist", full.string()));
     }
     if (files.empty())
       spdlog::warn("daemon.rules: '{}' matches no file", full.string());
@@ -446,11 +450,13 @@ private:
         if (auto password = reader.optional_string("password_file"))
           store.password_file = resolve(base, *password);
       } else if (store.type == "files") {
-        store.root = resolve(base, reader.required_string("root", "the directory the files live in"));
+        store.root =
+            resolve(base, reader.required_string("root", "the directory the files live in"));
       } else {
-        reader.fail_at(*table->get("type"), "type",
-                       fmt::format("unknown datastore type '{}' (expected sqlite, postgres or files)",
-                                   store.type));
+        reader.fail_at(
+            *table->get("type"), "type",
+            fmt::format("unknown datastore type '{}' (expected sqlite, postgres or files)",
+                        store.type));
       }
       reader.reject_unknown_keys();
       m_config.datastores.emplace(name, std::move(store));
@@ -476,15 +482,17 @@ private:
       const std::string id{key.str()};
       const SourcePosition where{file, key.source().begin.line, key.source().begin.column};
       if (!is_rule_id(id))
-        throw ConfigError(where, fmt::format("rules.{}: rule id '{}' must match [a-z0-9_]+", id, id));
+        throw ConfigError(where,
+                          fmt::format("rules.{}: rule id '{}' must match [a-z0-9_]+", id, id));
       if (const auto it = m_rule_positions.find(id); it != m_rule_positions.end())
-        throw ConfigError(where, fmt::format("rules.{}: rule '{}' is already defined at {} (rule ids "
-                                             "must be unique across files)",
-                                             id, id, it->second.to_string()));
+        throw ConfigError(where,
+                          fmt::format("rules.{}: rule '{}' is already defined at {} (rule ids "
+                                      "must be unique across files)",
+                                      id, id, it->second.to_string()));
       const auto* table = node.as_table();
       if (table == nullptr)
-        throw ConfigError(where, fmt::format("rules.{}: expected a table, got {}", id,
-                                             describe(node)));
+        throw ConfigError(where,
+                          fmt::format("rules.{}: expected a table, got {}", id, describe(node)));
       m_rule_positions.emplace(id, where);
       m_config.rules.push_back(read_rule(id, *table, file));
     }
@@ -495,7 +503,8 @@ private:
     Rule rule;
     rule.id = id;
     rule.position = reader.position();
-    rule.description = reader.required_string("description", "what the rule promises, in plain words");
+    rule.description =
+        reader.required_string("description", "what the rule promises, in plain words");
     rule.policy = reader.required_string("policy", "the policy clause this rule enforces");
 
     rule.datastore = reader.required_string("datastore", "the name of a [datastores.NAME] table");
@@ -506,7 +515,8 @@ private:
         names.push_back(name);
       reader.fail_at(*table.get("datastore"), "datastore",
                      fmt::format("unknown datastore '{}' (defined: {})", rule.datastore,
-                                 names.empty() ? std::string{"none"} : fmt::format("{}", fmt::join(names, ", "))));
+                                 names.empty() ? std::string{"none"}
+                                               : fmt::format("{}", fmt::join(names, ", "))));
     }
     const std::string& store_type = store->second.type;
 
@@ -518,17 +528,21 @@ private:
     else if (action == "keep")
       rule.action = Action::keep;
     else
-      reader.fail_at(*table.get("action"), "action",
-                     fmt::format("unknown action '{}' (expected delete, anonymize or keep)", action));
+      reader.fail_at(
+          *table.get("action"), "action",
+          fmt::format("unknown action '{}' (expected delete, anonymize or keep)", action));
 
-    const std::string retain = reader.required_string("retain", "e.g. \"12 months\", or \"forever\" with action = \"keep\"");
+    const std::string retain = reader.required_string(
+        "retain", "e.g. \"12 months\", or \"forever\" with action = \"keep\"");
     auto retention = parse_retention(retain);
     if (!retention)
       reader.fail_at(*table.get("retain"), "retain", retention.error());
     rule.retain = *retention;
     if (rule.retain.forever && rule.action != Action::keep)
-      reader.fail_at(*table.get("retain"), "retain",
-                     fmt::format("'forever' is only allowed with action = \"keep\" (action is \"{}\")", action));
+      reader.fail_at(
+          *table.get("retain"), "retain",
+          fmt::format("'forever' is only allowed with action = \"keep\" (action is \"{}\")",
+                      action));
 
     if (store_type == "files")
       return read_file_rule(reader, table, std::move(rule));
@@ -542,8 +556,9 @@ private:
                        "column)");
       rule.age_column = *column;
     } else if (rule.action != Action::keep && !has_parent_anchor) {
-      reader.fail_missing("age_column", "missing key 'age_column' (the column the retention period is "
-                                        "measured from, or an age_from table)");
+      reader.fail_missing("age_column",
+                          "missing key 'age_column' (the column the retention period is "
+                          "measured from, or an age_from table)");
     }
 
     if (auto format = reader.optional_string("age_format")) {
@@ -554,11 +569,14 @@ private:
       else if (*format == "iso8601")
         rule.age_format = AgeFormat::iso8601;
       else
-        reader.fail_at(*table.get("age_format"), "age_format",
-                       fmt::format("unknown age_format '{}' (expected unix_seconds, unix_millis or iso8601)", *format));
+        reader.fail_at(
+            *table.get("age_format"), "age_format",
+            fmt::format("unknown age_format '{}' (expected unix_seconds, unix_millis or iso8601)",
+                        *format));
     } else if (store_type == "sqlite" && (!rule.age_column.empty() || has_parent_anchor)) {
-      reader.fail_missing("age_format", "missing key 'age_format' (SQLite has no timestamp type: set "
-                                        "unix_seconds, unix_millis or iso8601)");
+      reader.fail_missing("age_format",
+                          "missing key 'age_format' (SQLite has no timestamp type: set "
+                          "unix_seconds, unix_millis or iso8601)");
     }
 
     rule.schedule = read_schedule(reader, table);
@@ -574,23 +592,29 @@ private:
 
     if (rule.action == Action::anonymize) {
       if (rule.masks.empty())
-        reader.fail(fmt::format("action \"anonymize\" needs an [rules.{}.anonymize] table with a mask "
-                                "per column (hmac, ip_prefix, null, redact or year)", id));
+        reader.fail(
+            fmt::format("action \"anonymize\" needs an [rules.{}.anonymize] table with a mask "
+                        "per column (hmac, ip_prefix, null, redact or year)",
+                        id));
       if (rule.age_from && !rule.anonymized_column)
         reader.fail("anonymize with age_from needs 'anonymized_column' (the column that marks a "
                     "row done, so it never matches again)");
       if (!rule.anonymized_column)
         for (const ColumnMask& mask : rule.masks)
           if (mask.column == rule.age_column)
-            reader.fail(fmt::format("anonymize masks the age column '{}', which the engine clears to "
-                                    "mark rows done; name an 'anonymized_column' instead",
-                                    rule.age_column));
+            reader.fail(
+                fmt::format("anonymize masks the age column '{}', which the engine clears to "
+                            "mark rows done; name an 'anonymized_column' instead",
+                            rule.age_column));
     } else if (!rule.masks.empty()) {
-      reader.fail_at(*table.get("anonymize"), "anonymize",
-                     fmt::format("masks are only used with action = \"anonymize\" (action is \"{}\")", action));
+      reader.fail_at(
+          *table.get("anonymize"), "anonymize",
+          fmt::format("masks are only used with action = \"anonymize\" (action is \"{}\")",
+                      action));
     } else if (rule.anonymized_column) {
-      reader.fail_at(*table.get("anonymized_column"), "anonymized_column",
-                     fmt::format("only used with action = \"anonymize\" (action is \"{}\")", action));
+      reader.fail_at(
+          *table.get("anonymized_column"), "anonymized_column",
+          fmt::format("only used with action = \"anonymize\" (action is \"{}\")", action));
     }
     read_linked_files(reader, table, rule);
     if (const toml::node* glob = reader.find("glob"))
@@ -614,8 +638,10 @@ private:
         reader.fail_at(*fraction, "max_fraction",
                        fmt::format("expected a number, got {}", describe(*fraction)));
       if (!(*value > 0.0 && *value <= 1.0))
-        reader.fail_at(*fraction, "max_fraction",
-                       fmt::format("{} is out of range (0 < max_fraction <= 1; 1 disables the breaker)", show(*fraction)));
+        reader.fail_at(
+            *fraction, "max_fraction",
+            fmt::format("{} is out of range (0 < max_fraction <= 1; 1 disables the breaker)",
+                        show(*fraction)));
       rule.max_fraction = *value;
     }
     if (auto batch_time = reader.optional_duration("batch_time"))
@@ -632,11 +658,12 @@ private:
                        fmt::format("does not apply to a rule on files datastore '{}' (file rules "
                                    "take glob; their age is the file's mtime)",
                                    rule.datastore));
-    rule.glob = reader.required_string("glob", "which files under the root, e.g. \"uploads/tmp/**\"");
+    rule.glob =
+        reader.required_string("glob", "which files under the root, e.g. \"uploads/tmp/**\"");
     if (rule.glob.empty() || rule.glob.front() == '/' || rule.glob.find("..") != std::string::npos)
-      reader.fail_at(*table.get("glob"), "glob",
-                     fmt::format("'{}' must be a relative pattern beneath the root, without '..'",
-                                 rule.glob));
+      reader.fail_at(
+          *table.get("glob"), "glob",
+          fmt::format("'{}' must be a relative pattern beneath the root, without '..'", rule.glob));
     if (rule.action == Action::anonymize)
       reader.fail_at(*table.get("action"), "action",
                      "files cannot be anonymized (use delete or keep)");
@@ -653,7 +680,8 @@ private:
     TableReader linked(*files, reader.key_path("files"), reader.position().file);
     LinkedFilesConfig config;
     config.datastore = linked.required_string("datastore", "a datastore of type \"files\"");
-    config.path_column = linked.required_identifier("path_column", "the column holding the file's path beneath the root");
+    config.path_column = linked.required_identifier(
+        "path_column", "the column holding the file's path beneath the root");
     const auto store = m_config.datastores.find(config.datastore);
     if (store == m_config.datastores.end() || store->second.type != "files")
       linked.fail_at(*files->get("datastore"), "datastore",
@@ -662,7 +690,8 @@ private:
     if (rule.action != Action::delete_rows)
       reader.fail_at(*table.get("files"), "files",
                      fmt::format("linked files are deleted with their rows: only with action = "
-                                 "\"delete\" (action is \"{}\")", to_string(rule.action)));
+                                 "\"delete\" (action is \"{}\")",
+                                 to_string(rule.action)));
     rule.files = config;
   }
 
@@ -689,23 +718,28 @@ private:
       if (!is_sql_identifier(column))
         reader.fail_at(node, "match",
                        fmt::format("'{}' is not a plain SQL identifier (letters, digits and _, not "
-                                   "starting with a digit, at most 63 characters)", column));
+                                   "starting with a digit, at most 63 characters)",
+                                   column));
       MatchFilter filter{column, {}};
       if (const auto* array = node.as_array()) {
         for (const toml::node& item : *array) {
           auto value = to_match_value(item);
           if (!value)
-            reader.fail_at(item, "match." + column,
-                           fmt::format("expected a string, number or boolean, got {}", type_name(item)));
+            reader.fail_at(
+                item, "match." + column,
+                fmt::format("expected a string, number or boolean, got {}", type_name(item)));
           filter.values.push_back(std::move(*value));
         }
         if (filter.values.empty())
-          reader.fail_at(node, "match." + column, "an empty list matches nothing (remove the filter or add values)");
+          reader.fail_at(node, "match." + column,
+                         "an empty list matches nothing (remove the filter or add values)");
       } else {
         auto value = to_match_value(node);
         if (!value)
-          reader.fail_at(node, "match." + column,
-                         fmt::format("expected a string, number, boolean or an array of them, got {}", type_name(node)));
+          reader.fail_at(
+              node, "match." + column,
+              fmt::format("expected a string, number, boolean or an array of them, got {}",
+                          type_name(node)));
         filter.values.push_back(std::move(*value));
       }
       rule.match.push_back(std::move(filter));
@@ -722,21 +756,29 @@ private:
       if (!is_sql_identifier(column))
         reader.fail_at(node, "anonymize",
                        fmt::format("'{}' is not a plain SQL identifier (letters, digits and _, not "
-                                   "starting with a digit, at most 63 characters)", column));
+                                   "starting with a digit, at most 63 characters)",
+                                   column));
       const auto* text = node.as_string();
       const std::string key_name = "anonymize." + column;
       if (text == nullptr)
         reader.fail_at(node, key_name, fmt::format("expected a mask name, got {}", describe(node)));
       const std::string& name = text->get();
       Mask mask;
-      if (name == "null") mask = Mask::null;
-      else if (name == "hmac") mask = Mask::hmac;
-      else if (name == "ip_prefix") mask = Mask::ip_prefix;
-      else if (name == "redact") mask = Mask::redact;
-      else if (name == "year") mask = Mask::year;
+      if (name == "null")
+        mask = Mask::null;
+      else if (name == "hmac")
+        mask = Mask::hmac;
+      else if (name == "ip_prefix")
+        mask = Mask::ip_prefix;
+      else if (name == "redact")
+        mask = Mask::redact;
+      else if (name == "year")
+        mask = Mask::year;
       else
-        reader.fail_at(node, key_name,
-                       fmt::format("unknown mask '{}' (expected hmac, ip_prefix, null, redact or year)", name));
+        reader.fail_at(
+            node, key_name,
+            fmt::format("unknown mask '{}' (expected hmac, ip_prefix, null, redact or year)",
+                        name));
       rule.masks.push_back({column, mask});
       if (mask == Mask::hmac)
         m_hmac_users.emplace_back(reader.position_of(node.source()), reader.key_path(key_name));
@@ -752,7 +794,8 @@ private:
     anchor.table = parent.required_identifier("table", "the parent table that holds the anchor");
     anchor.column = parent.required_identifier("column", "the parent's anchor column");
     anchor.key = parent.required_identifier("key", "the parent's key column");
-    anchor.foreign_key = parent.required_identifier("foreign_key", "this table's column that references the parent key");
+    anchor.foreign_key = parent.required_identifier(
+        "foreign_key", "this table's column that references the parent key");
     parent.reject_unknown_keys();
     rule.age_from = anchor;
   }
@@ -778,7 +821,8 @@ private:
       TableReader child_reader(*child, path, reader.position().file);
       Cascade cascade;
       cascade.table = child_reader.required_identifier("table", "the dependent table");
-      cascade.foreign_key = child_reader.required_identifier("foreign_key", "the dependent table's column that references this rule's table");
+      cascade.foreign_key = child_reader.required_identifier(
+          "foreign_key", "the dependent table's column that references this rule's table");
       if (auto key = child_reader.optional_identifier("key"))
         cascade.key = *key;
       child_reader.reject_unknown_keys();
@@ -790,8 +834,10 @@ private:
     if (m_config.hmac_key_file || m_hmac_users.empty())
       return;
     const auto& [where, key] = m_hmac_users.front();
-    throw ConfigError(where, fmt::format("{}: mask 'hmac' needs daemon.hmac_key_file (a file holding "
-                                         "the secret key)", key));
+    throw ConfigError(where,
+                      fmt::format("{}: mask 'hmac' needs daemon.hmac_key_file (a file holding "
+                                  "the secret key)",
+                                  key));
   }
 
   Config m_config;
@@ -800,11 +846,11 @@ private:
   std::vector<std::pair<SourcePosition, std::string>> m_hmac_users;  // masks that need the key
 };
 
-} // namespace
+}  // namespace
 
 std::shared_ptr<const Config> load_config(const std::filesystem::path& main_file) {
   ConfigLoader loader;
   return loader.load(main_file);
 }
 
-} // namespace retentiond
+}  // namespace retentiond

@@ -109,7 +109,7 @@ struct Rule {
   double max_fraction = 0.5;
   std::chrono::milliseconds batch_time{50};
   std::optional<std::chrono::milliseconds> max_runtime;
-  std::vector<ColumnMask> masks;            // action == anonymize
+  std::vector<ColumnMask> masks;  // action == anonymize
   std::optional<std::string> anonymized_column;
   std::optional<ParentAnchor> age_from;
   std::vector<Cascade> cascade;
@@ -122,9 +122,9 @@ struct DatastoreConfig {
   SourcePosition position;
   std::filesystem::path path;  // sqlite
   std::chrono::milliseconds busy_timeout{5000};
-  std::string dsn;                     // postgres
-  std::filesystem::path password_file; // postgres, optional
-  std::filesystem::path root;          // files
+  std::string dsn;                      // postgres
+  std::filesystem::path password_file;  // postgres, optional
+  std::filesystem::path root;           // files
 };
 
 // The whole validated configuration: an immutable value, swapped in only when valid.
@@ -135,7 +135,7 @@ struct Config {
   std::optional<std::string> metrics_listen;
   std::optional<std::filesystem::path> hmac_key_file;
   std::map<std::string, DatastoreConfig> datastores;
-  std::vector<Rule> rules;  // ordered by id
+  std::vector<Rule> rules;                   // ordered by id
   std::vector<std::filesystem::path> files;  // main file, then rule files in glob order
   std::string digest;  // SHA-256 over every file's path and bytes: what `config` audits
 
@@ -147,4 +147,4 @@ struct Config {
 // first problem; never touches a datastore.
 std::shared_ptr<const Config> load_config(const std::filesystem::path& main_file);
 
-} // namespace retentiond
+}  // namespace retentiond

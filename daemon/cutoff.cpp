@@ -44,12 +44,13 @@ Instant subtract_months(Instant from, std::int64_t months) {
   const year_month target{year{static_cast<int>(new_year)},
                           month{static_cast<unsigned>(total - new_year * 12 + 1)}};
   // Clamp to the end of a shorter month: 03-31 minus one month is 02-28 (or 02-29).
-  const std::chrono::day last = year_month_day_last{target.year(), month_day_last{target.month()}}.day();
+  const std::chrono::day last =
+      year_month_day_last{target.year(), month_day_last{target.month()}}.day();
   const year_month_day result{target.year(), target.month(), std::min(ymd.day(), last)};
   return sys_days{result} + time_of_day;
 }
 
-} // namespace
+}  // namespace
 
 Instant subtract_retention(Instant from, const Retention& retain) {
   const std::int64_t count = retain.count < 0 ? 0 : retain.count;
@@ -70,4 +71,4 @@ Instant cutoff_for(Instant now, const Retention& retain) {
   return subtract_retention(now, retain);
 }
 
-} // namespace retentiond
+}  // namespace retentiond

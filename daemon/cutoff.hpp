@@ -14,4 +14,4 @@ Instant subtract_retention(Instant from, const Retention& retain);
 // Precondition: !retain.forever.
 Instant cutoff_for(Instant now, const Retention& retain);
 
-} // namespace retentiond
+}  // namespace retentiond

@@ -30,7 +30,7 @@ const unsigned char* bytes_of(std::string_view text) {
   return text.empty() ? &k_empty : reinterpret_cast<const unsigned char*>(text.data());
 }
 
-} // namespace
+}  // namespace
 
 std::string sha256_hex(std::string_view data) {
   std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
@@ -46,11 +46,11 @@ std::string hmac_sha256_hex(std::string_view key, std::string_view data) {
   unsigned int size = 0;
   if (key.size() > static_cast<std::size_t>(std::numeric_limits<int>::max()))
     throw std::runtime_error("HMAC key is too long");
-  if (HMAC(EVP_sha256(), bytes_of(key), static_cast<int>(key.size()), bytes_of(data), data.size(), mac.data(),
-           &size) == nullptr ||
+  if (HMAC(EVP_sha256(), bytes_of(key), static_cast<int>(key.size()), bytes_of(data), data.size(),
+           mac.data(), &size) == nullptr ||
       size != k_sha256_size)
     throw std::runtime_error("HMAC-SHA-256 failed in OpenSSL");
   return to_hex(mac.data(), size);
 }
 
-} // namespace retentiond
+}  // namespace retentiond

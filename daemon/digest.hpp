@@ -11,4 +11,4 @@ std::string sha256_hex(std::string_view data);
 // Lowercase hex HMAC-SHA-256 of `data` under `key` (64 characters).
 std::string hmac_sha256_hex(std::string_view key, std::string_view data);
 
-} // namespace retentiond
+}  // namespace retentiond

@@ -90,7 +90,8 @@ std::expected<Amount, AmountProblem> split_amount(std::string_view text) {
     ++digits;
   if (digits == 0)
     return std::unexpected(AmountProblem::no_number);
-  if (digits + 1 < text.size() && (text[digits] == '.' || text[digits] == ',') && is_digit(text[digits + 1]))
+  if (digits + 1 < text.size() && (text[digits] == '.' || text[digits] == ',') &&
+      is_digit(text[digits + 1]))
     return std::unexpected(AmountProblem::fractional);
   Amount amount;
   const auto [end, error] = std::from_chars(text.data(), text.data() + digits, amount.count);
@@ -121,7 +122,7 @@ std::string amount_problem(std::string_view text, AmountProblem problem, std::st
 constexpr std::string_view k_retention_examples = "'30 days', '12 months' or 'forever'";
 constexpr std::string_view k_duration_examples = "'50ms', '15m' or '15 minutes'";
 
-} // namespace
+}  // namespace
 
 std::string Retention::to_string() const {
   if (forever)
@@ -135,7 +136,8 @@ std::string Retention::to_string() const {
 std::expected<Retention, std::string> parse_retention(std::string_view original) {
   const std::string_view text = trim(original);
   if (text.empty())
-    return std::unexpected(fmt::format("retention is empty (expected e.g. {})", k_retention_examples));
+    return std::unexpected(
+        fmt::format("retention is empty (expected e.g. {})", k_retention_examples));
   if (text == "forever") {
     Retention forever;
     forever.forever = true;
@@ -144,7 +146,8 @@ std::expected<Retention, std::string> parse_retention(std::string_view original)
 
   const auto amount = split_amount(text);
   if (!amount)
-    return std::unexpected(amount_problem(text, amount.error(), "a retention period", k_retention_examples));
+    return std::unexpected(
+        amount_problem(text, amount.error(), "a retention period", k_retention_examples));
   const std::int64_t count = amount->count;
   const std::string_view unit_text = amount->unit;
   if (unit_text.empty())
@@ -155,13 +158,15 @@ std::expected<Retention, std::string> parse_retention(std::string_view original)
       return std::unexpected(fmt::format("'{}' needs a space: write '{} {}'", text, count,
                                          count == 1 ? unit->singular : unit->plural));
     if (count > unit->max_count)
-      return std::unexpected(fmt::format("'{}' is too large (at most about 10000 years; use 'forever')", text));
+      return std::unexpected(
+          fmt::format("'{}' is too large (at most about 10000 years; use 'forever')", text));
     return Retention{.forever = false, .count = count, .unit = unit->unit};
   }
 
   // Short forms are refused: in a retention rule a minutes/months mix-up deletes data.
   if (unit_text == "m")
-    return std::unexpected(fmt::format("'{}' is ambiguous: write '{} minutes' or '{} months'", text, count, count));
+    return std::unexpected(
+        fmt::format("'{}' is ambiguous: write '{} minutes' or '{} months'", text, count, count));
   constexpr std::array<std::pair<std::string_view, CalendarUnit>, 5> k_refused_short{{
       {"s", CalendarUnit::seconds},
       {"h", CalendarUnit::hours},
@@ -172,16 +177,19 @@ std::expected<Retention, std::string> parse_retention(std::string_view original)
   for (const auto& [short_name, unit] : k_refused_short)
     if (unit_text == short_name) {
       const Retention written{.forever = false, .count = count, .unit = unit};
-      return std::unexpected(fmt::format("'{}' is a short form: write '{}'", text, written.to_string()));
+      return std::unexpected(
+          fmt::format("'{}' is a short form: write '{}'", text, written.to_string()));
     }
   return std::unexpected(fmt::format(
-      "unknown unit '{}' (expected seconds, minutes, hours, days, weeks, months or years)", unit_text));
+      "unknown unit '{}' (expected seconds, minutes, hours, days, weeks, months or years)",
+      unit_text));
 }
 
 std::expected<milliseconds, std::string> parse_duration(std::string_view original) {
   const std::string_view text = trim(original);
   if (text.empty())
-    return std::unexpected(fmt::format("duration is empty (expected e.g. {})", k_duration_examples));
+    return std::unexpected(
+        fmt::format("duration is empty (expected e.g. {})", k_duration_examples));
 
   const auto amount = split_amount(text);
   if (!amount)
@@ -210,12 +218,13 @@ std::expected<milliseconds, std::string> parse_duration(std::string_view origina
     }
   } else if (const ShortUnit* short_unit = find_short_unit(unit_text)) {
     if (amount->spaces != 0)
-      return std::unexpected(fmt::format("'{}' has a space before a short unit: write '{}{}'", text, count,
-                                         short_unit->name));
+      return std::unexpected(fmt::format("'{}' has a space before a short unit: write '{}{}'", text,
+                                         count, short_unit->name));
     length = short_unit->length;
   } else {
     return std::unexpected(fmt::format(
-        "unknown unit '{}' (expected ms, s, m, h, d, seconds, minutes, hours, days or weeks)", unit_text));
+        "unknown unit '{}' (expected ms, s, m, h, d, seconds, minutes, hours, days or weeks)",
+        unit_text));
   }
 
   if (count > std::numeric_limits<std::int64_t>::max() / length.count())
@@ -239,4 +248,4 @@ std::string format_duration(milliseconds duration) {
   return fmt::format("{}ms", ms);
 }
 
-} // namespace retentiond
+}  // namespace retentiond

@@ -35,4 +35,4 @@ std::expected<std::chrono::milliseconds, std::string> parse_duration(std::string
 // "50ms", "5s", "15m", "1h", "2d" — the shortest exact short form.
 std::string format_duration(std::chrono::milliseconds duration);
 
-} // namespace retentiond
+}  // namespace retentiond

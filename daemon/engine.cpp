@@ -58,7 +58,8 @@ std::string batch_detail(std::int64_t run_id, int number, const Instant& cutoff,
   return json.str();
 }
 
-std::string message_detail(std::int64_t run_id, std::string_view result, const std::string& message) {
+std::string message_detail(std::int64_t run_id, std::string_view result,
+                           const std::string& message) {
   JsonWriter json;
   json.begin_object();
   json.field("run", run_id);
@@ -68,7 +69,7 @@ std::string message_detail(std::int64_t run_id, std::string_view result, const s
   return json.str();
 }
 
-} // namespace
+}  // namespace
 
 std::string wrong_scale_problem(const Rule& rule, std::int64_t rows) {
   const std::string anchor = rule.age_from ? rule.age_from->table + "." + rule.age_from->column
@@ -100,7 +101,8 @@ RunSummary Engine::run_once(const RunOptions& options) {
   std::vector<const Rule*> rules;
   for (const Rule& rule : m_config->rules)
     if (options.only_rules.empty() ||
-        std::find(options.only_rules.begin(), options.only_rules.end(), rule.id) != options.only_rules.end())
+        std::find(options.only_rules.begin(), options.only_rules.end(), rule.id) !=
+            options.only_rules.end())
       rules.push_back(&rule);
 
   if (!options.dry_run) {
@@ -130,14 +132,14 @@ RunSummary Engine::run_once(const RunOptions& options) {
   }
 
   // Rules of one datastore run one after the other on one connection.
-  adapters::DatastorePool stores(*m_config,
-                                 options.dry_run ? adapters::OpenMode::read_only
-                                                 : adapters::OpenMode::read_write,
-                                 m_secrets);
+  adapters::DatastorePool stores(
+      *m_config, options.dry_run ? adapters::OpenMode::read_only : adapters::OpenMode::read_write,
+      m_secrets);
   RunSummary summary;
   for (const Rule* rule : rules) {
     if (m_stop.load()) {
-      summary.outcomes.push_back({rule->id, "partial", 0, "stopped before this rule started", {}, {}});
+      summary.outcomes.push_back(
+          {rule->id, "partial", 0, "stopped before this rule started", {}, {}});
       continue;
     }
     adapters::Datastore* store = nullptr;
@@ -159,8 +161,8 @@ RunSummary Engine::run_once(const RunOptions& options) {
   return summary;
 }
 
-void Engine::audit_rule_failure(const Rule& rule, const std::string& kind, const std::string& message,
-                                std::int64_t run_id) {
+void Engine::audit_rule_failure(const Rule& rule, const std::string& kind,
+                                const std::string& message, std::int64_t run_id) {
   try {
     m_state->append_audit(kind, rule.id, 0, message_detail(run_id, kind, message));
   } catch (const std::exception& error) {
@@ -201,7 +203,8 @@ void Engine::warn_about_backlog(const Rule& rule, std::int64_t run_id, RuleOutco
   }
   if (outcome.backlog_runs >= k_backlog_warning_runs)
     spdlog::warn("rule {}: {} runs in a row ended with rows still due; raise max_runtime or run "
-                 "it more often", rule.id, outcome.backlog_runs);
+                 "it more often",
+                 rule.id, outcome.backlog_runs);
 }
 
 RuleOutcome Engine::run_rule(const Rule& rule, adapters::Datastore& store,
@@ -251,14 +254,16 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
     outcome.result = "held";
     outcome.message = "suspended by a hold on the whole rule";
     if (!options.dry_run)
-      m_state->append_audit("rule_done", rule.id, 0, message_detail(run_id, "held", outcome.message));
+      m_state->append_audit("rule_done", rule.id, 0,
+                            message_detail(run_id, "held", outcome.message));
     return outcome;
   }
   const adapters::RuleCounts& counts = outcome.counts;
   if (counts.wrong_scale > 0)
     return refuse(wrong_scale_problem(rule, counts.wrong_scale));
   if (counts.table_rows > 0 && !options.confirm_mass.contains(rule.id)) {
-    const double fraction = static_cast<double>(counts.due) / static_cast<double>(counts.table_rows);
+    const double fraction =
+        static_cast<double>(counts.due) / static_cast<double>(counts.table_rows);
     if (fraction > rule.max_fraction)
       return refuse(fmt::format(
           "would {} {} of {} rows of {} ({:.1f}%), more than max_fraction {}; if this is intended, "
@@ -284,7 +289,8 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
     }
     if (rule.max_runtime && Clock::now() - started >= *rule.max_runtime) {
       outcome.result = "partial";
-      outcome.message = fmt::format("max_runtime {} reached with rows still due", format_duration(*rule.max_runtime));
+      outcome.message = fmt::format("max_runtime {} reached with rows still due",
+                                    format_duration(*rule.max_runtime));
       spdlog::warn("rule {}: {}", rule.id, outcome.message);
       warn_about_backlog(rule, run_id, outcome);
       break;
@@ -368,4 +374,4 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
   return outcome;
 }
 
-} // namespace retentiond
+}  // namespace retentiond

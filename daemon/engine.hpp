@@ -25,7 +25,7 @@ struct RunOptions {
 // How one rule's run ended.
 struct RuleOutcome {
   std::string rule;
-  std::string result;  // ok, partial (time budget or stop), refused, error, held, keep, dry_run
+  std::string result;     // ok, partial (time budget or stop), refused, error, held, keep, dry_run
   std::int64_t rows = 0;  // rows changed (cascade children included); would change for dry_run
   std::string message;    // why, for refused/error/partial/held
   adapters::RuleCounts counts;  // the census taken before the run
@@ -51,8 +51,8 @@ std::string wrong_scale_problem(const Rule& rule, std::int64_t rows);
 class Engine {
 public:
   // `state` may be null only for dry runs. `stop` is polled between batches (SIGTERM/SIGINT).
-  Engine(std::shared_ptr<const Config> config, StateStore* state,
-         adapters::AdapterSecrets secrets, const std::atomic<bool>& stop);
+  Engine(std::shared_ptr<const Config> config, StateStore* state, adapters::AdapterSecrets secrets,
+         const std::atomic<bool>& stop);
 
   // Runs every selected rule once; one datastore's failure does not stop the others.
   RunSummary run_once(const RunOptions& options);
@@ -77,4 +77,4 @@ private:
   const std::atomic<bool>& m_stop;
 };
 
-} // namespace retentiond
+}  // namespace retentiond

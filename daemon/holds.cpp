@@ -15,4 +15,4 @@ HeldSubjects held_subjects_of(const Rule& rule, const std::vector<Hold>& active_
   return held;
 }
 
-} // namespace retentiond
+}  // namespace retentiond

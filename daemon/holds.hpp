@@ -19,4 +19,4 @@ struct HeldSubjects {
 // only for rules with a subject_column.
 HeldSubjects held_subjects_of(const Rule& rule, const std::vector<Hold>& active_holds);
 
-} // namespace retentiond
+}  // namespace retentiond

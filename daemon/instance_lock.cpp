@@ -16,7 +16,8 @@ std::optional<InstanceLock> InstanceLock::try_acquire(const std::filesystem::pat
   const std::string lock_path = state_path.string() + ".lock";
   const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0)
-    throw std::runtime_error(fmt::format("cannot open lock file {}: {}", lock_path, std::strerror(errno)));
+    throw std::runtime_error(
+        fmt::format("cannot open lock file {}: {}", lock_path, std::strerror(errno)));
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
     const int error = errno;
     char pid[32] = {};
@@ -35,11 +36,13 @@ std::optional<InstanceLock> InstanceLock::try_acquire(const std::filesystem::pat
   return InstanceLock(fd);
 }
 
-InstanceLock::InstanceLock(InstanceLock&& other) noexcept : m_fd(other.m_fd) { other.m_fd = -1; }
+InstanceLock::InstanceLock(InstanceLock&& other) noexcept : m_fd(other.m_fd) {
+  other.m_fd = -1;
+}
 
 InstanceLock::~InstanceLock() {
   if (m_fd >= 0)
     ::close(m_fd);
 }
 
-} // namespace retentiond
+}  // namespace retentiond

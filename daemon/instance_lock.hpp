@@ -24,4 +24,4 @@ private:
   int m_fd = -1;
 };
 
-} // namespace retentiond
+}  // namespace retentiond

@@ -126,4 +126,4 @@ std::string json_quote(std::string_view text) {
   return out;
 }
 
-} // namespace retentiond
+}  // namespace retentiond

@@ -10,7 +10,8 @@ namespace retentiond {
 
 // Builds compact JSON text in the order values are added (which makes it canonical when the
 // caller always adds keys in the same order). Usage:
-//   JsonWriter json; json.begin_object(); json.key("rows"); json.value(int64_t{3}); json.end_object();
+//   JsonWriter json; json.begin_object(); json.key("rows"); json.value(int64_t{3});
+//   json.end_object();
 // The writer does not validate nesting beyond inserting commas; callers pair begin/end.
 class JsonWriter {
 public:
@@ -32,7 +33,10 @@ public:
   void raw(std::string_view json);
 
   // Convenience: key + value.
-  template <typename T> void field(std::string_view name, const T& v) { key(name); value(v); }
+  template <typename T> void field(std::string_view name, const T& v) {
+    key(name);
+    value(v);
+  }
 
   const std::string& str() const { return m_out; }
 
@@ -47,4 +51,4 @@ private:
 // `text` as a JSON string literal, quotes included.
 std::string json_quote(std::string_view text);
 
-} // namespace retentiond
+}  // namespace retentiond

@@ -16,10 +16,12 @@ namespace {
 std::atomic<bool> g_stop{false};
 
 // SIGTERM/SIGINT: finish the current batch, audit it, and stop.
-extern "C" void request_stop(int) { g_stop.store(true); }
+extern "C" void request_stop(int) {
+  g_stop.store(true);
+}
 
 void install_signal_handlers() {
-  struct sigaction action{};
+  struct sigaction action {};
   action.sa_handler = request_stop;
   sigemptyset(&action.sa_mask);
   sigaction(SIGTERM, &action, nullptr);
@@ -28,7 +30,7 @@ void install_signal_handlers() {
 
 // Linked files are held open by descriptor until their batch commits: use the whole hard limit.
 void raise_descriptor_limit() {
-  struct rlimit limit{};
+  struct rlimit limit {};
   if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
     limit.rlim_cur = limit.rlim_max;
     setrlimit(RLIMIT_NOFILE, &limit);
@@ -46,7 +48,7 @@ void configure_logging(const std::string& level) {
   spdlog::set_level(parsed);
 }
 
-} // namespace
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace retentiond;

@@ -48,12 +48,14 @@ void assess(RuleReport& entry, const Rule& rule, const StateStore& state, Instan
     return;
   }
   if (counts.table_rows > 0) {
-    const double fraction = static_cast<double>(counts.due) / static_cast<double>(counts.table_rows);
+    const double fraction =
+        static_cast<double>(counts.due) / static_cast<double>(counts.table_rows);
     if (fraction > rule.max_fraction) {
       entry.status = "refused";
-      entry.message = fmt::format("{} of {} rows due ({:.1f}%) is more than max_fraction {}: needs "
-                                  "--confirm-mass {}", counts.due, counts.table_rows, fraction * 100.0,
-                                  rule.max_fraction, rule.id);
+      entry.message =
+          fmt::format("{} of {} rows due ({:.1f}%) is more than max_fraction {}: needs "
+                      "--confirm-mass {}",
+                      counts.due, counts.table_rows, fraction * 100.0, rule.max_fraction, rule.id);
       return;
     }
   }
@@ -75,11 +77,12 @@ void optional_seconds(JsonWriter& json, const std::optional<std::chrono::millise
     json.null();
 }
 
-} // namespace
+}  // namespace
 
 std::string report_target(const Rule& rule) {
   if (rule.age_from)
-    return fmt::format("{} (age from {}.{})", rule.table, rule.age_from->table, rule.age_from->column);
+    return fmt::format("{} (age from {}.{})", rule.table, rule.age_from->table,
+                       rule.age_from->column);
   return rule.table;
 }
 
@@ -87,9 +90,12 @@ std::string human_duration(std::chrono::milliseconds duration) {
   using namespace std::chrono;
   const auto total = duration_cast<seconds>(duration).count();
   const auto d = total / 86400, h = (total % 86400) / 3600, m = (total % 3600) / 60, s = total % 60;
-  if (d > 0) return fmt::format("{}d {}h", d, h);
-  if (h > 0) return fmt::format("{}h {}m", h, m);
-  if (m > 0) return fmt::format("{}m {}s", m, s);
+  if (d > 0)
+    return fmt::format("{}d {}h", d, h);
+  if (h > 0)
+    return fmt::format("{}h {}m", h, m);
+  if (m > 0)
+    return fmt::format("{}m {}s", m, s);
   return fmt::format("{}s", s);
 }
 
@@ -107,10 +113,14 @@ std::vector<PolicyGroup> group_by_policy(const Report& report) {
 }
 
 std::string render_report(const Report& report, std::string_view format) {
-  if (format == "json") return report_json(report);
-  if (format == "md") return report_markdown(report);
-  if (format == "csv") return report_csv(report);
-  if (format == "html") return report_html(report);
+  if (format == "json")
+    return report_json(report);
+  if (format == "md")
+    return report_markdown(report);
+  if (format == "csv")
+    return report_csv(report);
+  if (format == "html")
+    return report_html(report);
   throw std::invalid_argument(fmt::format("unknown report format '{}'", format));
 }
 
@@ -193,7 +203,10 @@ std::string report_json(const Report& report) {
     json.field("action", to_string(rule.action));
     json.field("retain", rule.retain.to_string());
     json.key("cutoff");
-    if (entry.cutoff) json.value(format_iso8601(*entry.cutoff)); else json.null();
+    if (entry.cutoff)
+      json.value(format_iso8601(*entry.cutoff));
+    else
+      json.null();
     json.field("due", counts.due);
     json.field("held", counts.held);
     json.field("undated", counts.undated);
@@ -202,7 +215,10 @@ std::string report_json(const Report& report) {
     json.field("future", counts.future);
     json.field("total", counts.total);
     json.key("oldest_due");
-    if (counts.oldest_due) json.value(format_iso8601(*counts.oldest_due)); else json.null();
+    if (counts.oldest_due)
+      json.value(format_iso8601(*counts.oldest_due));
+    else
+      json.null();
     json.key("worst_overshoot_seconds");
     optional_seconds(json, entry.worst_overshoot);
     json.key("last_runs");
@@ -238,4 +254,4 @@ std::string report_json(const Report& report) {
   return json.str() + "\n";
 }
 
-} // namespace retentiond
+}  // namespace retentiond

@@ -25,13 +25,13 @@ struct AgeBucket {
 // What the report says about one rule.
 struct RuleReport {
   const Rule* rule = nullptr;
-  std::string status;  // ok, due, stale, refused, error, keep
-  std::string message; // why, for refused and error
+  std::string status;   // ok, due, stale, refused, error, keep
+  std::string message;  // why, for refused and error
   adapters::RuleCounts counts;
-  std::optional<Instant> cutoff;  // none for keep rules
+  std::optional<Instant> cutoff;                             // none for keep rules
   std::optional<std::chrono::milliseconds> worst_overshoot;  // cutoff - oldest due anchor
-  std::vector<RunRecord> last_runs;  // newest first
-  std::vector<AgeBucket> ages;       // oldest first: older, 20 buckets to twice retain, future
+  std::vector<RunRecord> last_runs;                          // newest first
+  std::vector<AgeBucket> ages;  // oldest first: older, 20 buckets to twice retain, future
 };
 
 // Everything `report` states, whatever the format.
@@ -85,4 +85,4 @@ struct PolicyGroup {
 // The report's rules grouped by policy clause, clauses in order of their first rule.
 std::vector<PolicyGroup> group_by_policy(const Report& report);
 
-} // namespace retentiond
+}  // namespace retentiond

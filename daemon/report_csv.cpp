@@ -9,12 +9,28 @@
 namespace retentiond {
 namespace {
 
-constexpr std::string_view k_columns[] = {
-    "id",          "description",  "policy",     "datastore",     "target",
-    "action",      "retain",       "cutoff",     "due",           "held",
-    "undated",     "unreadable",   "refused",    "future",        "total",
-    "oldest_due",  "worst_overshoot_seconds",    "last_run_time", "last_run_result",
-    "last_run_rows", "status",     "message"};
+constexpr std::string_view k_columns[] = {"id",
+                                          "description",
+                                          "policy",
+                                          "datastore",
+                                          "target",
+                                          "action",
+                                          "retain",
+                                          "cutoff",
+                                          "due",
+                                          "held",
+                                          "undated",
+                                          "unreadable",
+                                          "refused",
+                                          "future",
+                                          "total",
+                                          "oldest_due",
+                                          "worst_overshoot_seconds",
+                                          "last_run_time",
+                                          "last_run_result",
+                                          "last_run_rows",
+                                          "status",
+                                          "message"};
 
 std::string instant_or_empty(const std::optional<Instant>& instant) {
   return instant ? format_iso8601(*instant) : std::string{};
@@ -35,7 +51,8 @@ std::vector<std::string> rule_row(const RuleReport& entry) {
   const RunRecord* last = entry.last_runs.empty() ? nullptr : &entry.last_runs.front();
   std::string overshoot;
   if (entry.worst_overshoot)
-    overshoot = std::to_string(std::chrono::duration_cast<std::chrono::seconds>(*entry.worst_overshoot).count());
+    overshoot = std::to_string(
+        std::chrono::duration_cast<std::chrono::seconds>(*entry.worst_overshoot).count());
   return {rule.id,
           rule.description,
           rule.policy,
@@ -60,7 +77,7 @@ std::vector<std::string> rule_row(const RuleReport& entry) {
           entry.message};
 }
 
-} // namespace
+}  // namespace
 
 std::string csv_field(std::string_view text) {
   const bool quote = text.find_first_of(",\"\r\n") != std::string_view::npos ||
@@ -85,4 +102,4 @@ std::string report_csv(const Report& report) {
   return out;
 }
 
-} // namespace retentiond
+}  // namespace retentiond

@@ -16,4 +16,4 @@ std::string report_csv(const Report& report);
 // comma, a double quote, CR or LF, or starts or ends with a space.
 std::string csv_field(std::string_view text);
 
-} // namespace retentiond
+}  // namespace retentiond

@@ -132,7 +132,9 @@ svg .empty { fill: var(--muted); font-size: 13px; }
 }
 )css";
 
-std::string esc(std::string_view text) { return html_escape(text); }
+std::string esc(std::string_view text) {
+  return html_escape(text);
+}
 
 // 1234567 -> "1,234,567".
 std::string grouped(std::int64_t number) {
@@ -150,8 +152,10 @@ std::string grouped(std::int64_t number) {
 
 // Axis labels: 950, 1.2k, 25k, 3.5M.
 std::string compact(double value) {
-  if (value >= 1e6) return fmt::format("{:g}M", std::round(value / 1e5) / 10.0);
-  if (value >= 1e4) return fmt::format("{:g}k", std::round(value / 1e2) / 10.0);
+  if (value >= 1e6)
+    return fmt::format("{:g}M", std::round(value / 1e5) / 10.0);
+  if (value >= 1e4)
+    return fmt::format("{:g}k", std::round(value / 1e2) / 10.0);
   return grouped(static_cast<std::int64_t>(std::llround(value)));
 }
 
@@ -173,17 +177,23 @@ std::string short_time(const std::optional<Instant>& instant) {
 
 // The colour class of a rule status: ok green, due amber, stale/refused/error red, keep grey.
 std::string_view status_class(std::string_view status) {
-  if (status == "ok") return "st-ok";
-  if (status == "due") return "st-due";
-  if (status == "stale" || status == "refused" || status == "error") return "st-bad";
+  if (status == "ok")
+    return "st-ok";
+  if (status == "due")
+    return "st-due";
+  if (status == "stale" || status == "refused" || status == "error")
+    return "st-bad";
   return "st-keep";
 }
 
 // The colour class of a run result: ok green, partial amber, refused/error red, others grey.
 std::string_view result_class(std::string_view result) {
-  if (result == "ok") return "st-ok";
-  if (result == "partial") return "st-due";
-  if (result == "refused" || result == "error") return "st-bad";
+  if (result == "ok")
+    return "st-ok";
+  if (result == "partial")
+    return "st-due";
+  if (result == "refused" || result == "error")
+    return "st-bad";
   return "st-keep";
 }
 
@@ -198,24 +208,28 @@ std::string count_cell(std::int64_t count) {
 
 // The due count, bold when something is due.
 std::string due_cell(std::int64_t count) {
-  return count > 0 ? fmt::format("<td class=\"num hot\">{}</td>", grouped(count)) : count_cell(count);
+  return count > 0 ? fmt::format("<td class=\"num hot\">{}</td>", grouped(count))
+                   : count_cell(count);
 }
 
 // ---- the age chart --------------------------------------------------------------------------
 
 struct AgeUnit {
-  double ms;                   // one unit in milliseconds
-  std::string_view suffix;     // "h", "d", "mo", "y"
-  std::array<int, 7> steps;    // tick steps to choose from, ascending
+  double ms;                 // one unit in milliseconds
+  std::string_view suffix;   // "h", "d", "mo", "y"
+  std::array<int, 7> steps;  // tick steps to choose from, ascending
 };
 
 // Hours for a chart spanning up to 3 days, days up to 4 months, months up to 40 months, then
 // years; months and years are average calendar lengths (ticks only, the cutoff is exact).
 AgeUnit age_unit(double span_ms) {
   constexpr double day = 86'400'000.0;
-  if (span_ms <= 3 * day) return {3'600'000.0, "h", {1, 2, 3, 6, 12, 24, 48}};
-  if (span_ms < 120 * day) return {day, "d", {1, 2, 5, 7, 10, 15, 30}};
-  if (span_ms < 40 * 30.436875 * day) return {30.436875 * day, "mo", {1, 2, 3, 6, 12, 24, 36}};
+  if (span_ms <= 3 * day)
+    return {3'600'000.0, "h", {1, 2, 3, 6, 12, 24, 48}};
+  if (span_ms < 120 * day)
+    return {day, "d", {1, 2, 5, 7, 10, 15, 30}};
+  if (span_ms < 40 * 30.436875 * day)
+    return {30.436875 * day, "mo", {1, 2, 3, 6, 12, 24, 36}};
   return {365.2425 * day, "y", {1, 2, 5, 10, 20, 50, 100}};
 }
 
@@ -238,7 +252,9 @@ double nice_step(double raw) {
   return 10.0 * magnitude;
 }
 
-double ms_of(milliseconds duration) { return static_cast<double>(duration.count()); }
+double ms_of(milliseconds duration) {
+  return static_cast<double>(duration.count());
+}
 
 // What one bar stands for, shown when hovering it.
 std::string bucket_tooltip(const AgeBucket& bucket, Instant as_of) {
@@ -246,7 +262,8 @@ std::string bucket_tooltip(const AgeBucket& bucket, Instant as_of) {
   if (!bucket.max_age)
     range = fmt::format("anchors before {}", format_iso8601(as_of - *bucket.min_age));
   else if (!bucket.min_age)
-    range = fmt::format("anchors after {} (in the future)", format_iso8601(as_of - *bucket.max_age));
+    range =
+        fmt::format("anchors after {} (in the future)", format_iso8601(as_of - *bucket.max_age));
   else
     range = fmt::format("anchors from {} to {}", format_iso8601(as_of - *bucket.max_age),
                         format_iso8601(as_of - *bucket.min_age));
@@ -269,7 +286,7 @@ std::string bucket_table(const RuleReport& entry, Instant as_of) {
   return out;
 }
 
-} // namespace
+}  // namespace
 
 std::string html_escape(std::string_view text) {
   std::string out;
@@ -316,7 +333,8 @@ std::string age_chart_svg(const RuleReport& entry, Instant as_of) {
   // Geometry, in SVG user units: plot area, one slot per bucket, the open-ended "older" and
   // "future" buckets set apart by a gap.
   constexpr double width = 720, height = 262, left = 62, right = 14, top = 30, bottom = 60;
-  constexpr double plot_w = width - left - right, plot_h = height - top - bottom, base = top + plot_h;
+  constexpr double plot_w = width - left - right, plot_h = height - top - bottom,
+                   base = top + plot_h;
   constexpr double gap = 10;
   const double slot = (plot_w - 2 * gap) / static_cast<double>(inner.size() + 2);
   const double inner_x0 = left + slot + gap;
@@ -327,8 +345,10 @@ std::string age_chart_svg(const RuleReport& entry, Instant as_of) {
   };
 
   // Whole rows per grid line, about four lines.
-  const double y_step = max_rows > 0 ? std::max(1.0, nice_step(static_cast<double>(max_rows) / 4.0)) : 1.0;
-  const double y_max = max_rows > 0 ? y_step * std::ceil(static_cast<double>(max_rows) / y_step) : 4.0;
+  const double y_step =
+      max_rows > 0 ? std::max(1.0, nice_step(static_cast<double>(max_rows) / 4.0)) : 1.0;
+  const double y_max =
+      max_rows > 0 ? y_step * std::ceil(static_cast<double>(max_rows) / y_step) : 4.0;
   const auto y_of = [&](double rows) { return base - rows / y_max * plot_h; };
 
   std::string out = fmt::format(
@@ -339,17 +359,20 @@ std::string age_chart_svg(const RuleReport& entry, Instant as_of) {
   // The open-ended buckets sit on a tinted background of their own.
   for (const auto& [bucket, x] : {std::pair{older, left}, std::pair{future, future_x}})
     if (bucket)
-      out += fmt::format("<rect class=\"slotbg\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\"/>",
-                         x, top, slot, plot_h);
+      out += fmt::format(
+          "<rect class=\"slotbg\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\"/>",
+          x, top, slot, plot_h);
 
   // Horizontal grid and row counts.
   for (double v = 0; v <= y_max + y_step / 2; v += y_step) {
     const double y = y_of(v);
-    out += fmt::format("<line class=\"grid\" x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\"/>",
-                       left, y, width - right, y);
+    out += fmt::format(
+        "<line class=\"grid\" x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\"/>", left, y,
+        width - right, y);
     if (max_rows > 0 || v == 0)
-      out += fmt::format("<text class=\"tick\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"end\">{}</text>",
-                         left - 8, y + 4, compact(v));
+      out += fmt::format(
+          "<text class=\"tick\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"end\">{}</text>", left - 8,
+          y + 4, compact(v));
   }
   out += fmt::format("<text class=\"tick\" x=\"14\" y=\"{:.1f}\" text-anchor=\"middle\" "
                      "transform=\"rotate(-90 14 {:.1f})\">rows</text>",
@@ -360,10 +383,11 @@ std::string age_chart_svg(const RuleReport& entry, Instant as_of) {
     if (bucket.rows <= 0)
       return;
     const double h = std::max(1.0, base - y_of(static_cast<double>(bucket.rows)));
-    out += fmt::format("<rect class=\"{}\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\">"
-                       "<title>{}</title></rect>",
-                       bucket.past_cutoff ? "past" : "kept", x0 + 1, base - h,
-                       std::max(1.0, x1 - x0 - 2), h, esc(bucket_tooltip(bucket, as_of)));
+    out += fmt::format(
+        "<rect class=\"{}\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\">"
+        "<title>{}</title></rect>",
+        bucket.past_cutoff ? "past" : "kept", x0 + 1, base - h, std::max(1.0, x1 - x0 - 2), h,
+        esc(bucket_tooltip(bucket, as_of)));
   };
   if (older)
     bar(*older, left, left + slot);
@@ -371,11 +395,13 @@ std::string age_chart_svg(const RuleReport& entry, Instant as_of) {
     bar(*bucket, x_of_age(ms_of(*bucket->max_age)), x_of_age(ms_of(*bucket->min_age)));
   if (future)
     bar(*future, future_x, future_x + slot);
-  out += fmt::format("<line class=\"axis\" x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\"/>",
-                     left, base, width - right, base);
+  out +=
+      fmt::format("<line class=\"axis\" x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\"/>",
+                  left, base, width - right, base);
   if (max_rows == 0)
     out += fmt::format("<text class=\"empty\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">"
-                       "no dated rows</text>", left + plot_w / 2, top + plot_h / 2);
+                       "no dated rows</text>",
+                       left + plot_w / 2, top + plot_h / 2);
 
   // Age ticks, in the unit that suits the span; the right end of the inner buckets is now.
   const AgeUnit unit = age_unit(age_max);
@@ -383,48 +409,57 @@ std::string age_chart_svg(const RuleReport& entry, Instant as_of) {
   // Calendar years and months are not all of average length: a tick a little past the oldest
   // bucket edge still belongs on it.
   const double slack = 0.005 * (age_max - age_min);
-  for (double k = std::ceil(age_min / unit.ms / step) * step; k * unit.ms <= age_max + slack; k += step) {
+  for (double k = std::ceil(age_min / unit.ms / step) * step; k * unit.ms <= age_max + slack;
+       k += step) {
     const double x = std::max(inner_x0, x_of_age(k * unit.ms));
-    out += fmt::format("<line class=\"axis\" x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\"/>",
-                       x, base, x, base + 5);
-    out += fmt::format("<text class=\"tick\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{}</text>", x,
-                       base + 18, k == 0 ? std::string{"now"} : fmt::format("{:g} {}", k, unit.suffix));
+    out += fmt::format(
+        "<line class=\"axis\" x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\"/>", x, base,
+        x, base + 5);
+    out += fmt::format(
+        "<text class=\"tick\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"middle\">{}</text>", x,
+        base + 18, k == 0 ? std::string{"now"} : fmt::format("{:g} {}", k, unit.suffix));
   }
   if (older)
-    out += fmt::format("<text class=\"slot\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"start\">older</text>",
-                       left, base + 34);
+    out += fmt::format(
+        "<text class=\"slot\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"start\">older</text>", left,
+        base + 34);
   if (future)
-    out += fmt::format("<text class=\"slot\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"end\">future</text>",
-                       future_x + slot, base + 34);
+    out += fmt::format(
+        "<text class=\"slot\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"end\">future</text>",
+        future_x + slot, base + 34);
 
   // The cutoff: records left of the line are past it.
   if (entry.cutoff) {
     const double cutoff_age = ms_of(as_of - *entry.cutoff);
     if (cutoff_age >= age_min && cutoff_age <= age_max) {
       const double x = x_of_age(cutoff_age);
-      out += fmt::format("<line class=\"cutoff\" x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\"/>",
-                         x, top - 8, x, base);
-      const std::string_view anchor = x > width - 140 ? "end" : (x < left + 140 ? "start" : "middle");
+      out += fmt::format(
+          "<line class=\"cutoff\" x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\"/>", x,
+          top - 8, x, base);
+      const std::string_view anchor =
+          x > width - 140 ? "end" : (x < left + 140 ? "start" : "middle");
       const Retention& retain = entry.rule->retain;
-      out += fmt::format("<text class=\"label\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"{}\">cutoff {} "
-                         "({})</text>",
-                         x, top - 13, anchor, esc(format_iso8601(*entry.cutoff)),
-                         retain.count == 0 ? std::string{"now: nothing is retained"}
-                                           : esc(retain.to_string()) + " ago");
+      out += fmt::format(
+          "<text class=\"label\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"{}\">cutoff {} "
+          "({})</text>",
+          x, top - 13, anchor, esc(format_iso8601(*entry.cutoff)),
+          retain.count == 0 ? std::string{"now: nothing is retained"}
+                            : esc(retain.to_string()) + " ago");
     }
   }
 
   // Legend and axis title.
   const double legend_y = height - 8;
-  out += fmt::format("<rect class=\"past\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"11\" height=\"11\"/>"
-                     "<text class=\"tick\" x=\"{:.1f}\" y=\"{:.1f}\">past the cutoff (due, held or refused)</text>"
-                     "<rect class=\"kept\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"11\" height=\"11\"/>"
-                     "<text class=\"tick\" x=\"{:.1f}\" y=\"{:.1f}\">within retention</text>",
-                     left, legend_y - 10, left + 16, legend_y, left + 238, legend_y - 10, left + 254,
-                     legend_y);
-  out += fmt::format("<text class=\"tick\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"end\">age of the anchor "
-                     "on {}</text>",
-                     width - right, legend_y, esc(format_iso8601(as_of)));
+  out += fmt::format(
+      "<rect class=\"past\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"11\" height=\"11\"/>"
+      "<text class=\"tick\" x=\"{:.1f}\" y=\"{:.1f}\">past the cutoff (due, held or refused)</text>"
+      "<rect class=\"kept\" x=\"{:.1f}\" y=\"{:.1f}\" width=\"11\" height=\"11\"/>"
+      "<text class=\"tick\" x=\"{:.1f}\" y=\"{:.1f}\">within retention</text>",
+      left, legend_y - 10, left + 16, legend_y, left + 238, legend_y - 10, left + 254, legend_y);
+  out += fmt::format(
+      "<text class=\"tick\" x=\"{:.1f}\" y=\"{:.1f}\" text-anchor=\"end\">age of the anchor "
+      "on {}</text>",
+      width - right, legend_y, esc(format_iso8601(as_of)));
   out += "</svg>";
   return out;
 }
@@ -437,7 +472,8 @@ void write_head(std::string& out, const Report& report) {
          "style-src 'unsafe-inline'; img-src data:\">\n";
   out += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n";
   out += fmt::format("<meta name=\"generator\" content=\"retentiond {}\">\n", RETENTIOND_VERSION);
-  out += fmt::format("<title>Retention report, as of {}</title>\n", esc(format_iso8601(report.as_of)));
+  out +=
+      fmt::format("<title>Retention report, as of {}</title>\n", esc(format_iso8601(report.as_of)));
   out += "<style>";
   out += k_style;
   out += "</style>\n</head>\n<body>\n<div class=\"page\">\n";
@@ -446,9 +482,10 @@ void write_head(std::string& out, const Report& report) {
 void write_header(std::string& out, const Report& report) {
   const AuditVerification& audit = report.audit;
   out += "<header class=\"report-head\">\n<h1>Retention report</h1>\n";
-  out += "<p class=\"lede\">What each retention rule would delete or anonymize at the moment below, "
-         "and what enforcement has done so far. Produced by <code>retentiond report</code>, a dry "
-         "run: nothing was changed to produce it.</p>\n";
+  out +=
+      "<p class=\"lede\">What each retention rule would delete or anonymize at the moment below, "
+      "and what enforcement has done so far. Produced by <code>retentiond report</code>, a dry "
+      "run: nothing was changed to produce it.</p>\n";
   if (!audit.ok) {
     out += "<div class=\"alert\" id=\"audit-broken\" role=\"alert\"><strong>Audit log chain is "
            "BROKEN</strong>";
@@ -474,11 +511,14 @@ void write_header(std::string& out, const Report& report) {
 
 void write_summary(std::string& out, const Report& report, const std::vector<PolicyGroup>& groups) {
   out += "<section class=\"summary\" id=\"summary\">\n<h2>Summary</h2>\n";
-  out += "<div class=\"table-scroll\"><table class=\"summary\" id=\"summary-table\">\n<thead><tr><th>Rule</th><th>Status</th>"
-         "<th>Action</th><th>Retain</th><th>Cutoff (UTC)</th><th class=\"num\">Due</th>"
-         "<th class=\"num\">Held</th><th class=\"num\">Undated</th><th class=\"num\">Unreadable</th>"
-         "<th class=\"num\">Refused</th><th class=\"num\">Future</th><th class=\"num\">Total</th>"
-         "<th title=\"how long the oldest due record is past the cutoff\">Overshoot</th><th>Last run (UTC)</th></tr></thead>\n<tbody>\n";
+  out +=
+      "<div class=\"table-scroll\"><table class=\"summary\" "
+      "id=\"summary-table\">\n<thead><tr><th>Rule</th><th>Status</th>"
+      "<th>Action</th><th>Retain</th><th>Cutoff (UTC)</th><th class=\"num\">Due</th>"
+      "<th class=\"num\">Held</th><th class=\"num\">Undated</th><th class=\"num\">Unreadable</th>"
+      "<th class=\"num\">Refused</th><th class=\"num\">Future</th><th class=\"num\">Total</th>"
+      "<th title=\"how long the oldest due record is past the cutoff\">Overshoot</th><th>Last run "
+      "(UTC)</th></tr></thead>\n<tbody>\n";
   std::map<std::string, int> by_status;
   for (const RuleReport& entry : report.rules) {
     const Rule& rule = *entry.rule;
@@ -487,23 +527,25 @@ void write_summary(std::string& out, const Report& report, const std::vector<Pol
     std::string last_run{k_none};
     if (!entry.last_runs.empty()) {
       const RunRecord& run = entry.last_runs.front();
-      last_run = fmt::format("{}<br><span class=\"muted\">{}</span>", badge(run.result, result_class(run.result)),
-                             short_time(run.started));
+      last_run = fmt::format("{}<br><span class=\"muted\">{}</span>",
+                             badge(run.result, result_class(run.result)), short_time(run.started));
     }
-    out += fmt::format("<tr><td><a href=\"#rule-{}\">{}</a></td>"
-                       "<td class=\"status-cell\"{}>{}</td><td>{}</td><td>{}</td><td class=\"time\">{}</td>",
-                       esc(rule.id), esc(rule.id),
-                       entry.message.empty() ? "" : fmt::format(" title=\"{}\"", esc(entry.message)),
-                       badge(entry.status, status_class(entry.status)), esc(to_string(rule.action)),
-                       esc(rule.retain.to_string()), short_time(entry.cutoff));
+    out += fmt::format(
+        "<tr><td><a href=\"#rule-{}\">{}</a></td>"
+        "<td class=\"status-cell\"{}>{}</td><td>{}</td><td>{}</td><td class=\"time\">{}</td>",
+        esc(rule.id), esc(rule.id),
+        entry.message.empty() ? "" : fmt::format(" title=\"{}\"", esc(entry.message)),
+        badge(entry.status, status_class(entry.status)), esc(to_string(rule.action)),
+        esc(rule.retain.to_string()), short_time(entry.cutoff));
     // Keep rules and failed rules are not counted: say so rather than show misleading zeros.
     if (rule.action == Action::keep)
       out += "<td colspan=\"7\" class=\"muted uncounted\">not counted: kept forever</td>";
     else if (entry.status == "error")
       out += "<td colspan=\"7\" class=\"muted uncounted\">not counted: the rule failed</td>";
     else
-      out += due_cell(c.due) + count_cell(c.held) + count_cell(c.undated) + count_cell(c.unreadable) +
-             count_cell(refused_rows(c)) + count_cell(c.future) + count_cell(c.total);
+      out += due_cell(c.due) + count_cell(c.held) + count_cell(c.undated) +
+             count_cell(c.unreadable) + count_cell(refused_rows(c)) + count_cell(c.future) +
+             count_cell(c.total);
     out += fmt::format("<td class=\"time\">{}</td><td class=\"time last-run\">{}</td></tr>\n",
                        entry.worst_overshoot ? esc(human_duration(*entry.worst_overshoot)) : k_none,
                        last_run);
@@ -513,12 +555,14 @@ void write_summary(std::string& out, const Report& report, const std::vector<Pol
   for (const std::string_view status : {"ok", "due", "stale", "refused", "error", "keep"})
     if (const auto found = by_status.find(std::string{status}); found != by_status.end())
       parts.push_back(fmt::format("{} {}", found->second, status));
-  out += fmt::format("<p class=\"totals\">{} rules: {}.</p>\n", report.rules.size(), fmt::join(parts, ", "));
+  out += fmt::format("<p class=\"totals\">{} rules: {}.</p>\n", report.rules.size(),
+                     fmt::join(parts, ", "));
   out += "<nav class=\"clauses\"><h4>Policy clauses</h4><ol>\n";
   for (std::size_t i = 0; i < groups.size(); ++i)
-    out += fmt::format("<li><a href=\"#policy-{}\">{}</a> <span class=\"muted\">({} rule{})</span></li>\n",
-                       i + 1, groups[i].policy.empty() ? "No policy cited" : esc(groups[i].policy),
-                       groups[i].rules.size(), groups[i].rules.size() == 1 ? "" : "s");
+    out += fmt::format(
+        "<li><a href=\"#policy-{}\">{}</a> <span class=\"muted\">({} rule{})</span></li>\n", i + 1,
+        groups[i].policy.empty() ? "No policy cited" : esc(groups[i].policy),
+        groups[i].rules.size(), groups[i].rules.size() == 1 ? "" : "s");
   out += "</ol></nav>\n</section>\n";
 }
 
@@ -531,9 +575,10 @@ void write_runs(std::string& out, const RuleReport& entry) {
   out += "<table class=\"runs\"><thead><tr><th>Started</th><th>Finished</th><th>Result</th>"
          "<th class=\"num\">Rows</th><th>Message</th></tr></thead><tbody>\n";
   for (const RunRecord& run : entry.last_runs)
-    out += fmt::format("<tr><td class=\"time\">{}</td><td class=\"time\">{}</td><td>{}</td>{}<td>{}</td></tr>\n",
-                       esc(run.started), run.finished.empty() ? k_none : esc(run.finished),
-                       badge(run.result, result_class(run.result)), count_cell(run.rows), esc(run.message));
+    out += fmt::format(
+        "<tr><td class=\"time\">{}</td><td class=\"time\">{}</td><td>{}</td>{}<td>{}</td></tr>\n",
+        esc(run.started), run.finished.empty() ? k_none : esc(run.finished),
+        badge(run.result, result_class(run.result)), count_cell(run.rows), esc(run.message));
   out += "</tbody></table>\n";
 }
 
@@ -541,10 +586,11 @@ void write_rule(std::string& out, const RuleReport& entry, Instant as_of) {
   const Rule& rule = *entry.rule;
   const adapters::RuleCounts& c = entry.counts;
   const std::string_view css = status_class(entry.status);
-  out += fmt::format("<article class=\"rule{}\" id=\"rule-{}\">\n<div class=\"rule-head\"><h3><code>{}</code>"
-                     "</h3>{}</div>\n",
-                     css == "st-bad" ? " bad" : (css == "st-due" ? " due" : ""), esc(rule.id), esc(rule.id),
-                     badge(entry.status, css));
+  out += fmt::format(
+      "<article class=\"rule{}\" id=\"rule-{}\">\n<div class=\"rule-head\"><h3><code>{}</code>"
+      "</h3>{}</div>\n",
+      css == "st-bad" ? " bad" : (css == "st-due" ? " due" : ""), esc(rule.id), esc(rule.id),
+      badge(entry.status, css));
   if (!rule.description.empty())
     out += fmt::format("<p class=\"description\">{}</p>\n", esc(rule.description));
   if (!entry.message.empty())
@@ -597,7 +643,7 @@ void write_rule(std::string& out, const RuleReport& entry, Instant as_of) {
   out += "</article>\n";
 }
 
-} // namespace
+}  // namespace
 
 std::string report_html(const Report& report) {
   const std::vector<PolicyGroup> groups = group_by_policy(report);
@@ -608,9 +654,10 @@ std::string report_html(const Report& report) {
   write_summary(out, report, groups);
   for (std::size_t i = 0; i < groups.size(); ++i) {
     const PolicyGroup& group = groups[i];
-    out += fmt::format("<section class=\"policy\" id=\"policy-{}\">\n<h2><span class=\"kicker\">Policy "
-                       "clause</span>{}</h2>\n",
-                       i + 1, group.policy.empty() ? "No policy cited" : esc(group.policy));
+    out += fmt::format(
+        "<section class=\"policy\" id=\"policy-{}\">\n<h2><span class=\"kicker\">Policy "
+        "clause</span>{}</h2>\n",
+        i + 1, group.policy.empty() ? "No policy cited" : esc(group.policy));
     std::vector<std::string> links;
     for (const RuleReport* entry : group.rules)
       links.push_back(fmt::format("<a href=\"#rule-{}\"><code>{}</code></a>", esc(entry->rule->id),
@@ -621,11 +668,12 @@ std::string report_html(const Report& report) {
     out += "</section>\n";
   }
   out += "</main>\n";
-  out += fmt::format("<footer>retentiond {} · generated {} · config digest <code class=\"hash\">{}</code>"
-                     "</footer>\n",
-                     RETENTIOND_VERSION, esc(format_iso8601(report.generated_at)), esc(report.config_digest));
+  out += fmt::format(
+      "<footer>retentiond {} · generated {} · config digest <code class=\"hash\">{}</code>"
+      "</footer>\n",
+      RETENTIOND_VERSION, esc(format_iso8601(report.generated_at)), esc(report.config_digest));
   out += "</div>\n</body>\n</html>\n";
   return out;
 }
 
-} // namespace retentiond
+}  // namespace retentiond

@@ -20,4 +20,4 @@ std::string age_chart_svg(const RuleReport& entry, Instant as_of);
 // `text` safe in HTML text and in double- or single-quoted attribute values.
 std::string html_escape(std::string_view text);
 
-} // namespace retentiond
+}  // namespace retentiond

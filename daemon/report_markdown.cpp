@@ -39,13 +39,15 @@ void write_header(std::string& out, const Report& report) {
   out += fmt::format("- Generated: {}\n", format_iso8601(report.generated_at));
   out += fmt::format("- Due as of: {}\n", format_iso8601(report.as_of));
   out += fmt::format("- Config digest: {}\n", code(report.config_digest));
-  out += fmt::format("- Audit log: {} entries, head {}\n", report.audit.entries, code(report.audit.head_hash));
+  out += fmt::format("- Audit log: {} entries, head {}\n", report.audit.entries,
+                     code(report.audit.head_hash));
   if (report.audit.ok)
     out += "- Audit chain: verified\n\n";
   else
-    out += fmt::format("- Audit chain: **BROKEN** — {}\n\n> **Warning:** the audit log's hash chain "
-                       "does not verify; the enforcement history below cannot be trusted.\n\n",
-                       markdown_escape(report.audit.problem));
+    out +=
+        fmt::format("- Audit chain: **BROKEN** — {}\n\n> **Warning:** the audit log's hash chain "
+                    "does not verify; the enforcement history below cannot be trusted.\n\n",
+                    markdown_escape(report.audit.problem));
 }
 
 void write_summary(std::string& out, const Report& report) {
@@ -58,7 +60,9 @@ void write_summary(std::string& out, const Report& report) {
     const adapters::RuleCounts& c = entry.counts;
     // Keep rules and failed rules were not counted: a dash, not a misleading zero.
     const bool counted = rule.action != Action::keep && entry.status != "error";
-    const auto count = [&](std::int64_t n) { return counted ? std::to_string(n) : std::string{k_none}; };
+    const auto count = [&](std::int64_t n) {
+      return counted ? std::to_string(n) : std::string{k_none};
+    };
     out += fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                        code(rule.id), entry.status, to_string(rule.action), rule.retain.to_string(),
                        instant_or_none(entry.cutoff), count(c.due), count(c.held), count(c.undated),
@@ -75,7 +79,8 @@ void write_rule(std::string& out, const RuleReport& entry) {
   if (!rule.description.empty())
     out += markdown_escape(rule.description) + "\n\n";
   out += fmt::format("- Status: {}\n", status_text(entry));
-  out += fmt::format("- Target: {} in datastore {}\n", code(report_target(rule)), code(rule.datastore));
+  out += fmt::format("- Target: {} in datastore {}\n", code(report_target(rule)),
+                     code(rule.datastore));
   out += fmt::format("- Action: {}, retain {}, schedule {}\n", to_string(rule.action),
                      rule.retain.to_string(), markdown_escape(rule.schedule.text));
   if (entry.cutoff)
@@ -84,8 +89,8 @@ void write_rule(std::string& out, const RuleReport& entry) {
     out += "- Rows: not counted (the rule failed)\n";
   } else if (rule.action != Action::keep) {
     out += fmt::format("- Rows: {} due, {} held, {} undated, {} unreadable, {} refused, {} future, "
-                       "{} total\n", c.due, c.held, c.undated, c.unreadable, refused_rows(c), c.future,
-                       c.total);
+                       "{} total\n",
+                       c.due, c.held, c.undated, c.unreadable, refused_rows(c), c.future, c.total);
     if (c.oldest_due)
       out += fmt::format("- Oldest due: {} ({} past the cutoff)\n", format_iso8601(*c.oldest_due),
                          overshoot_or_none(entry));
@@ -96,12 +101,12 @@ void write_rule(std::string& out, const RuleReport& entry) {
   }
   out += "\n| run started | result | rows |\n|---|---|--:|\n";
   for (const RunRecord& run : entry.last_runs)
-    out += fmt::format("| {} | {} | {} |\n", markdown_escape(run.started), markdown_escape(run.result),
-                       run.rows);
+    out += fmt::format("| {} | {} | {} |\n", markdown_escape(run.started),
+                       markdown_escape(run.result), run.rows);
   out += "\n";
 }
 
-} // namespace
+}  // namespace
 
 std::string markdown_escape(std::string_view text) {
   const auto word = [&](std::size_t i) {
@@ -118,8 +123,17 @@ std::string markdown_escape(std::string_view text) {
         out += '\\';
       out += c;
       break;
-    case '\\': case '`': case '*': case '[': case ']': case '<': case '>': case '|': case '#':
-    case '!': case '&':
+    case '\\':
+    case '`':
+    case '*':
+    case '[':
+    case ']':
+    case '<':
+    case '>':
+    case '|':
+    case '#':
+    case '!':
+    case '&':
       out += '\\';
       out += c;
       break;
@@ -144,4 +158,4 @@ std::string report_markdown(const Report& report) {
   return out;
 }
 
-} // namespace retentiond
+}  // namespace retentiond

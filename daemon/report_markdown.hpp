@@ -15,4 +15,4 @@ std::string report_markdown(const Report& report);
 // markup are backslash-escaped, line breaks become spaces.
 std::string markdown_escape(std::string_view text);
 
-} // namespace retentiond
+}  // namespace retentiond

@@ -15,8 +15,11 @@ struct CronField {
   int high;
 };
 
-constexpr CronField k_cron_fields[] = {
-    {"minute", 0, 59}, {"hour", 0, 23}, {"day of month", 1, 31}, {"month", 1, 12}, {"day of week", 0, 7}};
+constexpr CronField k_cron_fields[] = {{"minute", 0, 59},
+                                       {"hour", 0, 23},
+                                       {"day of month", 1, 31},
+                                       {"month", 1, 12},
+                                       {"day of week", 0, 7}};
 
 std::optional<int> to_int(std::string_view text) {
   int value = 0;
@@ -31,7 +34,8 @@ std::expected<void, std::string> check_cron_field(std::string_view text, const C
   std::size_t start = 0;
   while (start <= text.size()) {
     const std::size_t comma = text.find(',', start);
-    const std::string_view item = text.substr(start, comma == std::string_view::npos ? text.npos : comma - start);
+    const std::string_view item =
+        text.substr(start, comma == std::string_view::npos ? text.npos : comma - start);
     std::string_view range = item;
     if (const std::size_t slash = item.find('/'); slash != std::string_view::npos) {
       const auto step = to_int(item.substr(slash + 1));
@@ -54,7 +58,7 @@ std::expected<void, std::string> check_cron_field(std::string_view text, const C
   return {};
 }
 
-} // namespace
+}  // namespace
 
 std::expected<Schedule, std::string> parse_schedule(std::string_view text) {
   using namespace std::chrono;
@@ -87,7 +91,8 @@ std::expected<Schedule, std::string> parse_schedule(std::string_view text) {
     fields.push_back(word);
   if (fields.size() != 5)
     return std::unexpected(fmt::format("unknown schedule '{}' (expected hourly, daily, weekly, "
-                                       "\"every 15m\" or a 5-field cron expression)", text));
+                                       "\"every 15m\" or a 5-field cron expression)",
+                                       text));
   for (std::size_t i = 0; i < fields.size(); ++i)
     if (auto checked = check_cron_field(fields[i], k_cron_fields[i]); !checked)
       return std::unexpected(fmt::format("schedule '{}': {}", text, checked.error()));
@@ -108,4 +113,4 @@ std::expected<Schedule, std::string> parse_schedule(std::string_view text) {
   return schedule;
 }
 
-} // namespace retentiond
+}  // namespace retentiond

@@ -13,4 +13,4 @@ namespace retentiond {
 // steps). Returns the reason on failure.
 std::expected<Schedule, std::string> parse_schedule(std::string_view text);
 
-} // namespace retentiond
+}  // namespace retentiond

@@ -64,7 +64,8 @@ std::string text_or_empty(const SQLite::Column& column) {
   return column.isNull() ? std::string{} : column.getString();
 }
 
-void bind_optional(SQLite::Statement& statement, int index, const std::optional<std::string>& value) {
+void bind_optional(SQLite::Statement& statement, int index,
+                   const std::optional<std::string>& value) {
   if (value)
     statement.bind(index, *value);
   else
@@ -139,8 +140,8 @@ AuditEntry append_in_transaction(SQLite::Database& db, const std::optional<std::
   entry.detail = std::move(detail_json);
   entry.hash = chain_hash(entry.prev_hash, canonical_entry(entry), key);
 
-  SQLite::Statement insert(db, fmt::format("INSERT INTO audit({}) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
-                                           k_audit_columns));
+  SQLite::Statement insert(
+      db, fmt::format("INSERT INTO audit({}) VALUES(?, ?, ?, ?, ?, ?, ?, ?)", k_audit_columns));
   insert.bind(1, entry.seq);
   insert.bind(2, entry.time);
   insert.bind(3, entry.kind);
@@ -191,7 +192,8 @@ std::optional<std::string> top_level_digest(std::string_view json) {
     return std::nullopt;
   };
   auto skip_space = [&]() {
-    while (i < json.size() && (json[i] == ' ' || json[i] == '\t' || json[i] == '\n' || json[i] == '\r'))
+    while (i < json.size() &&
+           (json[i] == ' ' || json[i] == '\t' || json[i] == '\n' || json[i] == '\r'))
       ++i;
   };
   bool expect_key = false;
@@ -227,7 +229,7 @@ std::optional<std::string> top_level_digest(std::string_view json) {
   return std::nullopt;
 }
 
-} // namespace
+}  // namespace
 
 bool Hold::active_at(Instant now) const {
   if (released)
@@ -261,8 +263,8 @@ StateStore::StateStore(const std::filesystem::path& path, Mode mode,
       return;
     }
 
-    m_db = std::make_unique<SQLite::Database>(
-        m_path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, k_busy_timeout_ms);
+    m_db = std::make_unique<SQLite::Database>(m_path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE,
+                                              k_busy_timeout_ms);
     // A rollback journal, not WAL: a read-only open (report, dry runs, audit verify, an
     // auditor's account without write access) then creates no -wal/-shm files beside the
     // state. Writes are short, so readers and writers barely wait for each other. FULL makes
@@ -305,10 +307,10 @@ SQLite::Database& writable(const std::unique_ptr<SQLite::Database>& db,
   return *db;
 }
 
-} // namespace
+}  // namespace
 
-AuditEntry StateStore::append_audit(std::string_view kind, std::string_view rule,
-                                    std::int64_t rows, std::string detail_json) {
+AuditEntry StateStore::append_audit(std::string_view kind, std::string_view rule, std::int64_t rows,
+                                    std::string detail_json) {
   try {
     auto& db = writable(m_db, m_path);
     SQLite::Transaction transaction(db, SQLite::TransactionBehavior::IMMEDIATE);
@@ -389,8 +391,8 @@ std::string StateStore::audit_head_hash() const {
 std::optional<std::string> StateStore::last_config_digest() const {
   if (!m_db)
     return std::nullopt;
-  SQLite::Statement query(*m_db,
-                          "SELECT detail FROM audit WHERE kind = 'config' ORDER BY seq DESC LIMIT 1");
+  SQLite::Statement query(
+      *m_db, "SELECT detail FROM audit WHERE kind = 'config' ORDER BY seq DESC LIMIT 1");
   if (!query.executeStep())
     return std::nullopt;
   return top_level_digest(query.getColumn(0).getString());
@@ -431,8 +433,7 @@ Hold StateStore::add_hold(std::optional<std::string> subject, std::optional<std:
     transaction.commit();
     return hold;
   } catch (const std::exception& e) {
-    throw std::runtime_error(
-        fmt::format("cannot add a hold in {}: {}", m_path.string(), e.what()));
+    throw std::runtime_error(fmt::format("cannot add a hold in {}: {}", m_path.string(), e.what()));
   }
 }
 
@@ -524,7 +525,8 @@ std::vector<RunRecord> StateStore::last_runs(std::string_view rule, int limit) c
   if (!m_db || limit <= 0)
     return runs;
   SQLite::Statement query(
-      *m_db, fmt::format("SELECT {} FROM runs WHERE rule = ? ORDER BY id DESC LIMIT ?", k_run_columns));
+      *m_db,
+      fmt::format("SELECT {} FROM runs WHERE rule = ? ORDER BY id DESC LIMIT ?", k_run_columns));
   query.bind(1, std::string{rule});
   query.bind(2, limit);
   while (query.executeStep())
@@ -535,9 +537,9 @@ std::vector<RunRecord> StateStore::last_runs(std::string_view rule, int limit) c
 std::optional<Instant> StateStore::last_success(std::string_view rule) const {
   if (!m_db)
     return std::nullopt;
-  SQLite::Statement query(*m_db,
-                          "SELECT finished FROM runs WHERE rule = ? AND result IN ('ok', 'partial') "
-                          "AND finished IS NOT NULL ORDER BY id DESC LIMIT 1");
+  SQLite::Statement query(
+      *m_db, "SELECT finished FROM runs WHERE rule = ? AND result IN ('ok', 'partial') "
+             "AND finished IS NOT NULL ORDER BY id DESC LIMIT 1");
   query.bind(1, std::string{rule});
   if (!query.executeStep())
     return std::nullopt;
@@ -549,4 +551,4 @@ std::optional<Instant> StateStore::last_success(std::string_view rule) const {
   return *instant;
 }
 
-} // namespace retentiond
+}  // namespace retentiond

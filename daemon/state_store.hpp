@@ -24,9 +24,9 @@ struct Hold {
   std::optional<std::string> subject;  // empty = --all (the rule is suspended)
   std::optional<std::string> rule;     // empty = every rule
   std::string reason;
-  std::string created;                 // ISO 8601 UTC
-  std::optional<std::string> until;    // ISO 8601 UTC; empty = until released
-  std::optional<std::string> released; // ISO 8601 UTC when released
+  std::string created;                  // ISO 8601 UTC
+  std::optional<std::string> until;     // ISO 8601 UTC; empty = until released
+  std::optional<std::string> released;  // ISO 8601 UTC when released
   std::optional<std::string> release_reason;
 
   // Active at `now`: not released and `until` (if any) not yet passed.
@@ -105,4 +105,4 @@ private:
   std::unique_ptr<SQLite::Database> m_db;
 };
 
-} // namespace retentiond
+}  // namespace retentiond

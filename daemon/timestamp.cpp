@@ -21,7 +21,9 @@ public:
 
   bool at_end() const { return m_pos == m_text.size(); }
   std::size_t pos() const { return m_pos; }
-  std::string_view slice(std::size_t from, std::size_t to) const { return m_text.substr(from, to - from); }
+  std::string_view slice(std::size_t from, std::size_t to) const {
+    return m_text.substr(from, to - from);
+  }
 
   bool peek(char c) const { return m_pos < m_text.size() && m_text[m_pos] == c; }
   bool peek_digit() const { return m_pos < m_text.size() && is_digit(m_text[m_pos]); }
@@ -106,7 +108,8 @@ std::optional<Fields> scan(std::string_view text) {
     f.second = *second;
     f.time_text = in.slice(time_start, in.pos());
     if (in.accept('.')) {
-      // Digits past the millisecond are dropped, not rounded: rounding could move into the next day.
+      // Digits past the millisecond are dropped, not rounded: rounding could move into the next
+      // day.
       int count = 0;
       int scale = 100;
       while (in.peek_digit()) {
@@ -144,7 +147,7 @@ std::optional<Fields> scan(std::string_view text) {
   return in.at_end() ? std::optional{f} : std::nullopt;
 }
 
-} // namespace
+}  // namespace
 
 Instant now_utc() {
   return time_point_cast<milliseconds>(system_clock::now());
@@ -155,9 +158,10 @@ std::string format_iso8601(Instant instant) {
   const year_month_day ymd{midnight};
   const hh_mm_ss<milliseconds> tod{instant - midnight};
   const int y = static_cast<int>(ymd.year());
-  std::string text = fmt::format("{}{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", y < 0 ? "-" : "", y < 0 ? -y : y,
-                                 static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
-                                 tod.hours().count(), tod.minutes().count(), tod.seconds().count());
+  std::string text =
+      fmt::format("{}{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", y < 0 ? "-" : "", y < 0 ? -y : y,
+                  static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()),
+                  tod.hours().count(), tod.minutes().count(), tod.seconds().count());
   if (tod.subseconds().count() != 0)
     text += fmt::format(".{:03}", tod.subseconds().count());
   text += 'Z';
@@ -175,8 +179,8 @@ std::expected<Instant, std::string> parse_iso8601(std::string_view text) {
   if (!ymd.ok())
     return std::unexpected(fmt::format("'{}' is not a valid date", f.date_text));
   if (f.second == 60)
-    return std::unexpected(
-        fmt::format("'{}' is not a valid time of day (leap seconds are not supported)", f.time_text));
+    return std::unexpected(fmt::format(
+        "'{}' is not a valid time of day (leap seconds are not supported)", f.time_text));
   if (f.hour > 23 || f.minute > 59 || f.second > 59)
     return std::unexpected(fmt::format("'{}' is not a valid time of day", f.time_text));
   if (f.offset_hours > 23 || f.offset_mins > 59)
@@ -210,4 +214,4 @@ Instant from_unix_millis(std::int64_t millis) {
   return Instant{milliseconds{millis}};
 }
 
-} // namespace retentiond
+}  // namespace retentiond

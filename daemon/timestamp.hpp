@@ -28,4 +28,4 @@ std::int64_t to_unix_millis(Instant instant);
 Instant from_unix_seconds(std::int64_t seconds);
 Instant from_unix_millis(std::int64_t millis);
 
-} // namespace retentiond
+}  // namespace retentiond

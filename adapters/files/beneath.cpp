@@ -18,7 +18,9 @@ namespace {
 // How far climbing '..' may go before giving up: deeper than any real tree.
 constexpr int k_max_ascent = 4096;
 
-std::string errno_text(int error) { return std::generic_category().message(error); }
+std::string errno_text(int error) {
+  return std::generic_category().message(error);
+}
 
 bool same_inode(const struct stat& a, const struct stat& b) {
   return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
@@ -43,7 +45,8 @@ Placement placement(const Root& root, int fd) {
       if (errno == ENOENT)
         return Placement::gone;
       throw std::runtime_error(fmt::format("datastore '{}': cannot open the parent of a held "
-                                           "directory: {}", root.datastore, errno_text(errno)));
+                                           "directory: {}",
+                                           root.datastore, errno_text(errno)));
     }
     struct stat parent {};
     if (::fstat(up.get(), &parent) != 0)
@@ -68,10 +71,10 @@ std::string join(const std::vector<std::string>& components, std::size_t count) 
   return path;
 }
 
-} // namespace
+}  // namespace
 
-std::shared_ptr<const Root> open_root(const std::string& datastore, const std::filesystem::path& root,
-                                      bool writable) {
+std::shared_ptr<const Root> open_root(const std::string& datastore,
+                                      const std::filesystem::path& root, bool writable) {
   auto opened = std::make_shared<Root>();
   opened->datastore = datastore;
   opened->path = root;
@@ -83,7 +86,8 @@ std::shared_ptr<const Root> open_root(const std::string& datastore, const std::f
     const int error = errno;
     if (error == ENOENT || error == ENOTDIR)
       throw std::runtime_error(fmt::format("datastore '{}': root {} does not exist or is not a "
-                                           "directory", datastore, root.string()));
+                                           "directory",
+                                           datastore, root.string()));
     throw std::runtime_error(fmt::format("datastore '{}': root {} is not readable: {}", datastore,
                                          root.string(), errno_text(error)));
   }
@@ -110,17 +114,17 @@ std::string HeldFile::relative_path() const {
 bool HeldFile::remove() {
   if (!m_root->writable)
     throw std::runtime_error(fmt::format("datastore '{}': cannot remove '{}': the datastore is "
-                                         "open read-only", m_root->datastore, relative_path()));
+                                         "open read-only",
+                                         m_root->datastore, relative_path()));
   const int parent = m_directories.back()->get();
   switch (placement(*m_root, parent)) {
-  case Placement::beneath:
-    break;
-  case Placement::gone:
-    return false;
+  case Placement::beneath: break;
+  case Placement::gone: return false;
   case Placement::outside:
     throw std::runtime_error(fmt::format("datastore '{}': the directory of '{}' was moved out of "
                                          "root {} after it was resolved; nothing removed",
-                                         m_root->datastore, relative_path(), m_root->path.string()));
+                                         m_root->datastore, relative_path(),
+                                         m_root->path.string()));
   }
   struct stat now {};
   if (::fstatat(parent, m_name.c_str(), &now, AT_SYMLINK_NOFOLLOW) != 0) {
@@ -277,4 +281,4 @@ resolve_beneath(const std::shared_ptr<const Root>& root, std::string_view relati
                                     status);
 }
 
-} // namespace retentiond::adapters::files
+}  // namespace retentiond::adapters::files

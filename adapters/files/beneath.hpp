@@ -20,7 +20,7 @@ namespace retentiond::adapters::files {
 // A files datastore's root directory, opened once. Everything beneath it is reached from this
 // descriptor with openat/fstatat/unlinkat, one component at a time, never following a symlink.
 struct Root {
-  std::string datastore;  // for messages: "datastore 'media': ..."
+  std::string datastore;       // for messages: "datastore 'media': ..."
   std::filesystem::path path;  // as configured, for messages only: never opened again
   UniqueFd fd;
   struct stat status {};  // identifies the root when climbing '..' from a held directory
@@ -30,11 +30,13 @@ struct Root {
 // Opens `root` (following symlinks in the configured path itself, which the operator chose).
 // Throws std::runtime_error "datastore 'NAME': root PATH does not exist or is not a directory",
 // or "... is not readable: REASON".
-std::shared_ptr<const Root> open_root(const std::string& datastore, const std::filesystem::path& root,
-                                      bool writable);
+std::shared_ptr<const Root> open_root(const std::string& datastore,
+                                      const std::filesystem::path& root, bool writable);
 
 // The root's descriptor as the first link of a chain of held directories.
-inline SharedFd root_fd(const std::shared_ptr<const Root>& root) { return {root, &root->fd}; }
+inline SharedFd root_fd(const std::shared_ptr<const Root>& root) {
+  return {root, &root->fd};
+}
 
 // A regular file beneath the root, held by the open directories that lead to it (root first).
 // remove() acts on those descriptors, never on a path string, so replacing a directory on the
@@ -93,4 +95,4 @@ std::expected<std::unique_ptr<HeldFile>, std::string>
 resolve_beneath(const std::shared_ptr<const Root>& root, std::string_view relative_path,
                 DirectoryCache* cache = nullptr);
 
-} // namespace retentiond::adapters::files
+}  // namespace retentiond::adapters::files

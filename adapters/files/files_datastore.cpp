@@ -34,7 +34,8 @@ constexpr std::int64_t k_max_seconds = 253402300799;
 Instant mtime_of(const struct stat& status) {
   const std::int64_t seconds =
       std::clamp(static_cast<std::int64_t>(status.st_mtim.tv_sec), k_min_seconds, k_max_seconds);
-  return from_unix_millis(seconds * 1000 + static_cast<std::int64_t>(status.st_mtim.tv_nsec) / 1000000);
+  return from_unix_millis(seconds * 1000 +
+                          static_cast<std::int64_t>(status.st_mtim.tv_nsec) / 1000000);
 }
 
 // Where a walk stopped between two batches of one rule run, so the next batch goes on from
@@ -94,15 +95,16 @@ public:
     SchemaCheck check;
     if (rule.glob.empty())
       check.errors.push_back(fmt::format("rule '{}' has no glob: rules on files datastore '{}' "
-                                         "select files with glob = \"...\"", rule.id, m_name));
+                                         "select files with glob = \"...\"",
+                                         rule.id, m_name));
     struct stat status {};
     if (::fstat(m_root->fd.get(), &status) != 0 || !S_ISDIR(status.st_mode))
-      check.errors.push_back(fmt::format("datastore '{}': root {} is not a directory", m_name,
-                                         m_root->path.string()));
+      check.errors.push_back(
+          fmt::format("datastore '{}': root {} is not a directory", m_name, m_root->path.string()));
     else if (status.st_nlink == 0)
       check.errors.push_back(fmt::format("datastore '{}': root {} was removed after it was "
-                                         "opened; restart to open it again", m_name,
-                                         m_root->path.string()));
+                                         "opened; restart to open it again",
+                                         m_name, m_root->path.string()));
     else if (::faccessat(m_root->fd.get(), ".", R_OK | X_OK, AT_EACCESS) != 0)
       check.errors.push_back(fmt::format("datastore '{}': root {} is not readable: {}", m_name,
                                          m_root->path.string(),
@@ -211,11 +213,11 @@ private:
   std::optional<Resume> m_resume;  // only between consecutive batches of one rule run
 };
 
-} // namespace
+}  // namespace
 
 std::unique_ptr<Datastore> open_files_datastore(const DatastoreConfig& config, OpenMode mode,
                                                 const AdapterSecrets& /*secrets*/) {
   return std::make_unique<FilesDatastore>(config, mode);
 }
 
-} // namespace retentiond::adapters::files
+}  // namespace retentiond::adapters::files

@@ -14,4 +14,4 @@ namespace retentiond::adapters::files {
 std::unique_ptr<Datastore> open_files_datastore(const DatastoreConfig& config, OpenMode mode,
                                                 const AdapterSecrets& secrets);
 
-} // namespace retentiond::adapters::files
+}  // namespace retentiond::adapters::files

@@ -6,8 +6,7 @@ namespace retentiond::adapters::files {
 namespace {
 
 // Calls `visit` with every component of `path` that is neither empty nor ".".
-template <typename Visit>
-void for_each_component(std::string_view path, Visit&& visit) {
+template <typename Visit> void for_each_component(std::string_view path, Visit&& visit) {
   std::size_t begin = 0;
   while (begin <= path.size()) {
     std::size_t end = path.find('/', begin);
@@ -70,7 +69,7 @@ std::size_t match_token(std::string_view pattern, std::size_t p, unsigned char c
   return 1;
 }
 
-} // namespace
+}  // namespace
 
 bool match_component(std::string_view pattern, std::string_view name) {
   // Greedy with backtracking to the last '*': O(pattern x name) at worst, and correct because
@@ -87,7 +86,8 @@ bool match_component(std::string_view pattern, std::string_view name) {
         continue;
       }
       bool matched = false;
-      const std::size_t length = match_token(pattern, p, static_cast<unsigned char>(name[n]), matched);
+      const std::size_t length =
+          match_token(pattern, p, static_cast<unsigned char>(name[n]), matched);
       if (matched && name[n] != '/') {
         p += length;
         ++n;
@@ -143,7 +143,9 @@ GlobPattern::States GlobPattern::step(const States& states, std::string_view nam
   return next;
 }
 
-bool GlobPattern::accepts(const States& states) const { return states.back(); }
+bool GlobPattern::accepts(const States& states) const {
+  return states.back();
+}
 
 bool GlobPattern::alive(const States& states) const {
   for (std::size_t i = 0; i + 1 < states.size(); ++i)
@@ -166,4 +168,4 @@ bool glob_match(std::string_view pattern, std::string_view relative_path) {
   return GlobPattern(pattern).matches(relative_path);
 }
 
-} // namespace retentiond::adapters::files
+}  // namespace retentiond::adapters::files

@@ -51,4 +51,4 @@ bool match_component(std::string_view pattern, std::string_view name);
 // Whether `relative_path` matches `pattern` (see GlobPattern).
 bool glob_match(std::string_view pattern, std::string_view relative_path);
 
-} // namespace retentiond::adapters::files
+}  // namespace retentiond::adapters::files

@@ -12,13 +12,19 @@
 namespace retentiond::adapters::files {
 namespace {
 
-std::string errno_text(int error) { return std::generic_category().message(error); }
+std::string errno_text(int error) {
+  return std::generic_category().message(error);
+}
 
-std::string shown(const std::string& path) { return path.empty() ? std::string(".") : path; }
+std::string shown(const std::string& path) {
+  return path.empty() ? std::string(".") : path;
+}
 
-} // namespace
+}  // namespace
 
-void TreeWalker::DirCloser::operator()(DIR* dir) const noexcept { ::closedir(dir); }
+void TreeWalker::DirCloser::operator()(DIR* dir) const noexcept {
+  ::closedir(dir);
+}
 
 TreeWalker::TreeWalker(std::shared_ptr<const Root> root, GlobPattern glob)
     : m_root(std::move(root)), m_glob(std::move(glob)) {
@@ -58,7 +64,8 @@ std::optional<TreeWalker::Entry> TreeWalker::next() {
     if (entry == nullptr) {
       if (errno != 0)
         throw std::runtime_error(fmt::format("datastore '{}': cannot read directory '{}': {}",
-                                             m_root->datastore, shown(top.path), errno_text(errno)));
+                                             m_root->datastore, shown(top.path),
+                                             errno_text(errno)));
       m_frames.pop_back();
       continue;
     }
@@ -84,10 +91,10 @@ std::optional<TreeWalker::Entry> TreeWalker::next() {
     if (S_ISDIR(status.st_mode) && alive) {
       if (m_frames.size() > k_max_depth)
         throw std::runtime_error(fmt::format("datastore '{}': '{}' is more than {} directories "
-                                             "deep; refusing to walk further", m_root->datastore,
-                                             path, k_max_depth));
-      const int fd = ::openat(top.fd->get(), entry->d_name,
-                              O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                                             "deep; refusing to walk further",
+                                             m_root->datastore, path, k_max_depth));
+      const int fd =
+          ::openat(top.fd->get(), entry->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (fd < 0) {
         const int error = errno;
         if (error == ENOENT || error == ELOOP || error == ENOTDIR)
@@ -102,7 +109,8 @@ std::optional<TreeWalker::Entry> TreeWalker::next() {
       continue;
     }
     if (accepts && (S_ISREG(status.st_mode) || S_ISLNK(status.st_mode))) {
-      m_last = Entry{S_ISREG(status.st_mode) ? Kind::regular : Kind::symlink, std::move(path), status};
+      m_last =
+          Entry{S_ISREG(status.st_mode) ? Kind::regular : Kind::symlink, std::move(path), status};
       return m_last;
     }
     // Sockets, FIFOs, devices, and directories the glob names but nothing beneath: ignored.
@@ -136,4 +144,4 @@ std::unique_ptr<HeldFile> TreeWalker::hold_last() const {
                                     m_last->status);
 }
 
-} // namespace retentiond::adapters::files
+}  // namespace retentiond::adapters::files

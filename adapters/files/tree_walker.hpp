@@ -24,7 +24,7 @@ public:
 
   struct Entry {
     Kind kind = Kind::regular;
-    std::string path;      // relative to the root: "uploads/tmp/a.jpg"
+    std::string path;       // relative to the root: "uploads/tmp/a.jpg"
     struct stat status {};  // fstatat(AT_SYMLINK_NOFOLLOW)
   };
 
@@ -69,4 +69,4 @@ private:
   bool m_replay = false;
 };
 
-} // namespace retentiond::adapters::files
+}  // namespace retentiond::adapters::files

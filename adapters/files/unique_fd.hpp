@@ -41,4 +41,4 @@ private:
 // A directory descriptor shared by the walk and by every file held beneath that directory.
 using SharedFd = std::shared_ptr<const UniqueFd>;
 
-} // namespace retentiond::adapters::files
+}  // namespace retentiond::adapters::files

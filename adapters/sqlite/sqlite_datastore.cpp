@@ -82,7 +82,8 @@ public:
 
   // Selects the batch's rows with `select` (into k_batch_table), resolves their linked files,
   // deletes cascade children, then deletes or anonymizes the rows.
-  void apply(const RuleStatements& statements, const Selection& selection, const SqlFragment& select) {
+  void apply(const RuleStatements& statements, const Selection& selection,
+             const SqlFragment& select) {
     m_db.exec(fmt::format("DELETE FROM {}", k_batch_table));
     m_selected = execute(m_db, select);
     if (m_selected == 0)
@@ -166,7 +167,8 @@ public:
     check_table(check, rule.table, table_columns_needed(rule));
     if (check.errors.empty() && without_rowid(rule.table))
       check.errors.push_back(fmt::format("table '{}' is a WITHOUT ROWID table, which this version "
-                                         "cannot batch", rule.table));
+                                         "cannot batch",
+                                         rule.table));
     if (const auto& parent = rule.age_from) {
       check_table(check, parent->table, {parent->column, parent->key});
       if (check.errors.empty() && !has_leading_index(parent->table, parent->key))
@@ -176,7 +178,8 @@ public:
                !has_leading_index(rule.table, rule.age_column)) {
       check.warnings.push_back(fmt::format("no index on {}.{}: finding expired rows scans the "
                                            "whole table (CREATE INDEX ON {}({}))",
-                                           rule.table, rule.age_column, rule.table, rule.age_column));
+                                           rule.table, rule.age_column, rule.table,
+                                           rule.age_column));
     }
     for (const Cascade& cascade : rule.cascade) {
       check_table(check, cascade.table, {cascade.foreign_key});
@@ -184,8 +187,9 @@ public:
         check.errors.push_back(fmt::format("table '{}' has no column '{}' (cascade key of {})",
                                            rule.table, cascade.key, cascade.table));
       if (check.errors.empty() && !has_leading_index(cascade.table, cascade.foreign_key))
-        check.warnings.push_back(fmt::format("no index on {}.{}: each batch scans {} to find children",
-                                             cascade.table, cascade.foreign_key, cascade.table));
+        check.warnings.push_back(
+            fmt::format("no index on {}.{}: each batch scans {} to find children", cascade.table,
+                        cascade.foreign_key, cascade.table));
     }
     return check;
   }
@@ -195,7 +199,7 @@ public:
     RuleCounts counts;
     counts.table_rows = scalar(statements.count_table_rows());
     counts.total = statements_need_match(selection.rule) ? scalar(statements.count_matched())
-                                                          : counts.table_rows;
+                                                         : counts.table_rows;
     const std::int64_t due = scalar(statements.count_due());
     counts.held = selection.held_subjects.empty() ? 0 : scalar(statements.count_due_held());
     counts.due = due - counts.held;
@@ -294,14 +298,15 @@ public:
     SQLite::Statement checkpoint(m_db, "PRAGMA wal_checkpoint(TRUNCATE)");
     if (checkpoint.executeStep() && checkpoint.getColumn(0).getInt() != 0)
       spdlog::warn("datastore '{}': WAL checkpoint was blocked by a reader; deleted values stay "
-                   "in the WAL until the next checkpoint", m_name);
+                   "in the WAL until the next checkpoint",
+                   m_name);
   }
 
 private:
   // Where a run's batches are in the table.
   struct Walk {
-    std::string run;             // rule@cutoff
-    bool by_rowid = true;        // slices of rowids, or batches found through the anchor index
+    std::string run;       // rule@cutoff
+    bool by_rowid = true;  // slices of rowids, or batches found through the anchor index
     std::vector<RuleStatements::Band> bands{RuleStatements::Band{}};
     std::size_t band = 0;
     std::int64_t next_rowid = 0;
@@ -356,7 +361,8 @@ private:
   // Bands of about k_rows_per_band due rows each, with the rowids each spans; a single band
   // when the due rows are few.
   std::vector<RuleStatements::Band> plan_bands(const RuleStatements& statements, std::int64_t due) {
-    const std::int64_t count = std::max<std::int64_t>(1, (due + k_rows_per_band - 1) / k_rows_per_band);
+    const std::int64_t count =
+        std::max<std::int64_t>(1, (due + k_rows_per_band - 1) / k_rows_per_band);
     const std::int64_t step = std::max<std::int64_t>(1, due / count);
     constexpr std::int64_t none = std::numeric_limits<std::int64_t>::max();
     std::vector<RuleStatements::Band> bands{{nullptr, nullptr, none, -1}};
@@ -422,7 +428,8 @@ private:
         {fmt::format("SELECT rowid FROM {} WHERE rowid >= ? ORDER BY rowid LIMIT 1 OFFSET ?",
                      quote_identifier(table)),
          {lo, limit}});
-    const std::int64_t end = next.executeStep() ? next.getColumn(0).getInt64() : m_walk.last_rowid + 1;
+    const std::int64_t end =
+        next.executeStep() ? next.getColumn(0).getInt64() : m_walk.last_rowid + 1;
     next.reset();
     return std::min(end, m_walk.last_rowid + 1);
   }
@@ -468,7 +475,8 @@ private:
   }
 
   // Due rows whose linked file would be refused stay: they are `refused`, not `due`.
-  void count_refused_files(const RuleStatements& statements, LinkedFiles& linked, RuleCounts& counts) {
+  void count_refused_files(const RuleStatements& statements, LinkedFiles& linked,
+                           RuleCounts& counts) {
     const SqlFragment query = statements.due_paths();
     SQLite::Statement paths(m_db, query.text);
     bind_all(paths, query.values);
@@ -534,12 +542,13 @@ private:
     SQLite::Statement kind(m_db, "SELECT type FROM sqlite_schema WHERE name = ?");
     kind.bind(1, table);
     if (!kind.executeStep()) {
-      check.errors.push_back(fmt::format("table '{}' does not exist in datastore '{}'", table, m_name));
+      check.errors.push_back(
+          fmt::format("table '{}' does not exist in datastore '{}'", table, m_name));
       return;
     }
     if (kind.getColumn(0).getString() != "table") {
-      check.errors.push_back(fmt::format("'{}' in datastore '{}' is a {}, not a table", table, m_name,
-                                         kind.getColumn(0).getString()));
+      check.errors.push_back(fmt::format("'{}' in datastore '{}' is a {}, not a table", table,
+                                         m_name, kind.getColumn(0).getString()));
       return;
     }
     const std::set<std::string> existing = columns_of(table);
@@ -564,8 +573,9 @@ private:
     if (query.getColumn(0).getInt() > 0)
       return true;
     // An INTEGER PRIMARY KEY is the rowid itself: indexed without an index.
-    SQLite::Statement pk(m_db, "SELECT count(*) FROM pragma_table_info(?1) WHERE pk = 1 AND name = ?2 "
-                               "AND upper(type) = 'INTEGER'");
+    SQLite::Statement pk(m_db,
+                         "SELECT count(*) FROM pragma_table_info(?1) WHERE pk = 1 AND name = ?2 "
+                         "AND upper(type) = 'INTEGER'");
     pk.bind(1, table);
     pk.bind(2, column);
     pk.executeStep();
@@ -582,11 +592,11 @@ private:
   std::map<std::string, SQLite::Statement> m_statements;
 };
 
-} // namespace
+}  // namespace
 
 std::unique_ptr<Datastore> open_sqlite_datastore(const DatastoreConfig& config, OpenMode mode,
                                                  const AdapterSecrets& secrets) {
   return std::make_unique<SqliteDatastore>(config, mode, secrets);
 }
 
-} // namespace retentiond::adapters::sqlite
+}  // namespace retentiond::adapters::sqlite

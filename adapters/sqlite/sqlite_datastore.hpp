@@ -12,4 +12,4 @@ namespace retentiond::adapters::sqlite {
 std::unique_ptr<Datastore> open_sqlite_datastore(const DatastoreConfig& config, OpenMode mode,
                                                  const AdapterSecrets& secrets);
 
-} // namespace retentiond::adapters::sqlite
+}  // namespace retentiond::adapters::sqlite

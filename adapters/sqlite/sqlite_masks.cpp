@@ -43,7 +43,8 @@ namespace {
 std::string_view text_of(sqlite3_value* value) {
   const auto* bytes = static_cast<const char*>(sqlite3_value_blob(value));
   const int size = sqlite3_value_bytes(value);
-  return bytes == nullptr ? std::string_view{} : std::string_view{bytes, static_cast<std::size_t>(size)};
+  return bytes == nullptr ? std::string_view{}
+                          : std::string_view{bytes, static_cast<std::size_t>(size)};
 }
 
 void hmac_function(sqlite3_context* context, int, sqlite3_value** argv) {
@@ -77,14 +78,16 @@ void year_function(sqlite3_context* context, int, sqlite3_value** argv) {
   sqlite3_result_int(context, *year);
 }
 
-void delete_key(void* key) { delete static_cast<std::string*>(key); }
+void delete_key(void* key) {
+  delete static_cast<std::string*>(key);
+}
 
 void check(sqlite3* db, int result) {
   if (result != SQLITE_OK)
     throw std::runtime_error(std::string{"cannot register anonymize masks: "} + sqlite3_errmsg(db));
 }
 
-} // namespace
+}  // namespace
 
 void register_masks(sqlite3* db, const std::string& hmac_key) {
   constexpr int flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC;
@@ -96,4 +99,4 @@ void register_masks(sqlite3* db, const std::string& hmac_key) {
                                        nullptr, nullptr, nullptr));
 }
 
-} // namespace retentiond::adapters::sqlite
+}  // namespace retentiond::adapters::sqlite

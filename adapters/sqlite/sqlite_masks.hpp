@@ -22,4 +22,4 @@ std::optional<int> year_of(std::string_view date);
 // function then fails the statement rather than hashing with an empty key.
 void register_masks(sqlite3* db, const std::string& hmac_key);
 
-} // namespace retentiond::adapters::sqlite
+}  // namespace retentiond::adapters::sqlite

@@ -30,7 +30,7 @@ SqlFragment sql(std::string text, std::vector<SqlValue> values = {}) {
   return {std::move(text), std::move(values)};
 }
 
-} // namespace
+}  // namespace
 
 SqlFragment& SqlFragment::append(const SqlFragment& other) {
   text += other.text;
@@ -91,8 +91,7 @@ SqlFragment RuleStatements::readable() const {
   const std::string& a = m_anchor;
   switch (m_rule.age_format) {
   case AgeFormat::unix_seconds:
-  case AgeFormat::unix_millis:
-    return sql(fmt::format("(typeof({0}) IN ('integer', 'real'))", a));
+  case AgeFormat::unix_millis: return sql(fmt::format("(typeof({0}) IN ('integer', 'real'))", a));
   case AgeFormat::iso8601:
   case AgeFormat::native:
     // GLOB pins the shape, the round trip through julianday() refuses dates SQLite would
@@ -191,9 +190,10 @@ SqlFragment RuleStatements::held() const {
   subjects += ']';
   const std::string subject = "t." + quote_identifier(*m_rule.subject_column);
   // Holds name subjects as text; comparing the column's text form makes 42 and '42' the same.
-  return sql(fmt::format("({0} IS NOT NULL AND CAST({0} AS TEXT) IN (SELECT value FROM json_each(?)))",
-                         subject),
-             {std::move(subjects)});
+  return sql(
+      fmt::format("({0} IS NOT NULL AND CAST({0} AS TEXT) IN (SELECT value FROM json_each(?)))",
+                  subject),
+      {std::move(subjects)});
 }
 
 SqlFragment RuleStatements::future() const {
@@ -209,21 +209,20 @@ SqlFragment RuleStatements::wrong_scale() const {
   const std::string& a = m_anchor;
   switch (m_rule.age_format) {
   case AgeFormat::unix_seconds:
-    return sql(fmt::format("(typeof({0}) IN ('integer', 'real') AND {0} >= {1})", a, k_scale_threshold));
+    return sql(
+        fmt::format("(typeof({0}) IN ('integer', 'real') AND {0} >= {1})", a, k_scale_threshold));
   case AgeFormat::unix_millis:
-    return sql(fmt::format("(typeof({0}) IN ('integer', 'real') AND {0} < {1})", a, k_scale_threshold));
-  default:
-    return sql("0");
+    return sql(
+        fmt::format("(typeof({0}) IN ('integer', 'real') AND {0} < {1})", a, k_scale_threshold));
+  default: return sql("0");
   }
 }
 
 SqlFragment RuleStatements::anchor_millis() const {
   const std::string& a = m_anchor;
   switch (m_rule.age_format) {
-  case AgeFormat::unix_seconds:
-    return sql(fmt::format("CAST({} * 1000 AS INTEGER)", a));
-  case AgeFormat::unix_millis:
-    return sql(fmt::format("CAST({} AS INTEGER)", a));
+  case AgeFormat::unix_seconds: return sql(fmt::format("CAST({} * 1000 AS INTEGER)", a));
+  case AgeFormat::unix_millis: return sql(fmt::format("CAST({} AS INTEGER)", a));
   default:
     return sql(fmt::format("CAST(round((julianday({}) - 2440587.5) * 86400000.0) AS INTEGER)", a));
   }
@@ -239,13 +238,23 @@ SqlFragment RuleStatements::count_matched() const {
 }
 
 SqlFragment RuleStatements::count_due() const {
-  return sql("SELECT count(*)").append(from_clause()).append(" WHERE ").append(matched())
-      .append(" AND ").append(due());
+  return sql("SELECT count(*)")
+      .append(from_clause())
+      .append(" WHERE ")
+      .append(matched())
+      .append(" AND ")
+      .append(due());
 }
 
 SqlFragment RuleStatements::count_due_held() const {
-  return sql("SELECT count(*)").append(from_clause()).append(" WHERE ").append(matched())
-      .append(" AND ").append(due()).append(" AND ").append(held());
+  return sql("SELECT count(*)")
+      .append(from_clause())
+      .append(" WHERE ")
+      .append(matched())
+      .append(" AND ")
+      .append(due())
+      .append(" AND ")
+      .append(held());
 }
 
 SqlFragment RuleStatements::oldest_due() const {
@@ -261,12 +270,16 @@ SqlFragment RuleStatements::oldest_due() const {
 }
 
 SqlFragment RuleStatements::count_undated() const {
-  return sql("SELECT count(*)").append(from_clause()).append(" WHERE ").append(matched())
+  return sql("SELECT count(*)")
+      .append(from_clause())
+      .append(" WHERE ")
+      .append(matched())
       .append(" AND " + m_anchor + " IS NULL");
 }
 
 SqlFragment RuleStatements::count_unreadable() const {
-  SqlFragment query = sql("SELECT count(*)").append(from_clause()).append(" WHERE ").append(matched());
+  SqlFragment query =
+      sql("SELECT count(*)").append(from_clause()).append(" WHERE ").append(matched());
   query.append(" AND " + m_anchor + " IS NOT NULL AND NOT ").append(readable());
   // Text and blobs sort after every number: an index on a numeric anchor finds them at once.
   if (m_rule.age_format == AgeFormat::unix_seconds || m_rule.age_format == AgeFormat::unix_millis)
@@ -275,17 +288,27 @@ SqlFragment RuleStatements::count_unreadable() const {
 }
 
 SqlFragment RuleStatements::count_future() const {
-  return sql("SELECT count(*)").append(from_clause()).append(" WHERE ").append(matched())
-      .append(" AND ").append(future());
+  return sql("SELECT count(*)")
+      .append(from_clause())
+      .append(" WHERE ")
+      .append(matched())
+      .append(" AND ")
+      .append(future());
 }
 
 SqlFragment RuleStatements::count_wrong_scale() const {
-  return sql("SELECT count(*)").append(from_clause()).append(" WHERE ").append(matched())
-      .append(" AND ").append(wrong_scale());
+  return sql("SELECT count(*)")
+      .append(from_clause())
+      .append(" WHERE ")
+      .append(matched())
+      .append(" AND ")
+      .append(wrong_scale());
 }
 
-SqlFragment RuleStatements::count_anchors(std::optional<Instant> from, std::optional<Instant> to) const {
-  SqlFragment query = sql("SELECT count(*)").append(from_clause()).append(" WHERE ").append(matched());
+SqlFragment RuleStatements::count_anchors(std::optional<Instant> from,
+                                          std::optional<Instant> to) const {
+  SqlFragment query =
+      sql("SELECT count(*)").append(from_clause()).append(" WHERE ").append(matched());
   const bool numeric =
       m_rule.age_format == AgeFormat::unix_seconds || m_rule.age_format == AgeFormat::unix_millis;
   if (numeric && from && to) {
@@ -311,8 +334,8 @@ bool RuleStatements::single_statement_batches() const {
 }
 
 SqlFragment RuleStatements::due_anchor_values() const {
-  return sql(fmt::format("SELECT t.{0}, t.rowid FROM {1} AS t WHERE ", quote_identifier(m_rule.age_column),
-                         quote_identifier(m_rule.table)))
+  return sql(fmt::format("SELECT t.{0}, t.rowid FROM {1} AS t WHERE ",
+                         quote_identifier(m_rule.age_column), quote_identifier(m_rule.table)))
       .append(due())
       .append(fmt::format(" ORDER BY t.{}", quote_identifier(m_rule.age_column)));
 }
@@ -338,7 +361,8 @@ SqlFragment RuleStatements::change_range(std::int64_t lo, std::int64_t hi, const
   if (m_rule.action == Action::anonymize) {
     statement = sql(fmt::format("UPDATE {} AS t SET ", quote_identifier(m_rule.table)));
     for (const ColumnMask& mask : m_rule.masks)
-      statement.append(fmt::format("{} = {}, ", quote_identifier(mask.column), mask_expression(mask)));
+      statement.append(
+          fmt::format("{} = {}, ", quote_identifier(mask.column), mask_expression(mask)));
     statement.append(done_marker());
   } else {
     statement = sql(fmt::format("DELETE FROM {} AS t", quote_identifier(m_rule.table)));
@@ -366,12 +390,13 @@ SqlFragment RuleStatements::select_batch(std::int64_t limit) const {
 
 SqlFragment RuleStatements::linked_paths() const {
   return sql(fmt::format("SELECT t.rowid, t.{} FROM {} AS t WHERE t.rowid IN (SELECT id FROM {})",
-                         quote_identifier(m_rule.files->path_column), quote_identifier(m_rule.table),
-                         k_batch_table));
+                         quote_identifier(m_rule.files->path_column),
+                         quote_identifier(m_rule.table), k_batch_table));
 }
 
 SqlFragment RuleStatements::due_paths() const {
-  SqlFragment query = sql(fmt::format("SELECT t.{}, ", quote_identifier(m_rule.files->path_column)));
+  SqlFragment query =
+      sql(fmt::format("SELECT t.{}, ", quote_identifier(m_rule.files->path_column)));
   query.append(anchor_millis()).append(from_clause()).append(" WHERE ").append(matched());
   query.append(" AND ").append(due()).append(" AND NOT ").append(held());
   return query.append(" ORDER BY 2");
@@ -381,14 +406,16 @@ SqlFragment RuleStatements::delete_children(const Cascade& cascade) const {
   return sql(fmt::format("DELETE FROM {} WHERE {} IN (SELECT t.{} FROM {} AS t WHERE t.rowid IN "
                          "(SELECT id FROM {}))",
                          quote_identifier(cascade.table), quote_identifier(cascade.foreign_key),
-                         quote_identifier(cascade.key), quote_identifier(m_rule.table), k_batch_table));
+                         quote_identifier(cascade.key), quote_identifier(m_rule.table),
+                         k_batch_table));
 }
 
 std::string RuleStatements::mask_expression(const ColumnMask& mask) const {
   const std::string column = quote_identifier(mask.column);
   switch (mask.mask) {
   case Mask::null: return "NULL";
-  case Mask::redact: return fmt::format("CASE WHEN {0} IS NULL THEN NULL ELSE '[redacted]' END", column);
+  case Mask::redact:
+    return fmt::format("CASE WHEN {0} IS NULL THEN NULL ELSE '[redacted]' END", column);
   case Mask::hmac: return fmt::format("retentiond_hmac({})", column);
   case Mask::ip_prefix: return fmt::format("retentiond_ip_prefix({})", column);
   case Mask::year: return fmt::format("retentiond_year({})", column);
@@ -419,4 +446,4 @@ SqlFragment RuleStatements::change_rows() const {
   return update;
 }
 
-} // namespace retentiond::adapters::sqlite
+}  // namespace retentiond::adapters::sqlite

@@ -41,9 +41,9 @@ public:
   // walk an index range on the anchor instead of reading the whole table.
   SqlFragment count_table_rows() const;  // every row of the table
   SqlFragment count_matched() const;     // rows passing the match filters
-  SqlFragment count_due() const;       // due rows, held or not
-  SqlFragment count_due_held() const;  // due rows under a hold
-  SqlFragment oldest_due() const;      // anchor of the oldest due, unheld row (unix ms); no row if none
+  SqlFragment count_due() const;         // due rows, held or not
+  SqlFragment count_due_held() const;    // due rows under a hold
+  SqlFragment oldest_due() const;  // anchor of the oldest due, unheld row (unix ms); no row if none
   SqlFragment count_undated() const;
   SqlFragment count_unreadable() const;
   SqlFragment count_future() const;
@@ -82,24 +82,24 @@ public:
   SqlFragment change_rows() const;
 
 private:
-  SqlFragment from_clause() const;       // FROM table t [LEFT JOIN parent p ON ...]
-  SqlFragment matched() const;           // match filters and not-yet-anonymized
-  SqlFragment readable() const;          // the anchor can be read in the declared format
-  SqlFragment due() const;               // readable and strictly older than the cutoff
+  SqlFragment from_clause() const;                 // FROM table t [LEFT JOIN parent p ON ...]
+  SqlFragment matched() const;                     // match filters and not-yet-anonymized
+  SqlFragment readable() const;                    // the anchor can be read in the declared format
+  SqlFragment due() const;                         // readable and strictly older than the cutoff
   SqlFragment before(Instant instant) const;       // anchor < instant (anchor readable)
   SqlFragment at_or_after(Instant instant) const;  // anchor >= instant (anchor readable)
-  SqlFragment selectable() const;        // matched, due, not held, not refused in this run
+  SqlFragment selectable() const;  // matched, due, not held, not refused in this run
   SqlFragment in_band(const Band& band, bool use_index) const;
-  SqlFragment held() const;              // the subject is under a hold ("0" when none)
-  SqlFragment future() const;            // readable and later than now
-  SqlFragment wrong_scale() const;       // seconds/milliseconds mix-up
-  SqlFragment anchor_millis() const;     // the anchor as unix milliseconds (for oldest_due)
+  SqlFragment held() const;           // the subject is under a hold ("0" when none)
+  SqlFragment future() const;         // readable and later than now
+  SqlFragment wrong_scale() const;    // seconds/milliseconds mix-up
+  SqlFragment anchor_millis() const;  // the anchor as unix milliseconds (for oldest_due)
   std::string mask_expression(const ColumnMask& mask) const;
-  SqlFragment done_marker() const;       // what marks an anonymized row so it never matches again
+  SqlFragment done_marker() const;  // what marks an anonymized row so it never matches again
 
   const Selection& m_selection;
   const Rule& m_rule;
   std::string m_anchor;  // t."col" or p."col"
 };
 
-} // namespace retentiond::adapters::sqlite
+}  // namespace retentiond::adapters::sqlite

@@ -266,8 +266,8 @@ Selection select_for(const Rule& rule, std::vector<std::string> held = {}) {
 
 // The selection of a later run of the rule: a new cutoff, so a new walk through the table.
 Selection select_later(const Rule& rule) {
-  return Selection{rule, k_cutoff + std::chrono::milliseconds{1},
-                   k_now + std::chrono::milliseconds{1}, {}};
+  return Selection{
+      rule, k_cutoff + std::chrono::milliseconds{1}, k_now + std::chrono::milliseconds{1}, {}};
 }
 
 // The first column (the id) of every row left in `table`.
@@ -341,16 +341,16 @@ void counts_unix_seconds(const ContractTarget& target) {
   const std::int64_t oldest = k_cutoff_s - 3650 * k_day_s;
   fixture->insert("logs", {"id", "at"},
                   {
-                      {std::int64_t{1}, k_cutoff_s - k_day_s},                // due
-                      {std::int64_t{2}, k_cutoff_s},                          // equal: not due
-                      {std::int64_t{3}, k_cutoff_s - 1},                      // due
+                      {std::int64_t{1}, k_cutoff_s - k_day_s},                     // due
+                      {std::int64_t{2}, k_cutoff_s},                               // equal: not due
+                      {std::int64_t{3}, k_cutoff_s - 1},                           // due
                       {std::int64_t{4}, static_cast<double>(k_cutoff_s) - 0.001},  // 1 ms older
                       {std::int64_t{5}, static_cast<double>(k_cutoff_s) + 0.001},  // 1 ms younger
-                      {std::int64_t{6}, nullptr},                             // undated
-                      {std::int64_t{7}, std::string{"n/a"}},                  // unreadable
-                      {std::int64_t{8}, std::string{"2024-05-01"}},           // unreadable
-                      {std::int64_t{9}, k_now_s + 3600},                      // future
-                      {std::int64_t{10}, oldest},                             // due, oldest
+                      {std::int64_t{6}, nullptr},                                  // undated
+                      {std::int64_t{7}, std::string{"n/a"}},                       // unreadable
+                      {std::int64_t{8}, std::string{"2024-05-01"}},                // unreadable
+                      {std::int64_t{9}, k_now_s + 3600},                           // future
+                      {std::int64_t{10}, oldest},                                  // due, oldest
                   });
   const Rule rule = make_rule("logs", "at", AgeFormat::unix_seconds);
   auto store = target.open(fixture->config(), OpenMode::read_write);
@@ -368,14 +368,14 @@ void counts_unix_millis(const ContractTarget& target) {
   const std::int64_t oldest = k_cutoff_ms - 400 * k_day_s * 1000;
   fixture->insert("logs", {"id", "at"},
                   {
-                      {std::int64_t{1}, k_cutoff_ms - 1},        // one millisecond older: due
-                      {std::int64_t{2}, k_cutoff_ms},            // equal: not due
-                      {std::int64_t{3}, k_cutoff_ms + 1},        // younger
-                      {std::int64_t{4}, nullptr},                // undated
-                      {std::int64_t{5}, std::string{"n/a"}},     // unreadable
-                      {std::int64_t{6}, k_now_ms + 1000},        // future
-                      {std::int64_t{7}, oldest},                 // due, oldest
-                      {std::int64_t{8}, std::string{"soon"}},    // unreadable
+                      {std::int64_t{1}, k_cutoff_ms - 1},      // one millisecond older: due
+                      {std::int64_t{2}, k_cutoff_ms},          // equal: not due
+                      {std::int64_t{3}, k_cutoff_ms + 1},      // younger
+                      {std::int64_t{4}, nullptr},              // undated
+                      {std::int64_t{5}, std::string{"n/a"}},   // unreadable
+                      {std::int64_t{6}, k_now_ms + 1000},      // future
+                      {std::int64_t{7}, oldest},               // due, oldest
+                      {std::int64_t{8}, std::string{"soon"}},  // unreadable
                   });
   const Rule rule = make_rule("logs", "at", AgeFormat::unix_millis);
   auto store = target.open(fixture->config(), OpenMode::read_write);
@@ -531,9 +531,9 @@ void match_filters(const ContractTarget& target) {
 void parent_anchor(const ContractTarget& target) {
   auto fixture = target.fixture();
   fixture->create_table("events", {{"id", ColumnType::key}, {"ended_at", ColumnType::integer}});
-  fixture->create_table("event_logs", {{"id", ColumnType::key},
-                                       {"event_id", ColumnType::integer},
-                                       {"ip", ColumnType::text}});
+  fixture->create_table(
+      "event_logs",
+      {{"id", ColumnType::key}, {"event_id", ColumnType::integer}, {"ip", ColumnType::text}});
   fixture->insert("events", {"id", "ended_at"},
                   {{std::int64_t{1}, k_cutoff_s - 5 * k_day_s},  // old: its logs are due
                    {std::int64_t{2}, k_cutoff_s + k_day_s},      // young
@@ -771,20 +771,20 @@ void build_people(FixtureBuilder& fixture) {
                                   {"anonymized_at", ColumnType::integer}});
   const std::int64_t old = k_cutoff_s - k_day_s;
   using std::string;
-  fixture.insert("people", {"id", "seen", "email", "ip", "name", "phone", "born"},
-                 {
-                     {std::int64_t{1}, old, string{"ann@example.com"}, string{"192.0.2.77"},
-                      string{"Ann"}, string{"+1 555 0100"}, string{"1985-06-15"}},
-                     {std::int64_t{2}, old, nullptr, string{"2001:db8:abcd:1234::1"}, nullptr,
-                      nullptr, nullptr},
-                     {std::int64_t{3}, old, string{"bob@example.com"}, string{"not-an-ip"},
-                      string{"Bob"}, string{""}, string{"1999-12-31T23:00:00Z"}},
-                     {std::int64_t{4}, old, string{"ann@example.com"}, nullptr, string{"Ann"},
-                      string{"0"}, string{"unknown"}},
-                     {std::int64_t{5}, k_cutoff_s + 1, string{"young@example.com"},
-                      string{"198.51.100.9"}, string{"Young"}, string{"+1 555 0199"},
-                      string{"2001-01-01"}},
-                 });
+  fixture.insert(
+      "people", {"id", "seen", "email", "ip", "name", "phone", "born"},
+      {
+          {std::int64_t{1}, old, string{"ann@example.com"}, string{"192.0.2.77"}, string{"Ann"},
+           string{"+1 555 0100"}, string{"1985-06-15"}},
+          {std::int64_t{2}, old, nullptr, string{"2001:db8:abcd:1234::1"}, nullptr, nullptr,
+           nullptr},
+          {std::int64_t{3}, old, string{"bob@example.com"}, string{"not-an-ip"}, string{"Bob"},
+           string{""}, string{"1999-12-31T23:00:00Z"}},
+          {std::int64_t{4}, old, string{"ann@example.com"}, nullptr, string{"Ann"}, string{"0"},
+           string{"unknown"}},
+          {std::int64_t{5}, k_cutoff_s + 1, string{"young@example.com"}, string{"198.51.100.9"},
+           string{"Young"}, string{"+1 555 0199"}, string{"2001-01-01"}},
+      });
 }
 
 void set_masks(Rule& rule) {
@@ -803,8 +803,9 @@ void anonymize_masks(const ContractTarget& target) {
   set_masks(rule);
   rule.anonymized_column = "anonymized_at";
   auto store = target.open(fixture->config(), OpenMode::read_write);
-  const auto before_young = fixture->select("people", {"id", "seen", "email", "ip", "name", "phone",
-                                                       "born", "anonymized_at"})
+  const auto before_young = fixture
+                                ->select("people", {"id", "seen", "email", "ip", "name", "phone",
+                                                    "born", "anonymized_at"})
                                 .back();
 
   CHECK(drain(*store, select_for(rule)).first == 4);
@@ -815,9 +816,8 @@ void anonymize_masks(const ContractTarget& target) {
   const std::string old = std::to_string(k_cutoff_s - k_day_s);
   const std::string done = std::to_string(k_now_s);
   using Text = std::optional<std::string>;
-  const auto rows =
-      fixture->select("people", {"id", "seen", "email", "ip", "name", "phone", "born",
-                                 "anonymized_at"});
+  const auto rows = fixture->select(
+      "people", {"id", "seen", "email", "ip", "name", "phone", "born", "anonymized_at"});
   REQUIRE(rows.size() == 5);
   CHECK(rows[0] == TextRow{"1", old, ann, "192.0.2.0", Text{}, "[redacted]", "1985", done});
   CHECK(rows[1] == TextRow{"2", old, Text{}, "2001:db8:abcd::", Text{}, Text{}, Text{}, done});
@@ -956,9 +956,9 @@ void anchors_by_bucket(const ContractTarget& target) {
 
 void schema_checks(const ContractTarget& target) {
   auto fixture = target.fixture();
-  fixture->create_table("logs", {{"id", ColumnType::key},
-                                 {"at", ColumnType::integer},
-                                 {"user_id", ColumnType::integer}});
+  fixture->create_table(
+      "logs",
+      {{"id", ColumnType::key}, {"at", ColumnType::integer}, {"user_id", ColumnType::integer}});
   fixture->create_table("indexed", {{"id", ColumnType::key}, {"at", ColumnType::integer}});
   fixture->create_index("indexed", "at");
   auto store = target.open(fixture->config(), OpenMode::read_write);
@@ -1037,7 +1037,7 @@ void finish_run_after_changes(const ContractTarget& target) {
   CHECK(ids_of(*fixture, "accounts") == std::vector<std::int64_t>{3});
 }
 
-} // namespace
+}  // namespace
 
 // ---------------------------------------------------------------------------------------------
 // The contract, for every backend
@@ -1172,8 +1172,7 @@ TEST_CASE("sqlite datastore: hmac without a key fails the batch and changes noth
   SqliteFixture fixture;
   build_people(fixture);
   const auto before = fixture.select("people", {"id", "email", "anonymized_at"});
-  auto store =
-      adapters::sqlite::open_sqlite_datastore(fixture.config(), OpenMode::read_write, {});
+  auto store = adapters::sqlite::open_sqlite_datastore(fixture.config(), OpenMode::read_write, {});
   Rule rule = make_rule("people", "seen", AgeFormat::unix_seconds);
   set_masks(rule);
   rule.anonymized_column = "anonymized_at";
@@ -1183,14 +1182,12 @@ TEST_CASE("sqlite datastore: hmac without a key fails the batch and changes noth
 
 TEST_CASE("sqlite datastore: a deleted row's values do not linger in the file") {
   SqliteFixture fixture;
-  fixture.create_table("logs", {{"id", ColumnType::key},
-                                {"at", ColumnType::integer},
-                                {"secret", ColumnType::text}});
+  fixture.create_table(
+      "logs", {{"id", ColumnType::key}, {"at", ColumnType::integer}, {"secret", ColumnType::text}});
   fixture.insert("logs", {"id", "at", "secret"},
                  {{std::int64_t{1}, k_cutoff_s - 1, std::string{"SECRET-VALUE-4711"}},
                   {std::int64_t{2}, k_cutoff_s + 1, std::string{"kept-value"}}});
-  auto store =
-      adapters::sqlite::open_sqlite_datastore(fixture.config(), OpenMode::read_write, {});
+  auto store = adapters::sqlite::open_sqlite_datastore(fixture.config(), OpenMode::read_write, {});
   CHECK(drain(*store, select_for(make_rule("logs", "at", AgeFormat::unix_seconds))).first == 1);
   store->finish_run();
   store.reset();

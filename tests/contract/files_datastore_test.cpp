@@ -71,8 +71,8 @@ Rule file_rule(std::string glob) {
 
 // Runs batches of `limit` until the datastore reports nothing more, as the engine does.
 // Returns the rows of every batch.
-std::vector<std::int64_t> run_batches(adapters::Datastore& store, const adapters::Selection& selection,
-                                      std::int64_t limit) {
+std::vector<std::int64_t> run_batches(adapters::Datastore& store,
+                                      const adapters::Selection& selection, std::int64_t limit) {
   std::vector<std::int64_t> rows;
   for (int guard = 0; guard < 1000; ++guard) {
     auto batch = store.begin_batch(selection, limit);
@@ -99,7 +99,7 @@ struct MediaTree {
     write_file(root / "uploads/tmp/sub/deeper/old2.bin", now - days{10});
     write_file(root / "uploads/tmp/young.bin", now - hours{1});
     write_file(root / "uploads/tmp/future.bin", now + days{1});
-    write_file(root / "uploads/tmp/edge.bin", cutoff);  // exactly at the cutoff: not older
+    write_file(root / "uploads/tmp/edge.bin", cutoff);          // exactly at the cutoff: not older
     write_file(root / "uploads/keep/old.bin", now - days{30});  // outside the glob
     write_file(dir / "outside.bin", now - days{30}, "outside");
     fs::create_symlink("../keep/old.bin", root / "uploads/tmp/inner_link");
@@ -109,11 +109,12 @@ struct MediaTree {
   }
 };
 
-} // namespace
+}  // namespace
 
 TEST_CASE("files datastore: count classifies matching files by mtime") {
   MediaTree media;
-  auto store = adapters::open_datastore(files_config(media.root), adapters::OpenMode::read_only, {});
+  auto store =
+      adapters::open_datastore(files_config(media.root), adapters::OpenMode::read_only, {});
   const Rule rule = file_rule("uploads/tmp/**");
   const adapters::Selection selection{rule, media.cutoff, media.now, {}, nullptr};
 
@@ -138,7 +139,8 @@ TEST_CASE("files datastore: count classifies matching files by mtime") {
 TEST_CASE("files datastore: batches remove exactly the due files") {
   MediaTree media;
   const std::string before = tree(media.root);
-  auto store = adapters::open_datastore(files_config(media.root), adapters::OpenMode::read_write, {});
+  auto store =
+      adapters::open_datastore(files_config(media.root), adapters::OpenMode::read_write, {});
   const Rule rule = file_rule("uploads/tmp/**");
   const adapters::Selection selection{rule, media.cutoff, media.now, {}, nullptr};
   REQUIRE(store->linked_files() != nullptr);
@@ -181,7 +183,8 @@ TEST_CASE("files datastore: a tree with one file per directory is removed in bou
   for (int i = 0; i < 300; ++i)
     write_file(dir / "many" / ("d" + std::to_string(i)) / "f.bin", now - days{30});
   write_file(dir / "many/young/f.bin", now);
-  auto store = adapters::open_datastore(files_config(dir.path()), adapters::OpenMode::read_write, {});
+  auto store =
+      adapters::open_datastore(files_config(dir.path()), adapters::OpenMode::read_write, {});
   const Rule rule = file_rule("many/**");
   const adapters::Selection selection{rule, now - days{7}, now, {}, nullptr};
   CHECK(store->count(selection).due == 300);
@@ -201,7 +204,8 @@ TEST_CASE("files datastore: read-only and misconfigured") {
   const adapters::Selection selection{rule, media.cutoff, media.now, {}, nullptr};
 
   SUBCASE("read-only counts but never removes") {
-    auto store = adapters::open_datastore(files_config(media.root), adapters::OpenMode::read_only, {});
+    auto store =
+        adapters::open_datastore(files_config(media.root), adapters::OpenMode::read_only, {});
     CHECK(store->count(selection).due == 2);
     CHECK_THROWS_WITH_AS(store->begin_batch(selection, 10), "datastore 'media' is open read-only",
                          std::runtime_error);
@@ -212,21 +216,24 @@ TEST_CASE("files datastore: read-only and misconfigured") {
     CHECK(fs::exists(media.root / "uploads/tmp/old1.bin"));
   }
   SUBCASE("a missing root") {
-    CHECK_THROWS_WITH_AS(
-        adapters::open_datastore(files_config(media.dir / "missing"), adapters::OpenMode::read_only, {}),
-        ("datastore 'media': root " + (media.dir / "missing").string() +
-         " does not exist or is not a directory").c_str(),
-        std::runtime_error);
+    CHECK_THROWS_WITH_AS(adapters::open_datastore(files_config(media.dir / "missing"),
+                                                  adapters::OpenMode::read_only, {}),
+                         ("datastore 'media': root " + (media.dir / "missing").string() +
+                          " does not exist or is not a directory")
+                             .c_str(),
+                         std::runtime_error);
   }
   SUBCASE("a rule without a glob") {
-    auto store = adapters::open_datastore(files_config(media.root), adapters::OpenMode::read_only, {});
+    auto store =
+        adapters::open_datastore(files_config(media.root), adapters::OpenMode::read_only, {});
     const auto check = store->check_schema(file_rule(""));
     REQUIRE(check.errors.size() == 1);
     CHECK(check.errors[0] == "rule 'media_tmp' has no glob: rules on files datastore 'media' "
                              "select files with glob = \"...\"");
   }
   SUBCASE("linked files resolve through the registry's datastore") {
-    auto store = adapters::open_datastore(files_config(media.root), adapters::OpenMode::read_write, {});
+    auto store =
+        adapters::open_datastore(files_config(media.root), adapters::OpenMode::read_write, {});
     auto refused = store->linked_files()->resolve("uploads/tmp/outer_link");
     REQUIRE_FALSE(refused.has_value());
     CHECK(refused.error() == "symlink at 'uploads/tmp/outer_link'");

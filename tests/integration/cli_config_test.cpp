@@ -14,9 +14,9 @@
 #include <string>
 #include <string_view>
 
+using retentiond::test::run_retentiond;
 using retentiond::test::RunResult;
 using retentiond::test::TempDir;
-using retentiond::test::run_retentiond;
 
 namespace {
 
@@ -97,10 +97,13 @@ public:
   std::filesystem::path main_file() const { return m_dir / "retentiond.toml"; }
   std::filesystem::path app_db() const { return m_dir / "app.db"; }
   const std::filesystem::path& path() const { return m_dir.path(); }
-  void write(const std::string& name, std::string_view text) const { write_file(m_dir / name, text); }
+  void write(const std::string& name, std::string_view text) const {
+    write_file(m_dir / name, text);
+  }
 
   // "retentiond: error: FILE:LINE:COL: message\n" for `file` inside the directory.
-  std::string error_line(const std::string& file, int line, int column, std::string_view message) const {
+  std::string error_line(const std::string& file, int line, int column,
+                         std::string_view message) const {
     return "retentiond: error: " + (m_dir / file).string() + ":" + std::to_string(line) + ":" +
            std::to_string(column) + ": " + std::string{message} + "\n";
   }
@@ -109,7 +112,7 @@ private:
   TempDir m_dir;
 };
 
-} // namespace
+}  // namespace
 
 TEST_CASE("an invalid configuration exits 78 with the exact error and touches nothing") {
   const Setup setup;
@@ -125,20 +128,23 @@ TEST_CASE("an invalid configuration exits 78 with the exact error and touches no
        setup.error_line("retentiond.toml", 1, 7,
                         "invalid TOML: Error while parsing table header: expected ']', saw '\\n'")},
       {"ambiguous retention", with(k_valid, "\"30 days\"", "\"12m\""), "",
-       setup.error_line("retentiond.toml", 17, 10,
-                        "rules.sessions.retain: '12m' is ambiguous: write '12 minutes' or '12 months'")},
+       setup.error_line(
+           "retentiond.toml", 17, 10,
+           "rules.sessions.retain: '12m' is ambiguous: write '12 minutes' or '12 months'")},
       {"unknown key in a rule", std::string{k_valid} + "max_fracton = 0.5\n", "",
        setup.error_line("retentiond.toml", 20, 1,
                         "rules.sessions: unknown key 'max_fracton'; did you mean 'max_fraction'?")},
-      {"table that is not an identifier", with(k_valid, "\"sessions\"", "\"sessions; drop table x\""),
-       "",
-       setup.error_line("retentiond.toml", 14, 9,
-                        "rules.sessions.table: 'sessions; drop table x' is not a plain SQL identifier "
-                        "(letters, digits and _, not starting with a digit, at most 63 characters)")},
+      {"table that is not an identifier",
+       with(k_valid, "\"sessions\"", "\"sessions; drop table x\""), "",
+       setup.error_line(
+           "retentiond.toml", 14, 9,
+           "rules.sessions.table: 'sessions; drop table x' is not a plain SQL identifier "
+           "(letters, digits and _, not starting with a digit, at most 63 characters)")},
       {"max_fraction out of range", with(k_valid, "max_fraction = 1", "max_fraction = 1.5"), "",
-       setup.error_line("retentiond.toml", 19, 16,
-                        "rules.sessions.max_fraction: 1.5 is out of range (0 < max_fraction <= 1; 1 "
-                        "disables the breaker)")},
+       setup.error_line(
+           "retentiond.toml", 19, 16,
+           "rules.sessions.max_fraction: 1.5 is out of range (0 < max_fraction <= 1; 1 "
+           "disables the breaker)")},
       {"duplicate rule id in a rule file", std::string{k_valid},
        "# the same id again\n[rules.sessions]\ndescription = \"d\"\n",
        setup.error_line("rules.d/extra.toml", 2, 8,
@@ -149,9 +155,10 @@ TEST_CASE("an invalid configuration exits 78 with the exact error and touches no
        with(with(k_valid.substr(k_valid.find("[rules.sessions]")), "[rules.sessions]",
                  "[rules.cookies]"),
             "\"delete\"", "\"purge\""),
-       setup.error_line("rules.d/extra.toml", 9, 10,
-                        "rules.cookies.action: unknown action 'purge' (expected delete, anonymize or "
-                        "keep)")},
+       setup.error_line(
+           "rules.d/extra.toml", 9, 10,
+           "rules.cookies.action: unknown action 'purge' (expected delete, anonymize or "
+           "keep)")},
   };
 
   const std::string app_before = file_bytes(setup.app_db());
@@ -170,9 +177,11 @@ TEST_CASE("an invalid configuration exits 78 with the exact error and touches no
     if (!bad.rule_file.empty())
       expected_files.insert("rules.d/extra.toml");
 
-    for (const std::vector<std::string>& command :
-         {std::vector<std::string>{"once"}, {"check", "--connect"}, {"report"},
-          {"hold", "add", "--all", "--reason", "test"}, {"audit", "verify"}}) {
+    for (const std::vector<std::string>& command : {std::vector<std::string>{"once"},
+                                                    {"check", "--connect"},
+                                                    {"report"},
+                                                    {"hold", "add", "--all", "--reason", "test"},
+                                                    {"audit", "verify"}}) {
       CAPTURE(command.front());
       std::vector<std::string> args{"-c", setup.main_file().string()};
       args.insert(args.end(), command.begin(), command.end());
@@ -200,8 +209,9 @@ TEST_CASE("a configuration file that cannot be read exits 78") {
   const std::string missing = (dir / "missing.toml").string();
   const RunResult result = run_retentiond({"-c", missing, "check"});
   CHECK(result.exit_code == 78);
-  CHECK(result.err == "retentiond: error: " + missing +
-                          ": cannot read the configuration file (use -c FILE or RETENTIOND_CONFIG)\n");
+  CHECK(result.err ==
+        "retentiond: error: " + missing +
+            ": cannot read the configuration file (use -c FILE or RETENTIOND_CONFIG)\n");
   CHECK(result.out.empty());
 }
 
@@ -279,9 +289,8 @@ TEST_CASE("--version and --help") {
     CHECK(result.out == retentiond::usage_text());
   }
   SUBCASE("--help and --version need no configuration") {
-    const RunResult result =
-        run_retentiond({"-c", "/nonexistent/retentiond.toml", "--version"},
-                       {{"RETENTIOND_CONFIG", "/nonexistent/other.toml"}});
+    const RunResult result = run_retentiond({"-c", "/nonexistent/retentiond.toml", "--version"},
+                                            {{"RETENTIOND_CONFIG", "/nonexistent/other.toml"}});
     CHECK(result.exit_code == 0);
     CHECK(result.out == "retentiond " RETENTIOND_VERSION "\n");
   }
@@ -293,7 +302,8 @@ TEST_CASE("-c takes precedence over RETENTIOND_CONFIG, which takes precedence ov
   const std::string good = setup.main_file().string();
   setup.write("bad.toml", "[state]\npth = \"state.db\"\n");
   const std::string bad = (setup.path() / "bad.toml").string();
-  const std::string bad_error = setup.error_line("bad.toml", 2, 1, "state: unknown key 'pth'; did you mean 'path'?");
+  const std::string bad_error =
+      setup.error_line("bad.toml", 2, 1, "state: unknown key 'pth'; did you mean 'path'?");
 
   SUBCASE("-c wins over RETENTIOND_CONFIG") {
     const RunResult good_flag = run_retentiond({"-c", good, "check"}, {{"RETENTIOND_CONFIG", bad}});
@@ -306,7 +316,8 @@ TEST_CASE("-c takes precedence over RETENTIOND_CONFIG, which takes precedence ov
     CHECK(bad_flag.err == bad_error);
   }
   SUBCASE("--config is -c") {
-    const RunResult result = run_retentiond({"--config", bad, "check"}, {{"RETENTIOND_CONFIG", good}});
+    const RunResult result =
+        run_retentiond({"--config", bad, "check"}, {{"RETENTIOND_CONFIG", good}});
     CHECK(result.exit_code == 78);
     CHECK(result.err == bad_error);
   }

@@ -19,9 +19,9 @@
 #include <unistd.h>
 #include <vector>
 
+using retentiond::test::run_retentiond;
 using retentiond::test::RunResult;
 using retentiond::test::TempDir;
-using retentiond::test::run_retentiond;
 
 namespace {
 
@@ -203,7 +203,7 @@ std::vector<Json> json_lines(const std::string& text) {
   return lines;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("cli: once applies every rule and reports each one") {
   Install install;
@@ -235,7 +235,7 @@ TEST_CASE("cli: once exits 1 when a rule is refused, and the others still run") 
   Install install;
   {
     SQLite::Database db(install.app(), SQLite::OPEN_READWRITE);
-    db.exec("DELETE FROM cookies WHERE id = 2");  // 1 of 2 rows due ...
+    db.exec("DELETE FROM cookies WHERE id = 2");                             // 1 of 2 rows due ...
     db.exec("UPDATE cookies SET consented_at = '2000-01-01' WHERE id = 3");  // ... now 2 of 2
   }
   const RunResult result = install.cli({"once"});
@@ -258,7 +258,8 @@ TEST_CASE("cli: a second once while the lock is held exits 75 and changes nothin
     const RunResult locked = install.cli({"once"});
     CHECK(locked.exit_code == 75);
     CHECK(locked.out.empty());
-    CHECK(contains(locked.err, "retentiond: error: another retentiond (pid 4242) holds the lock on"));
+    CHECK(
+        contains(locked.err, "retentiond: error: another retentiond (pid 4242) holds the lock on"));
     CHECK(contains(locked.err, install.state().string()));
     CHECK(file_bytes(install.app()) == before);
     CHECK_FALSE(std::filesystem::exists(install.state()));
@@ -291,7 +292,8 @@ TEST_CASE("cli: audit verify passes on an intact log and names the entry that wa
   }
   SUBCASE("a rule id edited") {
     state.exec("UPDATE audit SET rule = CASE rule WHEN 'logs' THEN 'cookies' ELSE 'logs' END "
-               "WHERE seq = " + std::to_string(batch));
+               "WHERE seq = " +
+               std::to_string(batch));
     expected = "entry " + std::to_string(batch) + ": hash does not match its content";
   }
   SUBCASE("an entry in the middle deleted") {
@@ -454,10 +456,11 @@ TEST_CASE("cli: report --format json has the fields of SPEC 6") {
   REQUIRE(report.length("$.rules") == 3);
 
   const std::vector<std::string> fields{
-      "id",         "description", "policy",   "datastore", "target",    "action",
-      "retain",     "cutoff",      "due",      "held",      "undated",   "unreadable",
-      "refused",    "total",       "oldest_due", "worst_overshoot_seconds", "last_runs",
-      "status"};
+      "id",        "description", "policy",     "datastore",
+      "target",    "action",      "retain",     "cutoff",
+      "due",       "held",        "undated",    "unreadable",
+      "refused",   "total",       "oldest_due", "worst_overshoot_seconds",
+      "last_runs", "status"};
   for (int i = 0; i < 3; ++i) {
     for (const std::string& field : fields) {
       CAPTURE(i);

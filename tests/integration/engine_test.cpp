@@ -52,8 +52,8 @@ std::string rule_toml(const std::string& id, const std::string& table, const std
                       const std::string& format, const std::string& retain,
                       const std::string& extra = "") {
   return "[rules." + id + "]\n" + "description = \"" + id + " are deleted after " + retain +
-         "\"\n" + "policy = \"test policy, section " + id + "\"\n" +
-         "datastore = \"app\"\n" + "table = \"" + table + "\"\n" +
+         "\"\n" + "policy = \"test policy, section " + id + "\"\n" + "datastore = \"app\"\n" +
+         "table = \"" + table + "\"\n" +
          (column.empty() ? std::string{} : "age_column = \"" + column + "\"\n") +
          "age_format = \"" + format + "\"\n" + "retain = \"" + retain + "\"\n" +
          "action = \"delete\"\n" + extra + "\n";
@@ -236,7 +236,7 @@ struct Scenario {
   }
 };
 
-} // namespace
+}  // namespace
 
 TEST_CASE("engine: exactly the expired, unheld rows go, with their cascade children") {
   Site site;
@@ -449,8 +449,8 @@ TEST_CASE("engine: an --all hold suspends a rule until released") {
     CHECK(site.row_count("errors") == 3);
   }
   SUBCASE("that has expired") {
-    state.add_hold(std::nullopt, std::string{"logs"}, "short", now_utc() + std::chrono::milliseconds{1},
-                   now_utc());
+    state.add_hold(std::nullopt, std::string{"logs"}, "short",
+                   now_utc() + std::chrono::milliseconds{1}, now_utc());
     std::this_thread::sleep_for(std::chrono::milliseconds{5});
     CHECK(outcome_of(run(config, state), "logs").rows == 4);
   }
@@ -587,9 +587,9 @@ TEST_CASE("engine: report counts equal what run_once then changes, rule by rule"
     }
   }
   CHECK(report.rules[0].rule->id == "accounts");
-  CHECK(report.rules[1].status == "refused");  // cookies
+  CHECK(report.rules[1].status == "refused");     // cookies
   CHECK(report.rules[2].counts.unreadable == 1);  // errors
-  CHECK(report.rules[3].counts.held == 1);  // logs
+  CHECK(report.rules[3].counts.held == 1);        // logs
 }
 
 TEST_CASE("engine: a missing table or datastore fails its rule, the others run") {
@@ -636,8 +636,10 @@ TEST_CASE("engine: deleted values do not linger in a WAL-mode datastore") {
   const std::int64_t now_s = to_unix_seconds(now_utc());
   db.exec("CREATE TABLE logs(id INTEGER PRIMARY KEY, at INTEGER, ip TEXT)");
   db.exec("INSERT INTO logs VALUES(1, " + std::to_string(now_s - 60 * k_day_s) +
-          ", 'SECRET-203.0.113.77'), (2, " + std::to_string(now_s) + ", 'kept-198.51.100.1'), "
-          "(3, " + std::to_string(now_s) + ", 'kept-198.51.100.2')");
+          ", 'SECRET-203.0.113.77'), (2, " + std::to_string(now_s) +
+          ", 'kept-198.51.100.1'), "
+          "(3, " +
+          std::to_string(now_s) + ", 'kept-198.51.100.2')");
   const auto config = site.configure(rule_toml("logs", "logs", "at", "unix_seconds", "30 days"));
   StateStore state(site.state_path(), StateStore::Mode::read_write);
   REQUIRE(outcome_of(run(config, state), "logs").rows == 1);

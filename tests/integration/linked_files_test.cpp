@@ -31,9 +31,9 @@
 #include <vector>
 
 using namespace retentiond;
+using retentiond::test::run_retentiond;
 using retentiond::test::RunResult;
 using retentiond::test::TempDir;
-using retentiond::test::run_retentiond;
 namespace fs = std::filesystem;
 
 namespace {
@@ -127,7 +127,9 @@ public:
     return value.null ? "missing" : value.text;
   }
   // The text at `path`; objects and arrays come back as JSON text.
-  std::string text(const std::string& path) { return eval("SELECT json_extract(?1, ?2)", path).text; }
+  std::string text(const std::string& path) {
+    return eval("SELECT json_extract(?1, ?2)", path).text;
+  }
   std::int64_t integer(const std::string& path) {
     return eval("SELECT json_extract(?1, ?2)", path).integer;
   }
@@ -196,13 +198,13 @@ std::vector<Audited> audited_from(const std::string& json_lines) {
 
 // What the audit log says of one rule.
 struct AuditSummary {
-  std::int64_t batch_rows = 0;                 // sum of `rows` over `batch` entries
-  int batches = 0;                             // `batch` entries
-  int refused_entries = 0;                     // `refused` entries naming linked files
-  int rule_refusals = 0;                       // `refused` entries refusing the whole rule
+  std::int64_t batch_rows = 0;                   // sum of `rows` over `batch` entries
+  int batches = 0;                               // `batch` entries
+  int refused_entries = 0;                       // `refused` entries naming linked files
+  int rule_refusals = 0;                         // `refused` entries refusing the whole rule
   std::map<std::int64_t, std::string> refusals;  // rowid -> reason, over every refused entry
-  int rowids_named_twice = 0;                  // a rowid in more than one refusal
-  int refused_with_rows = 0;                   // refused entries with rows != 0
+  int rowids_named_twice = 0;                    // a rowid in more than one refusal
+  int refused_with_rows = 0;                     // refused entries with rows != 0
   int rule_done = 0;
   int errors = 0;
 };
@@ -290,8 +292,8 @@ public:
 
   // A videos row; `reviewed_days_ago` empty = NULL, `path` empty = NULL.
   void add_video(std::int64_t id, const std::string& status,
-                 std::optional<std::int64_t> reviewed_days_ago,
-                 std::optional<std::string> path, std::int64_t account = 1) const {
+                 std::optional<std::int64_t> reviewed_days_ago, std::optional<std::string> path,
+                 std::int64_t account = 1) const {
     SQLite::Database db(app(), SQLite::OPEN_READWRITE);
     SQLite::Statement insert(db, "INSERT INTO videos VALUES (?, ?, ?, ?, ?, ?, ?)");
     insert.bind(1, static_cast<int64_t>(id));
@@ -587,7 +589,7 @@ struct TmpScenario {
   }
 };
 
-} // namespace
+}  // namespace
 
 TEST_CASE("linked files, engine: rejected videos go with their file after 15 days, the rest "
           "stays, hostile paths are refused and audited") {
@@ -673,10 +675,9 @@ TEST_CASE("linked files, cli: once, report --format json, audit log --format jso
   CAPTURE(once.err);
   CHECK(once.exit_code == 0);
   CHECK(lines_of(once.out) ==
-        std::vector<std::string>{"rejected_videos: ok (" +
-                                 std::to_string(VideosScenario::due_rows +
-                                                VideosScenario::due_files) +
-                                 " rows)"});
+        std::vector<std::string>{
+            "rejected_videos: ok (" +
+            std::to_string(VideosScenario::due_rows + VideosScenario::due_files) + " rows)"});
   scenario.check_after_run(site);
 
   const RunResult log = site.cli({"audit", "log", "--format", "json"});
@@ -749,15 +750,16 @@ TEST_CASE("linked files: batches of at most 256 rows each audit their own refusa
   fs::create_directories(site.root() / "videos");
   fs::create_symlink(outside / "target.mp4", site.root() / "videos/evil.mp4");
   const auto outside_before = snapshot(outside);
-  const std::map<std::int64_t, std::string> hostile{
-      {100, "../outside/secret.txt"}, {400, (outside / "abs.txt").string()}, {700, "videos/evil.mp4"}};
+  const std::map<std::int64_t, std::string> hostile{{100, "../outside/secret.txt"},
+                                                    {400, (outside / "abs.txt").string()},
+                                                    {700, "videos/evil.mp4"}};
   {
     SQLite::Database db(site.app(), SQLite::OPEN_READWRITE);
     SQLite::Transaction transaction(db);
     SQLite::Statement insert(db, "INSERT INTO videos VALUES (?, 1, 'v', ?, 'rejected', ?, ?)");
     for (std::int64_t id = 1; id <= 750; ++id) {
-      const std::string path = hostile.contains(id) ? hostile.at(id)
-                                                    : "bulk/" + std::to_string(id) + ".mp4";
+      const std::string path =
+          hostile.contains(id) ? hostile.at(id) : "bulk/" + std::to_string(id) + ".mp4";
       if (!hostile.contains(id))
         write_file(site.root() / path, "video " + std::to_string(id) + "\n");
       insert.bind(1, static_cast<int64_t>(id));
@@ -841,7 +843,6 @@ TEST_CASE("linked files: directories left empty are removed up to, not including
   CHECK(tree_set(site.root()) == std::set<std::string>{"d/", "d/y/", "d/y/sibling.mp4"});
   CHECK(fs::is_directory(site.root()));
 
-
   // The root itself stays when the last file beneath it goes.
   site.add_video(4, "rejected", 30, "d/y/sibling.mp4");
   const RunResult last = site.cli({"once"});
@@ -901,8 +902,9 @@ TEST_CASE("linked files: a file rule removes old files, keeps young ones and nev
     const RunResult once = site.cli({"once"});
     CAPTURE(once.err);
     CHECK(once.exit_code == 0);
-    CHECK(lines_of(once.out) ==
-          std::vector<std::string>{"tmp_files: ok (" + std::to_string(TmpScenario::due) + " rows)"});
+    CHECK(
+        lines_of(once.out) ==
+        std::vector<std::string>{"tmp_files: ok (" + std::to_string(TmpScenario::due) + " rows)"});
     scenario.check_after_run(site);
 
     const AuditSummary audit =

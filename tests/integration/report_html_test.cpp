@@ -22,9 +22,9 @@
 #include <vector>
 
 using namespace retentiond;
+using retentiond::test::run_retentiond;
 using retentiond::test::RunResult;
 using retentiond::test::TempDir;
-using retentiond::test::run_retentiond;
 
 namespace {
 
@@ -49,7 +49,8 @@ void write_file(const std::filesystem::path& path, std::string_view text) {
 
 std::size_t occurrences(std::string_view text, std::string_view what) {
   std::size_t count = 0;
-  for (std::size_t at = text.find(what); at != std::string_view::npos; at = text.find(what, at + what.size()))
+  for (std::size_t at = text.find(what); at != std::string_view::npos;
+       at = text.find(what, at + what.size()))
     ++count;
   return count;
 }
@@ -75,7 +76,8 @@ BrowserRun run_chromium(const std::filesystem::path& page, const std::vector<std
   std::string command = "exec timeout 120 " + std::string{k_chromium} +
                         " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run"
                         " --disable-background-networking --disable-component-update --disable-sync"
-                        " --user-data-dir='" + profile.path().string() + "'";
+                        " --user-data-dir='" +
+                        profile.path().string() + "'";
   for (const std::string& argument : action)
     command += " '" + argument + "'";
   command += " 'file://" + page.string() + "' 2>'" + (logs / "stderr").string() + "'";
@@ -116,8 +118,9 @@ struct RealisticReport {
   Report report;
 
   RealisticReport() {
-    const std::string yealink = "Yealink Privacy Policy (January 2023), section V 'How long we retain your "
-                                "Personal Data', note following 5.2";
+    const std::string yealink =
+        "Yealink Privacy Policy (January 2023), section V 'How long we retain your "
+        "Personal Data', note following 5.2";
     const auto rule = [](Rule& r, std::string id, std::string description, std::string policy,
                          Retention retain, Action action, Schedule schedule) {
       r.id = std::move(id);
@@ -129,48 +132,73 @@ struct RealisticReport {
       r.action = action;
       r.schedule = std::move(schedule);
     };
-    rule(connection_logs, "connection_logs", "Connection logs are kept 12 months, rolling, from the connection time",
-         yealink, {false, 12, CalendarUnit::months}, Action::delete_rows, {"hourly", std::chrono::hours{1}});
-    rule(cookies, "cookies", "Cookies are deleted 12 months after consent <script>alert('x')</script> was given",
-         yealink, {false, 12, CalendarUnit::months}, Action::delete_rows, {"daily", std::chrono::hours{24}});
-    rule(videos, "rejected_videos", "Videos rejected in review are deleted 15 days after the review",
+    rule(connection_logs, "connection_logs",
+         "Connection logs are kept 12 months, rolling, from the connection time", yealink,
+         {false, 12, CalendarUnit::months}, Action::delete_rows, {"hourly", std::chrono::hours{1}});
+    rule(cookies, "cookies",
+         "Cookies are deleted 12 months after consent <script>alert('x')</script> was given",
+         yealink, {false, 12, CalendarUnit::months}, Action::delete_rows,
+         {"daily", std::chrono::hours{24}});
+    rule(videos, "rejected_videos",
+         "Videos rejected in review are deleted 15 days after the review",
          "Reolink Privacy Policy (May 16th, 2022), section II, (VI) item (6) & \"review\"",
          {false, 15, CalendarUnit::days}, Action::delete_rows, {"daily", std::chrono::hours{24}});
     videos.table = "videos";
-    rule(events, "event_participation_logs", "Event participation logs are deleted 30 days after the event",
-         "Reolink Privacy Policy (May 16th, 2022), section II, (VI) item (7)", {false, 30, CalendarUnit::days},
-         Action::delete_rows, {"daily", std::chrono::hours{24}});
+    rule(events, "event_participation_logs",
+         "Event participation logs are deleted 30 days after the event",
+         "Reolink Privacy Policy (May 16th, 2022), section II, (VI) item (7)",
+         {false, 30, CalendarUnit::days}, Action::delete_rows, {"daily", std::chrono::hours{24}});
     events.age_from = ParentAnchor{"events", "ended_at", "id", "event_id"};
-    rule(tickets, "support_tickets", "Support tickets are kept permanently", "Akuvox Ticket Privacy Policy, 4.1",
-         {true, 0, CalendarUnit::days}, Action::keep, {"weekly", std::chrono::hours{24 * 7}});
+    rule(tickets, "support_tickets", "Support tickets are kept permanently",
+         "Akuvox Ticket Privacy Policy, 4.1", {true, 0, CalendarUnit::days}, Action::keep,
+         {"weekly", std::chrono::hours{24 * 7}});
 
     report.as_of = at("2026-03-01T12:00:00Z");
     report.generated_at = at("2026-03-01T12:00:02Z");
     report.config_digest = "03ba267bdb34db00ce0f426e63eef20de4918aef9b8b4e3285205411814e0f2d";
-    report.audit = {true, 1284, "7dc82753f2b7f6693a1fc444721e60dbf988298aa4c2d307c896ccb7708e5fb9", std::nullopt, ""};
+    report.audit = {true, 1284, "7dc82753f2b7f6693a1fc444721e60dbf988298aa4c2d307c896ccb7708e5fb9",
+                    std::nullopt, ""};
 
     const auto year = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::days{365});
-    const auto days = [](int n) { return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::days{n}); };
+    const auto days = [](int n) {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::days{n});
+    };
 
     RuleReport logs;
     logs.rule = &connection_logs;
     logs.status = "due";
     logs.cutoff = at("2025-03-01T12:00:00Z");
-    logs.counts = {.table_rows = 20000, .total = 20000, .due = 1240, .held = 12, .undated = 0, .unreadable = 0,
-                   .future = 2, .wrong_scale = 0, .oldest_due = at("2025-02-20T08:00:00Z")};
+    logs.counts = {.table_rows = 20000,
+                   .total = 20000,
+                   .due = 1240,
+                   .held = 12,
+                   .undated = 0,
+                   .unreadable = 0,
+                   .future = 2,
+                   .wrong_scale = 0,
+                   .oldest_due = at("2025-02-20T08:00:00Z")};
     logs.worst_overshoot = *logs.cutoff - *logs.counts.oldest_due;
-    logs.last_runs = {{41, "connection_logs", "2026-03-01T11:00:00Z", "2026-03-01T11:00:03Z", "partial", 5000,
-                       "max_runtime 10m reached; the rest is due at the next run"},
-                      {40, "connection_logs", "2026-03-01T10:00:00Z", "2026-03-01T10:00:01Z", "ok", 120, ""}};
+    logs.last_runs = {
+        {41, "connection_logs", "2026-03-01T11:00:00Z", "2026-03-01T11:00:03Z", "partial", 5000,
+         "max_runtime 10m reached; the rest is due at the next run"},
+        {40, "connection_logs", "2026-03-01T10:00:00Z", "2026-03-01T10:00:01Z", "ok", 120, ""}};
     logs.ages = realistic_ages(report.as_of, *logs.cutoff, year, 900, 1240);
 
     RuleReport consent;
     consent.rule = &cookies;
     consent.status = "ok";
     consent.cutoff = logs.cutoff;
-    consent.counts = {.table_rows = 2969, .total = 2969, .due = 0, .held = 0, .undated = 15, .unreadable = 0,
-                      .future = 0, .wrong_scale = 0, .oldest_due = std::nullopt};
-    consent.last_runs = {{39, "cookies", "2026-03-01T03:00:00Z", "2026-03-01T03:00:01Z", "ok", 31, ""}};
+    consent.counts = {.table_rows = 2969,
+                      .total = 2969,
+                      .due = 0,
+                      .held = 0,
+                      .undated = 15,
+                      .unreadable = 0,
+                      .future = 0,
+                      .wrong_scale = 0,
+                      .oldest_due = std::nullopt};
+    consent.last_runs = {
+        {39, "cookies", "2026-03-01T03:00:00Z", "2026-03-01T03:00:01Z", "ok", 31, ""}};
     consent.ages = realistic_ages(report.as_of, *consent.cutoff, year, 140, 0);
 
     RuleReport rejected;
@@ -178,18 +206,27 @@ struct RealisticReport {
     rejected.status = "error";
     rejected.cutoff = at("2026-02-14T12:00:00Z");
     rejected.message = "column 'reviewed_at' does not exist in table 'videos' <datastore app>";
-    rejected.last_runs = {{38, "rejected_videos", "2026-02-28T03:00:00Z", "", "error", 0, "disk I/O error"}};
+    rejected.last_runs = {
+        {38, "rejected_videos", "2026-02-28T03:00:00Z", "", "error", 0, "disk I/O error"}};
 
     RuleReport participation;
     participation.rule = &events;
     participation.status = "stale";
-    participation.message = "last success 2026-02-25T03:00:00Z is older than twice the schedule (daily)";
+    participation.message =
+        "last success 2026-02-25T03:00:00Z is older than twice the schedule (daily)";
     participation.cutoff = at("2026-01-30T12:00:00Z");
-    participation.counts = {.table_rows = 6000, .total = 6000, .due = 88, .held = 0, .undated = 66,
-                            .unreadable = 3, .future = 0, .wrong_scale = 0, .oldest_due = at("2026-01-20T00:00:00Z")};
+    participation.counts = {.table_rows = 6000,
+                            .total = 6000,
+                            .due = 88,
+                            .held = 0,
+                            .undated = 66,
+                            .unreadable = 3,
+                            .future = 0,
+                            .wrong_scale = 0,
+                            .oldest_due = at("2026-01-20T00:00:00Z")};
     participation.worst_overshoot = *participation.cutoff - *participation.counts.oldest_due;
-    participation.last_runs = {{30, "event_participation_logs", "2026-02-25T03:00:00Z", "2026-02-25T03:00:02Z", "ok",
-                                412, ""}};
+    participation.last_runs = {{30, "event_participation_logs", "2026-02-25T03:00:00Z",
+                                "2026-02-25T03:00:02Z", "ok", 412, ""}};
     participation.ages = realistic_ages(report.as_of, *participation.cutoff, days(30), 40, 88);
 
     RuleReport kept;
@@ -202,7 +239,8 @@ struct RealisticReport {
 
 // The PNG's width and height from its IHDR chunk, or {0, 0} when it is no PNG.
 std::pair<std::uint32_t, std::uint32_t> png_size(const std::string& bytes) {
-  if (bytes.size() < 24 || bytes.compare(0, 8, "\x89PNG\r\n\x1a\n") != 0 || bytes.compare(12, 4, "IHDR") != 0)
+  if (bytes.size() < 24 || bytes.compare(0, 8, "\x89PNG\r\n\x1a\n") != 0 ||
+      bytes.compare(12, 4, "IHDR") != 0)
     return {0, 0};
   const auto be32 = [&](std::size_t at) {
     std::uint32_t value = 0;
@@ -213,7 +251,7 @@ std::pair<std::uint32_t, std::uint32_t> png_size(const std::string& bytes) {
   return {be32(16), be32(20)};
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("chromium renders the html report: every rule section, the summary and the charts") {
   require_chromium();
@@ -228,17 +266,20 @@ TEST_CASE("chromium renders the html report: every rule section, the summary and
   CHECK(dom.out.find("<table class=\"summary\" id=\"summary-table\">") != std::string::npos);
   for (const RuleReport& entry : sample.report.rules) {
     CHECK_MESSAGE(occurrences(dom.out, "id=\"rule-" + entry.rule->id + "\"") == 1, entry.rule->id);
-    CHECK_MESSAGE(dom.out.find("<a href=\"#rule-" + entry.rule->id + "\">") != std::string::npos, entry.rule->id);
+    CHECK_MESSAGE(dom.out.find("<a href=\"#rule-" + entry.rule->id + "\">") != std::string::npos,
+                  entry.rule->id);
   }
   // Three rules have ages: three charts, parsed as SVG; the policy clauses became four sections.
   CHECK(occurrences(dom.out, "<svg viewBox=") == 3);
   CHECK(occurrences(dom.out, "<section class=\"policy\"") == 4);
   // Escaped text stays text: the browser built no script element from a description.
   CHECK(dom.out.find("<script") == std::string::npos);
-  CHECK(dom.out.find("consent &lt;script&gt;alert('x')&lt;/script&gt; was given") != std::string::npos);
+  CHECK(dom.out.find("consent &lt;script&gt;alert('x')&lt;/script&gt; was given") !=
+        std::string::npos);
 
   const std::filesystem::path shot = dir / "report.png";
-  const BrowserRun screenshot = run_chromium(page, {"--screenshot=" + shot.string(), "--window-size=1280,2000"});
+  const BrowserRun screenshot =
+      run_chromium(page, {"--screenshot=" + shot.string(), "--window-size=1280,2000"});
   INFO("chromium stderr:\n" << screenshot.log);
   REQUIRE(screenshot.exit_code == 0);
   REQUIRE(std::filesystem::exists(shot));
@@ -247,7 +288,8 @@ TEST_CASE("chromium renders the html report: every rule section, the summary and
   // A blank 1280x2000 page compresses to a few kilobytes; a rendered report is far larger.
   CHECK(png.size() > 60'000);
   // RETENTIOND_REPORT_SCREENSHOT=FILE keeps a copy, to look at what the browser drew.
-  if (const char* keep = std::getenv("RETENTIOND_REPORT_SCREENSHOT"); keep != nullptr && *keep != '\0')
+  if (const char* keep = std::getenv("RETENTIOND_REPORT_SCREENSHOT");
+      keep != nullptr && *keep != '\0')
     std::filesystem::copy_file(shot, keep, std::filesystem::copy_options::overwrite_existing);
 }
 
@@ -255,10 +297,11 @@ TEST_CASE("report writes the format --format or --output's extension names") {
   const TempDir dir;
   {
     SQLite::Database app((dir / "app.db").string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
-    app.exec("CREATE TABLE sessions(id INTEGER PRIMARY KEY, ended_at INTEGER);"
-             "CREATE INDEX sessions_ended_at ON sessions(ended_at);"
-             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100) "
-             "INSERT INTO sessions(ended_at) SELECT 1767225600 + i * 86400 FROM n;");  // 2026-01-02 ..
+    app.exec(
+        "CREATE TABLE sessions(id INTEGER PRIMARY KEY, ended_at INTEGER);"
+        "CREATE INDEX sessions_ended_at ON sessions(ended_at);"
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100) "
+        "INSERT INTO sessions(ended_at) SELECT 1767225600 + i * 86400 FROM n;");  // 2026-01-02 ..
   }
   write_file(dir / "retentiond.toml", R"([state]
 path = "state.db"
@@ -291,16 +334,19 @@ max_fraction = 1
     CHECK(run.out.find("| `sessions` | due |") != std::string::npos);
   }
   SUBCASE("each extension, in any case") {
-    for (const auto& [name, start] : std::vector<std::pair<std::string, std::string>>{
-             {"r.html", "<!DOCTYPE html>"}, {"r.JSON", "{\"generated_at\":"}, {"r.md", "# Retention report"},
-             {"r.csv", "id,description,policy,"}}) {
+    for (const auto& [name, start] :
+         std::vector<std::pair<std::string, std::string>>{{"r.html", "<!DOCTYPE html>"},
+                                                          {"r.JSON", "{\"generated_at\":"},
+                                                          {"r.md", "# Retention report"},
+                                                          {"r.csv", "id,description,policy,"}}) {
       const RunResult run = report({"--output", (dir / name).string()});
       CHECK_MESSAGE(run.exit_code == 0, name << ": " << run.err);
       CHECK_MESSAGE(file_bytes(dir / name).starts_with(start), name);
     }
     CHECK(file_bytes(dir / "r.html").find("id=\"rule-sessions\"") != std::string::npos);
-    CHECK(file_bytes(dir / "r.csv").find("\r\nsessions,\"Sessions <ended> are deleted 30 days after they ended, "
-                                         "\"\"rolling\"\"\",") != std::string::npos);
+    CHECK(file_bytes(dir / "r.csv")
+              .find("\r\nsessions,\"Sessions <ended> are deleted 30 days after they ended, "
+                    "\"\"rolling\"\"\",") != std::string::npos);
   }
   SUBCASE("--format wins over the extension, and goes to stdout") {
     RunResult run = report({"--format", "csv", "--output", (dir / "r.md").string()});
@@ -313,7 +359,8 @@ max_fraction = 1
   SUBCASE("unknown formats are usage errors") {
     RunResult run = report({"--format", "xml"});
     CHECK(run.exit_code == 2);
-    CHECK(run.err == "retentiond: error: --format 'xml': unknown report format; use html, json, md or csv\n");
+    CHECK(run.err ==
+          "retentiond: error: --format 'xml': unknown report format; use html, json, md or csv\n");
     run = report({"--output", (dir / "r.txt").string()});
     CHECK(run.exit_code == 2);
     CHECK(run.err.find("cannot tell the report format from the extension") != std::string::npos);

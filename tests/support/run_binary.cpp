@@ -83,7 +83,7 @@ void drain(int out_fd, int err_fd, std::string& out, std::string& err) {
   }
 }
 
-} // namespace
+}  // namespace
 
 RunResult run_retentiond(const std::vector<std::string>& args,
                          const std::map<std::string, std::string>& env,
@@ -128,4 +128,4 @@ RunResult run_retentiond(const std::vector<std::string>& args,
   return result;
 }
 
-} // namespace retentiond::test
+}  // namespace retentiond::test

@@ -22,4 +22,4 @@ RunResult run_retentiond(const std::vector<std::string>& args,
                          const std::map<std::string, std::string>& env = {},
                          const std::filesystem::path& cwd = {});
 
-} // namespace retentiond::test
+}  // namespace retentiond::test

@@ -7,7 +7,8 @@
 namespace retentiond::test {
 
 TempDir::TempDir() {
-  std::string pattern = (std::filesystem::temp_directory_path() / "retentiond-test-XXXXXX").string();
+  std::string pattern =
+      (std::filesystem::temp_directory_path() / "retentiond-test-XXXXXX").string();
   if (::mkdtemp(pattern.data()) == nullptr)
     throw std::runtime_error("cannot create a temporary directory");
   m_path = pattern;
@@ -18,4 +19,4 @@ TempDir::~TempDir() {
   std::filesystem::remove_all(m_path, ignored);
 }
 
-} // namespace retentiond::test
+}  // namespace retentiond::test

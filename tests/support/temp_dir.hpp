@@ -21,4 +21,4 @@ private:
   std::filesystem::path m_path;
 };
 
-} // namespace retentiond::test
+}  // namespace retentiond::test

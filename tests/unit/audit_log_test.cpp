@@ -34,7 +34,7 @@ void tamper(const std::filesystem::path& path, const std::string& sql) {
   raw.exec(sql);
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("canonical_entry is the JSON array of the hashed fields") {
   AuditEntry entry;
@@ -120,8 +120,8 @@ TEST_CASE("append_audit returns the stored entry") {
   CHECK(first.seq == 1);
   CHECK(second.seq == 2);
   CHECK(second.prev_hash == first.hash);
-  CHECK(second.hash == retentiond::chain_hash(second.prev_hash,
-                                              retentiond::canonical_entry(second), std::nullopt));
+  CHECK(second.hash == retentiond::chain_hash(second.prev_hash, retentiond::canonical_entry(second),
+                                              std::nullopt));
   CHECK(retentiond::parse_iso8601(second.time).has_value());
   const auto stored = store.audit_entries();
   REQUIRE(stored.size() == 2);
@@ -167,8 +167,8 @@ TEST_CASE("an edited entry whose hash was recomputed breaks the next link") {
   auto entries = store.audit_entries();
   auto forged = entries[1];
   forged.rows = 1;
-  forged.hash = retentiond::chain_hash(forged.prev_hash, retentiond::canonical_entry(forged),
-                                       std::nullopt);
+  forged.hash =
+      retentiond::chain_hash(forged.prev_hash, retentiond::canonical_entry(forged), std::nullopt);
   tamper(path, "UPDATE audit SET rows = 1, hash = '" + forged.hash + "' WHERE seq = 2");
   const auto v = store.verify_audit();
   CHECK_FALSE(v.ok);

@@ -58,7 +58,9 @@ std::string header_with_rules(std::string_view globs) {
          "path = \"state.db\"\n"
          "\n"
          "[daemon]\n"
-         "rules = " + std::string{globs} + "\n"
+         "rules = " +
+         std::string{globs} +
+         "\n"
          "\n"
          "[datastores.app]\n"
          "type = \"sqlite\"\n"
@@ -115,7 +117,7 @@ constexpr std::string_view k_not_identifier =
     "is not a plain SQL identifier (letters, digits and _, not starting with a digit, at most 63 "
     "characters)";
 
-} // namespace
+}  // namespace
 
 TEST_CASE("load_config refuses a bad configuration with its position and a way out") {
   const ConfigDir dir;
@@ -129,18 +131,22 @@ TEST_CASE("load_config refuses a bad configuration with its position and a way o
                              .c_str(),
                          ConfigError);
   }
-  SUBCASE("a valid main file loads") { CHECK(dir.error_of(k_header + k_rule) == "loaded"); }
+  SUBCASE("a valid main file loads") {
+    CHECK(dir.error_of(k_header + k_rule) == "loaded");
+  }
   SUBCASE("TOML syntax error") {
     CHECK(dir.error_of("[state\npath = \"state.db\"\n") ==
           dir.at(1, 7, "invalid TOML: Error while parsing table header: expected ']', saw '\\n'"));
   }
   SUBCASE("unknown top-level key") {
     CHECK(dir.error_of("foo = 1\n" + k_header) ==
-          dir.at(1, 1, "unknown top-level key 'foo'; expected one of: state, daemon, datastores, rules"));
+          dir.at(1, 1,
+                 "unknown top-level key 'foo'; expected one of: state, daemon, datastores, rules"));
   }
   SUBCASE("missing [state]") {
     CHECK(dir.error_of("[datastores.app]\ntype = \"sqlite\"\npath = \"app.db\"\n") ==
-          dir.at(1, 1, "missing table [state] (set [state] path = \"/var/lib/retentiond/state.db\")"));
+          dir.at(1, 1,
+                 "missing table [state] (set [state] path = \"/var/lib/retentiond/state.db\")"));
   }
   SUBCASE("state is not a table") {
     CHECK(dir.error_of("state = 5\n") == dir.at(1, 9, "state: expected a table, got integer 5"));
@@ -163,8 +169,9 @@ TEST_CASE("load_config refuses a bad configuration with its position and a way o
   }
   SUBCASE("state.path missing") {
     CHECK(dir.error_of("[state]\n") ==
-          dir.at(1, 1, "state: missing key 'path' (the SQLite state file, e.g. "
-                       "\"/var/lib/retentiond/state.db\")"));
+          dir.at(1, 1,
+                 "state: missing key 'path' (the SQLite state file, e.g. "
+                 "\"/var/lib/retentiond/state.db\")"));
   }
   SUBCASE("state.path: string expected, got integer") {
     CHECK(dir.error_of("[state]\npath = 5\n") ==
@@ -172,8 +179,9 @@ TEST_CASE("load_config refuses a bad configuration with its position and a way o
   }
   SUBCASE("state.dsn") {
     CHECK(dir.error_of("[state]\ndsn = \"host=db1 dbname=retention\"\n") ==
-          dir.at(2, 7, "state.dsn: a PostgreSQL state is not supported by this version (use path = "
-                       "\"...\" for a SQLite state file)"));
+          dir.at(2, 7,
+                 "state.dsn: a PostgreSQL state is not supported by this version (use path = "
+                 "\"...\" for a SQLite state file)"));
   }
 
   // --- [daemon] ---
@@ -184,8 +192,9 @@ TEST_CASE("load_config refuses a bad configuration with its position and a way o
   }
   SUBCASE("unknown key in [daemon], nothing close") {
     CHECK(dir.error_of(k_header + "[daemon]\nhmac_key = \"k\"\n") ==
-          dir.at(8, 1, "daemon: unknown key 'hmac_key'; expected one of: hmac_key_file, "
-                       "metrics_listen, rules"));
+          dir.at(8, 1,
+                 "daemon: unknown key 'hmac_key'; expected one of: hmac_key_file, "
+                 "metrics_listen, rules"));
   }
   SUBCASE("daemon.rules: array expected") {
     CHECK(dir.error_of(header_with_rules("\"rules.d/*.toml\"")) ==
@@ -206,13 +215,15 @@ TEST_CASE("load_config refuses a bad configuration with its position and a way o
   }
   SUBCASE("unknown key in [datastores.app], nothing close") {
     CHECK(dir.error_of(k_header + "journal = \"wal\"\n") ==
-          dir.at(7, 1, "datastores.app: unknown key 'journal'; expected one of: busy_timeout, path, "
-                       "type"));
+          dir.at(7, 1,
+                 "datastores.app: unknown key 'journal'; expected one of: busy_timeout, path, "
+                 "type"));
   }
   SUBCASE("unknown datastore type") {
     CHECK(dir.error_of(with(k_header, "\"sqlite\"", "\"mysql\"")) ==
-          dir.at(5, 8, "datastores.app.type: unknown datastore type 'mysql' (expected sqlite, "
-                       "postgres or files)"));
+          dir.at(5, 8,
+                 "datastores.app.type: unknown datastore type 'mysql' (expected sqlite, "
+                 "postgres or files)"));
   }
   SUBCASE("missing datastore path") {
     CHECK(dir.error_of(with(k_header, "path = \"app.db\"\n", "")) ==
@@ -228,8 +239,9 @@ TEST_CASE("load_config refuses a bad configuration with its position and a way o
   }
   SUBCASE("bad busy_timeout") {
     CHECK(dir.error_of(k_header + "busy_timeout = \"5 s\"\n") ==
-          dir.at(7, 16, "datastores.app.busy_timeout: '5 s' has a space before a short unit: "
-                        "write '5s'"));
+          dir.at(7, 16,
+                 "datastores.app.busy_timeout: '5 s' has a space before a short unit: "
+                 "write '5s'"));
   }
 
   // --- rules: keys and types ---
@@ -244,10 +256,11 @@ TEST_CASE("load_config refuses a bad configuration with its position and a way o
   }
   SUBCASE("unknown key in a rule, nothing close") {
     CHECK(dir.error_of(k_header + k_rule + "owner = \"ops\"\n") ==
-          dir.at(16, 1, "rules.r: unknown key 'owner'; expected one of: action, age_column, "
-                        "age_format, age_from, anonymize, anonymized_column, batch_time, cascade, "
-                        "datastore, description, files, glob, match, max_fraction, max_runtime, "
-                        "policy, retain, schedule, subject_column, table"));
+          dir.at(16, 1,
+                 "rules.r: unknown key 'owner'; expected one of: action, age_column, "
+                 "age_format, age_from, anonymize, anonymized_column, batch_time, cascade, "
+                 "datastore, description, files, glob, match, max_fraction, max_runtime, "
+                 "policy, retain, schedule, subject_column, table"));
   }
   SUBCASE("rule field: string expected, got integer") {
     CHECK(dir.error_of(k_header + with(k_rule, "table = \"t\"", "table = 5")) ==
@@ -274,32 +287,38 @@ TEST_CASE("load_config refuses a bad configuration with its position and a way o
 
   SUBCASE("bad retain") {
     const auto retain_error = [&](std::string_view retain) {
-      return dir.error_of(k_header + with(k_rule, "\"30 days\"", "\"" + std::string{retain} + "\""));
+      return dir.error_of(k_header +
+                          with(k_rule, "\"30 days\"", "\"" + std::string{retain} + "\""));
     };
     CHECK(retain_error("12 fortnights") ==
-          dir.at(14, 10, "rules.r.retain: unknown unit 'fortnights' (expected seconds, minutes, "
-                         "hours, days, weeks, months or years)"));
+          dir.at(14, 10,
+                 "rules.r.retain: unknown unit 'fortnights' (expected seconds, minutes, "
+                 "hours, days, weeks, months or years)"));
     CHECK(retain_error("12m") ==
           dir.at(14, 10, "rules.r.retain: '12m' is ambiguous: write '12 minutes' or '12 months'"));
     CHECK(retain_error("30d") ==
           dir.at(14, 10, "rules.r.retain: '30d' is a short form: write '30 days'"));
     CHECK(retain_error("-1 days") == dir.at(14, 10, "rules.r.retain: '-1 days' is negative"));
     CHECK(retain_error("1.5 months") ==
-          dir.at(14, 10, "rules.r.retain: '1.5 months' is fractional (use a whole number of a "
-                         "smaller unit)"));
+          dir.at(14, 10,
+                 "rules.r.retain: '1.5 months' is fractional (use a whole number of a "
+                 "smaller unit)"));
     CHECK(retain_error("") ==
-          dir.at(14, 10, "rules.r.retain: retention is empty (expected e.g. '30 days', '12 months' "
-                         "or 'forever')"));
+          dir.at(14, 10,
+                 "rules.r.retain: retention is empty (expected e.g. '30 days', '12 months' "
+                 "or 'forever')"));
   }
   SUBCASE("forever with delete") {
     CHECK(dir.error_of(k_header + with(k_rule, "\"30 days\"", "\"forever\"")) ==
-          dir.at(14, 10, "rules.r.retain: 'forever' is only allowed with action = \"keep\" (action "
-                         "is \"delete\")"));
+          dir.at(14, 10,
+                 "rules.r.retain: 'forever' is only allowed with action = \"keep\" (action "
+                 "is \"delete\")"));
   }
   SUBCASE("unknown action") {
     CHECK(dir.error_of(k_header + with(k_rule, "\"delete\"", "\"purge\"")) ==
-          dir.at(15, 10, "rules.r.action: unknown action 'purge' (expected delete, anonymize or "
-                         "keep)"));
+          dir.at(15, 10,
+                 "rules.r.action: unknown action 'purge' (expected delete, anonymize or "
+                 "keep)"));
   }
 
   // --- rules: identifiers are never pasted into SQL ---
@@ -330,20 +349,21 @@ TEST_CASE("load_config refuses a bad configuration with its position and a way o
           dir.at(19, 12, "rules.r.anonymize: 'e-mail' " + std::string{k_not_identifier}));
   }
   SUBCASE("cascade table and foreign key that are not plain SQL identifiers") {
-    CHECK(dir.error_of(k_header + k_rule +
-                       "cascade = [{ table = \"tickets;--\", foreign_key = \"account_id\" }]\n") ==
-          dir.at(16, 22, "rules.r.cascade[0].table: 'tickets;--' " + std::string{k_not_identifier}));
+    CHECK(
+        dir.error_of(k_header + k_rule +
+                     "cascade = [{ table = \"tickets;--\", foreign_key = \"account_id\" }]\n") ==
+        dir.at(16, 22, "rules.r.cascade[0].table: 'tickets;--' " + std::string{k_not_identifier}));
     CHECK(dir.error_of(k_header + k_rule +
                        "cascade = [{ table = \"tickets\", foreign_key = \"account-id\" }]\n") ==
-          dir.at(16, 47, "rules.r.cascade[0].foreign_key: 'account-id' " +
-                             std::string{k_not_identifier}));
+          dir.at(16, 47,
+                 "rules.r.cascade[0].foreign_key: 'account-id' " + std::string{k_not_identifier}));
   }
   SUBCASE("age_from fields that are not plain SQL identifiers") {
     const std::string rule = with(k_rule, "age_column = \"c\"", "# age from the parent");
-    const std::string good = "\n[rules.r.age_from]\n"      // lines 16-17
-                             "table = \"events\"\n"        // 18
-                             "column = \"ended_at\"\n"     // 19
-                             "key = \"id\"\n"              // 20
+    const std::string good = "\n[rules.r.age_from]\n"         // lines 16-17
+                             "table = \"events\"\n"           // 18
+                             "column = \"ended_at\"\n"        // 19
+                             "key = \"id\"\n"                 // 20
                              "foreign_key = \"event_id\"\n";  // 21
     CHECK(dir.error_of(k_header + rule + good) == "loaded");
     CHECK(dir.error_of(k_header + rule + with(good, "\"events\"", "\"events e\"")) ==
@@ -353,136 +373,164 @@ TEST_CASE("load_config refuses a bad configuration with its position and a way o
     CHECK(dir.error_of(k_header + rule + with(good, "\"id\"", "\"\"")) ==
           dir.at(20, 7, "rules.r.age_from.key: '' " + std::string{k_not_identifier}));
     CHECK(dir.error_of(k_header + rule + with(good, "\"event_id\"", "\"event.id\"")) ==
-          dir.at(21, 15, "rules.r.age_from.foreign_key: 'event.id' " + std::string{k_not_identifier}));
+          dir.at(21, 15,
+                 "rules.r.age_from.foreign_key: 'event.id' " + std::string{k_not_identifier}));
   }
 
   // --- rules: anonymize ---
 
   SUBCASE("anonymize without masks") {
     CHECK(dir.error_of(k_header + with(k_rule, "\"delete\"", "\"anonymize\"")) ==
-          dir.at(7, 1, "rules.r: action \"anonymize\" needs an [rules.r.anonymize] table with a mask "
-                       "per column (hmac, ip_prefix, null, redact or year)"));
+          dir.at(7, 1,
+                 "rules.r: action \"anonymize\" needs an [rules.r.anonymize] table with a mask "
+                 "per column (hmac, ip_prefix, null, redact or year)"));
   }
   SUBCASE("masks with action delete") {
     CHECK(dir.error_of(k_header + k_rule + "\n[rules.r.anonymize]\nemail = \"null\"\n") ==
-          dir.at(17, 1, "rules.r.anonymize: masks are only used with action = \"anonymize\" (action "
-                        "is \"delete\")"));
+          dir.at(17, 1,
+                 "rules.r.anonymize: masks are only used with action = \"anonymize\" (action "
+                 "is \"delete\")"));
   }
   SUBCASE("anonymized_column with action delete") {
     CHECK(dir.error_of(k_header + k_rule + "anonymized_column = \"done\"\n") ==
-          dir.at(16, 21, "rules.r.anonymized_column: only used with action = \"anonymize\" (action "
-                         "is \"delete\")"));
+          dir.at(16, 21,
+                 "rules.r.anonymized_column: only used with action = \"anonymize\" (action "
+                 "is \"delete\")"));
   }
   SUBCASE("unknown mask") {
-    CHECK(dir.error_of(k_header + with(k_rule, "\"delete\"", "\"anonymize\"") +
-                       "anonymized_column = \"done\"\n\n[rules.r.anonymize]\nemail = \"scramble\"\n") ==
-          dir.at(19, 9, "rules.r.anonymize.email: unknown mask 'scramble' (expected hmac, ip_prefix, "
-                        "null, redact or year)"));
+    CHECK(dir.error_of(
+              k_header + with(k_rule, "\"delete\"", "\"anonymize\"") +
+              "anonymized_column = \"done\"\n\n[rules.r.anonymize]\nemail = \"scramble\"\n") ==
+          dir.at(19, 9,
+                 "rules.r.anonymize.email: unknown mask 'scramble' (expected hmac, ip_prefix, "
+                 "null, redact or year)"));
   }
   SUBCASE("hmac mask without daemon.hmac_key_file") {
     CHECK(dir.error_of(k_header + with(k_rule, "\"delete\"", "\"anonymize\"") +
                        "anonymized_column = \"done\"\n\n[rules.r.anonymize]\nemail = \"hmac\"\n") ==
-          dir.at(19, 9, "rules.r.anonymize.email: mask 'hmac' needs daemon.hmac_key_file (a file "
-                        "holding the secret key)"));
+          dir.at(19, 9,
+                 "rules.r.anonymize.email: mask 'hmac' needs daemon.hmac_key_file (a file "
+                 "holding the secret key)"));
   }
   SUBCASE("anonymize masking the age column without anonymized_column") {
     CHECK(dir.error_of(k_header + with(k_rule, "\"delete\"", "\"anonymize\"") +
                        "\n[rules.r.anonymize]\nc = \"null\"\n") ==
-          dir.at(7, 1, "rules.r: anonymize masks the age column 'c', which the engine clears to mark "
-                       "rows done; name an 'anonymized_column' instead"));
+          dir.at(7, 1,
+                 "rules.r: anonymize masks the age column 'c', which the engine clears to mark "
+                 "rows done; name an 'anonymized_column' instead"));
   }
   SUBCASE("anonymize with age_from but without anonymized_column") {
-    CHECK(dir.error_of(k_header +
-                       with(with(k_rule, "age_column = \"c\"", "# age from the parent"), "\"delete\"",
-                            "\"anonymize\"") +
-                       "\n[rules.r.age_from]\n"
-                       "table = \"events\"\ncolumn = \"ended_at\"\nkey = \"id\"\nforeign_key = \"event_id\"\n"
-                       "\n[rules.r.anonymize]\nemail = \"null\"\n") ==
-          dir.at(7, 1, "rules.r: anonymize with age_from needs 'anonymized_column' (the column that "
-                       "marks a row done, so it never matches again)"));
+    CHECK(
+        dir.error_of(
+            k_header +
+            with(with(k_rule, "age_column = \"c\"", "# age from the parent"), "\"delete\"",
+                 "\"anonymize\"") +
+            "\n[rules.r.age_from]\n"
+            "table = \"events\"\ncolumn = \"ended_at\"\nkey = \"id\"\nforeign_key = \"event_id\"\n"
+            "\n[rules.r.anonymize]\nemail = \"null\"\n") ==
+        dir.at(7, 1,
+               "rules.r: anonymize with age_from needs 'anonymized_column' (the column that "
+               "marks a row done, so it never matches again)"));
   }
 
   // --- rules: age ---
 
   SUBCASE("missing age_format on sqlite") {
     CHECK(dir.error_of(k_header + with(k_rule, "age_format = \"unix_seconds\"", "# no format")) ==
-          dir.at(7, 1, "rules.r: missing key 'age_format' (SQLite has no timestamp type: set "
-                       "unix_seconds, unix_millis or iso8601)"));
+          dir.at(7, 1,
+                 "rules.r: missing key 'age_format' (SQLite has no timestamp type: set "
+                 "unix_seconds, unix_millis or iso8601)"));
   }
   SUBCASE("unknown age_format") {
     CHECK(dir.error_of(k_header + with(k_rule, "\"unix_seconds\"", "\"epoch\"")) ==
-          dir.at(13, 14, "rules.r.age_format: unknown age_format 'epoch' (expected unix_seconds, "
-                         "unix_millis or iso8601)"));
+          dir.at(13, 14,
+                 "rules.r.age_format: unknown age_format 'epoch' (expected unix_seconds, "
+                 "unix_millis or iso8601)"));
   }
   SUBCASE("missing age_column") {
     CHECK(dir.error_of(k_header + with(k_rule, "age_column = \"c\"", "# no column")) ==
-          dir.at(7, 1, "rules.r: missing key 'age_column' (the column the retention period is "
-                       "measured from, or an age_from table)"));
+          dir.at(7, 1,
+                 "rules.r: missing key 'age_column' (the column the retention period is "
+                 "measured from, or an age_from table)"));
   }
   SUBCASE("age_column together with age_from") {
     CHECK(dir.error_of(k_header + k_rule +
                        "\n[rules.r.age_from]\n"
-                       "table = \"events\"\ncolumn = \"ended_at\"\nkey = \"id\"\nforeign_key = \"event_id\"\n") ==
-          dir.at(12, 14, "rules.r.age_column: age_column and age_from exclude each other (age_from "
-                         "names the parent's column)"));
+                       "table = \"events\"\ncolumn = \"ended_at\"\nkey = \"id\"\nforeign_key = "
+                       "\"event_id\"\n") ==
+          dir.at(12, 14,
+                 "rules.r.age_column: age_column and age_from exclude each other (age_from "
+                 "names the parent's column)"));
   }
   SUBCASE("unknown key in age_from") {
-    CHECK(dir.error_of(k_header + with(k_rule, "age_column = \"c\"", "# age from the parent") +
-                       "\n[rules.r.age_from]\n"
-                       "table = \"events\"\ncolumn = \"ended_at\"\nkey = \"id\"\nforeign_key = \"event_id\"\n"
-                       "on = \"x\"\n") ==
-          dir.at(22, 1, "rules.r.age_from: unknown key 'on'; expected one of: column, foreign_key, "
-                        "key, table"));
+    CHECK(
+        dir.error_of(
+            k_header + with(k_rule, "age_column = \"c\"", "# age from the parent") +
+            "\n[rules.r.age_from]\n"
+            "table = \"events\"\ncolumn = \"ended_at\"\nkey = \"id\"\nforeign_key = \"event_id\"\n"
+            "on = \"x\"\n") ==
+        dir.at(22, 1,
+               "rules.r.age_from: unknown key 'on'; expected one of: column, foreign_key, "
+               "key, table"));
   }
 
   // --- rules: operational limits and schedule ---
 
   SUBCASE("max_fraction out of range") {
     CHECK(dir.error_of(k_header + k_rule + "max_fraction = 0\n") ==
-          dir.at(16, 16, "rules.r.max_fraction: 0 is out of range (0 < max_fraction <= 1; 1 disables "
-                         "the breaker)"));
+          dir.at(16, 16,
+                 "rules.r.max_fraction: 0 is out of range (0 < max_fraction <= 1; 1 disables "
+                 "the breaker)"));
     CHECK(dir.error_of(k_header + k_rule + "max_fraction = 1.5\n") ==
-          dir.at(16, 16, "rules.r.max_fraction: 1.5 is out of range (0 < max_fraction <= 1; 1 "
-                         "disables the breaker)"));
+          dir.at(16, 16,
+                 "rules.r.max_fraction: 1.5 is out of range (0 < max_fraction <= 1; 1 "
+                 "disables the breaker)"));
     CHECK(dir.error_of(k_header + k_rule + "max_fraction = \"half\"\n") ==
           dir.at(16, 16, "rules.r.max_fraction: expected a number, got string 'half'"));
   }
   SUBCASE("bad batch_time") {
     CHECK(dir.error_of(k_header + k_rule + "batch_time = \"fast\"\n") ==
-          dir.at(16, 14, "rules.r.batch_time: 'fast' is not a duration (expected e.g. '50ms', '15m' "
-                         "or '15 minutes')"));
+          dir.at(16, 14,
+                 "rules.r.batch_time: 'fast' is not a duration (expected e.g. '50ms', '15m' "
+                 "or '15 minutes')"));
     CHECK(dir.error_of(k_header + k_rule + "batch_time = \"0ms\"\n") ==
           dir.at(16, 14, "rules.r.batch_time: '0ms' must be longer than zero"));
   }
   SUBCASE("bad schedule") {
     CHECK(dir.error_of(k_header + k_rule + "schedule = \"sometimes\"\n") ==
-          dir.at(16, 12, "rules.r.schedule: unknown schedule 'sometimes' (expected hourly, daily, "
-                         "weekly, \"every 15m\" or a 5-field cron expression)"));
+          dir.at(16, 12,
+                 "rules.r.schedule: unknown schedule 'sometimes' (expected hourly, daily, "
+                 "weekly, \"every 15m\" or a 5-field cron expression)"));
     CHECK(dir.error_of(k_header + k_rule + "schedule = \"61 * * * *\"\n") ==
-          dir.at(16, 12, "rules.r.schedule: schedule '61 * * * *': minute field '61' is out of range "
-                         "0-59"));
+          dir.at(16, 12,
+                 "rules.r.schedule: schedule '61 * * * *': minute field '61' is out of range "
+                 "0-59"));
   }
 
   // --- rules: match, cascade, files ---
 
   SUBCASE("match with an empty list") {
     CHECK(dir.error_of(k_header + k_rule + "match = { status = [] }\n") ==
-          dir.at(16, 20, "rules.r.match.status: an empty list matches nothing (remove the filter or "
-                         "add values)"));
+          dir.at(16, 20,
+                 "rules.r.match.status: an empty list matches nothing (remove the filter or "
+                 "add values)"));
   }
   SUBCASE("cascade not an array") {
     CHECK(dir.error_of(k_header + k_rule +
                        "cascade = { table = \"tickets\", foreign_key = \"account_id\" }\n") ==
-          dir.at(16, 11, "rules.r.cascade: expected an array of { table, foreign_key } tables, got a "
-                         "table"));
+          dir.at(16, 11,
+                 "rules.r.cascade: expected an array of { table, foreign_key } tables, got a "
+                 "table"));
     CHECK(dir.error_of(k_header + k_rule + "cascade = [\"tickets\"]\n") ==
-          dir.at(16, 12, "rules.r.cascade[0]: expected a table { table, foreign_key }, got string "
-                         "'tickets'"));
+          dir.at(16, 12,
+                 "rules.r.cascade[0]: expected a table { table, foreign_key }, got string "
+                 "'tickets'"));
   }
   SUBCASE("cascade without foreign_key") {
     CHECK(dir.error_of(k_header + k_rule + "cascade = [{ table = \"tickets\" }]\n") ==
-          dir.at(16, 12, "rules.r.cascade[0]: missing key 'foreign_key' (the dependent table's "
-                         "column that references this rule's table)"));
+          dir.at(16, 12,
+                 "rules.r.cascade[0]: missing key 'foreign_key' (the dependent table's "
+                 "column that references this rule's table)"));
   }
   SUBCASE("a files key naming a datastore that does not hold files") {
     CHECK(dir.error_of(k_header + k_rule +
@@ -496,21 +544,23 @@ TEST_CASE("load_config refuses a bad configuration with its position and a way o
     const auto first = dir.write("rules.d/a.toml", k_rule);
     const auto second = dir.write("rules.d/b.toml", "# the same id again\n" + std::string{k_rule});
     CHECK(dir.error_of(header_with_rules("[\"rules.d/*.toml\"]")) ==
-          ConfigDir::in(second, 2, 8, "rules.r: rule 'r' is already defined at " + first.string() +
-                                          ":1:8 (rule ids must be unique across files)"));
+          ConfigDir::in(second, 2, 8,
+                        "rules.r: rule 'r' is already defined at " + first.string() +
+                            ":1:8 (rule ids must be unique across files)"));
   }
   SUBCASE("duplicate rule id between the main file and a rule file") {
     const auto other = dir.write("rules.d/a.toml", k_rule);
     CHECK(dir.error_of(header_with_rules("[\"rules.d/*.toml\"]") + k_rule) ==
-          ConfigDir::in(other, 1, 8, "rules.r: rule 'r' is already defined at " +
-                                         dir.main_file().string() +
-                                         ":10:8 (rule ids must be unique across files)"));
+          ConfigDir::in(other, 1, 8,
+                        "rules.r: rule 'r' is already defined at " + dir.main_file().string() +
+                            ":10:8 (rule ids must be unique across files)"));
   }
   SUBCASE("rule file glob naming a missing literal file") {
     dir.write("rules.d/a.toml", k_rule);
     CHECK(dir.error_of(header_with_rules("[\"rules.d/a.toml\", \"rules.d/missing.toml\"]")) ==
-          dir.at(5, 9, "daemon.rules: rule file '" + (dir.path() / "rules.d/missing.toml").string() +
-                           "' does not exist"));
+          dir.at(5, 9,
+                 "daemon.rules: rule file '" + (dir.path() / "rules.d/missing.toml").string() +
+                     "' does not exist"));
   }
   SUBCASE("rule file with a top-level key other than rules") {
     const auto file = dir.write("rules.d/a.toml", "[state]\npath = \"other.db\"\n");
@@ -530,14 +580,16 @@ TEST_CASE("load_config refuses a bad configuration with its position and a way o
   SUBCASE("TOML syntax error in a rule file") {
     const auto file = dir.write("rules.d/a.toml", k_rule + "retain = \"1 day\"\n");
     CHECK(dir.error_of(header_with_rules("[\"rules.d/*.toml\"]")) ==
-          ConfigDir::in(file, 10, 10, "invalid TOML: Error while parsing key-value pair: cannot "
-                                      "redefine existing string 'retain'"));
+          ConfigDir::in(file, 10, 10,
+                        "invalid TOML: Error while parsing key-value pair: cannot "
+                        "redefine existing string 'retain'"));
   }
   SUBCASE("error inside a rule file names that file") {
     const auto file = dir.write("rules.d/a.toml", with(k_rule, "\"30 days\"", "\"30 dyas\""));
     CHECK(dir.error_of(header_with_rules("[\"rules.d/*.toml\"]")) ==
-          ConfigDir::in(file, 8, 10, "rules.r.retain: unknown unit 'dyas' (expected seconds, "
-                                     "minutes, hours, days, weeks, months or years)"));
+          ConfigDir::in(file, 8, 10,
+                        "rules.r.retain: unknown unit 'dyas' (expected seconds, "
+                        "minutes, hours, days, weeks, months or years)"));
   }
 }
 
@@ -587,21 +639,22 @@ TEST_CASE("load_config reads a valid configuration") {
   }
 
   SUBCASE("every optional rule field") {
-    const auto config = dir.load(k_header + "[daemon]\nhmac_key_file = \"keys/hmac.key\"\n" +
-                                 with(k_rule, "\"delete\"", "\"anonymize\"") +
-                                 "schedule = \"every 15m\"\n"
-                                 "subject_column = \"user_id\"\n"
-                                 "max_fraction = 1\n"
-                                 "batch_time = \"200ms\"\n"
-                                 "max_runtime = \"10m\"\n"
-                                 "anonymized_column = \"anonymized_at\"\n"
-                                 "match = { status = [\"rejected\", \"spam\"], kind = 3, "
-                                 "flagged = true, score = 0.25 }\n"
-                                 "cascade = [{ table = \"sessions\", foreign_key = \"account_id\" },"
-                                 " { table = \"notes\", foreign_key = \"owner\", key = \"uid\" }]\n"
-                                 "\n[rules.r.anonymize]\n"
-                                 "email = \"hmac\"\nip = \"ip_prefix\"\nname = \"null\"\n"
-                                 "phone = \"redact\"\nborn_on = \"year\"\n");
+    const auto config =
+        dir.load(k_header + "[daemon]\nhmac_key_file = \"keys/hmac.key\"\n" +
+                 with(k_rule, "\"delete\"", "\"anonymize\"") +
+                 "schedule = \"every 15m\"\n"
+                 "subject_column = \"user_id\"\n"
+                 "max_fraction = 1\n"
+                 "batch_time = \"200ms\"\n"
+                 "max_runtime = \"10m\"\n"
+                 "anonymized_column = \"anonymized_at\"\n"
+                 "match = { status = [\"rejected\", \"spam\"], kind = 3, "
+                 "flagged = true, score = 0.25 }\n"
+                 "cascade = [{ table = \"sessions\", foreign_key = \"account_id\" },"
+                 " { table = \"notes\", foreign_key = \"owner\", key = \"uid\" }]\n"
+                 "\n[rules.r.anonymize]\n"
+                 "email = \"hmac\"\nip = \"ip_prefix\"\nname = \"null\"\n"
+                 "phone = \"redact\"\nborn_on = \"year\"\n");
     CHECK(config->hmac_key_file == dir.path() / "keys/hmac.key");
     const Rule& rule = config->rules.at(0);
     CHECK(rule.action == Action::anonymize);
@@ -696,20 +749,19 @@ TEST_CASE("load_config reads a valid configuration") {
   SUBCASE("relative paths are resolved against the directory of the file that names them") {
     const std::filesystem::path etc = dir.path() / "etc";
     dir.write("etc/rules.d/a.toml", k_rule);
-    dir.write("etc/retentiond.toml",
-              "[state]\n"
-              "path = \"../var/lib/state.db\"\n"
-              "audit_key_file = \"keys/audit.key\"\n"
-              "[daemon]\n"
-              "rules = [\"./rules.d/*.toml\"]\n"
-              "hmac_key_file = \"/srv/keys/hmac.key\"\n"
-              "metrics_listen = \"127.0.0.1:9465\"\n"
-              "[datastores.app]\n"
-              "type = \"sqlite\"\n"
-              "path = \"data/app.db\"\n"
-              "[datastores.media]\n"
-              "type = \"files\"\n"
-              "root = \"../srv/media\"\n");
+    dir.write("etc/retentiond.toml", "[state]\n"
+                                     "path = \"../var/lib/state.db\"\n"
+                                     "audit_key_file = \"keys/audit.key\"\n"
+                                     "[daemon]\n"
+                                     "rules = [\"./rules.d/*.toml\"]\n"
+                                     "hmac_key_file = \"/srv/keys/hmac.key\"\n"
+                                     "metrics_listen = \"127.0.0.1:9465\"\n"
+                                     "[datastores.app]\n"
+                                     "type = \"sqlite\"\n"
+                                     "path = \"data/app.db\"\n"
+                                     "[datastores.media]\n"
+                                     "type = \"files\"\n"
+                                     "root = \"../srv/media\"\n");
     const auto config = load_config(etc / "retentiond.toml");
     CHECK(config->state_path == dir.path() / "var/lib/state.db");
     CHECK(config->audit_key_file == etc / "keys/audit.key");

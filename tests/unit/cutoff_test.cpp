@@ -27,7 +27,7 @@ std::string minus(std::string_view from, std::int64_t count, CalendarUnit unit) 
   return format_iso8601(subtract_retention(at(from), make(count, unit)));
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("months clamp to the end of a shorter month") {
   SUBCASE("31 to 28 in a common year") {
@@ -36,11 +36,21 @@ TEST_CASE("months clamp to the end of a shorter month") {
   SUBCASE("31 to 29 in a leap year") {
     CHECK(minus("2024-03-31", 1, CalendarUnit::months) == "2024-02-29T00:00:00Z");
   }
-  SUBCASE("30 to 28") { CHECK(minus("2026-03-30", 1, CalendarUnit::months) == "2026-02-28T00:00:00Z"); }
-  SUBCASE("29 to 28") { CHECK(minus("2026-03-29", 1, CalendarUnit::months) == "2026-02-28T00:00:00Z"); }
-  SUBCASE("28 stays 28") { CHECK(minus("2026-03-28", 1, CalendarUnit::months) == "2026-02-28T00:00:00Z"); }
-  SUBCASE("31 to 30") { CHECK(minus("2026-05-31", 1, CalendarUnit::months) == "2026-04-30T00:00:00Z"); }
-  SUBCASE("31 to 31") { CHECK(minus("2026-08-31", 1, CalendarUnit::months) == "2026-07-31T00:00:00Z"); }
+  SUBCASE("30 to 28") {
+    CHECK(minus("2026-03-30", 1, CalendarUnit::months) == "2026-02-28T00:00:00Z");
+  }
+  SUBCASE("29 to 28") {
+    CHECK(minus("2026-03-29", 1, CalendarUnit::months) == "2026-02-28T00:00:00Z");
+  }
+  SUBCASE("28 stays 28") {
+    CHECK(minus("2026-03-28", 1, CalendarUnit::months) == "2026-02-28T00:00:00Z");
+  }
+  SUBCASE("31 to 30") {
+    CHECK(minus("2026-05-31", 1, CalendarUnit::months) == "2026-04-30T00:00:00Z");
+  }
+  SUBCASE("31 to 31") {
+    CHECK(minus("2026-08-31", 1, CalendarUnit::months) == "2026-07-31T00:00:00Z");
+  }
   SUBCASE("30 to 30 keeps the day although the source month is short") {
     CHECK(minus("2026-04-30", 1, CalendarUnit::months) == "2026-03-30T00:00:00Z");
   }
@@ -68,14 +78,18 @@ TEST_CASE("months cross year boundaries") {
   SUBCASE("twelve months is one year") {
     CHECK(minus("2026-01-15", 12, CalendarUnit::months) == "2025-01-15T00:00:00Z");
   }
-  SUBCASE("thirteen months") { CHECK(minus("2026-01-15", 13, CalendarUnit::months) == "2024-12-15T00:00:00Z"); }
+  SUBCASE("thirteen months") {
+    CHECK(minus("2026-01-15", 13, CalendarUnit::months) == "2024-12-15T00:00:00Z");
+  }
   SUBCASE("twenty-four months") {
     CHECK(minus("2026-12-31", 24, CalendarUnit::months) == "2024-12-31T00:00:00Z");
   }
   SUBCASE("twenty-three months to a leap february") {
     CHECK(minus("2026-01-31", 23, CalendarUnit::months) == "2024-02-29T00:00:00Z");
   }
-  SUBCASE("zero months") { CHECK(minus("2026-03-31T12:00:00Z", 0, CalendarUnit::months) == "2026-03-31T12:00:00Z"); }
+  SUBCASE("zero months") {
+    CHECK(minus("2026-03-31T12:00:00Z", 0, CalendarUnit::months) == "2026-03-31T12:00:00Z");
+  }
 }
 
 TEST_CASE("years from february 29") {
@@ -94,8 +108,12 @@ TEST_CASE("years from february 29") {
   SUBCASE("to a leap year from a common year keeps february 28") {
     CHECK(minus("2025-02-28", 1, CalendarUnit::years) == "2024-02-28T00:00:00Z");
   }
-  SUBCASE("ordinary date") { CHECK(minus("2026-11-23", 7, CalendarUnit::years) == "2019-11-23T00:00:00Z"); }
-  SUBCASE("zero years") { CHECK(minus("2024-02-29", 0, CalendarUnit::years) == "2024-02-29T00:00:00Z"); }
+  SUBCASE("ordinary date") {
+    CHECK(minus("2026-11-23", 7, CalendarUnit::years) == "2019-11-23T00:00:00Z");
+  }
+  SUBCASE("zero years") {
+    CHECK(minus("2024-02-29", 0, CalendarUnit::years) == "2024-02-29T00:00:00Z");
+  }
 }
 
 TEST_CASE("time of day and milliseconds are kept") {
@@ -117,27 +135,40 @@ TEST_CASE("time of day and milliseconds are kept") {
 }
 
 TEST_CASE("fixed units") {
-  SUBCASE("seconds") { CHECK(minus("2026-01-01T00:00:00Z", 1, CalendarUnit::seconds) == "2025-12-31T23:59:59Z"); }
-  SUBCASE("minutes") { CHECK(minus("2026-01-01T00:00:00Z", 90, CalendarUnit::minutes) == "2025-12-31T22:30:00Z"); }
-  SUBCASE("hours") { CHECK(minus("2026-01-01T00:00:00Z", 48, CalendarUnit::hours) == "2025-12-30T00:00:00Z"); }
-  SUBCASE("days cross a leap day") { CHECK(minus("2024-03-01", 1, CalendarUnit::days) == "2024-02-29T00:00:00Z"); }
+  SUBCASE("seconds") {
+    CHECK(minus("2026-01-01T00:00:00Z", 1, CalendarUnit::seconds) == "2025-12-31T23:59:59Z");
+  }
+  SUBCASE("minutes") {
+    CHECK(minus("2026-01-01T00:00:00Z", 90, CalendarUnit::minutes) == "2025-12-31T22:30:00Z");
+  }
+  SUBCASE("hours") {
+    CHECK(minus("2026-01-01T00:00:00Z", 48, CalendarUnit::hours) == "2025-12-30T00:00:00Z");
+  }
+  SUBCASE("days cross a leap day") {
+    CHECK(minus("2024-03-01", 1, CalendarUnit::days) == "2024-02-29T00:00:00Z");
+  }
   SUBCASE("days cross a common february") {
     CHECK(minus("2026-03-01", 1, CalendarUnit::days) == "2026-02-28T00:00:00Z");
   }
-  SUBCASE("30 days is not a month") { CHECK(minus("2026-03-31", 30, CalendarUnit::days) == "2026-03-01T00:00:00Z"); }
+  SUBCASE("30 days is not a month") {
+    CHECK(minus("2026-03-31", 30, CalendarUnit::days) == "2026-03-01T00:00:00Z");
+  }
   SUBCASE("365 days in a leap year is not a year") {
     CHECK(minus("2024-12-31", 365, CalendarUnit::days) == "2024-01-01T00:00:00Z");
   }
   SUBCASE("zero days") {
     CHECK(minus("2026-11-23T19:00:00.250Z", 0, CalendarUnit::days) == "2026-11-23T19:00:00.250Z");
   }
-  SUBCASE("one week") { CHECK(minus("2026-03-04", 1, CalendarUnit::weeks) == "2026-02-25T00:00:00Z"); }
+  SUBCASE("one week") {
+    CHECK(minus("2026-03-04", 1, CalendarUnit::weeks) == "2026-02-25T00:00:00Z");
+  }
   SUBCASE("weeks are seven days") {
     CHECK(subtract_retention(at("2026-11-23"), make(3, CalendarUnit::weeks)) ==
           subtract_retention(at("2026-11-23"), make(21, CalendarUnit::days)));
   }
   SUBCASE("milliseconds kept") {
-    CHECK(minus("2026-01-01T00:00:00.001Z", 1, CalendarUnit::seconds) == "2025-12-31T23:59:59.001Z");
+    CHECK(minus("2026-01-01T00:00:00.001Z", 1, CalendarUnit::seconds) ==
+          "2025-12-31T23:59:59.001Z");
   }
 }
 
@@ -158,14 +189,17 @@ TEST_CASE("around and before the epoch") {
   SUBCASE("negative instants keep their time of day") {
     CHECK(minus("1969-12-31T23:59:59.500Z", 1, CalendarUnit::years) == "1968-12-31T23:59:59.500Z");
   }
-  SUBCASE("into the 1800s") { CHECK(minus("2000-02-29", 200, CalendarUnit::years) == "1800-02-28T00:00:00Z"); }
+  SUBCASE("into the 1800s") {
+    CHECK(minus("2000-02-29", 200, CalendarUnit::years) == "1800-02-28T00:00:00Z");
+  }
   SUBCASE("the largest parsed retention stays on the calendar") {
     CHECK(minus("2026-11-23", 10000, CalendarUnit::years) == "-7974-11-23T00:00:00Z");
   }
   SUBCASE("hand-built retentions beyond the calendar saturate") {
-    CHECK(subtract_retention(at("2026-11-23"), make(1'000'000, CalendarUnit::years)) == Instant::min());
-    CHECK(subtract_retention(at("2026-11-23"), make(std::numeric_limits<std::int64_t>::max(), CalendarUnit::weeks)) ==
+    CHECK(subtract_retention(at("2026-11-23"), make(1'000'000, CalendarUnit::years)) ==
           Instant::min());
+    CHECK(subtract_retention(at("2026-11-23"), make(std::numeric_limits<std::int64_t>::max(),
+                                                    CalendarUnit::weeks)) == Instant::min());
   }
 }
 
@@ -173,5 +207,6 @@ TEST_CASE("cutoff_for is the instant the retention period starts") {
   const Instant now = at("2026-03-31T08:00:00Z");
   CHECK(format_iso8601(cutoff_for(now, make(1, CalendarUnit::months))) == "2026-02-28T08:00:00Z");
   CHECK(cutoff_for(now, make(0, CalendarUnit::days)) == now);
-  CHECK(cutoff_for(now, make(90, CalendarUnit::days)) == subtract_retention(now, make(90, CalendarUnit::days)));
+  CHECK(cutoff_for(now, make(90, CalendarUnit::days)) ==
+        subtract_retention(now, make(90, CalendarUnit::days)));
 }

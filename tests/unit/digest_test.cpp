@@ -40,7 +40,10 @@ TEST_CASE("hmac_sha256_hex") {
           "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
   }
   SUBCASE("empty key and data") {
-    CHECK(hmac_sha256_hex("", "") == "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
+    CHECK(hmac_sha256_hex("", "") ==
+          "b613679a0814d9ec772f95d778c35fc5ff1697c493715653c6c712144292c5ad");
   }
-  SUBCASE("the key matters") { CHECK(hmac_sha256_hex("k1", "data") != hmac_sha256_hex("k2", "data")); }
+  SUBCASE("the key matters") {
+    CHECK(hmac_sha256_hex("k1", "data") != hmac_sha256_hex("k2", "data"));
+  }
 }

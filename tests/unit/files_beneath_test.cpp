@@ -43,21 +43,23 @@ struct Sandbox {
   Sandbox() { fs::create_directories(root); }
 };
 
-} // namespace
+}  // namespace
 
 TEST_CASE("the root must be an existing directory") {
   TempDir dir;
   SUBCASE("missing") {
     CHECK_THROWS_WITH_AS(open_root("media", dir / "nope", true),
                          ("datastore 'media': root " + (dir / "nope").string() +
-                          " does not exist or is not a directory").c_str(),
+                          " does not exist or is not a directory")
+                             .c_str(),
                          std::runtime_error);
   }
   SUBCASE("a file") {
     write_file(dir / "file");
     CHECK_THROWS_WITH_AS(open_root("media", dir / "file", true),
                          ("datastore 'media': root " + (dir / "file").string() +
-                          " does not exist or is not a directory").c_str(),
+                          " does not exist or is not a directory")
+                             .c_str(),
                          std::runtime_error);
   }
 }
@@ -241,7 +243,7 @@ std::size_t open_descriptors() {
   return count;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("resolutions share the directories that held files keep open") {
   Sandbox box;

@@ -4,8 +4,8 @@
 
 #include <string>
 
-using retentiond::adapters::files::GlobPattern;
 using retentiond::adapters::files::glob_match;
+using retentiond::adapters::files::GlobPattern;
 using retentiond::adapters::files::match_component;
 
 TEST_CASE("a component pattern matches one name") {

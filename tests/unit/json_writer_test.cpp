@@ -26,20 +26,32 @@ double read_back(const std::string& text) {
   return value;
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("json_quote") {
-  SUBCASE("plain") { CHECK(json_quote("abc") == "\"abc\""); }
-  SUBCASE("empty") { CHECK(json_quote("") == "\"\""); }
-  SUBCASE("quote and backslash") { CHECK(json_quote("a\"b\\c") == "\"a\\\"b\\\\c\""); }
-  SUBCASE("short escapes") { CHECK(json_quote("\n\r\t\b\f") == "\"\\n\\r\\t\\b\\f\""); }
+  SUBCASE("plain") {
+    CHECK(json_quote("abc") == "\"abc\"");
+  }
+  SUBCASE("empty") {
+    CHECK(json_quote("") == "\"\"");
+  }
+  SUBCASE("quote and backslash") {
+    CHECK(json_quote("a\"b\\c") == "\"a\\\"b\\\\c\"");
+  }
+  SUBCASE("short escapes") {
+    CHECK(json_quote("\n\r\t\b\f") == "\"\\n\\r\\t\\b\\f\"");
+  }
   SUBCASE("other control characters") {
     using namespace std::string_literals;
     CHECK(json_quote("\x01\x1f"s) == "\"\\u0001\\u001f\"");
     CHECK(json_quote("a\0b"s) == "\"a\\u0000b\"");
   }
-  SUBCASE("delete and slash are not escaped") { CHECK(json_quote("/\x7f") == "\"/\x7f\""); }
-  SUBCASE("UTF-8 passes through") { CHECK(json_quote("café ✓ 😀") == "\"café ✓ 😀\""); }
+  SUBCASE("delete and slash are not escaped") {
+    CHECK(json_quote("/\x7f") == "\"/\x7f\"");
+  }
+  SUBCASE("UTF-8 passes through") {
+    CHECK(json_quote("café ✓ 😀") == "\"café ✓ 😀\"");
+  }
 }
 
 TEST_CASE("JsonWriter scalars") {
@@ -83,19 +95,37 @@ TEST_CASE("JsonWriter scalars") {
 }
 
 TEST_CASE("JsonWriter doubles") {
-  SUBCASE("half") { CHECK(number(0.5) == "0.5"); }
-  SUBCASE("whole") { CHECK(number(100.0) == "100"); }
-  SUBCASE("zero") { CHECK(number(0.0) == "0"); }
-  SUBCASE("negative") { CHECK(number(-2.25) == "-2.25"); }
-  SUBCASE("no binary noise") { CHECK(number(0.1) == "0.1"); }
-  SUBCASE("sum is printed exactly enough to round-trip") { CHECK(number(0.1 + 0.2) == "0.30000000000000004"); }
-  SUBCASE("large") { CHECK(number(1e21) == "1e+21"); }
-  SUBCASE("small") { CHECK(read_back(number(1.5e-10)) == 1.5e-10); }
+  SUBCASE("half") {
+    CHECK(number(0.5) == "0.5");
+  }
+  SUBCASE("whole") {
+    CHECK(number(100.0) == "100");
+  }
+  SUBCASE("zero") {
+    CHECK(number(0.0) == "0");
+  }
+  SUBCASE("negative") {
+    CHECK(number(-2.25) == "-2.25");
+  }
+  SUBCASE("no binary noise") {
+    CHECK(number(0.1) == "0.1");
+  }
+  SUBCASE("sum is printed exactly enough to round-trip") {
+    CHECK(number(0.1 + 0.2) == "0.30000000000000004");
+  }
+  SUBCASE("large") {
+    CHECK(number(1e21) == "1e+21");
+  }
+  SUBCASE("small") {
+    CHECK(read_back(number(1.5e-10)) == 1.5e-10);
+  }
   SUBCASE("round trip") {
     for (double value : {1.0 / 3.0, 2.0 / 3.0, 123456.789, 5e-324, 1.7976931348623157e308})
       CHECK(read_back(number(value)) == value);
   }
-  SUBCASE("nan is null") { CHECK(number(std::nan("")) == "null"); }
+  SUBCASE("nan is null") {
+    CHECK(number(std::nan("")) == "null");
+  }
   SUBCASE("infinity is null") {
     CHECK(number(std::numeric_limits<double>::infinity()) == "null");
     CHECK(number(-std::numeric_limits<double>::infinity()) == "null");

@@ -27,9 +27,11 @@ Instant at(std::string_view text) {
 }
 
 // Ages are measured at as_of; `from`/`to` are ages in days.
-AgeBucket bucket(std::optional<int> from_days, std::optional<int> to_days, std::int64_t rows, bool past) {
+AgeBucket bucket(std::optional<int> from_days, std::optional<int> to_days, std::int64_t rows,
+                 bool past) {
   const auto days = [](std::optional<int> n) -> std::optional<std::chrono::milliseconds> {
-    if (!n) return std::nullopt;
+    if (!n)
+      return std::nullopt;
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::days{*n});
   };
   return {days(from_days), days(to_days), rows, past};
@@ -42,7 +44,8 @@ struct SampleReport {
   Report report;
 
   SampleReport() {
-    const std::string shared_policy = "Privacy Policy (January 2023), section V \"How long we retain\", note 5.2";
+    const std::string shared_policy =
+        "Privacy Policy (January 2023), section V \"How long we retain\", note 5.2";
 
     cookies.id = "cookies";
     cookies.description = "Cookies are deleted 12 months after consent, \"rolling\"";
@@ -77,27 +80,36 @@ struct SampleReport {
     report.generated_at = at("2026-03-01T12:00:05Z");
     report.as_of = at("2026-03-01T12:00:00Z");
     report.config_digest = "5f2c0e8a41d7b93c6e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7";
-    report.audit = {true, 42, "9c1d7a3e5b2f4c6d8e0a1b3c5d7e9f0a2b4c6d8e0f1a3b5c7d9e1f3a5b7c9d1e", std::nullopt, ""};
+    report.audit = {true, 42, "9c1d7a3e5b2f4c6d8e0a1b3c5d7e9f0a2b4c6d8e0f1a3b5c7d9e1f3a5b7c9d1e",
+                    std::nullopt, ""};
 
     RuleReport due;
     due.rule = &cookies;
     due.status = "due";
-    due.counts = {.table_rows = 1000, .total = 950, .due = 120, .held = 3, .undated = 7, .unreadable = 2,
-                  .future = 1, .wrong_scale = 0, .oldest_due = at("2025-01-15T08:30:00Z")};
+    due.counts = {.table_rows = 1000,
+                  .total = 950,
+                  .due = 120,
+                  .held = 3,
+                  .undated = 7,
+                  .unreadable = 2,
+                  .future = 1,
+                  .wrong_scale = 0,
+                  .oldest_due = at("2025-01-15T08:30:00Z")};
     due.cutoff = at("2025-03-01T12:00:00Z");
     due.worst_overshoot = *due.cutoff - *due.counts.oldest_due;
     due.last_runs = {{2, "cookies", "2026-03-01T11:00:00Z", "2026-03-01T11:00:02Z", "ok", 17, ""},
                      {1, "cookies", "2026-03-01T10:00:00Z", "2026-03-01T10:00:09Z", "partial", 250,
                       "max_runtime reached"}};
-    due.ages = {bucket(730, std::nullopt, 40, true), bucket(365, 730, 83, true), bucket(0, 365, 826, false),
-                bucket(std::nullopt, 0, 1, false)};
+    due.ages = {bucket(730, std::nullopt, 40, true), bucket(365, 730, 83, true),
+                bucket(0, 365, 826, false), bucket(std::nullopt, 0, 1, false)};
 
     RuleReport failed;
     failed.rule = &error_logs;
     failed.status = "error";
     failed.message = "schema: no such table \"error_logs\"\nhint: <run check --connect>, then fix";
     failed.cutoff = at("2024-03-01T12:00:00Z");
-    failed.last_runs = {{3, "error_logs", "2026-02-28T03:00:00Z", "", "error", 0, "disk I/O error"}};
+    failed.last_runs = {
+        {3, "error_logs", "2026-02-28T03:00:00Z", "", "error", 0, "disk I/O error"}};
 
     RuleReport kept;
     kept.rule = &tickets;
@@ -124,17 +136,20 @@ std::string first_difference(const std::string& actual, const std::string& expec
     }
   }
   const auto line_of = [&](const std::string& text) {
-    if (start >= text.size()) return std::string{"<end of text>"};
+    if (start >= text.size())
+      return std::string{"<end of text>"};
     return text.substr(start, text.find('\n', start) - start);
   };
-  return "line " + std::to_string(line) + "\n  actual:   " + line_of(actual) + "\n  expected: " +
-         line_of(expected);
+  return "line " + std::to_string(line) + "\n  actual:   " + line_of(actual) +
+         "\n  expected: " + line_of(expected);
 }
 
 // Compares `actual` with tests/golden/<name>; with RETENTIOND_UPDATE_GOLDEN=1, rewrites it.
 void check_golden(const std::string& name, const std::string& actual) {
-  const std::filesystem::path path = std::filesystem::path(RETENTIOND_SOURCE_DIR) / "tests" / "golden" / name;
-  if (const char* update = std::getenv("RETENTIOND_UPDATE_GOLDEN"); update != nullptr && std::string_view{update} == "1") {
+  const std::filesystem::path path =
+      std::filesystem::path(RETENTIOND_SOURCE_DIR) / "tests" / "golden" / name;
+  if (const char* update = std::getenv("RETENTIOND_UPDATE_GOLDEN");
+      update != nullptr && std::string_view{update} == "1") {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out << actual;
     REQUIRE(out.good());
@@ -148,7 +163,7 @@ void check_golden(const std::string& name, const std::string& actual) {
   CHECK(actual == expected);
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("report golden: json") {
   const SampleReport sample;
@@ -192,7 +207,8 @@ TEST_CASE("markdown and json state a broken audit chain") {
   sample.report.audit.bad_seq = 7;
   sample.report.audit.problem = "entry 7: hash does not match its content";
   const std::string markdown = report_markdown(sample.report);
-  CHECK(markdown.find("- Audit chain: **BROKEN** — entry 7: hash does not match its content\n") != std::string::npos);
+  CHECK(markdown.find("- Audit chain: **BROKEN** — entry 7: hash does not match its content\n") !=
+        std::string::npos);
   CHECK(markdown.find("cannot be trusted") != std::string::npos);
   const std::string json = report_json(sample.report);
   CHECK(json.find("\"verified\":false") != std::string::npos);

@@ -21,7 +21,8 @@ Instant at(std::string_view text) {
 
 std::size_t occurrences(std::string_view text, std::string_view what) {
   std::size_t count = 0;
-  for (std::size_t at = text.find(what); at != std::string_view::npos; at = text.find(what, at + what.size()))
+  for (std::size_t at = text.find(what); at != std::string_view::npos;
+       at = text.find(what, at + what.size()))
     ++count;
   return count;
 }
@@ -71,8 +72,8 @@ struct HtmlSample {
     entry.counts.due = 55;
     entry.counts.total = 1100;
     entry.ages = thirty_day_buckets(report.as_of, *entry.cutoff);
-    entry.last_runs = {{1, "event_logs", "2026-02-28T00:00:00Z", "2026-02-28T00:00:01Z", "error", 0,
-                        "<oops>"}};
+    entry.last_runs = {
+        {1, "event_logs", "2026-02-28T00:00:00Z", "2026-02-28T00:00:01Z", "error", 0, "<oops>"}};
     RuleReport kept;
     kept.rule = &tickets;
     kept.status = "keep";
@@ -80,7 +81,7 @@ struct HtmlSample {
   }
 };
 
-} // namespace
+}  // namespace
 
 TEST_CASE("csv_field quotes only what RFC 4180 requires") {
   CHECK(csv_field("plain") == "plain");
@@ -112,7 +113,8 @@ TEST_CASE("the html report escapes every text from config and data") {
   CHECK(html.find("<script") == std::string::npos);
   CHECK(html.find("<b>V</b>") == std::string::npos);
   CHECK(html.find("<oops>") == std::string::npos);
-  CHECK(html.find("Event logs &lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;more&quot;") != std::string::npos);
+  CHECK(html.find("Event logs &lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;more&quot;") !=
+        std::string::npos);
   CHECK(html.find("Policy &lt;b&gt;V&lt;/b&gt; &amp; &#39;notes&#39;") != std::string::npos);
   CHECK(html.find("&lt;oops&gt;") != std::string::npos);
 }
@@ -122,7 +124,8 @@ TEST_CASE("the html report is self-contained") {
   const std::string html = report_html(sample.report);
   CHECK(html.starts_with("<!DOCTYPE html>"));
   CHECK(html.find("default-src 'none'") != std::string::npos);
-  for (const std::string_view outside : {"http:", "https:", "src=", "<link", "@import", "url(", "<script"})
+  for (const std::string_view outside :
+       {"http:", "https:", "src=", "<link", "@import", "url(", "<script"})
     CHECK_MESSAGE(html.find(outside) == std::string::npos, outside);
 }
 
@@ -148,7 +151,8 @@ TEST_CASE("the html report shows a broken audit chain first") {
   const std::size_t alert = html.find("id=\"audit-broken\"");
   REQUIRE(alert != std::string::npos);
   CHECK(alert < html.find("id=\"summary-table\""));
-  CHECK(html.find("entry 4: hash does not match its content (first failing entry: 4)") != std::string::npos);
+  CHECK(html.find("entry 4: hash does not match its content (first failing entry: 4)") !=
+        std::string::npos);
   CHECK(html.find("<span class=\"chain broken\">BROKEN</span>") != std::string::npos);
 }
 
@@ -187,12 +191,14 @@ TEST_CASE("the age chart labels long retention periods in months and years") {
   const auto month = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::months{1});
   const auto year = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::years{1});
   entry.cutoff = at("2025-03-01T12:00:00Z");
-  entry.ages = {{24 * month, std::nullopt, 1, true}, {12 * month, 24 * month, 1, true},
+  entry.ages = {{24 * month, std::nullopt, 1, true},
+                {12 * month, 24 * month, 1, true},
                 {std::chrono::milliseconds{0}, 12 * month, 1, false}};
   std::string svg = age_chart_svg(entry, sample.report.as_of);
   CHECK(svg.find(">12 mo</text>") != std::string::npos);
   CHECK(svg.find(">24 mo</text>") != std::string::npos);
-  entry.ages = {{10 * year, std::nullopt, 1, true}, {5 * year, 10 * year, 1, true},
+  entry.ages = {{10 * year, std::nullopt, 1, true},
+                {5 * year, 10 * year, 1, true},
                 {std::chrono::milliseconds{0}, 5 * year, 1, false}};
   svg = age_chart_svg(entry, sample.report.as_of);
   CHECK(svg.find(">10 y</text>") != std::string::npos);

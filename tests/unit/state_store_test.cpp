@@ -36,7 +36,7 @@ std::string error_of(const std::function<void()>& action) {
   return "no error";
 }
 
-} // namespace
+}  // namespace
 
 TEST_CASE("a new state DB gets the schema, a rollback journal and user_version 1") {
   TempDir dir;
