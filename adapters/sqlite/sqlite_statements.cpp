@@ -106,58 +106,41 @@ SqlFragment RuleStatements::readable() const {
   return sql("0");
 }
 
+bool RuleStatements::numeric_anchor() const {
+  return m_rule.age_format == AgeFormat::unix_seconds ||
+         m_rule.age_format == AgeFormat::unix_millis;
+}
+
+SqlValue RuleStatements::numeric_value(Instant instant) const {
+  if (m_rule.age_format == AgeFormat::unix_seconds)
+    return static_cast<double>(to_unix_millis(instant)) / 1000.0;
+  return to_unix_millis(instant);
+}
+
 // For numeric anchors the comparisons need no typeof(): SQLite orders every number before every
 // text and blob, so `anchor < number` holds for numbers only, and `anchor < ''` bounds a range
 // to numbers. The conditions are then plain ranges that an index on the anchor answers alone.
+// For text anchors, a comparison of the text lets an index narrow the scan (a local time is at
+// most 14 hours after, or 12 hours before, its UTC instant: a day of margin), and julianday()
+// then compares the instants exactly.
 SqlFragment RuleStatements::before(Instant instant) const {
   const std::string& a = m_anchor;
-  const bool numeric =
-      m_rule.age_format == AgeFormat::unix_seconds || m_rule.age_format == AgeFormat::unix_millis;
-  SqlFragment condition = numeric ? sql("1") : readable();
-  switch (m_rule.age_format) {
-  case AgeFormat::unix_seconds:
-    condition.append(fmt::format(" AND {} < ?", a));
-    condition.values.emplace_back(static_cast<double>(to_unix_millis(instant)) / 1000.0);
-    break;
-  case AgeFormat::unix_millis:
-    condition.append(fmt::format(" AND {} < ?", a));
-    condition.values.emplace_back(to_unix_millis(instant));
-    break;
-  case AgeFormat::iso8601:
-  case AgeFormat::native:
-    // The text comparison lets an index on the anchor narrow the scan (a local time is at most
-    // 14 hours after its UTC instant); julianday() then compares the instants exactly.
-    condition.append(fmt::format(" AND {0} < ? AND julianday({0}) < julianday(?)", a));
-    condition.values.emplace_back(format_iso8601(instant + std::chrono::days{1}));
-    condition.values.emplace_back(format_iso8601(instant));
-    break;
-  }
-  return sql("(").append(condition).append(")");
+  if (numeric_anchor())
+    return sql(fmt::format("({} < ?)", a), {numeric_value(instant)});
+  return sql("(")
+      .append(readable())
+      .append(sql(fmt::format(" AND {0} < ? AND julianday({0}) < julianday(?))", a),
+                  {format_iso8601(instant + std::chrono::days{1}), format_iso8601(instant)}));
 }
 
 SqlFragment RuleStatements::at_or_after(Instant instant) const {
   const std::string& a = m_anchor;
-  const bool numeric =
-      m_rule.age_format == AgeFormat::unix_seconds || m_rule.age_format == AgeFormat::unix_millis;
-  SqlFragment condition = numeric ? sql("1") : readable();
-  switch (m_rule.age_format) {
-  case AgeFormat::unix_seconds:
-    condition.append(fmt::format(" AND {0} >= ? AND {0} < ''", a));
-    condition.values.emplace_back(static_cast<double>(to_unix_millis(instant)) / 1000.0);
-    break;
-  case AgeFormat::unix_millis:
-    condition.append(fmt::format(" AND {0} >= ? AND {0} < ''", a));
-    condition.values.emplace_back(to_unix_millis(instant));
-    break;
-  case AgeFormat::iso8601:
-  case AgeFormat::native:
-    // A local time is at most 12 hours before its UTC instant.
-    condition.append(fmt::format(" AND {0} >= ? AND julianday({0}) >= julianday(?)", a));
-    condition.values.emplace_back(format_iso8601(instant - std::chrono::days{1}));
-    condition.values.emplace_back(format_iso8601(instant));
-    break;
-  }
-  return sql("(").append(condition).append(")");
+  if (numeric_anchor())
+    return sql(fmt::format("({0} >= ? AND {0} < '')", a), {numeric_value(instant)});
+  return sql("(")
+      .append(readable())
+      .append(sql(fmt::format(" AND {0} >= ? AND julianday({0}) >= julianday(?))", a),
+                  {format_iso8601(instant - std::chrono::days{1}), format_iso8601(instant)}));
 }
 
 SqlFragment RuleStatements::due() const {
@@ -262,7 +245,7 @@ SqlFragment RuleStatements::oldest_due() const {
   query.append(" WHERE ").append(matched()).append(" AND ").append(due()).append(" AND NOT ");
   query.append(held());
   // Numbers: the index gives the smallest at once. Text: compare the instants.
-  if (m_rule.age_format == AgeFormat::unix_seconds || m_rule.age_format == AgeFormat::unix_millis)
+  if (numeric_anchor())
     query.append(" ORDER BY " + m_anchor);
   else
     query.append(" ORDER BY julianday(" + m_anchor + ")");
@@ -282,7 +265,7 @@ SqlFragment RuleStatements::count_unreadable() const {
       sql("SELECT count(*)").append(from_clause()).append(" WHERE ").append(matched());
   query.append(" AND " + m_anchor + " IS NOT NULL AND NOT ").append(readable());
   // Text and blobs sort after every number: an index on a numeric anchor finds them at once.
-  if (m_rule.age_format == AgeFormat::unix_seconds || m_rule.age_format == AgeFormat::unix_millis)
+  if (numeric_anchor())
     query.append(" AND " + m_anchor + " >= ''");
   return query;
 }
@@ -309,15 +292,12 @@ SqlFragment RuleStatements::count_anchors(std::optional<Instant> from,
                                           std::optional<Instant> to) const {
   SqlFragment query =
       sql("SELECT count(*)").append(from_clause()).append(" WHERE ").append(matched());
-  const bool numeric =
-      m_rule.age_format == AgeFormat::unix_seconds || m_rule.age_format == AgeFormat::unix_millis;
+  const bool numeric = numeric_anchor();
   if (numeric && from && to) {
     // One index range: with a third bound (at_or_after's "< ''"), the planner might pick that
     // one as the range's end and filter the rest row by row.
     query.append(" AND ").append(before(*to)).append(fmt::format(" AND {} >= ?", m_anchor));
-    query.values.emplace_back(m_rule.age_format == AgeFormat::unix_seconds
-                                  ? SqlValue{static_cast<double>(to_unix_millis(*from)) / 1000.0}
-                                  : SqlValue{to_unix_millis(*from)});
+    query.values.push_back(numeric_value(*from));
     return query;
   }
   if (!numeric || (!from && !to))

@@ -86,6 +86,8 @@ private:
   SqlFragment matched() const;                     // match filters and not-yet-anonymized
   SqlFragment readable() const;                    // the anchor can be read in the declared format
   SqlFragment due() const;                         // readable and strictly older than the cutoff
+  bool numeric_anchor() const;                     // unix_seconds or unix_millis
+  SqlValue numeric_value(Instant instant) const;   // the instant as a numeric anchor stores it
   SqlFragment before(Instant instant) const;       // anchor < instant (anchor readable)
   SqlFragment at_or_after(Instant instant) const;  // anchor >= instant (anchor readable)
   SqlFragment selectable() const;  // matched, due, not held, not refused in this run
