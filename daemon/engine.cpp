@@ -81,6 +81,21 @@ std::string wrong_scale_problem(const Rule& rule, std::int64_t rows) {
                      to_string(rule.age_format));
 }
 
+std::optional<std::string> mass_change_problem(const Rule& rule,
+                                               const adapters::RuleCounts& counts) {
+  if (counts.table_rows == 0)
+    return std::nullopt;
+  const double fraction = static_cast<double>(counts.due) / static_cast<double>(counts.table_rows);
+  if (fraction <= rule.max_fraction)
+    return std::nullopt;
+  return fmt::format("would {} {} of {} rows of {} ({:.1f}%), more than max_fraction {}; if this "
+                     "is intended, run once with --confirm-mass {} or raise max_fraction",
+                     rule.action == Action::anonymize ? "anonymize" : "delete", counts.due,
+                     counts.table_rows,
+                     rule.glob.empty() ? rule.table : "files matching " + rule.glob,
+                     fraction * 100.0, rule.max_fraction, rule.id);
+}
+
 bool RunSummary::any_failed() const {
   return std::any_of(outcomes.begin(), outcomes.end(), [](const RuleOutcome& outcome) {
     return outcome.result == "refused" || outcome.result == "error";
@@ -261,17 +276,9 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
   const adapters::RuleCounts& counts = outcome.counts;
   if (counts.wrong_scale > 0)
     return refuse(wrong_scale_problem(rule, counts.wrong_scale));
-  if (counts.table_rows > 0 && !options.confirm_mass.contains(rule.id)) {
-    const double fraction =
-        static_cast<double>(counts.due) / static_cast<double>(counts.table_rows);
-    if (fraction > rule.max_fraction)
-      return refuse(fmt::format(
-          "would {} {} of {} rows of {} ({:.1f}%), more than max_fraction {}; if this is intended, "
-          "run once with --confirm-mass {} or raise max_fraction",
-          rule.action == Action::anonymize ? "anonymize" : "delete", counts.due, counts.table_rows,
-          rule.glob.empty() ? rule.table : "files matching " + rule.glob, fraction * 100.0,
-          rule.max_fraction, rule.id));
-  }
+  if (!options.confirm_mass.contains(rule.id))
+    if (auto problem = mass_change_problem(rule, counts))
+      return refuse(*problem);
   if (options.dry_run) {
     outcome.result = "dry_run";
     outcome.rows = counts.due;

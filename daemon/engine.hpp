@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -45,6 +46,11 @@ struct RunSummary {
 // Why a rule must not run while `rows` of its anchors are in the other unit (milliseconds in a
 // unix_seconds column, or the reverse): the message `once`, `check --connect` and the report give.
 std::string wrong_scale_problem(const Rule& rule, std::int64_t rows);
+
+// The mass-deletion breaker: why a run that would change `counts.due` of the table's rows must
+// be refused (more than the rule's max_fraction), or nothing when it may go on.
+std::optional<std::string> mass_change_problem(const Rule& rule,
+                                               const adapters::RuleCounts& counts);
 
 // Plans and enforces rules: cutoff, census, holds, mass-deletion breaker, then time-boxed
 // batches, each audited before it commits. Sees datastores only through adapters::Datastore.

@@ -47,17 +47,10 @@ void assess(RuleReport& entry, const Rule& rule, const StateStore& state, Instan
     entry.message = wrong_scale_problem(rule, counts.wrong_scale);
     return;
   }
-  if (counts.table_rows > 0) {
-    const double fraction =
-        static_cast<double>(counts.due) / static_cast<double>(counts.table_rows);
-    if (fraction > rule.max_fraction) {
-      entry.status = "refused";
-      entry.message =
-          fmt::format("{} of {} rows due ({:.1f}%) is more than max_fraction {}: needs "
-                      "--confirm-mass {}",
-                      counts.due, counts.table_rows, fraction * 100.0, rule.max_fraction, rule.id);
-      return;
-    }
+  if (auto problem = mass_change_problem(rule, counts)) {
+    entry.status = "refused";
+    entry.message = *problem;
+    return;
   }
   const auto success = state.last_success(rule.id);
   if (success && as_of - *success > 2 * rule.schedule.interval) {
