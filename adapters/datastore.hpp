@@ -80,6 +80,9 @@ public:
     return none;
   }
   virtual bool exhausted() const = 0;  // fewer rows were due than the batch allowed
+  // The batch covered less than its `limit` because it reached the end of a stretch of the
+  // table: its duration says nothing about how long a batch of `limit` takes.
+  virtual bool cut_short() const { return false; }
   // Removes the linked files first, then commits the rows; throws std::runtime_error when the
   // datastore refuses (the row changes are then undone).
   virtual void commit() = 0;
@@ -104,6 +107,10 @@ public:
   // [i] anchors in [edges[i-1], edges[i]), the last anchors at or after the last edge.
   virtual std::vector<std::int64_t> count_by_anchor(const Selection& selection,
                                                     const std::vector<Instant>& edges) = 0;
+  // Before the first batch of a run: finds where in the table the run's rows are (reads only).
+  // begin_batch does it when it was not called; calling it first keeps its cost out of the
+  // first batch's measured duration.
+  virtual void plan_run(const Selection& selection) { (void)selection; }
   // Opens one transaction (taking the datastore's write lock) and deletes or anonymizes at most
   // `limit` selected rows, cascade children first. `limit` is a unit of work the engine scales
   // to the rule's batch_time: an adapter may walk its table in slices of `limit` physical rows
@@ -111,10 +118,11 @@ public:
   // continue where the previous batch stopped. The batch may have changed nothing (a slice
   // without due rows); returns nullptr once the whole table has been covered.
   virtual std::unique_ptr<Batch> begin_batch(const Selection& selection, std::int64_t limit) = 0;
-  // Between batches: leaves room for the application. When the application has written since
-  // the previous call, waits until it writes again (a writer that queued behind the batch got
-  // in) or `longest` has passed; otherwise returns at once.
-  virtual void yield_to_application(std::chrono::milliseconds longest) { (void)longest; }
+  // Between batches, with no transaction open: finishes what a batch leaves to do outside the
+  // write lock (for SQLite, copying its pages into the database file), and leaves room for the
+  // application: when it has written since the previous call, waits until it writes again (a
+  // writer that queued behind the batch got in) or `longest` has passed.
+  virtual void between_batches(std::chrono::milliseconds longest) { (void)longest; }
   // The files datastore's resolver, used by table rules that link files; nullptr for others.
   virtual LinkedFiles* linked_files() { return nullptr; }
   // After a run that changed rows: make deleted data unrecoverable (WAL checkpoint, ...).

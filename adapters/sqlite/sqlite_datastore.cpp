@@ -6,6 +6,7 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
+#include <sqlite3.h>
 
 #include <filesystem>
 #include <limits>
@@ -23,6 +24,12 @@ constexpr std::int64_t k_rows_per_band = 150'000;
 constexpr std::int64_t k_max_linked_files_per_batch = 256;
 // An application that has not committed for this long is idle: batches follow each other.
 constexpr std::chrono::seconds k_application_quiet{1};
+// SQLite's automatic checkpoint, which runs inside COMMIT, only when the checkpoints between
+// batches fall behind (64 MiB of log at 4 KiB pages).
+constexpr int k_backstop_checkpoint_pages = 16'384;
+// How long the final TRUNCATE checkpoint, which holds off the application's writers, waits for
+// readers of the WAL to finish.
+constexpr std::chrono::milliseconds k_truncate_wait{20};
 
 void bind_all(SQLite::Statement& statement, const std::vector<SqlValue>& values) {
   int index = 1;
@@ -105,7 +112,9 @@ public:
 
   std::int64_t selected() const { return m_selected; }
   std::int64_t vanished() const override { return m_vanished; }
+  bool cut_short() const override { return m_cut_short; }
   void set_exhausted(bool exhausted) { m_exhausted = exhausted; }
+  void set_cut_short(bool cut_short) { m_cut_short = cut_short; }
 
 private:
   // Resolves each row's file beneath the files root; a refused path keeps its row.
@@ -134,6 +143,7 @@ private:
   SQLite::Database& m_db;
   bool m_committed = false;
   bool m_exhausted = false;
+  bool m_cut_short = false;
   std::int64_t m_selected = 0;
   std::int64_t m_vanished = 0;
   std::int64_t m_rows = 0;
@@ -145,7 +155,8 @@ private:
 class SqliteDatastore final : public Datastore {
 public:
   SqliteDatastore(const DatastoreConfig& config, OpenMode mode, const AdapterSecrets& secrets)
-      : m_name(config.name), m_mode(mode), m_db(open(config, mode)) {
+      : m_name(config.name), m_mode(mode), m_busy_timeout(config.busy_timeout),
+        m_db(open(config, mode)) {
     register_masks(m_db.getHandle(), secrets.hmac_key);
     if (mode == OpenMode::read_only) {
       m_db.exec("PRAGMA query_only = ON");
@@ -153,6 +164,18 @@ public:
     }
     // Deleted values are overwritten in the file instead of lingering in free pages.
     m_db.exec("PRAGMA secure_delete = ON");
+    if (m_db.execAndGet("PRAGMA journal_mode").getString() == "wal") {
+      m_wal = true;
+      // Each batch's pages are copied into the database file right after it commits, outside
+      // the write lock (see between_batches), instead of inside COMMIT. SQLite's own automatic
+      // checkpoint stays as a backstop, far above what one batch writes.
+      m_db.exec(fmt::format("PRAGMA wal_autocheckpoint = {}", k_backstop_checkpoint_pages));
+      // The checkpoint that follows each commit syncs the log before copying it: a batch is
+      // durable a few milliseconds after COMMIT, and a power loss in between can only undo it
+      // together with every later commit. Syncing in COMMIT as well would hold the write lock
+      // through an fsync for nothing.
+      m_db.exec("PRAGMA synchronous = NORMAL");
+    }
     // Consecutive batches walk neighbouring pages: a cache larger than SQLite's 2 MiB default
     // keeps the interior pages of the table and its indexes between batches (batches run about
     // twice as fast), at a bounded cost in memory.
@@ -232,12 +255,16 @@ public:
     return counts;
   }
 
-  std::unique_ptr<Batch> begin_batch(const Selection& selection, std::int64_t limit) override {
-    if (m_mode == OpenMode::read_only)
-      throw std::runtime_error(fmt::format("datastore '{}' is open read-only", m_name));
+  void plan_run(const Selection& selection) override {
     const std::string key = run_key(selection);
     if (key != m_walk.run)
       start_walk(selection, key);
+  }
+
+  std::unique_ptr<Batch> begin_batch(const Selection& selection, std::int64_t limit) override {
+    if (m_mode == OpenMode::read_only)
+      throw std::runtime_error(fmt::format("datastore '{}' is open read-only", m_name));
+    plan_run(selection);
     // Each linked file stays open (by descriptor) until the batch commits: keep batches with
     // files small enough for the process's descriptor limit.
     if (selection.linked_files != nullptr)
@@ -247,38 +274,54 @@ public:
       enter_band(m_walk.band + 1);
     if (m_walk.done)
       return nullptr;
+    // Whatever changes data_version from here on was committed after this batch.
+    if (data_version() != m_data_version)
+      note_application_write();
+    auto batch = std::make_unique<SqliteBatch>(m_db);
     if (m_walk.by_rowid) {
-      // A slice holds `limit` physical rows, however far apart their keys are. Found before
-      // the transaction starts: reading needs no write lock.
+      // A slice holds `limit` physical rows, however far apart their keys are. Found inside
+      // the transaction: the statement that follows changes rows on the very pages this read
+      // brought into the page cache.
       const std::int64_t lo = m_walk.next_rowid;
-      const std::int64_t hi = slice_end(statements.table(), lo, limit);
-      auto batch = std::make_unique<SqliteBatch>(m_db);
+      const auto [hi, cut_short] = slice_end(statements.table(), lo, limit);
       if (statements.single_statement_batches())
         batch->change_all(prepared(statements.change_range(lo, hi, m_walk.bands[m_walk.band])));
       else
         batch->apply(statements, selection, statements.select_range(lo, hi));
       m_walk.next_rowid = hi;
-      batch->set_exhausted(hi > m_walk.last_rowid && m_walk.band + 1 == m_walk.bands.size());
+      // Every row the band had due has changed: the rest of its stretch has none (unless the
+      // application changed rows meanwhile; the next run finds those).
+      RuleStatements::Band& band = m_walk.bands[m_walk.band];
+      if (band.due >= 0 && (band.due -= batch->rows()) <= 0)
+        m_walk.next_rowid = m_walk.last_rowid + 1;
+      batch->set_cut_short(cut_short);
+      batch->set_exhausted(m_walk.next_rowid > m_walk.last_rowid &&
+                           m_walk.band + 1 == m_walk.bands.size());
       return batch;
     }
-    auto batch = std::make_unique<SqliteBatch>(m_db);
-    {
-      batch->apply(statements, selection, statements.select_batch(limit));
-      // Found through the index: fewer rows than asked means none are left.
-      m_walk.done = batch->selected() < limit;
-      batch->set_exhausted(m_walk.done);
-    }
+    batch->apply(statements, selection, statements.select_batch(limit));
+    // Found through the index: fewer rows than asked means none are left.
+    m_walk.done = batch->selected() < limit;
+    batch->set_exhausted(m_walk.done);
     return batch;
   }
 
-  void yield_to_application(std::chrono::milliseconds longest) override {
+  void between_batches(std::chrono::milliseconds longest) override {
+    using std::chrono::steady_clock;
+    // First the work the batch left that needs no lock: copying its pages from the WAL into
+    // the database file. A writer of the application that queued behind the batch gets in
+    // meanwhile; its own automatic checkpoint then finds nothing left to copy (or ours
+    // running), so the application never pays for the copy.
+    checkpoint();
     // data_version changes when another connection commits. An application that wrote within
     // the last second is writing now, and one of its writers most likely queued behind the
     // batch that just committed, sleeping in SQLite's busy handler: wait until it is through
     // (data_version changes again) or `longest` has passed. An idle application costs nothing.
-    using std::chrono::steady_clock;
-    if (data_version() != m_data_version)
+    // A writer that got in during the checkpoint needs no more room.
+    if (data_version() != m_data_version) {
       note_application_write();
+      return;
+    }
     if (steady_clock::now() - m_application_wrote > k_application_quiet)
       return;
     const auto deadline = steady_clock::now() + longest;
@@ -294,9 +337,17 @@ public:
   void finish_run() override {
     if (m_mode == OpenMode::read_only)
       return;
-    // Truncating the WAL removes the last copies of deleted pages from the write-ahead log.
-    SQLite::Statement checkpoint(m_db, "PRAGMA wal_checkpoint(TRUNCATE)");
-    if (checkpoint.executeStep() && checkpoint.getColumn(0).getInt() != 0)
+    // Truncating the WAL removes the last copies of deleted pages from the write-ahead log. A
+    // TRUNCATE checkpoint holds off the application's writers while it copies and while it
+    // waits for readers: the last batch's pages are copied first without blocking anyone, and
+    // the wait for readers is short. A reader that stays longer keeps the WAL until the next
+    // checkpoint (the application's own, or the next run's).
+    checkpoint();
+    m_db.setBusyTimeout(static_cast<int>(k_truncate_wait.count()));
+    SQLite::Statement truncate(m_db, "PRAGMA wal_checkpoint(TRUNCATE)");
+    const bool blocked = truncate.executeStep() && truncate.getColumn(0).getInt() != 0;
+    m_db.setBusyTimeout(static_cast<int>(m_busy_timeout.count()));
+    if (blocked)
       spdlog::warn("datastore '{}': WAL checkpoint was blocked by a reader; deleted values stay "
                    "in the WAL until the next checkpoint",
                    m_name);
@@ -345,16 +396,20 @@ private:
     m_walk.by_rowid = !(sparse && indexed);
     if (!m_walk.by_rowid)
       return;
-    if (census != nullptr && indexed && statements.single_statement_batches()) {
+    // Two statements: SQLite answers a lone min() or max() of the rowid from the b-tree's
+    // edge, but both in one statement by reading the whole table.
+    const std::string table = quote_identifier(statements.table());
+    SQLite::Statement first(m_db, fmt::format("SELECT min(rowid) FROM {}", table));
+    SQLite::Statement last(m_db, fmt::format("SELECT max(rowid) FROM {}", table));
+    if (first.executeStep() && last.executeStep() && !first.getColumn(0).isNull())
+      m_walk.bands.front() = {nullptr, nullptr, first.getColumn(0).getInt64(),
+                              last.getColumn(0).getInt64(), census ? census->due : -1};
+    // Many due rows in random time order: bands (see above). In time order, one walk over the
+    // table touches each page of the table and of the index once, and stops after the last due
+    // row.
+    if (census != nullptr && indexed && statements.single_statement_batches() &&
+        census->due > k_rows_per_band && !time_follows_rowid(statements, *census, selection.cutoff))
       m_walk.bands = plan_bands(statements, census->due);
-    } else {
-      SQLite::Statement ends(m_db, fmt::format("SELECT min(rowid), max(rowid) FROM {}",
-                                               quote_identifier(statements.table())));
-      ends.executeStep();
-      if (!ends.getColumn(0).isNull())
-        m_walk.bands.front() = {nullptr, nullptr, ends.getColumn(0).getInt64(),
-                                ends.getColumn(1).getInt64()};
-    }
     enter_band(0);
   }
 
@@ -365,8 +420,8 @@ private:
         std::max<std::int64_t>(1, (due + k_rows_per_band - 1) / k_rows_per_band);
     const std::int64_t step = std::max<std::int64_t>(1, due / count);
     constexpr std::int64_t none = std::numeric_limits<std::int64_t>::max();
-    std::vector<RuleStatements::Band> bands{{nullptr, nullptr, none, -1}};
-    RuleStatements::Band whole{nullptr, nullptr, none, -1};
+    std::vector<RuleStatements::Band> bands{{nullptr, nullptr, none, -1, 0}};
+    RuleStatements::Band whole{nullptr, nullptr, none, -1, due};
     std::int64_t seen = 0;
     const SqlFragment query = statements.due_anchor_values();
     SQLite::Statement values(m_db, query.text);
@@ -390,11 +445,12 @@ private:
       // Split where the value changes, so that equal anchors stay in one band.
       if (split_wanted && splittable && value != previous) {
         bands.back().high = value;
-        bands.push_back({value, nullptr, none, -1});
+        bands.push_back({value, nullptr, none, -1, 0});
         split_wanted = false;
       }
       const std::int64_t rowid = values.getColumn(1).getInt64();
       RuleStatements::Band& band = bands.back();
+      ++band.due;
       band.first_rowid = std::min(band.first_rowid, rowid);
       band.last_rowid = std::max(band.last_rowid, rowid);
       whole.first_rowid = std::min(whole.first_rowid, rowid);
@@ -411,6 +467,33 @@ private:
     return bands;
   }
 
+  // Whether the anchors of the due rows grow with their rowids (an append-only table), judged
+  // from the rowids of the first due rows at or after evenly spaced instants. Only the access
+  // path depends on it: a wrong guess makes a run slower, never different.
+  bool time_follows_rowid(const RuleStatements& statements, const RuleCounts& census,
+                          Instant cutoff) {
+    if (!census.oldest_due || *census.oldest_due >= cutoff)
+      return false;
+    constexpr int k_probes = 16;
+    const Instant oldest = *census.oldest_due;
+    const auto span = std::chrono::duration_cast<std::chrono::milliseconds>(cutoff - oldest);
+    std::int64_t previous = std::numeric_limits<std::int64_t>::min();
+    for (int probe = 0; probe < k_probes; ++probe) {
+      SQLite::Statement& first =
+          prepared(statements.first_due_rowid_from(oldest + span * probe / k_probes));
+      if (!first.executeStep()) {
+        first.reset();
+        return false;
+      }
+      const std::int64_t rowid = first.getColumn(0).getInt64();
+      first.reset();
+      if (rowid < previous)
+        return false;
+      previous = rowid;
+    }
+    return true;
+  }
+
   // Moves the walk to band `index`, or to the end of the run.
   void enter_band(std::size_t index) {
     m_walk.band = index;
@@ -422,22 +505,43 @@ private:
     m_walk.last_rowid = m_walk.bands[index].last_rowid;
   }
 
-  // The rowid just after the `limit` rows from `lo` on (or past the band's last rowid).
-  std::int64_t slice_end(const std::string& table, std::int64_t lo, std::int64_t limit) {
+  // The rowid just after the `limit` rows from `lo` on, or just after the band's last rowid
+  // when that comes first (the slice is then cut short).
+  std::pair<std::int64_t, bool> slice_end(const std::string& table, std::int64_t lo,
+                                          std::int64_t limit) {
     SQLite::Statement& next = prepared(
         {fmt::format("SELECT rowid FROM {} WHERE rowid >= ? ORDER BY rowid LIMIT 1 OFFSET ?",
                      quote_identifier(table)),
          {lo, limit}});
-    const std::int64_t end =
-        next.executeStep() ? next.getColumn(0).getInt64() : m_walk.last_rowid + 1;
+    const std::int64_t band_end = m_walk.last_rowid + 1;
+    const std::int64_t end = next.executeStep() ? next.getColumn(0).getInt64() : band_end;
     next.reset();
-    return std::min(end, m_walk.last_rowid + 1);
+    return {std::min(end, band_end), end >= band_end};
   }
 
   bool has_anchor_index(const Rule& rule) {
     if (rule.age_from)
       return has_leading_index(rule.age_from->table, rule.age_from->column);
     return has_leading_index(rule.table, rule.age_column);
+  }
+
+  // Copies what the WAL holds into the database file, without waiting for anyone (PASSIVE):
+  // frames a reader still needs stay for the next one.
+  bool checkpoint() {
+    if (!m_wal)
+      return true;
+    const auto started = std::chrono::steady_clock::now();
+    int log_frames = -1;
+    int copied_frames = -1;
+    const int result = sqlite3_wal_checkpoint_v2(
+        m_db.getHandle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &copied_frames);
+    spdlog::trace("datastore '{}': checkpoint: {} ({} of {} frames) in {} us", m_name,
+                  sqlite3_errstr(result), copied_frames, log_frames,
+                  std::chrono::duration_cast<std::chrono::microseconds>(
+                      std::chrono::steady_clock::now() - started)
+                      .count());
+    const bool ran = result == SQLITE_OK;
+    return ran;
   }
 
   void note_application_write() {
@@ -584,9 +688,11 @@ private:
 
   std::string m_name;
   OpenMode m_mode;
+  std::chrono::milliseconds m_busy_timeout;
   SQLite::Database m_db;
   Walk m_walk;
   std::pair<std::string, RuleCounts> m_census;  // the last count(), by run key
+  bool m_wal = false;                           // the datastore is in WAL mode
   std::int64_t m_data_version = 0;
   std::chrono::steady_clock::time_point m_application_wrote;  // last commit seen from others
   std::map<std::string, SQLite::Statement> m_statements;

@@ -320,6 +320,16 @@ SqlFragment RuleStatements::due_anchor_values() const {
       .append(fmt::format(" ORDER BY t.{}", quote_identifier(m_rule.age_column)));
 }
 
+SqlFragment RuleStatements::first_due_rowid_from(Instant instant) const {
+  return sql("SELECT t.rowid")
+      .append(from_clause())
+      .append(" WHERE ")
+      .append(due())
+      .append(" AND ")
+      .append(at_or_after(instant))
+      .append(fmt::format(" ORDER BY {} LIMIT 1", m_anchor));
+}
+
 SqlFragment RuleStatements::in_band(const Band& band, bool use_index) const {
   // Inside a rowid slice the anchor's index must not drive the scan: '+' keeps the planner on
   // the rowid range and makes the band a plain filter.

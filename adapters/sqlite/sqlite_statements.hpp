@@ -60,7 +60,11 @@ public:
     SqlValue high = nullptr;
     std::int64_t first_rowid = 0;  // the rowids its due rows span
     std::int64_t last_rowid = -1;
+    std::int64_t due = -1;  // its due rows when the run was planned; -1 when not counted
   };
+  // The rowid of the first due row (in the anchor's order) whose anchor is at or after
+  // `instant`; no row when there is none. A few of these tell whether time grows with the rowid.
+  SqlFragment first_due_rowid_from(Instant instant) const;
   // (anchor, rowid) of every due row in the anchor's order: one pass over the index that finds
   // the bands' boundaries and the rowids each band spans.
   SqlFragment due_anchor_values() const;
