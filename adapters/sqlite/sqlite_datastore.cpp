@@ -274,10 +274,11 @@ public:
       enter_band(m_walk.band + 1);
     if (m_walk.done)
       return nullptr;
-    // Whatever changes data_version from here on was committed after this batch.
+    auto batch = std::make_unique<SqliteBatch>(m_db);
+    // Read inside the transaction, which holds the write lock: whatever changes data_version
+    // from here on was committed after this batch.
     if (data_version() != m_data_version)
       note_application_write();
-    auto batch = std::make_unique<SqliteBatch>(m_db);
     if (m_walk.by_rowid) {
       // A slice holds `limit` physical rows, however far apart their keys are. Found inside
       // the transaction: the statement that follows changes rows on the very pages this read
