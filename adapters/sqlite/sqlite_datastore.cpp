@@ -314,11 +314,11 @@ public:
     // meanwhile; its own automatic checkpoint then finds nothing left to copy (or ours
     // running), so the application never pays for the copy.
     checkpoint();
-    // data_version changes when another connection commits. An application that wrote within
-    // the last second is writing now, and one of its writers most likely queued behind the
-    // batch that just committed, sleeping in SQLite's busy handler: wait until it is through
-    // (data_version changes again) or `longest` has passed. An idle application costs nothing.
-    // A writer that got in during the checkpoint needs no more room.
+    // data_version changes when another connection commits; begin_batch noted it inside the
+    // batch's transaction. Changed since: the application's writer got in, nothing to wait
+    // for. Unchanged, but the application wrote within the last second: one of its writers
+    // most likely queued behind the batch, sleeping in SQLite's busy handler; wait until it is
+    // through or `longest` has passed. An idle application costs nothing.
     if (data_version() != m_data_version) {
       note_application_write();
       return;
@@ -528,21 +528,23 @@ private:
 
   // Copies what the WAL holds into the database file, without waiting for anyone (PASSIVE):
   // frames a reader still needs stay for the next one.
-  bool checkpoint() {
+  void checkpoint() {
     if (!m_wal)
-      return true;
+      return;
     const auto started = std::chrono::steady_clock::now();
     int log_frames = -1;
     int copied_frames = -1;
     const int result = sqlite3_wal_checkpoint_v2(
         m_db.getHandle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &copied_frames);
-    spdlog::trace("datastore '{}': checkpoint: {} ({} of {} frames) in {} us", m_name,
-                  sqlite3_errstr(result), copied_frames, log_frames,
+    // Busy: another connection is checkpointing right now, which copies the same pages.
+    if (result != SQLITE_OK && result != SQLITE_BUSY)
+      spdlog::warn("datastore '{}': WAL checkpoint failed: {}", m_name,
+                   sqlite3_errmsg(m_db.getHandle()));
+    spdlog::trace("datastore '{}': checkpoint copied {} of {} frames in {} us", m_name,
+                  copied_frames, log_frames,
                   std::chrono::duration_cast<std::chrono::microseconds>(
                       std::chrono::steady_clock::now() - started)
                       .count());
-    const bool ran = result == SQLITE_OK;
-    return ran;
   }
 
   void note_application_write() {
