@@ -219,6 +219,9 @@ public:
 
   RuleCounts count(const Selection& selection) override {
     const RuleStatements statements(selection);
+    // The census takes a while on a large table: a commit by the application meanwhile shows
+    // it is writing before the first batch (see start_walk).
+    m_data_version = data_version();
     RuleCounts counts;
     counts.table_rows = scalar(statements.count_table_rows());
     counts.total = statements_need_match(selection.rule) ? scalar(statements.count_matched())
@@ -389,7 +392,11 @@ private:
   void start_walk(const Selection& selection, const std::string& key) {
     m_db.exec(fmt::format("DELETE FROM {}", k_refused_table));
     m_walk = Walk{key};
-    m_data_version = data_version();
+    // An application writer that queues behind the first batches must be waited for as well:
+    // a commit since the census (or, with no census, since this connection last looked) says
+    // it is active.
+    if (data_version() != m_data_version)
+      note_application_write();
     const RuleStatements statements(selection);
     const RuleCounts* census = m_census.first == key ? &m_census.second : nullptr;
     const bool indexed = has_anchor_index(selection.rule);
