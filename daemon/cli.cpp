@@ -11,8 +11,8 @@ namespace retentiond {
 std::string usage_text() {
   return R"(usage: retentiond [-c FILE] [--log-level LEVEL] COMMAND [OPTIONS]
 
-  run                         long-running service (not available in this version; use once
-                              from a systemd timer)
+  run                         long-running service: schedule rules until SIGTERM (SIGHUP
+                              reloads the configuration)
   once [--rule ID]... [--dry-run] [--confirm-mass ID]... [--metrics-file FILE]
                               apply every rule (or the named ones) once, then exit
   report [--format html|json|md|csv] [--output FILE] [--rule ID]... [--as-of DATE]

@@ -1,10 +1,12 @@
 #include "daemon/commands.hpp"
 
+#include "daemon/command_support.hpp"
 #include "daemon/config.hpp"
 #include "daemon/engine.hpp"
 #include "daemon/instance_lock.hpp"
 #include "daemon/json_writer.hpp"
 #include "daemon/report.hpp"
+#include "daemon/service.hpp"
 #include "daemon/state_store.hpp"
 
 #include <spdlog/fmt/fmt.h>
@@ -51,6 +53,8 @@ std::string read_key_file(const Config& config, std::string_view key,
   return secret;
 }
 
+}  // namespace
+
 adapters::AdapterSecrets secrets_of(const Config& config) {
   adapters::AdapterSecrets secrets;
   if (config.hmac_key_file)
@@ -64,12 +68,24 @@ std::optional<std::string> audit_key_of(const Config& config) {
   return read_key_file(config, "state.audit_key_file", *config.audit_key_file);
 }
 
-// The state file's directory is created on first use (the default lives in /var/lib).
 void create_state_directory(const Config& config) {
   const std::filesystem::path directory = config.state_path.parent_path();
   if (!directory.empty())
     std::filesystem::create_directories(directory);
 }
+
+std::optional<InstanceLock> lock_state(const Config& config) {
+  std::string holder;
+  auto lock = InstanceLock::try_acquire(config.state_path, holder);
+  if (!lock)
+    std::cerr << fmt::format(
+        "retentiond: error: another retentiond{} holds the lock on {}; try again "
+        "when it has finished\n",
+        holder.empty() ? "" : " (pid " + holder + ")", config.state_path.string());
+  return lock;
+}
+
+namespace {
 
 Instant parse_date_option(std::string_view option, const std::string& text) {
   auto instant = parse_iso8601(text);
@@ -209,15 +225,9 @@ int command_once(const CommandLine& line, const std::shared_ptr<const Config>& c
   }
 
   create_state_directory(*config);
-  std::string holder;
-  auto lock = InstanceLock::try_acquire(config->state_path, holder);
-  if (!lock) {
-    std::cerr << fmt::format(
-        "retentiond: error: another retentiond{} holds the lock on {}; try again "
-        "when it has finished\n",
-        holder.empty() ? "" : " (pid " + holder + ")", config->state_path.string());
+  const auto lock = lock_state(*config);
+  if (!lock)
     return k_exit_locked;
-  }
   StateStore state(config->state_path, StateStore::Mode::read_write, audit_key_of(*config));
   Engine engine(config, &state, secrets, stop);
   const RunSummary summary = engine.run_once(options);
@@ -394,10 +404,10 @@ int command_hold(const CommandLine& line, const Config& config) {
 
 int run_command(const CommandLine& line, const std::atomic<bool>& stop) {
   const std::string& command = line.command.front();
+  const std::filesystem::path config_file = config_path(line);
+  const std::shared_ptr<const Config> config = load_config(config_file);
   if (command == "run")
-    throw UsageError("the run command (long-running service) is not available in this version; run "
-                     "'retentiond once' from a systemd timer or cron");
-  const std::shared_ptr<const Config> config = load_config(config_path(line));
+    return command_run(config_file, config);
   if (command == "check")
     return command_check(line, *config);
   if (command == "once")

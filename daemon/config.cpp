@@ -1,6 +1,7 @@
 #include "daemon/config.hpp"
 
 #include "daemon/digest.hpp"
+#include "daemon/metrics_server.hpp"
 #include "daemon/schedule.hpp"
 
 #include <spdlog/fmt/fmt.h>
@@ -398,6 +399,13 @@ private:
       }
     }
     m_config.metrics_listen = reader.optional_string("metrics_listen");
+    if (m_config.metrics_listen) {
+      ListenAddress address;
+      std::string why;
+      if (!parse_listen_address(*m_config.metrics_listen, address, why))
+        reader.fail_at(*daemon.get("metrics_listen"), "metrics_listen",
+                       fmt::format("'{}': {}", *m_config.metrics_listen, why));
+    }
     if (auto key = reader.optional_string("hmac_key_file"))
       m_config.hmac_key_file = resolve(base, *key);
     reader.reject_unknown_keys();

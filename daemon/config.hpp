@@ -2,6 +2,7 @@
 
 #include "daemon/duration.hpp"
 
+#include <bitset>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -83,11 +84,25 @@ struct ColumnMask {
   Mask mask = Mask::null;
 };
 
-// When a rule runs. Cron expressions are validated; `interval` is the nominal period used for
-// start-up catch-up and for the report's `stale` status.
+// The values a 5-field cron expression allows, one bit per value (evaluated in UTC).
+struct CronFields {
+  std::bitset<60> minutes;
+  std::bitset<24> hours;
+  std::bitset<32> days_of_month;  // bits 1-31
+  std::bitset<13> months;         // bits 1-12
+  std::bitset<7> days_of_week;    // 0 = Sunday (cron's 7 is folded onto 0)
+  // As in cron: when both day fields are restricted, a day matching either one runs.
+  bool any_day_of_month = true;
+  bool any_day_of_week = true;
+};
+
+// When a rule runs: every `interval` after its last run, or at the times a cron expression
+// names. `interval` is also the nominal period used for start-up catch-up and for the report's
+// `stale` status.
 struct Schedule {
   std::string text;  // as written: "hourly", "every 15m", "0 3 * * *"
   std::chrono::milliseconds interval{std::chrono::hours{24}};
+  std::optional<CronFields> cron;
 };
 
 // One validated retention rule. Immutable once the configuration is loaded.

@@ -357,9 +357,11 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
     const bool exhausted = batch->exhausted();
     const bool cut_short = batch->cut_short();
     batch.reset();
+    const auto took = Clock::now() - batch_started;
+    if (options.on_batch)
+      options.on_batch(rule, took);
     if (exhausted)
       break;
-    const auto took = Clock::now() - batch_started;
     spdlog::debug("rule {}: batch of size {} changed {} rows in {} us{}", rule.id, limit, changed,
                   std::chrono::duration_cast<std::chrono::microseconds>(took).count(),
                   cut_short ? " (cut short)" : "");

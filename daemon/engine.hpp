@@ -6,7 +6,9 @@
 #include "daemon/state_store.hpp"
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <set>
@@ -21,6 +23,8 @@ struct RunOptions {
   bool dry_run = false;                 // count only: nothing is written anywhere
   std::set<std::string> confirm_mass;   // rules allowed past their max_fraction this time
   std::string command = "once";         // recorded in the run_start audit entry
+  // Called after each committed batch with its duration (metrics, the service's watchdog).
+  std::function<void(const Rule&, std::chrono::nanoseconds)> on_batch;
 };
 
 // How one rule's run ended.

@@ -2,6 +2,7 @@
 
 #include <spdlog/fmt/fmt.h>
 
+#include <bitset>
 #include <charconv>
 #include <sstream>
 #include <vector>
@@ -29,11 +30,15 @@ std::optional<int> to_int(std::string_view text) {
   return value;
 }
 
-// Validates one comma-separated cron field: "*", "*/N", "A", "A-B", "A-B/N".
-std::expected<void, std::string> check_cron_field(std::string_view text, const CronField& field) {
+// Parses one comma-separated cron field: "*", "*/N", "A", "A-B", "A-B/N". Returns the values
+// it allows, one bit each.
+std::expected<std::bitset<64>, std::string> parse_cron_field(std::string_view text,
+                                                             const CronField& field) {
+  std::bitset<64> allowed;
   std::size_t start = 0;
   while (start <= text.size()) {
     const std::size_t comma = text.find(',', start);
+    int step_by = 1;
     const std::string_view item =
         text.substr(start, comma == std::string_view::npos ? text.npos : comma - start);
     std::string_view range = item;
@@ -42,20 +47,67 @@ std::expected<void, std::string> check_cron_field(std::string_view text, const C
       if (!step || *step <= 0)
         return std::unexpected(fmt::format("bad step in {} field '{}'", field.name, item));
       range = item.substr(0, slash);
+      step_by = *step;
     }
+    int low = field.low;
+    int high = field.high;
     if (range != "*") {
       const std::size_t dash = range.find('-');
-      const auto low = to_int(range.substr(0, dash));
-      const auto high = dash == std::string_view::npos ? low : to_int(range.substr(dash + 1));
-      if (!low || !high || *low < field.low || *high > field.high || *low > *high)
+      const auto first = to_int(range.substr(0, dash));
+      const auto last = dash == std::string_view::npos ? first : to_int(range.substr(dash + 1));
+      if (!first || !last || *first < field.low || *last > field.high || *first > *last)
         return std::unexpected(fmt::format("{} field '{}' is out of range {}-{}", field.name, item,
                                            field.low, field.high));
+      low = *first;
+      // "5/15" means from 5 to the end of the range, every 15.
+      high = dash == std::string_view::npos && step_by > 1 ? field.high : *last;
     }
+    for (int value = low; value <= high; value += step_by)
+      allowed.set(static_cast<std::size_t>(value));
     if (comma == std::string_view::npos)
       break;
     start = comma + 1;
   }
-  return {};
+  return allowed;
+}
+
+template <std::size_t N> std::bitset<N> narrow(const std::bitset<64>& bits) {
+  std::bitset<N> result;
+  for (std::size_t i = 0; i < N; ++i)
+    result[i] = bits[i];
+  return result;
+}
+
+bool day_matches(const CronFields& cron, std::chrono::sys_days day) {
+  using namespace std::chrono;
+  const year_month_day date{day};
+  if (!cron.months[static_cast<unsigned>(date.month())])
+    return false;
+  const bool day_of_month = cron.days_of_month[static_cast<unsigned>(date.day())];
+  const bool day_of_week = cron.days_of_week[weekday{day}.c_encoding()];
+  if (cron.any_day_of_month || cron.any_day_of_week)
+    return day_of_month && day_of_week;
+  return day_of_month || day_of_week;
+}
+
+// The first minute after `after` that the expression names, looking up to four years ahead
+// (29 February comes round once in four); nothing when it names no date that exists.
+std::optional<Instant> next_cron_match(const CronFields& cron, Instant after) {
+  using namespace std::chrono;
+  const sys_time<minutes> first = floor<minutes>(after) + minutes{1};
+  sys_days day = floor<days>(first);
+  for (int i = 0; i <= 366 * 4 + 1; ++i, day += days{1}) {
+    if (!day_matches(cron, day))
+      continue;
+    for (minutes minute = i == 0 ? first - day : minutes{0}; minute < days{1};
+         minute += minutes{1}) {
+      const hh_mm_ss time{minute};
+      if (cron.hours[static_cast<std::size_t>(time.hours().count())] &&
+          cron.minutes[static_cast<std::size_t>(time.minutes().count())])
+        return time_point_cast<milliseconds>(day + minute);
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace
@@ -93,9 +145,26 @@ std::expected<Schedule, std::string> parse_schedule(std::string_view text) {
     return std::unexpected(fmt::format("unknown schedule '{}' (expected hourly, daily, weekly, "
                                        "\"every 15m\" or a 5-field cron expression)",
                                        text));
-  for (std::size_t i = 0; i < fields.size(); ++i)
-    if (auto checked = check_cron_field(fields[i], k_cron_fields[i]); !checked)
-      return std::unexpected(fmt::format("schedule '{}': {}", text, checked.error()));
+  std::bitset<64> allowed[5];
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    auto parsed = parse_cron_field(fields[i], k_cron_fields[i]);
+    if (!parsed)
+      return std::unexpected(fmt::format("schedule '{}': {}", text, parsed.error()));
+    allowed[i] = *parsed;
+  }
+  CronFields cron;
+  cron.minutes = narrow<60>(allowed[0]);
+  cron.hours = narrow<24>(allowed[1]);
+  cron.days_of_month = narrow<32>(allowed[2]);
+  cron.months = narrow<13>(allowed[3]);
+  cron.days_of_week = narrow<7>(allowed[4]);
+  if (allowed[4][7])
+    cron.days_of_week.set(0);
+  cron.any_day_of_month = fields[2].starts_with('*');
+  cron.any_day_of_week = fields[4].starts_with('*');
+  if (!next_cron_match(cron, Instant{}))
+    return std::unexpected(fmt::format("schedule '{}' names no date that exists", text));
+  schedule.cron = cron;
   // The nominal period of a cron rule, for catch-up and staleness: the coarsest field that is
   // not a wildcard decides it.
   if (fields[3] != "*")
@@ -111,6 +180,15 @@ std::expected<Schedule, std::string> parse_schedule(std::string_view text) {
   else
     schedule.interval = minutes{1};
   return schedule;
+}
+
+Instant next_run_time(const Schedule& schedule, std::optional<Instant> last_run, Instant now) {
+  if (!last_run)
+    return now;
+  if (schedule.cron)
+    if (auto next = next_cron_match(*schedule.cron, *last_run))
+      return *next;
+  return *last_run + schedule.interval;
 }
 
 }  // namespace retentiond

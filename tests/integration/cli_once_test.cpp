@@ -2,6 +2,7 @@
 // real configuration, datastore and state file in a temporary directory.
 #include "daemon/timestamp.hpp"
 #include "tests/support/run_binary.hpp"
+#include "tests/support/table_ids.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
@@ -164,12 +165,7 @@ action = "keep"
   }
 
   std::vector<std::int64_t> ids(const std::string& table) const {
-    SQLite::Database db(app(), SQLite::OPEN_READONLY);
-    SQLite::Statement query(db, "SELECT id FROM \"" + table + "\" ORDER BY id");
-    std::vector<std::int64_t> result;
-    while (query.executeStep())
-      result.push_back(query.getColumn(0).getInt64());
-    return result;
+    return retentiond::test::table_ids(app(), table);
   }
 
 private:

@@ -9,6 +9,7 @@
 #include "daemon/state_store.hpp"
 #include "daemon/timestamp.hpp"
 #include "tests/support/run_binary.hpp"
+#include "tests/support/table_ids.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
@@ -317,14 +318,7 @@ public:
   }
   std::int64_t now_s() const { return m_now; }
 
-  std::vector<std::int64_t> ids() const {
-    SQLite::Database db(app(), SQLite::OPEN_READONLY);
-    SQLite::Statement query(db, "SELECT id FROM videos ORDER BY id");
-    std::vector<std::int64_t> result;
-    while (query.executeStep())
-      result.push_back(query.getColumn(0).getInt64());
-    return result;
-  }
+  std::vector<std::int64_t> ids() const { return retentiond::test::table_ids(app(), "videos"); }
 
 private:
   TempDir m_dir;

@@ -134,24 +134,27 @@ struct RealisticReport {
     };
     rule(connection_logs, "connection_logs",
          "Connection logs are kept 12 months, rolling, from the connection time", yealink,
-         {false, 12, CalendarUnit::months}, Action::delete_rows, {"hourly", std::chrono::hours{1}});
+         {false, 12, CalendarUnit::months}, Action::delete_rows,
+         {"hourly", std::chrono::hours{1}, {}});
     rule(cookies, "cookies",
          "Cookies are deleted 12 months after consent <script>alert('x')</script> was given",
          yealink, {false, 12, CalendarUnit::months}, Action::delete_rows,
-         {"daily", std::chrono::hours{24}});
+         {"daily", std::chrono::hours{24}, {}});
     rule(videos, "rejected_videos",
          "Videos rejected in review are deleted 15 days after the review",
          "Reolink Privacy Policy (May 16th, 2022), section II, (VI) item (6) & \"review\"",
-         {false, 15, CalendarUnit::days}, Action::delete_rows, {"daily", std::chrono::hours{24}});
+         {false, 15, CalendarUnit::days}, Action::delete_rows,
+         {"daily", std::chrono::hours{24}, {}});
     videos.table = "videos";
     rule(events, "event_participation_logs",
          "Event participation logs are deleted 30 days after the event",
          "Reolink Privacy Policy (May 16th, 2022), section II, (VI) item (7)",
-         {false, 30, CalendarUnit::days}, Action::delete_rows, {"daily", std::chrono::hours{24}});
+         {false, 30, CalendarUnit::days}, Action::delete_rows,
+         {"daily", std::chrono::hours{24}, {}});
     events.age_from = ParentAnchor{"events", "ended_at", "id", "event_id"};
     rule(tickets, "support_tickets", "Support tickets are kept permanently",
          "Akuvox Ticket Privacy Policy, 4.1", {true, 0, CalendarUnit::days}, Action::keep,
-         {"weekly", std::chrono::hours{24 * 7}});
+         {"weekly", std::chrono::hours{24 * 7}, {}});
 
     report.as_of = at("2026-03-01T12:00:00Z");
     report.generated_at = at("2026-03-01T12:00:02Z");

@@ -1,11 +1,15 @@
 #include "tests/support/run_binary.hpp"
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <fcntl.h>
+#include <fstream>
+#include <iterator>
 #include <poll.h>
 #include <stdexcept>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 
 extern char** environ;
@@ -126,6 +130,74 @@ RunResult run_retentiond(const std::vector<std::string>& args,
   else if (WIFSIGNALED(status))
     result.exit_code = 128 + WTERMSIG(status);
   return result;
+}
+
+RunningRetentiond::RunningRetentiond(const std::vector<std::string>& args,
+                                     const std::map<std::string, std::string>& env,
+                                     const std::filesystem::path& output_dir)
+    : m_err(output_dir / "err.txt") {
+  std::vector<std::string> argv_strings{RETENTIOND_BINARY};
+  argv_strings.insert(argv_strings.end(), args.begin(), args.end());
+  std::vector<std::string> env_strings = child_environment(env);
+  const std::vector<char*> argv = pointers_to(argv_strings);
+  const std::vector<char*> envp = pointers_to(env_strings);
+  const std::string out_path = (output_dir / "out.txt").string();
+  const std::string err_path = m_err.string();
+  const std::string directory = output_dir.string();
+
+  m_pid = ::fork();
+  if (m_pid < 0)
+    throw std::runtime_error(std::string{"fork: "} + std::strerror(errno));
+  if (m_pid == 0) {
+    const int null_fd = ::open("/dev/null", O_RDONLY);
+    const int out_fd = ::open(out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int err_fd = ::open(err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (null_fd < 0 || out_fd < 0 || err_fd < 0 || ::dup2(null_fd, STDIN_FILENO) < 0 ||
+        ::dup2(out_fd, STDOUT_FILENO) < 0 || ::dup2(err_fd, STDERR_FILENO) < 0 ||
+        ::chdir(directory.c_str()) != 0)
+      ::_exit(126);
+    ::execve(argv[0], argv.data(), envp.data());
+    ::_exit(127);
+  }
+}
+
+RunningRetentiond::~RunningRetentiond() {
+  if (running()) {
+    ::kill(m_pid, SIGKILL);
+    wait(std::chrono::seconds{10});
+  }
+}
+
+void RunningRetentiond::signal(int number) const {
+  ::kill(m_pid, number);
+}
+
+int RunningRetentiond::wait(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (running()) {
+    if (std::chrono::steady_clock::now() >= deadline)
+      return -1;
+    std::this_thread::sleep_for(std::chrono::milliseconds{10});
+  }
+  return m_exit_code;
+}
+
+bool RunningRetentiond::running() {
+  if (m_exit_code >= 0)
+    return false;
+  int status = 0;
+  const pid_t done = ::waitpid(m_pid, &status, WNOHANG);
+  if (done == 0)
+    return true;
+  if (done < 0)
+    throw std::runtime_error(std::string{"waitpid: "} + std::strerror(errno));
+  m_exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return false;
+}
+
+std::string RunningRetentiond::err() const {
+  std::ifstream in(m_err, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 }  // namespace retentiond::test

@@ -1,8 +1,10 @@
 #pragma once
 
+#include <chrono>
 #include <filesystem>
 #include <map>
 #include <string>
+#include <sys/types.h>
 #include <vector>
 
 namespace retentiond::test {
@@ -21,5 +23,32 @@ struct RunResult {
 RunResult run_retentiond(const std::vector<std::string>& args,
                          const std::map<std::string, std::string>& env = {},
                          const std::filesystem::path& cwd = {});
+
+// A retentiond started in the background (the `run` service), its stdout and stderr going to
+// files. Killed (SIGKILL) and reaped on destruction if still running.
+class RunningRetentiond {
+public:
+  // Starts RETENTIOND_BINARY with `args`; environment and `cwd` as for run_retentiond.
+  // stdout and stderr go to `output_dir`/out.txt and err.txt.
+  RunningRetentiond(const std::vector<std::string>& args,
+                    const std::map<std::string, std::string>& env,
+                    const std::filesystem::path& output_dir);
+  ~RunningRetentiond();
+  RunningRetentiond(const RunningRetentiond&) = delete;
+  RunningRetentiond& operator=(const RunningRetentiond&) = delete;
+
+  pid_t pid() const { return m_pid; }
+  void signal(int number) const;
+  // Waits up to `timeout` for the process to exit; its exit code (128 + N when killed by
+  // signal N), or -1 when it is still running.
+  int wait(std::chrono::milliseconds timeout);
+  bool running();
+  std::string err() const;  // everything written to stderr so far
+
+private:
+  pid_t m_pid = -1;
+  int m_exit_code = -1;
+  std::filesystem::path m_err;
+};
 
 }  // namespace retentiond::test

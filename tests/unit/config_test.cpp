@@ -196,6 +196,23 @@ TEST_CASE("load_config refuses a bad configuration with its position and a way o
                  "daemon: unknown key 'hmac_key'; expected one of: hmac_key_file, "
                  "metrics_listen, rules"));
   }
+  SUBCASE("daemon.metrics_listen: not an address") {
+    CHECK(dir.error_of(k_header + "[daemon]\nmetrics_listen = \"localhost:9465\"\n") ==
+          dir.at(8, 18,
+                 "daemon.metrics_listen: 'localhost:9465': 'localhost' is not an IP address "
+                 "(names are not resolved)"));
+    CHECK(dir.error_of(k_header + "[daemon]\nmetrics_listen = \"9465\"\n") ==
+          dir.at(8, 18,
+                 "daemon.metrics_listen: '9465': expected HOST:PORT, e.g. \"127.0.0.1:9465\""));
+    CHECK(dir.error_of(k_header + "[daemon]\nmetrics_listen = \"127.0.0.1:70000\"\n") ==
+          dir.at(8, 18,
+                 "daemon.metrics_listen: '127.0.0.1:70000': the port must be a number from 1 "
+                 "to 65535"));
+    CHECK(dir.error_of(k_header + "[daemon]\nmetrics_listen = \"::1:9465\"\n") ==
+          dir.at(8, 18,
+                 "daemon.metrics_listen: '::1:9465': an IPv6 host is written in brackets, "
+                 "e.g. \"[::1]:9465\""));
+  }
   SUBCASE("daemon.rules: array expected") {
     CHECK(dir.error_of(header_with_rules("\"rules.d/*.toml\"")) ==
           dir.at(5, 9, "daemon.rules: expected an array of globs, got string 'rules.d/*.toml'"));
@@ -505,6 +522,12 @@ TEST_CASE("load_config refuses a bad configuration with its position and a way o
           dir.at(16, 12,
                  "rules.r.schedule: schedule '61 * * * *': minute field '61' is out of range "
                  "0-59"));
+    CHECK(dir.error_of(k_header + k_rule + "schedule = \"0 0 31 2 *\"\n") ==
+          dir.at(16, 12, "rules.r.schedule: schedule '0 0 31 2 *' names no date that exists"));
+    CHECK(dir.error_of(k_header + k_rule + "schedule = \"*/0 * * * *\"\n") ==
+          dir.at(16, 12,
+                 "rules.r.schedule: schedule '*/0 * * * *': bad step in minute field "
+                 "'*/0'"));
   }
 
   // --- rules: match, cascade, files ---

@@ -55,7 +55,7 @@ struct SampleReport {
     cookies.age_column = "consent_given_at";
     cookies.retain = {false, 12, CalendarUnit::months};
     cookies.action = Action::delete_rows;
-    cookies.schedule = {"hourly", std::chrono::hours{1}};
+    cookies.schedule = {"hourly", std::chrono::hours{1}, {}};
 
     error_logs.id = "error_logs";
     error_logs.description = "Error logs: 24 months <after> the error";
@@ -65,7 +65,7 @@ struct SampleReport {
     error_logs.age_column = "logged_at";
     error_logs.retain = {false, 24, CalendarUnit::months};
     error_logs.action = Action::delete_rows;
-    error_logs.schedule = {"daily", std::chrono::hours{24}};
+    error_logs.schedule = {"daily", std::chrono::hours{24}, {}};
     error_logs.age_from = ParentAnchor{"requests", "ended_at", "id", "request_id"};
 
     tickets.id = "support_tickets";
@@ -75,7 +75,7 @@ struct SampleReport {
     tickets.table = "support_tickets";
     tickets.retain = {true, 0, CalendarUnit::days};
     tickets.action = Action::keep;
-    tickets.schedule = {"daily", std::chrono::hours{24}};
+    tickets.schedule = {"daily", std::chrono::hours{24}, {}};
 
     report.generated_at = at("2026-03-01T12:00:05Z");
     report.as_of = at("2026-03-01T12:00:00Z");

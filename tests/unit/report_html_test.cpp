@@ -53,7 +53,7 @@ struct HtmlSample {
     logs.datastore = "app";
     logs.table = "event_logs";
     logs.retain = {false, 30, CalendarUnit::days};
-    logs.schedule = {"daily", std::chrono::hours{24}};
+    logs.schedule = {"daily", std::chrono::hours{24}, {}};
     tickets.id = "tickets";
     tickets.description = "Tickets are kept";
     tickets.policy = logs.policy;

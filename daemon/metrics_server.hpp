@@ -1,0 +1,33 @@
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace retentiond {
+
+// A small HTTP/1.1 server for Prometheus: GET /metrics answers with `render()`, in the text
+// exposition format; other paths get 404 and other methods 405. It runs on its own thread;
+// each connection has a 10 s deadline, so a slow client cannot hold it.
+class MetricsServer {
+public:
+  // Listens on `listen` ("127.0.0.1:9465", "[::1]:9465", "0.0.0.0:9465"). Throws
+  // std::runtime_error naming the address when it cannot listen there.
+  MetricsServer(const std::string& listen, std::function<std::string()> render);
+  ~MetricsServer();  // stops listening, closes connections, joins the thread
+  MetricsServer(const MetricsServer&) = delete;
+  MetricsServer& operator=(const MetricsServer&) = delete;
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> m_impl;
+};
+
+// Splits "host:port" (IPv6 hosts in brackets). Returns the reason when it is not one.
+struct ListenAddress {
+  std::string host;
+  unsigned short port = 0;
+};
+bool parse_listen_address(const std::string& text, ListenAddress& address, std::string& why);
+
+}  // namespace retentiond

@@ -1,0 +1,284 @@
+#include "daemon/service.hpp"
+
+#include "daemon/command_support.hpp"
+#include "daemon/engine.hpp"
+#include "daemon/cli.hpp"
+#include "daemon/metrics_server.hpp"
+#include "daemon/schedule.hpp"
+#include "daemon/service_metrics.hpp"
+#include "daemon/state_store.hpp"
+#include "daemon/systemd_notify.hpp"
+#include "daemon/timestamp.hpp"
+
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <csignal>
+#include <map>
+#include <mutex>
+#include <pthread.h>
+#include <thread>
+
+namespace retentiond {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Between runs the loop wakes at least this often, even with no watchdog to feed.
+constexpr auto k_longest_sleep = std::chrono::minutes{1};
+
+// SIGTERM, SIGINT and SIGHUP, blocked in every thread and taken by one thread with sigwait:
+// no async-signal-safety puzzles, and the scheduler is woken through a condition variable.
+sigset_t service_signals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  return signals;
+}
+
+class Service {
+public:
+  Service(std::filesystem::path config_file, std::shared_ptr<const Config> config,
+          StateStore& state)
+      : m_config_file(std::move(config_file)), m_config(std::move(config)), m_state(state) {}
+
+  int run() {
+    std::thread signals([this] { take_signals(); });
+    std::unique_ptr<MetricsServer> metrics_server;
+    try {
+      if (m_config->metrics_listen)
+        metrics_server = std::make_unique<MetricsServer>(*m_config->metrics_listen,
+                                                         [this] { return m_metrics.render(); });
+      m_metrics.record_reload(true, now_utc());
+      learn_last_runs();
+      spdlog::info("service started: {} rules{}", m_config->rules.size(),
+                   m_config->metrics_listen ? ", metrics on " + *m_config->metrics_listen : "");
+      m_status = idle_status();
+      m_notifier.notify("READY=1\nSTATUS=" + m_status);
+      schedule_until_stopped();
+    } catch (...) {
+      stop_signal_thread(signals);
+      throw;
+    }
+    m_notifier.notify("STOPPING=1\nSTATUS=stopping");
+    spdlog::info("service stopped");
+    stop_signal_thread(signals);
+    return k_exit_ok;
+  }
+
+private:
+  void take_signals() {
+    const sigset_t signals = service_signals();
+    while (true) {
+      int signal = 0;
+      if (sigwait(&signals, &signal) != 0)
+        continue;
+      const std::scoped_lock lock(m_mutex);
+      if (signal == SIGHUP) {
+        m_reload_requested = true;
+      } else {
+        if (!m_stop.load() && !m_quitting)
+          spdlog::info("{} received: finishing the current batch, then stopping",
+                       signal == SIGINT ? "SIGINT" : "SIGTERM");
+        m_stop.store(true);
+      }
+      m_wake.notify_all();
+      if (m_quitting)
+        return;
+    }
+  }
+
+  // The signal thread waits in sigwait: wake it with a signal it takes, after saying it may go.
+  void stop_signal_thread(std::thread& signals) {
+    {
+      const std::scoped_lock lock(m_mutex);
+      m_quitting = true;
+    }
+    pthread_kill(signals.native_handle(), SIGTERM);
+    signals.join();
+  }
+
+  void schedule_until_stopped() {
+    while (!m_stop.load()) {
+      bool reload = false;
+      {
+        const std::scoped_lock lock(m_mutex);
+        reload = std::exchange(m_reload_requested, false);
+      }
+      if (reload)
+        reload_config();
+      const auto [rule, due] = next_due_rule();
+      const Instant now = now_utc();
+      if (rule != nullptr && due <= now) {
+        run_rule(*rule);
+        continue;
+      }
+      feed_watchdog(true);
+      report_status(idle_status());
+      auto sleep = rule == nullptr ? k_longest_sleep
+                                   : std::min<std::chrono::milliseconds>(due - now,
+                                                                         k_longest_sleep);
+      if (auto period = m_notifier.watchdog_period())
+        sleep = std::min<std::chrono::milliseconds>(
+            sleep, std::chrono::duration_cast<std::chrono::milliseconds>(*period));
+      std::unique_lock lock(m_mutex);
+      m_wake.wait_for(lock, sleep, [this] { return m_stop.load() || m_reload_requested; });
+    }
+  }
+
+  // The rule to run next and when; rules whose action is keep never run.
+  std::pair<const Rule*, Instant> next_due_rule() const {
+    const Rule* next = nullptr;
+    Instant next_time = Instant::max();
+    const Instant now = now_utc();
+    for (const Rule& rule : m_config->rules) {
+      if (rule.action == Action::keep)
+        continue;
+      const auto last = m_last_run.find(rule.id);
+      const Instant due = next_run_time(
+          rule.schedule,
+          last == m_last_run.end() ? std::nullopt : std::optional<Instant>{last->second}, now);
+      if (due < next_time) {
+        next = &rule;
+        next_time = due;
+      }
+    }
+    return {next, next_time};
+  }
+
+  // When each rule last started, from the run history: a rule that ran recently before a
+  // restart is not run again at once.
+  void learn_last_runs() {
+    for (const Rule& rule : m_config->rules) {
+      if (m_last_run.contains(rule.id))
+        continue;
+      const std::vector<RunRecord> runs = m_state.last_runs(rule.id, 1);
+      if (runs.empty())
+        continue;
+      if (auto started = parse_iso8601(runs.front().started))
+        m_last_run[rule.id] = *started;
+    }
+  }
+
+  void run_rule(const Rule& rule) {
+    m_last_run[rule.id] = now_utc();
+    report_status("running rule " + rule.id);
+    RunOptions options;
+    options.only_rules = {rule.id};
+    options.command = "run";
+    options.on_batch = [this](const Rule& batch_rule, std::chrono::nanoseconds took) {
+      m_metrics.record_batch(batch_rule.id, took);
+      feed_watchdog(false);
+    };
+    try {
+      Engine engine(m_config, &m_state, secrets_of(*m_config), m_stop);
+      for (const RuleOutcome& outcome : engine.run_once(options).outcomes) {
+        m_metrics.record_run(outcome, m_state.last_success(outcome.rule));
+        if (outcome.result != "ok")
+          spdlog::warn("rule {}: {}{}", outcome.rule, outcome.result,
+                       outcome.message.empty() ? "" : ": " + outcome.message);
+      }
+    } catch (const std::exception& error) {
+      // The state DB or a key file failed: the next run tries again, the service stays up.
+      spdlog::error("rule {}: {}", rule.id, error.what());
+      RuleOutcome failed;
+      failed.rule = rule.id;
+      failed.result = "error";
+      m_metrics.record_run(failed, m_state.last_success(rule.id));
+    }
+  }
+
+  void reload_config() {
+    m_notifier.notify("RELOADING=1\n" + monotonic_usec_field() + "\nSTATUS=reloading");
+    try {
+      auto fresh = load_config(m_config_file);
+      if (fresh->state_path != m_config->state_path)
+        throw ConfigError({fresh->file.string(), 0, 0},
+                          fmt::format("state.path: changed from '{}' to '{}'; a new state file "
+                                      "takes a restart (systemctl restart retentiond)",
+                                      m_config->state_path.string(),
+                                      fresh->state_path.string()));
+      if (fresh->metrics_listen != m_config->metrics_listen)
+        spdlog::warn("daemon.metrics_listen changed: the new address applies after a restart");
+      (void)secrets_of(*fresh);  // unreadable key files reject the reload, not a later run
+      m_config = std::move(fresh);
+      learn_last_runs();
+      m_metrics.record_reload(true, now_utc());
+      spdlog::info("configuration reloaded: {} rules, digest {}", m_config->rules.size(),
+                   m_config->digest);
+    } catch (const std::exception& error) {
+      m_metrics.record_reload(false, now_utc());
+      spdlog::error("configuration reload failed, still running the previous one: {}",
+                    error.what());
+    }
+    m_status = idle_status();
+    m_notifier.notify("READY=1\nSTATUS=" + m_status);
+  }
+
+  // STATUS= only when it changed: the loop wakes for the watchdog far more often.
+  void report_status(const std::string& status) {
+    if (status == m_status)
+      return;
+    m_status = status;
+    m_notifier.notify("STATUS=" + status);
+  }
+
+  // WATCHDOG=1 from the scheduling loop and from each batch's completion, so a hung run (not
+  // just a live process) makes systemd restart the service. `always`: the loop is about to
+  // sleep for up to one period.
+  void feed_watchdog(bool always) {
+    const auto period = m_notifier.watchdog_period();
+    if (!period)
+      return;
+    const auto now = Clock::now();
+    if (always || now - m_last_watchdog >= *period) {
+      m_notifier.notify("WATCHDOG=1");
+      m_last_watchdog = now;
+    }
+  }
+
+  std::string idle_status() const {
+    const auto [rule, due] = next_due_rule();
+    if (rule == nullptr)
+      return "idle: no rule to enforce";
+    return fmt::format("idle: next rule {} at {}", rule->id,
+                       format_iso8601(std::max(due, now_utc())));
+  }
+
+  std::filesystem::path m_config_file;
+  std::shared_ptr<const Config> m_config;
+  StateStore& m_state;
+  SystemdNotifier m_notifier;
+  ServiceMetrics m_metrics;
+  std::map<std::string, Instant> m_last_run;
+  Clock::time_point m_last_watchdog{};
+  std::string m_status;  // the last STATUS= sent
+
+  std::mutex m_mutex;  // guards the requests below
+  std::condition_variable m_wake;
+  std::atomic<bool> m_stop{false};
+  bool m_reload_requested = false;
+  bool m_quitting = false;
+};
+
+}  // namespace
+
+int command_run(const std::filesystem::path& config_file, std::shared_ptr<const Config> config) {
+  // Before any thread starts, so that every thread inherits the mask.
+  const sigset_t signals = service_signals();
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  (void)secrets_of(*config);
+  create_state_directory(*config);
+  const auto lock = lock_state(*config);
+  if (!lock)
+    return k_exit_locked;
+  StateStore state(config->state_path, StateStore::Mode::read_write, audit_key_of(*config));
+  Service service(config_file, std::move(config), state);
+  return service.run();
+}
+
+}  // namespace retentiond

@@ -1,0 +1,53 @@
+#pragma once
+
+#include "daemon/engine.hpp"
+#include "daemon/timestamp.hpp"
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+
+namespace retentiond {
+
+// What `run` exports on metrics_listen, in the Prometheus text format. Written by the scheduler
+// thread, read by the metrics server's thread: every member function locks.
+class ServiceMetrics {
+public:
+  // Bucket upper bounds (seconds) of retentiond_batch_duration_seconds: around the 50 ms default
+  // batch_time.
+  static constexpr std::array<double, 9> k_batch_buckets{0.005, 0.01, 0.025, 0.05, 0.075,
+                                                         0.1,   0.25, 0.5,   1.0};
+
+  void record_batch(const std::string& rule, std::chrono::nanoseconds took);
+  void record_run(const RuleOutcome& outcome, std::optional<Instant> last_success);
+  void record_reload(bool ok, Instant when);
+
+  // The exposition text, every metric family with its HELP and TYPE.
+  std::string render() const;
+
+private:
+  struct Histogram {
+    std::array<std::uint64_t, k_batch_buckets.size()> buckets{};  // not cumulative here
+    std::uint64_t count = 0;
+    double sum = 0;
+  };
+  struct RuleMetrics {
+    std::int64_t rows_affected = 0;
+    std::map<std::string, std::uint64_t> runs_by_result;
+    std::int64_t due_rows = 0;
+    int backlog_runs = 0;
+    std::optional<Instant> last_success;
+    Histogram batches;
+  };
+
+  mutable std::mutex m_mutex;
+  std::map<std::string, RuleMetrics> m_rules;
+  bool m_reload_ok = true;
+  std::optional<Instant> m_last_reload_success;
+};
+
+}  // namespace retentiond

@@ -1,0 +1,355 @@
+// The real `retentiond run` service: scheduling from the run history, the systemd notification
+// protocol on a real datagram socket, the metrics endpoint over real HTTP, SIGHUP reloads and
+// SIGTERM stops, on a real SQLite datastore and state file.
+#include "daemon/timestamp.hpp"
+#include "tests/support/run_binary.hpp"
+#include "tests/support/table_ids.hpp"
+#include "tests/support/temp_dir.hpp"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <doctest/doctest.h>
+
+#include <arpa/inet.h>
+#include <chrono>
+#include <csignal>
+#include <cstdint>
+#include <fstream>
+#include <netinet/in.h>
+#include <optional>
+#include <poll.h>
+#include <sstream>
+#include <string>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+using retentiond::test::run_retentiond;
+using retentiond::test::RunningRetentiond;
+using retentiond::test::TempDir;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr std::int64_t k_day_s = 86'400;
+// Generous: these wait for a process to react, and CI machines are busy.
+constexpr auto k_patience = 20s;
+
+bool contains(const std::string& text, std::string_view part) {
+  return text.find(part) != std::string::npos;
+}
+
+// The service manager's end of $NOTIFY_SOCKET: a bound datagram socket that keeps every message.
+class NotifySocket {
+public:
+  explicit NotifySocket(std::filesystem::path path) : m_path(std::move(path)) {
+    m_fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    REQUIRE(m_fd >= 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    const std::string text = m_path.string();
+    REQUIRE(text.size() < sizeof(address.sun_path));
+    text.copy(address.sun_path, text.size());
+    REQUIRE(::bind(m_fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
+  }
+  ~NotifySocket() { ::close(m_fd); }
+  NotifySocket(const NotifySocket&) = delete;
+  NotifySocket& operator=(const NotifySocket&) = delete;
+
+  const std::filesystem::path& path() const { return m_path; }
+
+  // The next message that starts with `prefix`, skipping others (kept in messages()); nothing
+  // when none comes within k_patience.
+  std::optional<std::string> wait_for(std::string_view prefix) {
+    const auto deadline = std::chrono::steady_clock::now() + k_patience;
+    while (std::chrono::steady_clock::now() < deadline) {
+      pollfd waiting{m_fd, POLLIN, 0};
+      if (::poll(&waiting, 1, 100) <= 0)
+        continue;
+      char buffer[4096];
+      const ssize_t n = ::recv(m_fd, buffer, sizeof buffer, 0);
+      if (n <= 0)
+        continue;
+      std::string message(buffer, static_cast<std::size_t>(n));
+      m_messages.push_back(message);
+      if (message.starts_with(prefix))
+        return message;
+    }
+    return std::nullopt;
+  }
+
+  const std::vector<std::string>& messages() const { return m_messages; }
+
+private:
+  std::filesystem::path m_path;
+  int m_fd = -1;
+  std::vector<std::string> m_messages;
+};
+
+// A TCP port nobody listens on right now (the kernel's choice for port 0).
+int free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
+  socklen_t length = sizeof address;
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0);
+  ::close(fd);
+  return ntohs(address.sin_port);
+}
+
+// One HTTP/1.1 request to 127.0.0.1:`port`; the whole response, headers included.
+std::string http_request(int port, const std::string& request_line) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<std::uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
+  const std::string request = request_line + "\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+  REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(request.size()));
+  std::string response;
+  char buffer[4096];
+  for (ssize_t n; (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0;)
+    response.append(buffer, static_cast<std::size_t>(n));
+  ::close(fd);
+  return response;
+}
+
+// A service installation: app.db with `logs` (ids 1-3 expired, 4-5 not) and `events` (ids 1-2
+// expired, 3 not), a config whose rule `logs` runs hourly, and a notification socket.
+class Service {
+public:
+  Service() : m_notify(m_dir / "notify.sock"), m_port(free_port()) {
+    const std::int64_t now = retentiond::to_unix_seconds(retentiond::now_utc());
+    const auto ago = [&](std::int64_t days) { return std::to_string(now - days * k_day_s); };
+    SQLite::Database db(app(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db.exec("PRAGMA journal_mode = WAL");
+    db.exec("CREATE TABLE logs(id INTEGER PRIMARY KEY, at INTEGER)");
+    db.exec("CREATE INDEX logs_at ON logs(at)");
+    db.exec("INSERT INTO logs VALUES (1, " + ago(400) + "), (2, " + ago(500) + "), (3, " +
+            ago(366) + "), (4, " + ago(364) + "), (5, " + ago(1) + ")");
+    db.exec("CREATE TABLE events(id INTEGER PRIMARY KEY, at INTEGER)");
+    db.exec("CREATE INDEX events_at ON events(at)");
+    db.exec("INSERT INTO events VALUES (1, " + ago(40) + "), (2, " + ago(31) + "), (3, " +
+            ago(29) + ")");
+    write_config(logs_rule());
+  }
+
+  std::filesystem::path config() const { return m_dir / "retentiond.toml"; }
+  std::filesystem::path app() const { return m_dir / "app.db"; }
+  int port() const { return m_port; }
+  NotifySocket& notify() { return m_notify; }
+
+  std::string logs_rule() const {
+    return R"toml(
+[rules.logs]
+description = "Connection logs are kept 12 months"
+policy = "Privacy policy, section V"
+datastore = "app"
+table = "logs"
+age_column = "at"
+age_format = "unix_seconds"
+retain = "365 days"
+action = "delete"
+schedule = "hourly"
+max_fraction = 1.0
+)toml";
+  }
+
+  std::string events_rule() const {
+    return R"toml(
+[rules.events]
+description = "Event logs are kept 30 days"
+policy = "Privacy policy, section VII"
+datastore = "app"
+table = "events"
+age_column = "at"
+age_format = "unix_seconds"
+retain = "30 days"
+action = "delete"
+schedule = "0 3 * * *"
+max_fraction = 1.0
+)toml";
+  }
+
+  void write_config(const std::string& rules) const {
+    std::ofstream(config()) << "[state]\npath = \"state.db\"\n[daemon]\nmetrics_listen = "
+                               "\"127.0.0.1:"
+                            << m_port << "\"\n[datastores.app]\ntype = \"sqlite\"\npath = "
+                            << "\"app.db\"\n"
+                            << rules;
+  }
+
+  std::unique_ptr<RunningRetentiond> start(const std::string& watchdog_usec = "") {
+    std::map<std::string, std::string> env{{"NOTIFY_SOCKET", m_notify.path().string()}};
+    if (!watchdog_usec.empty())
+      env["WATCHDOG_USEC"] = watchdog_usec;
+    return std::make_unique<RunningRetentiond>(
+        std::vector<std::string>{"-c", config().string(), "run"}, env, m_dir.path());
+  }
+
+  std::vector<std::int64_t> ids(const std::string& table) const {
+    return retentiond::test::table_ids(app(), table);
+  }
+
+  std::string metrics() const { return http_request(m_port, "GET /metrics HTTP/1.1"); }
+
+private:
+  TempDir m_dir;
+  NotifySocket m_notify;
+  int m_port;
+};
+
+}  // namespace
+
+TEST_CASE("run: enforces due rules at start-up, tells systemd, serves metrics, reloads, stops") {
+  Service service;
+  auto daemon = service.start("200000");  // WatchdogSec=0.2s: WATCHDOG=1 every 100 ms
+
+  const auto ready = service.notify().wait_for("READY=1");
+  REQUIRE(ready);
+  // Never run before: due at once.
+  CHECK(ready->starts_with("READY=1\nSTATUS=idle: next rule logs at "));
+  REQUIRE(service.notify().wait_for("STATUS=running rule logs"));
+  const auto idle = service.notify().wait_for("STATUS=idle: next rule logs at ");
+  REQUIRE(idle);
+  // Next: an hour after this run started.
+  const auto next = retentiond::parse_iso8601(idle->substr(idle->rfind(' ') + 1));
+  REQUIRE(next);
+  const auto in = std::chrono::duration_cast<std::chrono::minutes>(*next - retentiond::now_utc());
+  CHECK(in.count() >= 58);
+  CHECK(in.count() <= 60);
+  CHECK(service.ids("logs") == std::vector<std::int64_t>{4, 5});
+
+  SUBCASE("feeds the watchdog while idle") {
+    REQUIRE(service.notify().wait_for("WATCHDOG=1"));
+    REQUIRE(service.notify().wait_for("WATCHDOG=1"));
+    REQUIRE(service.notify().wait_for("WATCHDOG=1"));
+  }
+
+  SUBCASE("serves Prometheus metrics over HTTP") {
+    const std::string response = service.metrics();
+    CHECK(response.starts_with("HTTP/1.1 200 OK\r\n"));
+    CHECK(contains(response, "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
+    CHECK(contains(response, "\nretentiond_runs_total{rule=\"logs\",result=\"ok\"} 1\n"));
+    CHECK(contains(response, "\nretentiond_rows_affected_total{rule=\"logs\"} 3\n"));
+    CHECK(contains(response, "\nretentiond_due_rows{rule=\"logs\"} 3\n"));
+    CHECK(contains(response, "\nretentiond_batch_duration_seconds_count{rule=\"logs\"} 1\n"));
+    CHECK(contains(response,
+                   "\nretentiond_batch_duration_seconds_bucket{rule=\"logs\",le=\"+Inf\"} 1\n"));
+    CHECK(contains(response, "\n# TYPE retentiond_batch_duration_seconds histogram\n"));
+    CHECK(contains(response, "\nretentiond_config_last_reload_successful 1\n"));
+    CHECK(contains(response, "\nretentiond_last_success_timestamp_seconds{rule=\"logs\"} "));
+    CHECK(http_request(service.port(), "GET /other HTTP/1.1").starts_with("HTTP/1.1 404 "));
+    CHECK(http_request(service.port(), "POST /metrics HTTP/1.1").starts_with("HTTP/1.1 405 "));
+  }
+
+  SUBCASE("holds the instance lock: once exits 75") {
+    const auto once = run_retentiond({"-c", service.config().string(), "once"});
+    CHECK(once.exit_code == 75);
+    CHECK(contains(once.err, "another retentiond (pid " + std::to_string(daemon->pid()) +
+                                 ") holds the lock on"));
+  }
+
+  SUBCASE("an invalid config on SIGHUP is logged and the running one kept") {
+    service.write_config(service.logs_rule() + "bogus = 1\n");
+    daemon->signal(SIGHUP);
+    const auto reloading = service.notify().wait_for("RELOADING=1\n");
+    REQUIRE(reloading);
+    CHECK(contains(*reloading, "\nMONOTONIC_USEC="));
+    REQUIRE(service.notify().wait_for("READY=1\nSTATUS=idle: next rule logs at "));
+    CHECK(daemon->running());
+    CHECK(contains(daemon->err(), "error configuration reload failed, still running the previous "
+                                  "one: " +
+                                      service.config().string() +
+                                      ":20:1: rules.logs: unknown key 'bogus'"));
+    CHECK(contains(service.metrics(), "\nretentiond_config_last_reload_successful 0\n"));
+  }
+
+  SUBCASE("a valid config on SIGHUP is used at once: its new rule runs") {
+    service.write_config(service.logs_rule() + service.events_rule());
+    daemon->signal(SIGHUP);
+    REQUIRE(service.notify().wait_for("RELOADING=1\n"));
+    REQUIRE(service.notify().wait_for("READY=1\n"));
+    REQUIRE(service.notify().wait_for("STATUS=running rule events"));
+    REQUIRE(service.notify().wait_for("STATUS=idle: next rule logs at "));
+    CHECK(service.ids("events") == std::vector<std::int64_t>{3});
+    CHECK(service.ids("logs") == std::vector<std::int64_t>{4, 5});
+    CHECK(contains(daemon->err(), "info configuration reloaded: 2 rules, digest "));
+    CHECK(contains(service.metrics(), "\nretentiond_config_last_reload_successful 1\n"));
+  }
+
+  daemon->signal(SIGTERM);
+  CHECK(service.notify().wait_for("STOPPING=1"));
+  CHECK(daemon->wait(k_patience) == 0);
+  CHECK(contains(daemon->err(), "info SIGTERM received: finishing the current batch"));
+  service.write_config(service.logs_rule());  // `audit verify` reads the config too
+  const auto verify = run_retentiond({"-c", service.config().string(), "audit", "verify"});
+  CHECK(verify.exit_code == 0);
+}
+
+TEST_CASE("run: a rule that ran within its interval waits; one that never ran runs at start-up") {
+  Service service;
+  REQUIRE(run_retentiond({"-c", service.config().string(), "once"}).exit_code == 0);
+  service.write_config(service.logs_rule() + service.events_rule());
+  auto daemon = service.start();
+  // `logs` ran a moment ago (hourly): it is next due in an hour. `events` never ran: at once.
+  REQUIRE(service.notify().wait_for("STATUS=running rule events"));
+  const auto idle = service.notify().wait_for("STATUS=idle: next rule ");
+  REQUIRE(idle);
+  CHECK(contains(*idle, "STATUS=idle: next rule logs at "));
+  CHECK(service.ids("events") == std::vector<std::int64_t>{3});
+  for (const std::string& message : service.notify().messages())
+    CHECK_FALSE(message == "STATUS=running rule logs");
+  daemon->signal(SIGINT);
+  CHECK(daemon->wait(k_patience) == 0);
+}
+
+TEST_CASE("run: SIGTERM during a run finishes the current batch, audits it and exits 0") {
+  Service service;
+  {
+    // Enough due rows for many batches of 1 ms.
+    SQLite::Database db(service.app(), SQLite::OPEN_READWRITE);
+    const std::int64_t old = retentiond::to_unix_seconds(retentiond::now_utc()) - 400 * k_day_s;
+    db.exec("WITH RECURSIVE n(i) AS (SELECT 100 UNION ALL SELECT i + 1 FROM n WHERE i < 400000) "
+            "INSERT INTO logs SELECT i, " +
+            std::to_string(old) + " FROM n");
+  }
+  std::string rule = service.logs_rule();
+  rule += "batch_time = \"1ms\"\n";
+  service.write_config(rule);
+  auto daemon = service.start();
+  REQUIRE(service.notify().wait_for("STATUS=running rule logs"));
+  std::this_thread::sleep_for(100ms);
+  daemon->signal(SIGTERM);
+  REQUIRE(daemon->wait(k_patience) == 0);
+
+  const std::int64_t left = static_cast<std::int64_t>(service.ids("logs").size());
+  CHECK(left > 2);  // stopped before the end
+  const auto log = run_retentiond(
+      {"-c", service.config().string(), "audit", "log", "--rule", "logs", "--format", "json"});
+  REQUIRE(log.exit_code == 0);
+  // Every deleted row is in a batch entry; the run says why it stopped.
+  SQLite::Database json(":memory:");
+  SQLite::Statement sum(json,
+                        "SELECT sum(json_extract(value, '$.rows')) FROM json_each(?) "
+                        "WHERE json_extract(value, '$.kind') = 'batch'");
+  std::string array = "[";
+  std::istringstream lines(log.out);
+  for (std::string line; std::getline(lines, line);)
+    if (!line.empty())
+      array += (array.size() > 1 ? "," : "") + line;
+  array += "]";
+  sum.bind(1, array);
+  REQUIRE(sum.executeStep());
+  CHECK(sum.getColumn(0).getInt64() == 399'906 - left);
+  CHECK(contains(log.out, "\"kind\":\"rule_done\""));
+  CHECK(contains(log.out, "\"result\":\"partial\""));
+  CHECK(contains(daemon->err(), "warning rule logs: partial: stopped by signal"));
+}
