@@ -374,6 +374,14 @@ int command_hold(const CommandLine& line, const Config& config) {
       throw UsageError(fmt::format("hold release: '{}' is not a hold id (see retentiond hold list)",
                                    *line.hold_id));
     }
+    // No state file: no hold was ever added. Say so rather than create an empty state.
+    if (!std::filesystem::exists(config.state_path)) {
+      std::cerr << fmt::format(
+          "retentiond: error: hold {} does not exist (no state file at {}: no hold was ever "
+          "added; see retentiond hold list)\n",
+          id, config.state_path.string());
+      return k_exit_rule_failed;
+    }
     StateStore state(config.state_path, StateStore::Mode::read_write, audit_key_of(config));
     try {
       state.release_hold(id, *line.reason, now);

@@ -130,14 +130,14 @@ struct MetricsServer::Impl {
   }
 
   void accept() {
-    acceptor.async_accept(asio::make_strand(io), [this](beast::error_code error,
-                                                        tcp::socket socket) {
-      if (error == asio::error::operation_aborted)
-        return;
-      if (!error)
-        std::make_shared<Session>(std::move(socket), render)->start();
-      accept();
-    });
+    acceptor.async_accept(asio::make_strand(io),
+                          [this](beast::error_code error, tcp::socket socket) {
+                            if (error == asio::error::operation_aborted)
+                              return;
+                            if (!error)
+                              std::make_shared<Session>(std::move(socket), render)->start();
+                            accept();
+                          });
   }
 
   std::function<std::string()> render;
@@ -155,8 +155,8 @@ MetricsServer::MetricsServer(const std::string& listen, std::function<std::strin
   try {
     m_impl = std::make_unique<Impl>(endpoint, std::move(render));
   } catch (const boost::system::system_error& error) {
-    throw std::runtime_error(
-        fmt::format("metrics_listen '{}': cannot listen there: {}", listen, error.code().message()));
+    throw std::runtime_error(fmt::format("metrics_listen '{}': cannot listen there: {}", listen,
+                                         error.code().message()));
   }
   m_impl->accept();
   m_impl->thread = std::thread([impl = m_impl.get()] { impl->io.run(); });

@@ -80,12 +80,19 @@ std::vector<std::string> rule_row(const RuleReport& entry) {
 }  // namespace
 
 std::string csv_field(std::string_view text) {
-  const bool quote = text.find_first_of(",\"\r\n") != std::string_view::npos ||
-                     (!text.empty() && (text.front() == ' ' || text.back() == ' '));
+  // A spreadsheet runs a cell that starts with = + - @ (or a tab or CR before one) as a
+  // formula. Messages quote paths and values from the datastore, which users may have chosen:
+  // a leading apostrophe makes such a cell plain text (OWASP's advice for CSV injection).
+  std::string cell;
+  if (!text.empty() && std::string_view{"=+-@\t\r"}.find(text.front()) != std::string_view::npos)
+    cell = "'";
+  cell += text;
+  const bool quote = cell.find_first_of(",\"\r\n") != std::string::npos ||
+                     (!cell.empty() && (cell.front() == ' ' || cell.back() == ' '));
   if (!quote)
-    return std::string{text};
+    return cell;
   std::string out = "\"";
-  for (const char c : text) {
+  for (const char c : cell) {
     if (c == '"')
       out += '"';
     out += c;

@@ -13,7 +13,8 @@ namespace retentiond {
 std::string report_csv(const Report& report);
 
 // One RFC 4180 field: `text` as is, or in double quotes (inner quotes doubled) when it holds a
-// comma, a double quote, CR or LF, or starts or ends with a space.
+// comma, a double quote, CR or LF, or starts or ends with a space. Text that a spreadsheet
+// would run as a formula (starting with = + - @, a tab or CR) gets a leading apostrophe.
 std::string csv_field(std::string_view text);
 
 }  // namespace retentiond

@@ -1,8 +1,8 @@
 #include "daemon/service.hpp"
 
+#include "daemon/cli.hpp"
 #include "daemon/command_support.hpp"
 #include "daemon/engine.hpp"
-#include "daemon/cli.hpp"
 #include "daemon/metrics_server.hpp"
 #include "daemon/schedule.hpp"
 #include "daemon/service_metrics.hpp"
@@ -119,9 +119,9 @@ private:
       }
       feed_watchdog(true);
       report_status(idle_status());
-      auto sleep = rule == nullptr ? k_longest_sleep
-                                   : std::min<std::chrono::milliseconds>(due - now,
-                                                                         k_longest_sleep);
+      auto sleep = rule == nullptr
+                       ? k_longest_sleep
+                       : std::min<std::chrono::milliseconds>(due - now, k_longest_sleep);
       if (auto period = m_notifier.watchdog_period())
         sleep = std::min<std::chrono::milliseconds>(
             sleep, std::chrono::duration_cast<std::chrono::milliseconds>(*period));
@@ -200,8 +200,7 @@ private:
         throw ConfigError({fresh->file.string(), 0, 0},
                           fmt::format("state.path: changed from '{}' to '{}'; a new state file "
                                       "takes a restart (systemctl restart retentiond)",
-                                      m_config->state_path.string(),
-                                      fresh->state_path.string()));
+                                      m_config->state_path.string(), fresh->state_path.string()));
       if (fresh->metrics_listen != m_config->metrics_listen)
         spdlog::warn("daemon.metrics_listen changed: the new address applies after a restart");
       (void)secrets_of(*fresh);  // unreadable key files reject the reload, not a later run

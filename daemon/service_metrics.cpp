@@ -48,13 +48,13 @@ std::string ServiceMetrics::render() const {
   family(text, "retentiond_rows_affected_total", "counter",
          "Rows deleted or anonymized (cascade children and linked files included) since start.");
   for (const auto& [id, rule] : m_rules)
-    text += fmt::format("retentiond_rows_affected_total{{rule=\"{}\"}} {}\n", id,
-                        rule.rows_affected);
+    text +=
+        fmt::format("retentiond_rows_affected_total{{rule=\"{}\"}} {}\n", id, rule.rows_affected);
   family(text, "retentiond_runs_total", "counter", "Runs of a rule since start, by result.");
   for (const auto& [id, rule] : m_rules)
     for (const auto& [result, count] : rule.runs_by_result)
-      text += fmt::format("retentiond_runs_total{{rule=\"{}\",result=\"{}\"}} {}\n", id, result,
-                          count);
+      text +=
+          fmt::format("retentiond_runs_total{{rule=\"{}\",result=\"{}\"}} {}\n", id, result, count);
   family(text, "retentiond_due_rows", "gauge", "Rows due when the last run of a rule started.");
   for (const auto& [id, rule] : m_rules)
     text += fmt::format("retentiond_due_rows{{rule=\"{}\"}} {}\n", id, rule.due_rows);

@@ -63,8 +63,7 @@ void SystemdNotifier::notify(std::string_view state) {
   std::memcpy(address.sun_path, m_address.data(), m_address.size());
   if (address.sun_path[0] == '@')
     address.sun_path[0] = '\0';  // abstract namespace
-  const auto length =
-      static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + m_address.size());
+  const auto length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + m_address.size());
   if (::sendto(m_socket, state.data(), state.size(), MSG_NOSIGNAL,
                reinterpret_cast<const sockaddr*>(&address), length) < 0 &&
       !m_failure_logged) {
@@ -76,8 +75,8 @@ void SystemdNotifier::notify(std::string_view state) {
 std::string monotonic_usec_field() {
   timespec now{};
   ::clock_gettime(CLOCK_MONOTONIC, &now);
-  return fmt::format("MONOTONIC_USEC={}", static_cast<long long>(now.tv_sec) * 1'000'000 +
-                                              now.tv_nsec / 1'000);
+  return fmt::format("MONOTONIC_USEC={}",
+                     static_cast<long long>(now.tv_sec) * 1'000'000 + now.tv_nsec / 1'000);
 }
 
 }  // namespace retentiond

@@ -368,6 +368,16 @@ TEST_CASE("cli: audit log --format json prints one chained JSON object per line"
   }
 }
 
+TEST_CASE("cli: hold release before any hold was added changes nothing") {
+  Install install;
+  const RunResult released = install.cli({"hold", "release", "1", "--reason", "typo"});
+  CHECK(released.exit_code == 1);
+  CHECK(released.err == "retentiond: error: hold 1 does not exist (no state file at " +
+                            install.state().string() +
+                            ": no hold was ever added; see retentiond hold list)\n");
+  CHECK_FALSE(std::filesystem::exists(install.state()));
+}
+
 TEST_CASE("cli: hold add, list and release") {
   Install install;
   const RunResult added =

@@ -136,8 +136,8 @@ public:
             ago(366) + "), (4, " + ago(364) + "), (5, " + ago(1) + ")");
     db.exec("CREATE TABLE events(id INTEGER PRIMARY KEY, at INTEGER)");
     db.exec("CREATE INDEX events_at ON events(at)");
-    db.exec("INSERT INTO events VALUES (1, " + ago(40) + "), (2, " + ago(31) + "), (3, " +
-            ago(29) + ")");
+    db.exec("INSERT INTO events VALUES (1, " + ago(40) + "), (2, " + ago(31) + "), (3, " + ago(29) +
+            ")");
     write_config(logs_rule());
   }
 
@@ -337,9 +337,8 @@ TEST_CASE("run: SIGTERM during a run finishes the current batch, audits it and e
   REQUIRE(log.exit_code == 0);
   // Every deleted row is in a batch entry; the run says why it stopped.
   SQLite::Database json(":memory:");
-  SQLite::Statement sum(json,
-                        "SELECT sum(json_extract(value, '$.rows')) FROM json_each(?) "
-                        "WHERE json_extract(value, '$.kind') = 'batch'");
+  SQLite::Statement sum(json, "SELECT sum(json_extract(value, '$.rows')) FROM json_each(?) "
+                              "WHERE json_extract(value, '$.kind') = 'batch'");
   std::string array = "[";
   std::istringstream lines(log.out);
   for (std::string line; std::getline(lines, line);)

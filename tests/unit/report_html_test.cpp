@@ -90,6 +90,16 @@ TEST_CASE("csv_field quotes only what RFC 4180 requires") {
   CHECK(csv_field("say \"hi\"") == "\"say \"\"hi\"\"\"");
   CHECK(csv_field("two\nlines") == "\"two\nlines\"");
   CHECK(csv_field("cr\r") == "\"cr\r\"");
+}
+
+TEST_CASE("csv_field keeps spreadsheets from running a cell as a formula") {
+  CHECK(csv_field("=HYPERLINK(\"http://x\")") == "\"'=HYPERLINK(\"\"http://x\"\")\"");
+  CHECK(csv_field("+1") == "'+1");
+  CHECK(csv_field("-1") == "'-1");
+  CHECK(csv_field("@SUM(A1)") == "'@SUM(A1)");
+  CHECK(csv_field("\t=1") == "'\t=1");
+  CHECK(csv_field("a=1") == "a=1");
+  CHECK(csv_field("2025-11-23T00:00:00Z") == "2025-11-23T00:00:00Z");
   CHECK(csv_field(" padded") == "\" padded\"");
 }
 
