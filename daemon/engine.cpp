@@ -269,6 +269,7 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
   HeldSubjects held = held_subjects(rule, now);
   adapters::Selection selection{rule, outcome.cutoff, now, held.subjects, linked_files};
   outcome.counts = store.count(selection);
+  outcome.counted = true;
   if (held.suspended) {
     outcome.result = "held";
     outcome.message = "suspended by a hold on the whole rule";

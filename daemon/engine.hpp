@@ -39,6 +39,7 @@ struct RuleOutcome {
   std::int64_t files = 0;     // of `rows`, the linked files removed
   std::int64_t refused = 0;   // records kept because their linked file was refused
   int backlog_runs = 0;       // runs in a row, this one included, that ended with rows due
+  bool counted = false;       // the census was taken: `counts` and `backlog_runs` are real
 };
 
 struct RunSummary {

@@ -2,6 +2,7 @@
 #include "daemon/cli.hpp"
 #include "daemon/commands.hpp"
 #include "daemon/config.hpp"
+#include "daemon/service.hpp"
 
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -63,7 +64,10 @@ int main(int argc, char** argv) {
       return k_exit_ok;
     }
     configure_logging(line.log_level);
-    install_signal_handlers();
+    if (line.command.front() == "run")
+      block_service_signals();
+    else
+      install_signal_handlers();
     raise_descriptor_limit();
     return run_command(line, g_stop);
   } catch (const UsageError& error) {

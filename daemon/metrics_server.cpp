@@ -1,7 +1,7 @@
 #include "daemon/metrics_server.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/strand.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <spdlog/fmt/fmt.h>
@@ -20,12 +20,23 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 
 constexpr auto k_connection_deadline = std::chrono::seconds{10};
+// Scrapers need one or two connections; more are closed at once, so that clients cannot use up
+// the descriptors the engine needs for datastores and linked files.
+constexpr int k_max_connections = 16;
+// After a failed accept (out of descriptors, typically), before the next one.
+constexpr auto k_accept_retry = std::chrono::milliseconds{100};
 
 // One client connection: read a request, answer it, repeat while the client keeps it alive.
 class Session : public std::enable_shared_from_this<Session> {
 public:
-  Session(tcp::socket socket, const std::function<std::string()>& render)
-      : m_stream(std::move(socket)), m_render(render) {}
+  // `open_sessions` counts the live sessions; the server outlives every session.
+  Session(tcp::socket socket, const std::function<std::string()>& render, int& open_sessions)
+      : m_stream(std::move(socket)), m_render(render), m_open_sessions(open_sessions) {
+    ++m_open_sessions;
+  }
+  ~Session() { --m_open_sessions; }
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
 
   void start() { read_request(); }
 
@@ -80,6 +91,7 @@ private:
   http::request<http::string_body> m_request;
   http::response<http::string_body> m_response;
   const std::function<std::string()>& m_render;
+  int& m_open_sessions;
 };
 
 }  // namespace
@@ -129,20 +141,30 @@ struct MetricsServer::Impl {
     acceptor.listen();
   }
 
+  // Everything runs on the server's one thread: `open_sessions` needs no lock.
   void accept() {
-    acceptor.async_accept(asio::make_strand(io),
-                          [this](beast::error_code error, tcp::socket socket) {
-                            if (error == asio::error::operation_aborted)
-                              return;
-                            if (!error)
-                              std::make_shared<Session>(std::move(socket), render)->start();
-                            accept();
-                          });
+    acceptor.async_accept(io, [this](beast::error_code error, tcp::socket socket) {
+      if (error == asio::error::operation_aborted)
+        return;
+      if (error) {
+        retry.expires_after(k_accept_retry);
+        retry.async_wait([this](beast::error_code waited) {
+          if (!waited)
+            accept();
+        });
+        return;
+      }
+      if (open_sessions < k_max_connections)
+        std::make_shared<Session>(std::move(socket), render, open_sessions)->start();
+      accept();  // a socket over the limit is closed as it goes out of scope
+    });
   }
 
   std::function<std::string()> render;
+  int open_sessions = 0;  // destroyed after `io`, whose handlers hold the sessions
   asio::io_context io{1};
   tcp::acceptor acceptor;
+  asio::steady_timer retry{io};
   std::thread thread;
 };
 

@@ -7,8 +7,9 @@
 namespace retentiond {
 
 // A small HTTP/1.1 server for Prometheus: GET /metrics answers with `render()`, in the text
-// exposition format; other paths get 404 and other methods 405. It runs on its own thread;
-// each connection has a 10 s deadline, so a slow client cannot hold it.
+// exposition format; other paths get 404 and other methods 405. It runs on its own thread.
+// Each request must arrive and be answered within 10 s, and at most 16 connections are served
+// at once: slow or many clients cannot hold it or use up the process's descriptors.
 class MetricsServer {
 public:
   // Listens on `listen` ("127.0.0.1:9465", "[::1]:9465", "0.0.0.0:9465"). Throws

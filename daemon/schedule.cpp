@@ -38,7 +38,7 @@ std::expected<std::bitset<64>, std::string> parse_cron_field(std::string_view te
   std::size_t start = 0;
   while (start <= text.size()) {
     const std::size_t comma = text.find(',', start);
-    int step_by = 1;
+    std::optional<int> step_by;
     const std::string_view item =
         text.substr(start, comma == std::string_view::npos ? text.npos : comma - start);
     std::string_view range = item;
@@ -60,9 +60,9 @@ std::expected<std::bitset<64>, std::string> parse_cron_field(std::string_view te
                                            field.low, field.high));
       low = *first;
       // "5/15" means from 5 to the end of the range, every 15.
-      high = dash == std::string_view::npos && step_by > 1 ? field.high : *last;
+      high = dash == std::string_view::npos && step_by ? field.high : *last;
     }
-    for (int value = low; value <= high; value += step_by)
+    for (int value = low; value <= high; value += step_by.value_or(1))
       allowed.set(static_cast<std::size_t>(value));
     if (comma == std::string_view::npos)
       break;
@@ -90,13 +90,15 @@ bool day_matches(const CronFields& cron, std::chrono::sys_days day) {
   return day_of_month || day_of_week;
 }
 
-// The first minute after `after` that the expression names, looking up to four years ahead
-// (29 February comes round once in four); nothing when it names no date that exists.
+// The first minute after `after` that the expression names; nothing when it names no date that
+// exists. Dates and weekdays repeat every 400 years (146,097 days, a whole number of weeks), so
+// looking that far ahead finds any date there is ("0 0 29 2 */6": 29 February on a weekend).
 std::optional<Instant> next_cron_match(const CronFields& cron, Instant after) {
   using namespace std::chrono;
+  constexpr int k_gregorian_cycle_days = 146'097;
   const sys_time<minutes> first = floor<minutes>(after) + minutes{1};
   sys_days day = floor<days>(first);
-  for (int i = 0; i <= 366 * 4 + 1; ++i, day += days{1}) {
+  for (int i = 0; i <= k_gregorian_cycle_days; ++i, day += days{1}) {
     if (!day_matches(cron, day))
       continue;
     for (minutes minute = i == 0 ? first - day : minutes{0}; minute < days{1};
@@ -185,9 +187,11 @@ std::expected<Schedule, std::string> parse_schedule(std::string_view text) {
 Instant next_run_time(const Schedule& schedule, std::optional<Instant> last_run, Instant now) {
   if (!last_run)
     return now;
-  if (schedule.cron)
+  if (schedule.cron) {
+    // parse_schedule found a match within one 400-year cycle, so there is one after any date.
     if (auto next = next_cron_match(*schedule.cron, *last_run))
       return *next;
+  }
   return *last_run + schedule.interval;
 }
 

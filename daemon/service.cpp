@@ -157,7 +157,8 @@ private:
       if (m_last_run.contains(rule.id))
         continue;
       const std::vector<RunRecord> runs = m_state.last_runs(rule.id, 1);
-      if (runs.empty())
+      // A run still "running" died with its process: the rule carries on at once.
+      if (runs.empty() || runs.front().result == "running")
         continue;
       if (auto started = parse_iso8601(runs.front().started))
         m_last_run[rule.id] = *started;
@@ -165,6 +166,8 @@ private:
   }
 
   void run_rule(const Rule& rule) {
+    // The census of a large table may take a while before the first batch feeds the watchdog.
+    feed_watchdog(false);
     m_last_run[rule.id] = now_utc();
     report_status("running rule " + rule.id);
     RunOptions options;
@@ -188,8 +191,9 @@ private:
       RuleOutcome failed;
       failed.rule = rule.id;
       failed.result = "error";
-      m_metrics.record_run(failed, m_state.last_success(rule.id));
+      m_metrics.record_run(failed, std::nullopt);
     }
+    feed_watchdog(false);
   }
 
   void reload_config() {
@@ -206,6 +210,10 @@ private:
       (void)secrets_of(*fresh);  // unreadable key files reject the reload, not a later run
       m_config = std::move(fresh);
       learn_last_runs();
+      std::vector<std::string> ids;
+      for (const Rule& rule : m_config->rules)
+        ids.push_back(rule.id);
+      m_metrics.keep_only(ids);
       m_metrics.record_reload(true, now_utc());
       spdlog::info("configuration reloaded: {} rules, digest {}", m_config->rules.size(),
                    m_config->digest);
@@ -266,10 +274,15 @@ private:
 
 }  // namespace
 
-int command_run(const std::filesystem::path& config_file, std::shared_ptr<const Config> config) {
-  // Before any thread starts, so that every thread inherits the mask.
+void block_service_signals() {
   const sigset_t signals = service_signals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+}
+
+int command_run(const std::filesystem::path& config_file, std::shared_ptr<const Config> config) {
+  // Before any thread starts, so that every thread inherits the mask (main blocks them even
+  // earlier; a signal that came meanwhile is pending, and taken by the signal thread).
+  block_service_signals();
   (void)secrets_of(*config);
   create_state_directory(*config);
   const auto lock = lock_state(*config);

@@ -15,4 +15,9 @@ namespace retentiond {
 // Returns 75 when another process holds the state file's lock.
 int command_run(const std::filesystem::path& config_file, std::shared_ptr<const Config> config);
 
+// Blocks SIGTERM, SIGINT and SIGHUP in the calling thread, for `run`: called first thing, so
+// one sent while the configuration loads waits for the service's signal thread (SIGHUP would
+// otherwise kill the process, and SIGTERM be lost).
+void block_service_signals();
+
 }  // namespace retentiond

@@ -2,6 +2,8 @@
 
 #include <spdlog/fmt/fmt.h>
 
+#include <algorithm>
+
 namespace retentiond {
 namespace {
 
@@ -28,11 +30,23 @@ void ServiceMetrics::record_batch(const std::string& rule, std::chrono::nanoseco
 void ServiceMetrics::record_run(const RuleOutcome& outcome, std::optional<Instant> last_success) {
   const std::scoped_lock lock(m_mutex);
   RuleMetrics& rule = m_rules[outcome.rule];
+  rule.ran = true;
   rule.rows_affected += outcome.rows;
   ++rule.runs_by_result[outcome.result];
-  rule.due_rows = outcome.counts.due;
-  rule.backlog_runs = outcome.backlog_runs;
-  rule.last_success = last_success;
+  // A run that failed before its census says nothing about what is due: keep the last count.
+  if (outcome.counted) {
+    rule.due_rows = outcome.counts.due;
+    rule.backlog_runs = outcome.backlog_runs;
+  }
+  if (last_success)
+    rule.last_success = last_success;
+}
+
+void ServiceMetrics::keep_only(const std::vector<std::string>& rules) {
+  const std::scoped_lock lock(m_mutex);
+  std::erase_if(m_rules, [&](const auto& entry) {
+    return std::find(rules.begin(), rules.end(), entry.first) == rules.end();
+  });
 }
 
 void ServiceMetrics::record_reload(bool ok, Instant when) {
@@ -57,11 +71,13 @@ std::string ServiceMetrics::render() const {
           fmt::format("retentiond_runs_total{{rule=\"{}\",result=\"{}\"}} {}\n", id, result, count);
   family(text, "retentiond_due_rows", "gauge", "Rows due when the last run of a rule started.");
   for (const auto& [id, rule] : m_rules)
-    text += fmt::format("retentiond_due_rows{{rule=\"{}\"}} {}\n", id, rule.due_rows);
+    if (rule.ran)
+      text += fmt::format("retentiond_due_rows{{rule=\"{}\"}} {}\n", id, rule.due_rows);
   family(text, "retentiond_backlog_runs", "gauge",
          "Runs in a row that ended (max_runtime) with rows still due.");
   for (const auto& [id, rule] : m_rules)
-    text += fmt::format("retentiond_backlog_runs{{rule=\"{}\"}} {}\n", id, rule.backlog_runs);
+    if (rule.ran)
+      text += fmt::format("retentiond_backlog_runs{{rule=\"{}\"}} {}\n", id, rule.backlog_runs);
   family(text, "retentiond_last_success_timestamp_seconds", "gauge",
          "Finish time of a rule's last successful run.");
   for (const auto& [id, rule] : m_rules)

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace retentiond {
 
@@ -25,6 +26,8 @@ public:
   void record_batch(const std::string& rule, std::chrono::nanoseconds took);
   void record_run(const RuleOutcome& outcome, std::optional<Instant> last_success);
   void record_reload(bool ok, Instant when);
+  // Drops the series of rules a reload removed.
+  void keep_only(const std::vector<std::string>& rules);
 
   // The exposition text, every metric family with its HELP and TYPE.
   std::string render() const;
@@ -36,6 +39,7 @@ private:
     double sum = 0;
   };
   struct RuleMetrics {
+    bool ran = false;  // a run finished: the per-run gauges below mean something
     std::int64_t rows_affected = 0;
     std::map<std::string, std::uint64_t> runs_by_result;
     std::int64_t due_rows = 0;

@@ -56,8 +56,15 @@ TEST_CASE("schedule: cron expressions name the next matching minute, in UTC") {
   CHECK(next_after("0 4 * * 1-5", "2026-11-27T10:00:00Z") == "2026-11-30T04:00:00Z");
   // Both day fields restricted: either one matching is enough (as in cron).
   CHECK(next_after("0 0 1 * 3", "2026-11-23T10:00:00Z") == "2026-11-25T00:00:00Z");
-  // 29 February: the next leap year.
+  CHECK(next_after("5/1 * * * *", "2026-11-23T10:21:00Z") == "2026-11-23T10:22:00Z");
+  // 29 February: the next leap year; 2100 is not one.
   CHECK(next_after("0 0 29 2 *", "2026-11-23T10:00:00Z") == "2028-02-29T00:00:00Z");
+  CHECK(next_after("0 0 29 2 *", "2096-02-29T00:00:00Z") == "2104-02-29T00:00:00Z");
+  // A day of the month on a given weekday: years away.
+  CHECK(next_after("0 0 1 2 */7", "2027-02-01T00:00:00Z") == "2032-02-01T00:00:00Z");
+  // Both day fields restricted: 29 February or any Monday of February.
+  CHECK(next_after("0 0 29 2 1", "2026-11-23T10:00:00Z") == "2027-02-01T00:00:00Z");
+  CHECK(next_after("0 0 29 2 */6", "2026-11-23T10:00:00Z") == "2032-02-29T00:00:00Z");
 }
 
 TEST_CASE("schedule: an overdue rule is due in the past, so it runs at once") {

@@ -1,0 +1,82 @@
+// What `run` exports for Prometheus: exact exposition text for counters, gauges and histograms.
+#include "daemon/service_metrics.hpp"
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <string>
+
+using namespace std::chrono_literals;
+using retentiond::RuleOutcome;
+using retentiond::ServiceMetrics;
+
+namespace {
+
+bool contains(const std::string& text, std::string_view part) {
+  return text.find(part) != std::string::npos;
+}
+
+RuleOutcome outcome(const std::string& rule, const std::string& result, std::int64_t rows,
+                    std::int64_t due, bool counted) {
+  RuleOutcome o;
+  o.rule = rule;
+  o.result = result;
+  o.rows = rows;
+  o.counts.due = due;
+  o.counted = counted;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("service metrics: batch durations are a cumulative histogram") {
+  ServiceMetrics metrics;
+  metrics.record_batch("logs", 3ms);
+  metrics.record_batch("logs", 30ms);
+  metrics.record_batch("logs", 30ms);
+  metrics.record_batch("logs", 2s);
+  const std::string text = metrics.render();
+  CHECK(contains(text, "# TYPE retentiond_batch_duration_seconds histogram\n"));
+  CHECK(contains(text, "retentiond_batch_duration_seconds_bucket{rule=\"logs\",le=\"0.005\"} 1\n"
+                       "retentiond_batch_duration_seconds_bucket{rule=\"logs\",le=\"0.01\"} 1\n"
+                       "retentiond_batch_duration_seconds_bucket{rule=\"logs\",le=\"0.025\"} 1\n"
+                       "retentiond_batch_duration_seconds_bucket{rule=\"logs\",le=\"0.05\"} 3\n"
+                       "retentiond_batch_duration_seconds_bucket{rule=\"logs\",le=\"0.075\"} 3\n"
+                       "retentiond_batch_duration_seconds_bucket{rule=\"logs\",le=\"0.1\"} 3\n"
+                       "retentiond_batch_duration_seconds_bucket{rule=\"logs\",le=\"0.25\"} 3\n"
+                       "retentiond_batch_duration_seconds_bucket{rule=\"logs\",le=\"0.5\"} 3\n"
+                       "retentiond_batch_duration_seconds_bucket{rule=\"logs\",le=\"1\"} 3\n"
+                       "retentiond_batch_duration_seconds_bucket{rule=\"logs\",le=\"+Inf\"} 4\n"
+                       "retentiond_batch_duration_seconds_sum{rule=\"logs\"} 2.063\n"
+                       "retentiond_batch_duration_seconds_count{rule=\"logs\"} 4\n"));
+  // No run finished yet: no per-run gauges.
+  CHECK_FALSE(contains(text, "retentiond_due_rows{"));
+}
+
+TEST_CASE("service metrics: runs count by result; a run without a census keeps the last count") {
+  ServiceMetrics metrics;
+  metrics.record_run(outcome("logs", "ok", 7, 7, true), std::nullopt);
+  metrics.record_run(outcome("logs", "partial", 5, 20, true), std::nullopt);
+  metrics.record_run(outcome("logs", "error", 0, 0, false), std::nullopt);
+  const std::string text = metrics.render();
+  CHECK(contains(text, "# TYPE retentiond_runs_total counter\n"
+                       "retentiond_runs_total{rule=\"logs\",result=\"error\"} 1\n"
+                       "retentiond_runs_total{rule=\"logs\",result=\"ok\"} 1\n"
+                       "retentiond_runs_total{rule=\"logs\",result=\"partial\"} 1\n"));
+  CHECK(contains(text, "\nretentiond_rows_affected_total{rule=\"logs\"} 12\n"));
+  CHECK(contains(text, "\nretentiond_due_rows{rule=\"logs\"} 20\n"));
+}
+
+TEST_CASE("service metrics: reload status, and rules a reload removed disappear") {
+  ServiceMetrics metrics;
+  metrics.record_reload(true, retentiond::from_unix_seconds(1'795'000'000));
+  metrics.record_reload(false, retentiond::from_unix_seconds(1'795'000'100));
+  metrics.record_run(outcome("logs", "ok", 1, 1, true), std::nullopt);
+  metrics.record_run(outcome("cookies", "ok", 1, 1, true), std::nullopt);
+  metrics.keep_only({"cookies"});
+  const std::string text = metrics.render();
+  CHECK(contains(text, "\nretentiond_config_last_reload_successful 0\n"));
+  CHECK(contains(text, "\nretentiond_config_last_reload_success_timestamp_seconds 1795000000\n"));
+  CHECK(contains(text, "{rule=\"cookies\"}"));
+  CHECK_FALSE(contains(text, "{rule=\"logs\""));
+}
