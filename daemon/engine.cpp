@@ -361,14 +361,16 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
     const auto took = Clock::now() - batch_started;
     if (options.on_batch)
       options.on_batch(rule, took);
-    if (exhausted)
-      break;
     spdlog::debug("rule {}: batch of size {} changed {} rows in {} us{}", rule.id, limit, changed,
                   std::chrono::duration_cast<std::chrono::microseconds>(took).count(),
                   cut_short ? " (cut short)" : "");
+    // After the last batch too: finish_run's final checkpoint holds off writers for a moment,
+    // so a writer that queued behind the last batch gets in first.
+    store.between_batches(rule.batch_time / 2);
+    if (exhausted)
+      break;
     if (!cut_short)
       limit = next_batch_size(limit, took, rule.batch_time * k_work_share_of_batch_time / 100);
-    store.between_batches(rule.batch_time / 2);
   }
   if (outcome.rows > 0)
     store.finish_run();

@@ -224,10 +224,21 @@ public:
     m_data_version = data_version();
     RuleCounts counts;
     counts.table_rows = scalar(statements.count_table_rows());
-    counts.total = statements_need_match(selection.rule) ? scalar(statements.count_matched())
-                                                         : counts.table_rows;
-    const std::int64_t due = scalar(statements.count_due());
-    counts.held = selection.held_subjects.empty() ? 0 : scalar(statements.count_due_held());
+    const bool with_held = !selection.held_subjects.empty();
+    std::int64_t due = 0;
+    if (statements_need_match(selection.rule) && !selection.rule.age_from) {
+      SQLite::Statement& census = prepared(statements.count_matched_due_held(with_held));
+      census.executeStep();
+      counts.total = census.getColumn(0).getInt64();
+      due = census.getColumn(1).getInt64();
+      counts.held = census.getColumn(2).getInt64();
+      census.reset();
+    } else {
+      counts.total = statements_need_match(selection.rule) ? scalar(statements.count_matched())
+                                                           : counts.table_rows;
+      due = scalar(statements.count_due());
+      counts.held = with_held ? scalar(statements.count_due_held()) : 0;
+    }
     counts.due = due - counts.held;
     if (counts.due > 0) {
       SQLite::Statement& oldest = prepared(statements.oldest_due());

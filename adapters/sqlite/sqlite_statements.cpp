@@ -229,6 +229,21 @@ SqlFragment RuleStatements::count_due() const {
       .append(due());
 }
 
+SqlFragment RuleStatements::count_matched_due_held(bool with_held) const {
+  SqlFragment query = sql("SELECT count(*), coalesce(sum(CASE WHEN ").append(due());
+  query.append(" THEN 1 ELSE 0 END), 0), ");
+  if (with_held)
+    query.append("coalesce(sum(CASE WHEN ")
+        .append(due())
+        .append(" AND ")
+        .append(held())
+        .append(" THEN 1 ELSE 0 END), 0)");
+  else
+    query.append("0");
+  query.append(fmt::format(" FROM {} AS t WHERE ", quote_identifier(m_rule.table)));
+  return query.append(matched());
+}
+
 SqlFragment RuleStatements::count_due_held() const {
   return sql("SELECT count(*)")
       .append(from_clause())

@@ -43,6 +43,11 @@ public:
   SqlFragment count_matched() const;     // rows passing the match filters
   SqlFragment count_due() const;         // due rows, held or not
   SqlFragment count_due_held() const;    // due rows under a hold
+  // Matched rows, due rows and (with_held) due rows under a hold, in one pass over the table.
+  // For rules whose total needs a full scan anyway (match filters, anonymized_column): cheaper
+  // than walking the anchor's index for the due rows and looking up each one's row (5x on 1M
+  // rows with 2/3 due). Not for age_from rules, whose due rows come from a join.
+  SqlFragment count_matched_due_held(bool with_held) const;
   SqlFragment oldest_due() const;  // anchor of the oldest due, unheld row (unix ms); no row if none
   SqlFragment count_undated() const;
   SqlFragment count_unreadable() const;

@@ -750,6 +750,20 @@ void holds_exclude_subjects(const ContractTarget& target) {
     CHECK(drain(*store, selection).first == 3);
     CHECK(ids_of(*fixture, "logs") == std::vector<std::int64_t>{1, 2, 4});
   }
+  SUBCASE("held rows among the rows a match filter selects") {
+    Rule rule = make_rule("logs", "at", AgeFormat::unix_seconds);
+    rule.subject_column = "user_id";
+    rule.match = {
+        {"username",
+         {MatchValue{string{"alice"}}, MatchValue{string{"bob"}}, MatchValue{string{"7"}}}}};
+    const Selection selection = select_for(rule, {"7"});
+    const RuleCounts counts = store->count(selection);
+    CHECK(counts.total == 4);  // 1, 2, 4 and 6
+    CHECK(counts.due == 1);    // 2
+    CHECK(counts.held == 2);   // 1 and 6
+    CHECK(drain(*store, selection).first == 1);
+    CHECK(ids_of(*fixture, "logs") == std::vector<std::int64_t>{1, 3, 4, 5, 6});
+  }
   SUBCASE("a held value that looks like SQL is only a value") {
     Rule rule = make_rule("logs", "at", AgeFormat::unix_seconds);
     rule.subject_column = "username";
