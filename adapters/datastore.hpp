@@ -118,10 +118,11 @@ public:
   // continue where the previous batch stopped. The batch may have changed nothing (a slice
   // without due rows); returns nullptr once the whole table has been covered.
   virtual std::unique_ptr<Batch> begin_batch(const Selection& selection, std::int64_t limit) = 0;
-  // Between batches, with no transaction open: finishes what a batch leaves to do outside the
-  // write lock (for SQLite, copying its pages into the database file), and leaves room for the
-  // application: when it has written since the previous call, waits until it writes again (a
-  // writer that queued behind the batch got in) or `longest` has passed.
+  // After every batch (the last one too), with no transaction open: finishes what a batch
+  // leaves to do outside the write lock (for SQLite, copying its pages into the database file),
+  // and leaves room for the application: when it has written since the previous call, waits
+  // until it writes again (a writer that queued behind the batch got in) or `longest` has
+  // passed.
   virtual void between_batches(std::chrono::milliseconds longest) { (void)longest; }
   // The files datastore's resolver, used by table rules that link files; nullptr for others.
   virtual LinkedFiles* linked_files() { return nullptr; }

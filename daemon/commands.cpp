@@ -7,6 +7,7 @@
 #include "daemon/json_writer.hpp"
 #include "daemon/report.hpp"
 #include "daemon/service.hpp"
+#include "daemon/service_metrics.hpp"
 #include "daemon/state_store.hpp"
 
 #include <spdlog/fmt/fmt.h>
@@ -164,29 +165,27 @@ int command_check(const CommandLine& line, const Config& config) {
 
 void write_metrics(const std::string& path, const RunSummary& summary, const StateStore& state) {
   std::string text;
-  text += "# HELP retentiond_rows_affected Rows deleted or anonymized by the last run of a rule.\n";
-  text += "# TYPE retentiond_rows_affected gauge\n";
+  metric_family(text, "retentiond_rows_affected", "gauge",
+                "Rows deleted or anonymized by the last run of a rule.");
   for (const RuleOutcome& outcome : summary.outcomes)
     text += fmt::format("retentiond_rows_affected{{rule=\"{}\"}} {}\n", outcome.rule, outcome.rows);
-  text += "# HELP retentiond_rule_result Result of the last run of a rule (1 for its result).\n";
-  text += "# TYPE retentiond_rule_result gauge\n";
+  metric_family(text, "retentiond_rule_result", "gauge",
+                "Result of the last run of a rule (1 for its result).");
   for (const RuleOutcome& outcome : summary.outcomes)
     text += fmt::format("retentiond_rule_result{{rule=\"{}\",result=\"{}\"}} 1\n", outcome.rule,
                         outcome.result);
-  text += "# HELP retentiond_due_rows Rows due when the last run of a rule started.\n";
-  text += "# TYPE retentiond_due_rows gauge\n";
+  metric_family(text, "retentiond_due_rows", "gauge",
+                "Rows due when the last run of a rule started.");
   for (const RuleOutcome& outcome : summary.outcomes)
     text +=
         fmt::format("retentiond_due_rows{{rule=\"{}\"}} {}\n", outcome.rule, outcome.counts.due);
-  text += "# HELP retentiond_backlog_runs Runs in a row that ended (max_runtime) with rows still "
-          "due.\n";
-  text += "# TYPE retentiond_backlog_runs gauge\n";
+  metric_family(text, "retentiond_backlog_runs", "gauge",
+                "Runs in a row that ended (max_runtime) with rows still due.");
   for (const RuleOutcome& outcome : summary.outcomes)
     text += fmt::format("retentiond_backlog_runs{{rule=\"{}\"}} {}\n", outcome.rule,
                         outcome.backlog_runs);
-  text += "# HELP retentiond_last_success_timestamp_seconds Finish time of a rule's last "
-          "successful run.\n";
-  text += "# TYPE retentiond_last_success_timestamp_seconds gauge\n";
+  metric_family(text, "retentiond_last_success_timestamp_seconds", "gauge",
+                "Finish time of a rule's last successful run.");
   for (const RuleOutcome& outcome : summary.outcomes)
     if (auto success = state.last_success(outcome.rule))
       text += fmt::format("retentiond_last_success_timestamp_seconds{{rule=\"{}\"}} {}\n",

@@ -399,13 +399,10 @@ private:
       }
     }
     m_config.metrics_listen = reader.optional_string("metrics_listen");
-    if (m_config.metrics_listen) {
-      ListenAddress address;
-      std::string why;
-      if (!parse_listen_address(*m_config.metrics_listen, address, why))
+    if (m_config.metrics_listen)
+      if (auto address = parse_listen_address(*m_config.metrics_listen); !address)
         reader.fail_at(*daemon.get("metrics_listen"), "metrics_listen",
-                       fmt::format("'{}': {}", *m_config.metrics_listen, why));
-    }
+                       fmt::format("'{}': {}", *m_config.metrics_listen, address.error()));
     if (auto key = reader.optional_string("hmac_key_file"))
       m_config.hmac_key_file = resolve(base, *key);
     reader.reject_unknown_keys();

@@ -96,40 +96,27 @@ private:
 
 }  // namespace
 
-bool parse_listen_address(const std::string& text, ListenAddress& address, std::string& why) {
-  std::size_t colon = text.rfind(':');
-  if (colon == std::string::npos || colon == 0) {
-    why = "expected HOST:PORT, e.g. \"127.0.0.1:9465\"";
-    return false;
-  }
+std::expected<ListenAddress, std::string> parse_listen_address(const std::string& text) {
+  const std::size_t colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0)
+    return std::unexpected("expected HOST:PORT, e.g. \"127.0.0.1:9465\"");
   std::string host = text.substr(0, colon);
-  if (host.front() != '[' && host.find(':') != std::string::npos) {
-    why = "an IPv6 host is written in brackets, e.g. \"[::1]:9465\"";
-    return false;
-  }
-  if (host.front() == '[') {
-    if (host.back() != ']') {
-      why = "an IPv6 host is written in brackets, e.g. \"[::1]:9465\"";
-      return false;
-    }
+  const bool bracketed = host.front() == '[' && host.back() == ']';
+  if (!bracketed && host.find_first_of("[]:") != std::string::npos)
+    return std::unexpected("an IPv6 host is written in brackets, e.g. \"[::1]:9465\"");
+  if (bracketed)
     host = host.substr(1, host.size() - 2);
-  }
   boost::system::error_code error;
   asio::ip::make_address(host, error);
-  if (error) {
-    why = fmt::format("'{}' is not an IP address (names are not resolved)", host);
-    return false;
-  }
+  if (error)
+    return std::unexpected(fmt::format("'{}' is not an IP address (names are not resolved)", host));
   unsigned port = 0;
   const char* begin = text.data() + colon + 1;
   const char* end = text.data() + text.size();
   const auto [stop, failed] = std::from_chars(begin, end, port);
-  if (failed != std::errc{} || stop != end || port == 0 || port > 65535) {
-    why = "the port must be a number from 1 to 65535";
-    return false;
-  }
-  address = {host, static_cast<unsigned short>(port)};
-  return true;
+  if (failed != std::errc{} || stop != end || port == 0 || port > 65535)
+    return std::unexpected("the port must be a number from 1 to 65535");
+  return ListenAddress{host, static_cast<unsigned short>(port)};
 }
 
 struct MetricsServer::Impl {
@@ -169,11 +156,10 @@ struct MetricsServer::Impl {
 };
 
 MetricsServer::MetricsServer(const std::string& listen, std::function<std::string()> render) {
-  ListenAddress address;
-  std::string why;
-  if (!parse_listen_address(listen, address, why))
-    throw std::runtime_error(fmt::format("metrics_listen '{}': {}", listen, why));
-  const tcp::endpoint endpoint{asio::ip::make_address(address.host), address.port};
+  const auto address = parse_listen_address(listen);
+  if (!address)
+    throw std::runtime_error(fmt::format("metrics_listen '{}': {}", listen, address.error()));
+  const tcp::endpoint endpoint{asio::ip::make_address(address->host), address->port};
   try {
     m_impl = std::make_unique<Impl>(endpoint, std::move(render));
   } catch (const boost::system::system_error& error) {

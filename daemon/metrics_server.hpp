@@ -1,5 +1,6 @@
 #pragma once
 
+#include <expected>
 #include <functional>
 #include <memory>
 #include <string>
@@ -24,11 +25,13 @@ private:
   std::unique_ptr<Impl> m_impl;
 };
 
-// Splits "host:port" (IPv6 hosts in brackets). Returns the reason when it is not one.
+// Where the metrics endpoint listens: an IP address (no host names) and a port.
 struct ListenAddress {
   std::string host;
   unsigned short port = 0;
 };
-bool parse_listen_address(const std::string& text, ListenAddress& address, std::string& why);
+
+// Splits "host:port" (IPv6 hosts in brackets). Returns the reason when it is not one.
+std::expected<ListenAddress, std::string> parse_listen_address(const std::string& text);
 
 }  // namespace retentiond

@@ -118,7 +118,7 @@ private:
         continue;
       }
       feed_watchdog(true);
-      report_status(idle_status());
+      report_status(idle_status(rule, due));
       auto sleep = rule == nullptr
                        ? k_longest_sleep
                        : std::min<std::chrono::milliseconds>(due - now, k_longest_sleep);
@@ -250,6 +250,10 @@ private:
 
   std::string idle_status() const {
     const auto [rule, due] = next_due_rule();
+    return idle_status(rule, due);
+  }
+
+  static std::string idle_status(const Rule* rule, Instant due) {
     if (rule == nullptr)
       return "idle: no rule to enforce";
     return fmt::format("idle: next rule {} at {}", rule->id,

@@ -5,14 +5,11 @@
 #include <algorithm>
 
 namespace retentiond {
-namespace {
 
-void family(std::string& text, std::string_view name, std::string_view type,
-            std::string_view help) {
+void metric_family(std::string& text, std::string_view name, std::string_view type,
+                   std::string_view help) {
   text += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
 }
-
-}  // namespace
 
 void ServiceMetrics::record_batch(const std::string& rule, std::chrono::nanoseconds took) {
   const double seconds = std::chrono::duration<double>(took).count();
@@ -59,33 +56,35 @@ void ServiceMetrics::record_reload(bool ok, Instant when) {
 std::string ServiceMetrics::render() const {
   const std::scoped_lock lock(m_mutex);
   std::string text;
-  family(text, "retentiond_rows_affected_total", "counter",
-         "Rows deleted or anonymized (cascade children and linked files included) since start.");
+  metric_family(
+      text, "retentiond_rows_affected_total", "counter",
+      "Rows deleted or anonymized (cascade children and linked files included) since start.");
   for (const auto& [id, rule] : m_rules)
     text +=
         fmt::format("retentiond_rows_affected_total{{rule=\"{}\"}} {}\n", id, rule.rows_affected);
-  family(text, "retentiond_runs_total", "counter", "Runs of a rule since start, by result.");
+  metric_family(text, "retentiond_runs_total", "counter", "Runs of a rule since start, by result.");
   for (const auto& [id, rule] : m_rules)
     for (const auto& [result, count] : rule.runs_by_result)
       text +=
           fmt::format("retentiond_runs_total{{rule=\"{}\",result=\"{}\"}} {}\n", id, result, count);
-  family(text, "retentiond_due_rows", "gauge", "Rows due when the last run of a rule started.");
+  metric_family(text, "retentiond_due_rows", "gauge",
+                "Rows due when the last run of a rule started.");
   for (const auto& [id, rule] : m_rules)
     if (rule.ran)
       text += fmt::format("retentiond_due_rows{{rule=\"{}\"}} {}\n", id, rule.due_rows);
-  family(text, "retentiond_backlog_runs", "gauge",
-         "Runs in a row that ended (max_runtime) with rows still due.");
+  metric_family(text, "retentiond_backlog_runs", "gauge",
+                "Runs in a row that ended (max_runtime) with rows still due.");
   for (const auto& [id, rule] : m_rules)
     if (rule.ran)
       text += fmt::format("retentiond_backlog_runs{{rule=\"{}\"}} {}\n", id, rule.backlog_runs);
-  family(text, "retentiond_last_success_timestamp_seconds", "gauge",
-         "Finish time of a rule's last successful run.");
+  metric_family(text, "retentiond_last_success_timestamp_seconds", "gauge",
+                "Finish time of a rule's last successful run.");
   for (const auto& [id, rule] : m_rules)
     if (rule.last_success)
       text += fmt::format("retentiond_last_success_timestamp_seconds{{rule=\"{}\"}} {}\n", id,
                           to_unix_seconds(*rule.last_success));
-  family(text, "retentiond_batch_duration_seconds", "histogram",
-         "Duration of a batch: its statements, audit entry and commit.");
+  metric_family(text, "retentiond_batch_duration_seconds", "histogram",
+                "Duration of a batch: its statements, audit entry and commit.");
   for (const auto& [id, rule] : m_rules) {
     std::uint64_t cumulative = 0;
     for (std::size_t i = 0; i < k_batch_buckets.size(); ++i) {
@@ -100,11 +99,11 @@ std::string ServiceMetrics::render() const {
     text += fmt::format("retentiond_batch_duration_seconds_count{{rule=\"{}\"}} {}\n", id,
                         rule.batches.count);
   }
-  family(text, "retentiond_config_last_reload_successful", "gauge",
-         "Whether the last configuration (re)load succeeded (1) or was rejected (0).");
+  metric_family(text, "retentiond_config_last_reload_successful", "gauge",
+                "Whether the last configuration (re)load succeeded (1) or was rejected (0).");
   text += fmt::format("retentiond_config_last_reload_successful {}\n", m_reload_ok ? 1 : 0);
-  family(text, "retentiond_config_last_reload_success_timestamp_seconds", "gauge",
-         "When the configuration in use was loaded.");
+  metric_family(text, "retentiond_config_last_reload_success_timestamp_seconds", "gauge",
+                "When the configuration in use was loaded.");
   if (m_last_reload_success)
     text += fmt::format("retentiond_config_last_reload_success_timestamp_seconds {}\n",
                         to_unix_seconds(*m_last_reload_success));

@@ -10,9 +10,14 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace retentiond {
+
+// Appends the HELP and TYPE lines that start a metric family in the Prometheus text format.
+void metric_family(std::string& text, std::string_view name, std::string_view type,
+                   std::string_view help);
 
 // What `run` exports on metrics_listen, in the Prometheus text format. Written by the scheduler
 // thread, read by the metrics server's thread: every member function locks.

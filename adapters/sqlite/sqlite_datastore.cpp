@@ -358,9 +358,10 @@ public:
       return;
     // Truncating the WAL removes the last copies of deleted pages from the write-ahead log. A
     // TRUNCATE checkpoint holds off the application's writers while it copies and while it
-    // waits for readers: the last batch's pages are copied first without blocking anyone, and
-    // the wait for readers is short. A reader that stays longer keeps the WAL until the next
-    // checkpoint (the application's own, or the next run's).
+    // waits for readers: whatever is left to copy (the last batch's pages were copied by
+    // between_batches; the application may have written since) is copied first without
+    // blocking anyone, and the wait for readers is short. A reader that stays longer keeps the WAL
+    // until the next checkpoint (the application's own, or the next run's).
     checkpoint();
     m_db.setBusyTimeout(static_cast<int>(k_truncate_wait.count()));
     SQLite::Statement truncate(m_db, "PRAGMA wal_checkpoint(TRUNCATE)");

@@ -9,6 +9,7 @@
 #include "daemon/config.hpp"
 #include "daemon/digest.hpp"
 #include "daemon/timestamp.hpp"
+#include "tests/support/files.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
@@ -34,6 +35,7 @@ using adapters::Datastore;
 using adapters::OpenMode;
 using adapters::RuleCounts;
 using adapters::Selection;
+using retentiond::test::file_bytes;
 
 namespace {
 
@@ -90,11 +92,6 @@ constexpr std::string_view k_contract_hmac_key = "contract-hmac-key-0123456789ab
 
 // ---------------------------------------------------------------------------------------------
 // SQLite
-
-std::string file_bytes(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 std::string sql_type(ColumnType type) {
   switch (type) {

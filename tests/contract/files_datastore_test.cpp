@@ -1,4 +1,5 @@
 #include "adapters/datastore.hpp"
+#include "tests/support/files.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include <doctest/doctest.h>
@@ -16,6 +17,7 @@
 using namespace retentiond;
 using retentiond::test::TempDir;
 namespace fs = std::filesystem;
+using retentiond::test::tree_set;
 using std::chrono::days;
 using std::chrono::hours;
 
@@ -30,18 +32,6 @@ void write_file(const fs::path& path, Instant mtime, const std::string& bytes = 
   times[0].tv_nsec = static_cast<long>((millis % 1000) * 1000000);
   times[1] = times[0];
   REQUIRE(::utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW) == 0);
-}
-
-// Every path beneath `root`, relative, without following symlinks; directories end with '/'.
-std::set<std::string> tree_set(const fs::path& root) {
-  std::set<std::string> paths;
-  for (const auto& entry : fs::recursive_directory_iterator(root)) {
-    std::string path = entry.path().lexically_relative(root).string();
-    if (entry.is_directory() && !entry.is_symlink())
-      path += '/';
-    paths.insert(path);
-  }
-  return paths;
 }
 
 // tree_set(root), sorted and joined with spaces, so a mismatch prints legibly.

@@ -1,6 +1,7 @@
 // The real binary against bad configurations and bad command lines: exit status, the exact text
 // on stderr, and that nothing was touched.
 #include "daemon/cli.hpp"
+#include "tests/support/files.hpp"
 #include "tests/support/run_binary.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -14,16 +15,12 @@
 #include <string>
 #include <string_view>
 
+using retentiond::test::file_bytes;
 using retentiond::test::run_retentiond;
 using retentiond::test::RunResult;
 using retentiond::test::TempDir;
 
 namespace {
-
-std::string file_bytes(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 void write_file(const std::filesystem::path& path, std::string_view text) {
   std::filesystem::create_directories(path.parent_path());

@@ -1,9 +1,11 @@
 // The real binary: once, the instance lock, audit verify/log, holds, report and dry runs, on a
 // real configuration, datastore and state file in a temporary directory.
 #include "daemon/timestamp.hpp"
+#include "tests/support/files.hpp"
 #include "tests/support/run_binary.hpp"
 #include "tests/support/table_ids.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/text.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <doctest/doctest.h>
@@ -20,6 +22,9 @@
 #include <unistd.h>
 #include <vector>
 
+using retentiond::test::contains;
+using retentiond::test::file_bytes;
+using retentiond::test::lines_of;
 using retentiond::test::run_retentiond;
 using retentiond::test::RunResult;
 using retentiond::test::TempDir;
@@ -29,24 +34,6 @@ namespace {
 constexpr std::int64_t k_day_s = 86'400;
 constexpr std::string_view k_genesis =
     "0000000000000000000000000000000000000000000000000000000000000000";
-
-std::string file_bytes(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty())
-      lines.push_back(line);
-  return lines;
-}
-
-bool contains(const std::string& text, std::string_view part) {
-  return text.find(part) != std::string::npos;
-}
 
 // Reads JSON through SQLite's JSON functions, so the tests need no JSON library.
 class Json {
@@ -225,6 +212,40 @@ TEST_CASE("cli: once applies every rule and reports each one") {
     CHECK(unknown.exit_code == 2);
     CHECK(contains(unknown.err, "retentiond: error: --rule: unknown rule 'nope'"));
   }
+}
+
+TEST_CASE("cli: once --metrics-file writes the last run of each rule for Prometheus") {
+  Install install;
+  const std::string metrics = (install.state().parent_path() / "metrics.prom").string();
+  REQUIRE(install.cli({"once", "--metrics-file", metrics}).exit_code == 0);
+  const std::string text = file_bytes(metrics);
+  CHECK(text.starts_with(
+      "# HELP retentiond_rows_affected Rows deleted or anonymized by the last run of a rule.\n"
+      "# TYPE retentiond_rows_affected gauge\n"
+      "retentiond_rows_affected{rule=\"cookies\"} 1\n"
+      "retentiond_rows_affected{rule=\"logs\"} 3\n"
+      "retentiond_rows_affected{rule=\"tickets\"} 0\n"
+      "# HELP retentiond_rule_result Result of the last run of a rule (1 for its result).\n"
+      "# TYPE retentiond_rule_result gauge\n"
+      "retentiond_rule_result{rule=\"cookies\",result=\"ok\"} 1\n"
+      "retentiond_rule_result{rule=\"logs\",result=\"ok\"} 1\n"
+      "retentiond_rule_result{rule=\"tickets\",result=\"keep\"} 1\n"
+      "# HELP retentiond_due_rows Rows due when the last run of a rule started.\n"
+      "# TYPE retentiond_due_rows gauge\n"
+      "retentiond_due_rows{rule=\"cookies\"} 1\n"
+      "retentiond_due_rows{rule=\"logs\"} 3\n"
+      "retentiond_due_rows{rule=\"tickets\"} 0\n"
+      "# HELP retentiond_backlog_runs Runs in a row that ended (max_runtime) with rows still "
+      "due.\n"
+      "# TYPE retentiond_backlog_runs gauge\n"
+      "retentiond_backlog_runs{rule=\"cookies\"} 0\n"
+      "retentiond_backlog_runs{rule=\"logs\"} 0\n"
+      "retentiond_backlog_runs{rule=\"tickets\"} 0\n"
+      "# HELP retentiond_last_success_timestamp_seconds Finish time of a rule's last successful "
+      "run.\n"
+      "# TYPE retentiond_last_success_timestamp_seconds gauge\n"
+      "retentiond_last_success_timestamp_seconds{rule=\"cookies\"} "));
+  CHECK(contains(text, "\nretentiond_last_success_timestamp_seconds{rule=\"logs\"} "));
 }
 
 TEST_CASE("cli: once exits 1 when a rule is refused, and the others still run") {

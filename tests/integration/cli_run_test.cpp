@@ -5,6 +5,7 @@
 #include "tests/support/run_binary.hpp"
 #include "tests/support/table_ids.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/text.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <doctest/doctest.h>
@@ -29,16 +30,13 @@ using retentiond::test::run_retentiond;
 using retentiond::test::RunningRetentiond;
 using retentiond::test::TempDir;
 using namespace std::chrono_literals;
+using retentiond::test::contains;
 
 namespace {
 
 constexpr std::int64_t k_day_s = 86'400;
 // Generous: these wait for a process to react, and CI machines are busy.
 constexpr auto k_patience = 20s;
-
-bool contains(const std::string& text, std::string_view part) {
-  return text.find(part) != std::string::npos;
-}
 
 // The service manager's end of $NOTIFY_SOCKET: a bound datagram socket that keeps every message.
 class NotifySocket {

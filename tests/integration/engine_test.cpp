@@ -6,6 +6,8 @@
 #include "daemon/report.hpp"
 #include "daemon/state_store.hpp"
 #include "daemon/timestamp.hpp"
+#include "tests/support/files.hpp"
+#include "tests/support/outcomes.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
@@ -24,15 +26,12 @@
 #include <vector>
 
 using namespace retentiond;
+using retentiond::test::file_bytes;
+using retentiond::test::outcome_of;
 
 namespace {
 
 constexpr std::int64_t k_day_s = 86'400;
-
-std::string file_bytes(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 void write_file(const std::filesystem::path& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
@@ -121,14 +120,6 @@ std::map<std::int64_t, std::string> only(const std::map<std::int64_t, std::strin
     if (rows.contains(id))
       kept[id] = rows.at(id);
   return kept;
-}
-
-const RuleOutcome& outcome_of(const RunSummary& summary, const std::string& rule) {
-  for (const RuleOutcome& outcome : summary.outcomes)
-    if (outcome.rule == rule)
-      return outcome;
-  FAIL("no outcome for rule " << rule);
-  throw std::logic_error("unreachable");
 }
 
 std::vector<AuditEntry> entries_of(const StateStore& state, const std::string& rule,

@@ -8,9 +8,12 @@
 #include "daemon/report.hpp"
 #include "daemon/state_store.hpp"
 #include "daemon/timestamp.hpp"
+#include "tests/support/files.hpp"
+#include "tests/support/outcomes.hpp"
 #include "tests/support/run_binary.hpp"
 #include "tests/support/table_ids.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/text.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <doctest/doctest.h>
@@ -36,29 +39,16 @@ using retentiond::test::run_retentiond;
 using retentiond::test::RunResult;
 using retentiond::test::TempDir;
 namespace fs = std::filesystem;
+using retentiond::test::contains;
+using retentiond::test::file_bytes;
+using retentiond::test::lines_of;
+using retentiond::test::outcome_of;
+using retentiond::test::tree_set;
 
 namespace {
 
 constexpr std::int64_t k_day_s = 86'400;
 constexpr const char* k_rule = "rejected_videos";
-
-std::string file_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-bool contains(const std::string& text, std::string_view part) {
-  return text.find(part) != std::string::npos;
-}
-
-std::vector<std::string> lines_of(const std::string& text) {
-  std::vector<std::string> lines;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);)
-    if (!line.empty())
-      lines.push_back(line);
-  return lines;
-}
 
 // Sets a path's mtime (and atime) without following a symlink.
 void set_mtime(const fs::path& path, std::int64_t unix_seconds) {
@@ -79,18 +69,6 @@ void write_file(const fs::path& path, const std::string& bytes,
   }
   if (mtime)
     set_mtime(path, *mtime);
-}
-
-// Every path beneath `root`, relative, never following a symlink; directories end with '/'.
-std::set<std::string> tree_set(const fs::path& root) {
-  std::set<std::string> paths;
-  for (const auto& entry : fs::recursive_directory_iterator(root)) {
-    std::string path = entry.path().lexically_relative(root).string();
-    if (entry.is_directory() && !entry.is_symlink())
-      path += '/';
-    paths.insert(path);
-  }
-  return paths;
 }
 
 // Every entry beneath `dir` (and `dir` itself as "."), never following a symlink: its type,
@@ -476,14 +454,6 @@ RunSummary run_engine(const std::shared_ptr<const Config>& config, StateStore& s
 Report report_now(const Config& config, const fs::path& state_path) {
   const StateStore state(state_path, StateStore::Mode::read_only);
   return build_report(config, state, {}, now_utc(), {});
-}
-
-const RuleOutcome& outcome_of(const RunSummary& summary, const std::string& rule) {
-  for (const RuleOutcome& outcome : summary.outcomes)
-    if (outcome.rule == rule)
-      return outcome;
-  FAIL("no outcome for rule " << rule);
-  throw std::logic_error("unreachable");
 }
 
 const RuleReport& report_of(const Report& report, const std::string& rule) {

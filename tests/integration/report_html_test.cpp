@@ -6,6 +6,7 @@
 // RETENTIOND_REPORT_SCREENSHOT=FILE keeps the browser's screenshot for a human to look at.
 #include "daemon/report.hpp"
 #include "daemon/report_html.hpp"
+#include "tests/support/files.hpp"
 #include "tests/support/run_binary.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -22,6 +23,7 @@
 #include <vector>
 
 using namespace retentiond;
+using retentiond::test::file_bytes;
 using retentiond::test::run_retentiond;
 using retentiond::test::RunResult;
 using retentiond::test::TempDir;
@@ -34,11 +36,6 @@ Instant at(std::string_view text) {
   auto instant = parse_iso8601(text);
   REQUIRE(instant.has_value());
   return *instant;
-}
-
-std::string file_bytes(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 void write_file(const std::filesystem::path& path, std::string_view text) {

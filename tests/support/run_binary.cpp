@@ -1,11 +1,11 @@
 #include "tests/support/run_binary.hpp"
 
+#include "tests/support/files.hpp"
+
 #include <cerrno>
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
-#include <fstream>
-#include <iterator>
 #include <poll.h>
 #include <stdexcept>
 #include <sys/wait.h>
@@ -196,8 +196,7 @@ bool RunningRetentiond::running() {
 }
 
 std::string RunningRetentiond::err() const {
-  std::ifstream in(m_err, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  return file_bytes(m_err);
 }
 
 }  // namespace retentiond::test

@@ -1,4 +1,5 @@
 #include "adapters/files/beneath.hpp"
+#include "tests/support/files.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include <doctest/doctest.h>
@@ -17,17 +18,13 @@ using retentiond::adapters::files::open_root;
 using retentiond::adapters::files::resolve_beneath;
 using retentiond::test::TempDir;
 namespace fs = std::filesystem;
+using retentiond::test::file_bytes;
 
 namespace {
 
 void write_file(const fs::path& path, const std::string& bytes = "data") {
   fs::create_directories(path.parent_path());
   std::ofstream(path, std::ios::binary) << bytes;
-}
-
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 // The refusal reason for `path`, or a marker when it was not refused.
@@ -107,9 +104,9 @@ TEST_CASE("hostile paths are refused and nothing outside the root is touched") {
     REQUIRE(::mkfifo((box.root / "fifo").c_str(), 0600) == 0);
     CHECK(refusal(box.root, "fifo") == "not a regular file");  // never opened, so never blocks
   }
-  CHECK(read_file(box.dir / "x") == "outside");
-  CHECK(read_file(box.dir / "outdir/f") == "outside dir");
-  CHECK(read_file(box.root / "a/b") == "inside");
+  CHECK(file_bytes(box.dir / "x") == "outside");
+  CHECK(file_bytes(box.dir / "outdir/f") == "outside dir");
+  CHECK(file_bytes(box.root / "a/b") == "inside");
 }
 
 TEST_CASE("paths are normalized, missing files are not errors") {
@@ -183,7 +180,7 @@ TEST_CASE("remove unlinks the file and prunes the directories it leaves empty") 
     write_file(box.root / "p/q/r/file.new", "new");
     fs::rename(box.root / "p/q/r/file.new", box.root / "p/q/r/file");
     CHECK_FALSE((*resolved)->remove());
-    CHECK(read_file(box.root / "p/q/r/file") == "new");
+    CHECK(file_bytes(box.root / "p/q/r/file") == "new");
   }
   SUBCASE("a file replaced by a symlink after resolution is left alone, and its target too") {
     write_file(box.dir / "secret", "secret");
@@ -193,7 +190,7 @@ TEST_CASE("remove unlinks the file and prunes the directories it leaves empty") 
     fs::create_symlink(box.dir / "secret", box.root / "p/q/r/file");
     CHECK_FALSE((*resolved)->remove());
     CHECK(fs::is_symlink(box.root / "p/q/r/file"));
-    CHECK(read_file(box.dir / "secret") == "secret");
+    CHECK(file_bytes(box.dir / "secret") == "secret");
   }
 }
 
@@ -211,14 +208,14 @@ TEST_CASE("remove acts on the directories held at resolution, never on a path") 
     fs::create_directory_symlink(box.dir / "outside", box.root / "a");
     CHECK((*resolved)->remove());
     CHECK_FALSE(fs::exists(box.root / "a.old/b/file"));
-    CHECK(read_file(box.dir / "outside/b/file") == "outside");
+    CHECK(file_bytes(box.dir / "outside/b/file") == "outside");
     CHECK(fs::is_symlink(box.root / "a"));
     CHECK(fs::exists(box.dir / "outside/b"));
   }
   SUBCASE("a parent moved out of the root: refused, nothing removed") {
     fs::rename(box.root / "a", box.dir / "moved");
     CHECK_THROWS_AS((*resolved)->remove(), std::runtime_error);
-    CHECK(read_file(box.dir / "moved/b/file") == "inside");
+    CHECK(file_bytes(box.dir / "moved/b/file") == "inside");
   }
 }
 
@@ -275,7 +272,7 @@ TEST_CASE("resolutions share the directories that held files keep open") {
     auto second = resolve_beneath(root, "a/b/f0", &cache);
     REQUIRE_FALSE(second.has_value());
     CHECK(second.error() == "symlink at 'a'");
-    CHECK(read_file(box.dir / "outside/b/f0") == "outside");
+    CHECK(file_bytes(box.dir / "outside/b/f0") == "outside");
   }
   SUBCASE("a shared directory replaced by another directory is opened afresh") {
     auto first = resolve_beneath(root, "a/b/f1", &cache);

@@ -6,6 +6,7 @@
 #include "daemon/report.hpp"
 #include "daemon/report_csv.hpp"
 #include "daemon/report_markdown.hpp"
+#include "tests/support/files.hpp"
 
 #include <doctest/doctest.h>
 
@@ -17,6 +18,7 @@
 #include <string_view>
 
 using namespace retentiond;
+using retentiond::test::file_bytes;
 
 namespace {
 
@@ -118,11 +120,6 @@ struct SampleReport {
     report.rules = {due, failed, kept};
   }
 };
-
-std::string file_bytes(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
 
 // The first line where `actual` and `expected` differ, for a readable failure.
 std::string first_difference(const std::string& actual, const std::string& expected) {

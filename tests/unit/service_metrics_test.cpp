@@ -1,5 +1,6 @@
 // What `run` exports for Prometheus: exact exposition text for counters, gauges and histograms.
 #include "daemon/service_metrics.hpp"
+#include "tests/support/text.hpp"
 
 #include <doctest/doctest.h>
 
@@ -9,12 +10,9 @@
 using namespace std::chrono_literals;
 using retentiond::RuleOutcome;
 using retentiond::ServiceMetrics;
+using retentiond::test::contains;
 
 namespace {
-
-bool contains(const std::string& text, std::string_view part) {
-  return text.find(part) != std::string::npos;
-}
 
 RuleOutcome outcome(const std::string& rule, const std::string& result, std::int64_t rows,
                     std::int64_t due, bool counted) {

@@ -1,4 +1,5 @@
 #include "daemon/state_store.hpp"
+#include "tests/support/files.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
@@ -12,6 +13,7 @@
 
 using retentiond::Instant;
 using retentiond::StateStore;
+using retentiond::test::file_bytes;
 using retentiond::test::TempDir;
 
 namespace {
@@ -20,11 +22,6 @@ Instant at(std::string_view text) {
   auto instant = retentiond::parse_iso8601(text);
   REQUIRE(instant.has_value());
   return *instant;
-}
-
-std::string file_bytes(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 std::string error_of(const std::function<void()>& action) {
