@@ -1,6 +1,7 @@
 #include "adapters/datastore.hpp"
 
 #include "adapters/files/files_datastore.hpp"
+#include "adapters/postgres/postgres_datastore.hpp"
 #include "adapters/sqlite/sqlite_datastore.hpp"
 
 #include <functional>
@@ -17,6 +18,7 @@ using Factory = std::function<std::unique_ptr<Datastore>(const DatastoreConfig&,
 const std::map<std::string, Factory, std::less<>>& registry() {
   static const std::map<std::string, Factory, std::less<>> factories{
       {"files", &files::open_files_datastore},
+      {"postgres", &postgres::open_postgres_datastore},
       {"sqlite", &sqlite::open_sqlite_datastore},
   };
   return factories;

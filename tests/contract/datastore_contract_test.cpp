@@ -5,15 +5,20 @@
 // adapter (passing k_contract_hmac_key as the hmac secret) and a FixtureBuilder that creates
 // tables, rows and snapshots in a fresh datastore of that kind.
 #include "adapters/datastore.hpp"
+#include "adapters/files/files_datastore.hpp"
+#include "adapters/postgres/postgres_datastore.hpp"
 #include "adapters/sqlite/sqlite_datastore.hpp"
 #include "daemon/config.hpp"
 #include "daemon/digest.hpp"
 #include "daemon/timestamp.hpp"
 #include "tests/support/files.hpp"
+#include "tests/support/postgres_server.hpp"
 #include "tests/support/temp_dir.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <doctest/doctest.h>
+#include <pqxx/pqxx>
+#include <spdlog/fmt/fmt.h>
 
 #include <algorithm>
 #include <chrono>
@@ -21,6 +26,7 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -201,7 +207,204 @@ private:
   DatastoreConfig m_config;
 };
 
-// Every backend the contract runs against. PostgreSQL joins here when its adapter exists.
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL
+
+std::string quoted(const std::string& name) {
+  return "\"" + name + "\"";
+}
+
+// Each fixture is a fresh database on the test process's PostgreSQL server.
+//
+// A PostgreSQL column holds values of one type, where SQLite's hold anything, and the clauses
+// store text and fractions in `integer` columns to have unreadable anchors. So a table is
+// created when its rows arrive, each `integer` column as bigint unless those rows need numeric
+// (fractions) or text, each `real` column as double precision unless they need text; or, as
+// declared, when anything else needs it first (an index, a select, the adapter).
+class PostgresFixture final : public FixtureBuilder {
+public:
+  PostgresFixture()
+      : m_database(test::PostgresServer::instance().create_database("contract")),
+        m_connection(test::PostgresServer::instance().dsn(m_database)) {
+    m_config.name = "contract";
+    m_config.type = "postgres";
+    m_config.dsn = test::PostgresServer::instance().dsn(m_database);
+  }
+
+  // The adapter is about to look: every table declared so far is created.
+  const DatastoreConfig& config() const override {
+    create_pending();
+    return m_config;
+  }
+
+  void create_table(const std::string& table, const std::vector<Column>& columns) override {
+    m_pending[table] = columns;
+  }
+
+  void create_index(const std::string& table, const std::string& column) override {
+    create_pending();
+    exec("CREATE INDEX " + quoted(table + "_" + column) + " ON " + quoted(table) + "(" +
+         quoted(column) + ")");
+  }
+
+  void insert(const std::string& table, const std::vector<std::string>& columns,
+              const std::vector<std::vector<Cell>>& rows) override {
+    if (const auto pending = m_pending.find(table); pending != m_pending.end()) {
+      create(table, pending->second, columns, rows);
+      m_pending.erase(pending);
+    }
+    create_pending();
+    std::string names;
+    std::string marks;
+    for (std::size_t i = 0; i < columns.size(); ++i) {
+      names += (i == 0 ? "" : ", ") + quoted(columns[i]);
+      marks += fmt::format("{}${}", i == 0 ? "" : ", ", i + 1);
+    }
+    pqxx::work work(m_connection);
+    for (const auto& row : rows) {
+      REQUIRE(row.size() == columns.size());
+      std::vector<std::optional<std::string>> texts;
+      for (const Cell& cell : row)
+        texts.push_back(text_of(cell));
+      std::vector<const char*> params;
+      for (const auto& text : texts)
+        params.push_back(text ? text->c_str() : nullptr);
+      work.exec_params("INSERT INTO " + quoted(table) + "(" + names + ") VALUES(" + marks + ")",
+                       pqxx::prepare::make_dynamic_params(params));
+    }
+    work.commit();
+  }
+
+  std::vector<TextRow> select(const std::string& table,
+                              const std::vector<std::string>& columns) override {
+    create_pending();
+    std::string names;
+    for (std::size_t i = 0; i < columns.size(); ++i)
+      names += (i == 0 ? "" : ", ") + quoted(columns[i]) + "::text";
+    pqxx::nontransaction query(m_connection);
+    std::vector<TextRow> rows;
+    for (const pqxx::row& row : query.exec("SELECT " + names + " FROM " + quoted(table) +
+                                           " AS t ORDER BY t." + quoted(columns.front()))) {
+      TextRow values;
+      for (const pqxx::field& field : row)
+        values.push_back(field.is_null() ? std::nullopt : std::optional{field.as<std::string>()});
+      rows.push_back(std::move(values));
+    }
+    return rows;
+  }
+
+  // A real foreign key: PostgreSQL checks it at the end of each statement.
+  void forbid_orphans(const std::string& parent, const std::string& key, const std::string& child,
+                      const std::string& foreign_key) override {
+    exec("ALTER TABLE " + quoted(child) + " ADD FOREIGN KEY (" + quoted(foreign_key) +
+         ") REFERENCES " + quoted(parent) + "(" + quoted(key) + ")");
+  }
+
+  // The schema and every row of every relation, with each row's address (ctid) and the
+  // transaction that wrote it (xmin): an UPDATE that rewrote the same values changes both.
+  std::string snapshot() override {
+    create_pending();
+    pqxx::nontransaction query(m_connection);
+    std::string bytes;
+    const auto dump = [&](const std::string& sql) {
+      for (const pqxx::row& row : query.exec(sql)) {
+        for (const pqxx::field& field : row)
+          bytes += (field.is_null() ? std::string{"NULL"} : field.as<std::string>()) + '\t';
+        bytes += '\n';
+      }
+    };
+    for (const pqxx::row& relation :
+         query.exec("SELECT c.oid::text, c.relname::text, c.relkind::text FROM pg_class AS c "
+                    "JOIN pg_namespace AS n ON n.oid = c.relnamespace WHERE n.nspname = 'public' "
+                    "ORDER BY c.relname")) {
+      const std::string oid = relation[0].as<std::string>();
+      const std::string name = relation[1].as<std::string>();
+      bytes += "relation " + name + " " + relation[2].as<std::string>() + '\n';
+      dump("SELECT attname, format_type(atttypid, atttypmod), attnotnull FROM pg_attribute "
+           "WHERE attrelid = " +
+           oid + " AND attnum > 0 AND NOT attisdropped ORDER BY attnum");
+      dump("SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = " + oid +
+           " ORDER BY conname");
+      dump("SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = " + oid +
+           " ORDER BY 1");
+      if (relation[2].as<std::string>() == "r")
+        dump("SELECT ctid, xmin, t::text FROM " + quoted(name) + " AS t ORDER BY ctid");
+    }
+    return bytes;
+  }
+
+  // Runs a statement of the test's own (PostgreSQL-only clauses).
+  void exec(const std::string& sql) const {
+    create_pending();
+    pqxx::nontransaction statement(m_connection);
+    statement.exec(sql);
+  }
+
+  const std::string& database() const { return m_database; }
+
+private:
+  static std::optional<std::string> text_of(const Cell& cell) {
+    return std::visit(
+        [](const auto& value) -> std::optional<std::string> {
+          using T = std::decay_t<decltype(value)>;
+          if constexpr (std::is_same_v<T, std::nullptr_t>)
+            return std::nullopt;
+          else if constexpr (std::is_same_v<T, std::string>)
+            return value;
+          else
+            return fmt::format("{}", value);
+        },
+        cell);
+  }
+
+  // Creates `table`, typing each column by the values `rows` hold for it (given for `names`).
+  void create(const std::string& table, const std::vector<Column>& columns,
+              const std::vector<std::string>& names,
+              const std::vector<std::vector<Cell>>& rows) const {
+    std::string sql = "CREATE TABLE " + quoted(table) + "(";
+    for (std::size_t i = 0; i < columns.size(); ++i) {
+      bool text = false;
+      bool fraction = false;
+      const auto at = std::find(names.begin(), names.end(), columns[i].name);
+      for (const auto& row : rows) {
+        if (at == names.end())
+          break;
+        const Cell& cell = row.at(static_cast<std::size_t>(at - names.begin()));
+        text = text || std::holds_alternative<std::string>(cell);
+        fraction = fraction || std::holds_alternative<double>(cell);
+      }
+      std::string type;
+      switch (columns[i].type) {
+      case ColumnType::key: type = "bigint PRIMARY KEY"; break;
+      case ColumnType::integer: type = text ? "text" : fraction ? "numeric" : "bigint"; break;
+      case ColumnType::real: type = text ? "text" : "double precision"; break;
+      case ColumnType::text: type = "text"; break;
+      }
+      sql += (i == 0 ? "" : ", ") + quoted(columns[i].name) + " " + type;
+    }
+    pqxx::nontransaction statement(m_connection);
+    statement.exec(sql + ")");
+  }
+
+  void create_pending() const {
+    for (const auto& [table, columns] : m_pending)
+      create(table, columns, {}, {});
+    m_pending.clear();
+  }
+
+  std::string m_database;
+  // Mutable: config() creates the pending tables, since the adapter is about to open them.
+  mutable pqxx::connection m_connection;
+  mutable std::map<std::string, std::vector<Column>> m_pending;
+  DatastoreConfig m_config;
+};
+
+std::unique_ptr<Datastore> open_postgres(const DatastoreConfig& config, OpenMode mode) {
+  return adapters::postgres::open_postgres_datastore(
+      config, mode, adapters::AdapterSecrets{std::string{k_contract_hmac_key}});
+}
+
+// Every backend the contract runs against.
 std::vector<ContractTarget> contract_targets() {
   return {
       {"sqlite",
@@ -210,6 +413,7 @@ std::vector<ContractTarget> contract_targets() {
              config, mode, adapters::AdapterSecrets{std::string{k_contract_hmac_key}});
        },
        [] { return std::make_unique<SqliteFixture>(); }},
+      {"postgres", &open_postgres, [] { return std::make_unique<PostgresFixture>(); }},
   };
 }
 
@@ -1205,4 +1409,404 @@ TEST_CASE("sqlite datastore: a deleted row's values do not linger in the file") 
   const std::string bytes = fixture.snapshot();
   CHECK(bytes.find("SECRET-VALUE-4711") == std::string::npos);
   CHECK(bytes.find("kept-value") != std::string::npos);
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL specifics
+
+namespace {
+
+std::string error_of(const std::function<void()>& action) {
+  try {
+    action();
+  } catch (const std::runtime_error& error) {
+    return error.what();
+  }
+  return "(no error)";
+}
+
+DatastoreConfig postgres_config(const std::string& dsn) {
+  DatastoreConfig config;
+  config.name = "main";
+  config.type = "postgres";
+  config.dsn = dsn;
+  return config;
+}
+
+}  // namespace
+
+TEST_CASE("postgres datastore: timestamptz, timestamp and date anchors are read natively") {
+  PostgresFixture fixture;
+  // Whatever the server's or the database's time zone, timestamps without one are UTC.
+  fixture.exec("ALTER DATABASE " + quoted(fixture.database()) +
+               " SET timezone TO 'Pacific/Auckland'");
+  fixture.exec("CREATE TABLE stamped(id bigint PRIMARY KEY, at timestamptz)");
+  fixture.exec("INSERT INTO stamped VALUES (1, '2024-06-01 11:59:59.999999+00'), "
+               "(2, '2024-06-01 12:00:00+00'), (3, '2024-06-01 14:00:00+02'), "
+               "(4, '2024-06-01 13:59:59+02'), (5, NULL), (6, 'infinity'), (7, '-infinity'), "
+               "(8, '2024-07-01 13:00:00+00'), (9, '2023-01-01 00:00:00+00')");
+  fixture.exec("CREATE TABLE local(id bigint PRIMARY KEY, at timestamp)");
+  fixture.exec("INSERT INTO local VALUES (1, '2024-06-01 11:59:59.999999'), "
+               "(2, '2024-06-01 12:00:00'), (3, NULL), (4, 'infinity'), "
+               "(5, '2024-07-01 12:00:00.001'), (6, '2024-05-01 00:00:00')");
+  fixture.exec("CREATE TABLE days(id bigint PRIMARY KEY, at date)");
+  fixture.exec("INSERT INTO days VALUES (1, '2024-05-31'), (2, '2024-06-01'), (3, '2024-06-02'), "
+               "(4, '2024-07-02'), (5, '2024-07-01'), (6, NULL), (7, '-infinity')");
+  auto store = open_postgres(fixture.config(), OpenMode::read_write);
+
+  const Rule stamped = make_rule("stamped", "at", AgeFormat::native);
+  CHECK(store->check_schema(stamped).errors.empty());
+  check_counts(store->count(select_for(stamped)),
+               expect(9, 9, 3, 0, 1, 2, 1, 0, at("2023-01-01T00:00:00Z")));
+  CHECK(store->count_by_anchor(select_for(stamped), {k_cutoff, k_now}) ==
+        std::vector<std::int64_t>{3, 2, 1});
+  CHECK(drain(*store, select_for(stamped)).first == 3);
+  CHECK(ids_of(fixture, "stamped") == std::vector<std::int64_t>{2, 3, 5, 6, 7, 8});
+
+  const Rule local = make_rule("local", "at", AgeFormat::native);
+  check_counts(store->count(select_for(local)),
+               expect(6, 6, 2, 0, 1, 1, 1, 0, at("2024-05-01T00:00:00Z")));
+  CHECK(drain(*store, select_for(local)).first == 2);
+  CHECK(ids_of(fixture, "local") == std::vector<std::int64_t>{2, 3, 4, 5});
+
+  // A date is its midnight, UTC: 2024-06-01 is older than noon that day.
+  const Rule days = make_rule("days", "at", AgeFormat::native);
+  check_counts(store->count(select_for(days)),
+               expect(7, 7, 2, 0, 1, 1, 1, 0, at("2024-05-31T00:00:00Z")));
+  CHECK(drain(*store, select_for(days)).first == 2);
+  CHECK(ids_of(fixture, "days") == std::vector<std::int64_t>{3, 4, 5, 6, 7});
+}
+
+TEST_CASE("postgres datastore: numbers in floating-point and numeric columns") {
+  PostgresFixture fixture;
+  for (const std::string type : {"double precision", "numeric"}) {
+    CAPTURE(type);
+    const std::string table = type == "numeric" ? "exact" : "floating";
+    fixture.exec("CREATE TABLE " + table + "(id bigint PRIMARY KEY, at " + type + ")");
+    fixture.exec(fmt::format("INSERT INTO {} VALUES (1, {}), (2, {}), (3, 'NaN'), (4, 'Infinity'), "
+                             "(5, '-Infinity'), (6, {}), (7, NULL), (8, {})",
+                             table, std::to_string(k_cutoff_s - 1) + ".5", k_cutoff_s,
+                             k_cutoff_ms - 1000, k_cutoff_s - 10 * k_day_s));
+    auto store = open_postgres(fixture.config(), OpenMode::read_write);
+    const Rule rule = make_rule(table, "at", AgeFormat::unix_seconds);
+    check_counts(store->count(select_for(rule)),
+                 expect(8, 8, 2, 0, 1, 3, 0, 1, from_unix_seconds(k_cutoff_s - 10 * k_day_s)));
+    // The wrong-scale row is never due, so only the two right ones go.
+    CHECK(drain(*store, select_for(rule)).first == 2);
+    CHECK(ids_of(fixture, table) == std::vector<std::int64_t>{2, 3, 4, 5, 6, 7});
+  }
+}
+
+TEST_CASE("postgres datastore: check_schema names anchor types, relations and masks it cannot "
+          "use") {
+  PostgresFixture fixture;
+  fixture.exec("CREATE TABLE logs(id bigint PRIMARY KEY, at bigint, email bytea, ip inet)");
+  fixture.exec("CREATE TABLE stamped(id bigint PRIMARY KEY, at timestamptz)");
+  fixture.exec("CREATE VIEW recent AS SELECT * FROM logs");
+  fixture.exec("CREATE TABLE parts(id bigint, at timestamptz) PARTITION BY RANGE (at)");
+  auto store = open_postgres(fixture.config(), OpenMode::read_only);
+  const auto errors = [&](const Rule& rule) { return store->check_schema(rule).errors; };
+  using Errors = std::vector<std::string>;
+
+  CHECK(errors(make_rule("logs", "at", AgeFormat::native)) ==
+        Errors{"column 'logs.at' has type int8: without age_format the anchor must be a "
+               "timestamp, timestamptz or date column (set age_format to unix_seconds, "
+               "unix_millis or iso8601)"});
+  CHECK(errors(make_rule("stamped", "at", AgeFormat::iso8601)) ==
+        Errors{"column 'stamped.at' has type timestamptz: remove age_format = \"iso8601\" "
+               "(timestamp, timestamptz and date columns are read natively)"});
+  CHECK(errors(make_rule("logs", "at", AgeFormat::iso8601)) ==
+        Errors{"column 'logs.at' has type int8, which age_format = \"iso8601\" cannot read (use "
+               "a text column)"});
+  CHECK(errors(make_rule("recent", "at", AgeFormat::unix_seconds)) ==
+        Errors{"'recent' in datastore 'contract' is a view, not a table"});
+  CHECK(errors(make_rule("parts", "at", AgeFormat::native)) ==
+        Errors{"table 'parts' in datastore 'contract' is partitioned, which this version cannot "
+               "batch (write a rule per partition)"});
+
+  Rule masks = make_rule("logs", "at", AgeFormat::unix_seconds);
+  masks.action = Action::anonymize;
+  masks.masks = {{"email", Mask::hmac}, {"ip", Mask::ip_prefix}, {"id", Mask::null}};
+  CHECK(errors(masks) == Errors{"column 'logs.email' has type bytea: mask 'hmac' writes text (use "
+                                "it on a text column, or mask 'null')",
+                                "column 'logs.ip' has type inet: mask 'ip_prefix' writes text "
+                                "(use it on a text column, or mask 'null')"});
+  // The census refuses what check_schema reports, rather than guess.
+  CHECK(error_of([&] { store->count(select_for(make_rule("logs", "at", AgeFormat::native))); }) ==
+        "datastore 'contract': column 'logs.at' has type int8: without age_format the anchor "
+        "must be a timestamp, timestamptz or date column (set age_format to unix_seconds, "
+        "unix_millis or iso8601)");
+}
+
+TEST_CASE("postgres datastore: a missing database or a bad dsn is an error naming the "
+          "datastore") {
+  auto& server = test::PostgresServer::instance();
+  const std::string socket = (server.socket_dir() / ".s.PGSQL.5432").string();
+  for (const OpenMode mode : {OpenMode::read_write, OpenMode::read_only}) {
+    CHECK(error_of([&] { open_postgres(postgres_config(server.dsn("nope")), mode); }) ==
+          fmt::format("datastore 'main': cannot connect: connection to server on socket \"{}\" "
+                      "failed: FATAL:  database \"nope\" does not exist",
+                      socket));
+    CHECK(error_of([&] { open_postgres(postgres_config("host=/nowhere nosuchoption=1"), mode); }) ==
+          "datastore 'main': cannot connect: invalid connection option \"nosuchoption\"");
+  }
+}
+
+TEST_CASE("postgres datastore: password_file") {
+  auto& server = test::PostgresServer::instance();
+  const std::string database = server.create_database("password");
+  test::TempDir dir;
+  const std::string key_value =
+      fmt::format("host={} dbname={} user={}", server.socket_dir().string(), database,
+                  test::PostgresServer::k_password_user);
+  DatastoreConfig config = postgres_config(key_value);
+  config.password_file = dir / "pgpass";
+  const Rule rule = make_rule("pg_class", "relpages", AgeFormat::unix_seconds);
+
+  SUBCASE("the password is read from the file (a final newline is not part of it)") {
+    std::ofstream(config.password_file) << test::PostgresServer::k_password << "\n";
+    CHECK(open_postgres(config, OpenMode::read_only)->count(select_for(rule)).table_rows > 0);
+    // The same in a URI dsn.
+    config.dsn = fmt::format("postgresql:///{}?host={}&user={}", database,
+                             server.socket_dir().string(), test::PostgresServer::k_password_user);
+    CHECK(open_postgres(config, OpenMode::read_only)->count(select_for(rule)).table_rows > 0);
+  }
+  SUBCASE("a wrong password is refused, and the message does not show it") {
+    std::ofstream(config.password_file) << "not-the-password-4711";
+    const std::string message = error_of([&] { open_postgres(config, OpenMode::read_only); });
+    CHECK(message == fmt::format("datastore 'main': cannot connect: connection to server on "
+                                 "socket \"{}\" failed: FATAL:  password authentication failed "
+                                 "for user \"{}\"",
+                                 (server.socket_dir() / ".s.PGSQL.5432").string(),
+                                 test::PostgresServer::k_password_user));
+    CHECK(message.find("4711") == std::string::npos);
+  }
+  SUBCASE("without the file's password the role cannot log in") {
+    config.password_file.clear();
+    CHECK(error_of([&] {
+            open_postgres(config, OpenMode::read_only);
+          }).ends_with("fe_sendauth: no password supplied"));
+  }
+  SUBCASE("a missing or empty file") {
+    CHECK(error_of([&] { open_postgres(config, OpenMode::read_only); }) ==
+          "datastore 'main': cannot read password_file " + config.password_file.string() +
+              ": No such file or directory");
+    std::ofstream(config.password_file) << "\n";
+    CHECK(error_of([&] { open_postgres(config, OpenMode::read_only); }) ==
+          "datastore 'main': password_file " + config.password_file.string() + " is empty");
+  }
+}
+
+TEST_CASE("postgres datastore: rows another session holds locked are skipped, not waited for") {
+  PostgresFixture fixture;
+  fixture.create_table("logs", {{"id", ColumnType::key}, {"at", ColumnType::integer}});
+  std::vector<std::vector<Cell>> rows;
+  for (std::int64_t id = 1; id <= 6; ++id)
+    rows.push_back({id, id == 6 ? k_cutoff_s + 1 : k_cutoff_s - id});
+  fixture.insert("logs", {"id", "at"}, rows);
+  const Rule rule = make_rule("logs", "at", AgeFormat::unix_seconds);
+  auto store = open_postgres(fixture.config(), OpenMode::read_write);
+
+  // The application holds row 2 in an open transaction.
+  pqxx::connection application(fixture.config().dsn);
+  auto holding = std::make_unique<pqxx::work>(application);
+  holding->exec("SELECT 1 FROM logs WHERE id = 2 FOR UPDATE");
+
+  const auto started = std::chrono::steady_clock::now();
+  SUBCASE("walking the table") {
+    CHECK(store->count(select_for(rule)).due == 5);
+    CHECK(drain(*store, select_for(rule), 2).first == 4);
+  }
+  SUBCASE("through the anchor's index") {
+    fixture.create_index("logs", "at");
+    fixture.insert("logs", {"id", "at"}, {{std::int64_t{100}, k_cutoff_s + 100}});
+    std::vector<std::vector<Cell>> young;
+    for (std::int64_t id = 200; id < 400; ++id)
+      young.push_back({id, k_cutoff_s + id});
+    fixture.insert("logs", {"id", "at"}, young);
+    CHECK(store->count(select_for(rule)).due == 5);
+    CHECK(drain(*store, select_for(rule), 2).first == 4);
+  }
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds{2});
+  CHECK(ids_of(fixture, "logs").front() == 2);
+
+  // Once the application lets go, the next run takes the row.
+  holding.reset();
+  CHECK(drain(*store, select_later(rule)).first == 1);
+  CHECK(ids_of(fixture, "logs").front() == 6);
+}
+
+TEST_CASE("postgres datastore: a locked parent is skipped with its children; a locked child "
+          "fails the batch quickly") {
+  PostgresFixture fixture;
+  build_accounts(fixture);
+  const Rule rule = accounts_rule();
+  auto store = open_postgres(fixture.config(), OpenMode::read_write);
+  pqxx::connection application(fixture.config().dsn);
+  pqxx::work holding(application);
+
+  SUBCASE("parent") {
+    holding.exec("SELECT 1 FROM accounts WHERE id = 1 FOR UPDATE");
+    CHECK(drain(*store, select_for(rule)) == std::pair<std::int64_t, std::int64_t>{1, 2});
+    CHECK(ids_of(fixture, "accounts") == std::vector<std::int64_t>{1, 3});
+    CHECK(ids_of(fixture, "sessions") == std::vector<std::int64_t>{1, 2, 4, 5});
+    CHECK(ids_of(fixture, "tickets") == std::vector<std::int64_t>{2});
+  }
+  SUBCASE("child") {
+    holding.exec("SELECT 1 FROM sessions WHERE id = 3 FOR UPDATE");
+    const auto started = std::chrono::steady_clock::now();
+    CHECK(error_of([&] { drain(*store, select_for(rule)); }) ==
+          "datastore 'contract': another session held a lock the batch needed for more than "
+          "500 ms (canceling statement due to lock timeout); the batch was rolled back, the next "
+          "run tries again");
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds{2});
+    CHECK(ids_of(fixture, "accounts") == std::vector<std::int64_t>{1, 2, 3});
+    CHECK(ids_of(fixture, "sessions") == std::vector<std::int64_t>{1, 2, 3, 4, 5});
+    // The connection is usable again: with the lock gone, the next run goes through.
+    holding.abort();
+    CHECK(drain(*store, select_later(rule)) == std::pair<std::int64_t, std::int64_t>{2, 4});
+  }
+}
+
+TEST_CASE("postgres datastore: a read_only session writes nothing, not even a transaction id") {
+  PostgresFixture fixture;
+  build_accounts(fixture);
+  build_people(fixture);
+  const std::string before = fixture.snapshot();
+  pqxx::connection observer(fixture.config().dsn);
+  const auto next_transaction_id = [&] {
+    pqxx::nontransaction query(observer);
+    return query.exec("SELECT pg_snapshot_xmax(pg_current_snapshot())::text")[0][0]
+        .as<std::string>();
+  };
+  const std::string next_before = next_transaction_id();
+  {
+    auto store = open_postgres(fixture.config(), OpenMode::read_only);
+    CHECK(store->check_schema(accounts_rule()).errors.empty());
+    CHECK(store->count(select_for(accounts_rule())).due == 2);
+    CHECK(store->count_by_anchor(select_for(accounts_rule()), {k_cutoff}) ==
+          std::vector<std::int64_t>{2, 1});
+    store->plan_run(select_for(accounts_rule()));
+    CHECK(error_of([&] { store->begin_batch(select_for(accounts_rule()), 10); }) ==
+          "datastore 'contract' is open read-only");
+    store->finish_run();
+  }
+  // Every transaction that writes anything gets an id; none was handed out.
+  CHECK(next_transaction_id() == next_before);
+  CHECK(fixture.snapshot() == before);
+}
+
+TEST_CASE("postgres datastore: hmac without a key fails the batch and changes nothing") {
+  PostgresFixture fixture;
+  build_people(fixture);
+  const auto before = fixture.select("people", {"id", "email", "anonymized_at"});
+  auto store =
+      adapters::postgres::open_postgres_datastore(fixture.config(), OpenMode::read_write, {});
+  Rule rule = make_rule("people", "seen", AgeFormat::unix_seconds);
+  set_masks(rule);
+  rule.anonymized_column = "anonymized_at";
+  CHECK(error_of([&] { store->begin_batch(select_for(rule), 10); }) ==
+        "datastore 'contract': mask 'hmac' on column 'email' needs a key, and none is configured");
+  CHECK(fixture.select("people", {"id", "email", "anonymized_at"}) == before);
+}
+
+TEST_CASE("postgres datastore: linked files go first, then their rows; refused paths keep theirs") {
+  PostgresFixture fixture;
+  test::TempDir dir;
+  std::filesystem::create_directories(dir / "media/videos");
+  for (const std::string name : {"videos/1.mp4", "videos/2.mp4", "videos/6.mp4"})
+    std::ofstream(dir / ("media/" + name)) << "video";
+  std::ofstream(dir / "outside.txt") << "not retentiond's";
+  fixture.create_table(
+      "videos", {{"id", ColumnType::key}, {"at", ColumnType::integer}, {"path", ColumnType::text}});
+  const std::int64_t old = k_cutoff_s - k_day_s;
+  using std::string;
+  fixture.insert("videos", {"id", "at", "path"},
+                 {{std::int64_t{1}, old, string{"videos/1.mp4"}},
+                  {std::int64_t{2}, old, string{"videos/2.mp4"}},
+                  {std::int64_t{3}, old, string{"../outside.txt"}},   // refused: leaves the root
+                  {std::int64_t{4}, old, string{"videos/gone.mp4"}},  // already gone: not an error
+                  {std::int64_t{5}, old, nullptr},
+                  {std::int64_t{6}, k_cutoff_s + 1, string{"videos/6.mp4"}}});
+  DatastoreConfig media;
+  media.name = "media";
+  media.type = "files";
+  media.root = dir / "media";
+  auto files = adapters::files::open_files_datastore(media, OpenMode::read_write, {});
+  Rule rule = make_rule("videos", "at", AgeFormat::unix_seconds);
+  rule.files = LinkedFilesConfig{"media", "path"};
+  Selection selection = select_for(rule);
+  selection.linked_files = files->linked_files();
+  auto store = open_postgres(fixture.config(), OpenMode::read_write);
+
+  const RuleCounts counts = store->count(selection);
+  CHECK(counts.due == 4);
+  CHECK(counts.refused == 1);
+  auto batch = store->begin_batch(selection, 100);
+  REQUIRE(batch != nullptr);
+  CHECK(batch->rows() == 4);
+  CHECK(batch->files() == 2);
+  REQUIRE(batch->refusals().size() == 1);
+  CHECK(batch->refusals().front().first == "id 3");
+  // Nothing is removed before the commit.
+  CHECK(std::filesystem::exists(dir / "media/videos/1.mp4"));
+  batch->commit();
+  CHECK(batch->vanished() == 0);
+  CHECK(ids_of(fixture, "videos") == std::vector<std::int64_t>{3, 6});
+  CHECK_FALSE(std::filesystem::exists(dir / "media/videos/1.mp4"));
+  CHECK_FALSE(std::filesystem::exists(dir / "media/videos/2.mp4"));
+  CHECK(std::filesystem::exists(dir / "media/videos/6.mp4"));
+  CHECK(file_bytes(dir / "outside.txt") == "not retentiond's");
+  CHECK(drain(*store, selection).first == 0);
+
+  // A later run refuses the same row again, and still keeps it.
+  Selection later = select_later(rule);
+  later.linked_files = files->linked_files();
+  CHECK(store->count(later).refused == 1);
+  CHECK(drain(*store, later).first == 0);
+  CHECK(ids_of(fixture, "videos") == std::vector<std::int64_t>{3, 6});
+}
+
+TEST_CASE("postgres datastore: iso8601 text is read with exactly parse_iso8601's grammar") {
+  const std::vector<std::string> texts{
+      "2024-02-29", "2023-02-29", "1900-02-29", "2000-02-29", "0000-02-29",
+      "0000-01-01T00:00:00+01:00", "9999-12-31T23:59:59.999999999Z", "1969-12-31T23:59:59.999Z",
+      "2024-06-01T12:00+0530", "2024-06-01T12:00:00-2359", "2024-06-01T12:00:00.5+02:00",
+      "2024-06-01 08:15:30.25",
+      // Unreadable: ten fraction digits, an empty fraction, hour 24, a leap second, offsets
+      // out of range or without minutes, lower case, spaces, short fields, no time after T, an
+      // offset after a bare date, month 0, day 0, June 31.
+      "2024-06-01T12:00:00.1234567891Z", "2024-06-01T12:00:00.Z", "2024-06-01T24:00:00Z",
+      "2024-06-01T23:59:60Z", "2024-06-01T12:00:00+24:00", "2024-06-01T12:00:00+05:60",
+      "2024-06-01T12:00:00+02", "2024-06-01t12:00:00z", "2024-06-01 12:00:00 ", " 2024-06-01",
+      "2024-6-01", "2024-06-01T12", "2024-06-01Z", "2024-00-10", "2024-06-00", "2024-06-31"};
+  PostgresFixture fixture;
+  fixture.create_table("logs", {{"id", ColumnType::key}, {"at", ColumnType::text}});
+  std::vector<std::vector<Cell>> rows;
+  std::vector<Instant> instants;  // of the readable ones
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    rows.push_back({static_cast<std::int64_t>(i), texts[i]});
+    if (const auto instant = parse_iso8601(texts[i]))
+      instants.push_back(*instant);
+  }
+  fixture.insert("logs", {"id", "at"}, rows);
+  const Rule rule = make_rule("logs", "at", AgeFormat::iso8601);
+  auto store = open_postgres(fixture.config(), OpenMode::read_only);
+  const auto due_at = [&](Instant cutoff) {
+    return store->count(Selection{rule, cutoff, cutoff, {}}).due;
+  };
+  CHECK(store->count(select_for(rule)).unreadable ==
+        static_cast<std::int64_t>(texts.size() - instants.size()));
+  // Each readable anchor is the very instant parse_iso8601 reads: due one millisecond after
+  // it, not at it.
+  for (const Instant instant : instants) {
+    CAPTURE(format_iso8601(instant));
+    const auto older = [&](Instant cutoff) {
+      return std::count_if(instants.begin(), instants.end(),
+                           [&](Instant other) { return other < cutoff; });
+    };
+    CHECK(due_at(instant) == older(instant));
+    CHECK(due_at(instant + std::chrono::milliseconds{1}) ==
+          older(instant + std::chrono::milliseconds{1}));
+  }
 }

@@ -815,3 +815,18 @@ TEST_CASE("load_config reads a valid configuration") {
     CHECK(dir.load(main_text)->digest != first);
   }
 }
+
+TEST_CASE("load_config: rules on a postgres datastore may leave out age_format (native)") {
+  const ConfigDir dir;
+  const auto config = dir.load(
+      std::string{"[state]\npath = \"state.db\"\n\n[datastores.main]\ntype = \"postgres\"\n"
+                  "dsn = \"host=/run/postgresql dbname=app\"\npassword_file = \"pgpass\"\n"} +
+      with(with(k_rule, "datastore = \"app\"", "datastore = \"main\""),
+           "age_format = \"unix_seconds\"", "# the column's own type"));
+  const DatastoreConfig& main = config->datastores.at("main");
+  CHECK(main.type == "postgres");
+  CHECK(main.dsn == "host=/run/postgresql dbname=app");
+  CHECK(main.password_file == dir.path() / "pgpass");
+  REQUIRE(config->rules.size() == 1);
+  CHECK(config->rules.front().age_format == AgeFormat::native);
+}

@@ -1,0 +1,647 @@
+#include "adapters/postgres/postgres_datastore.hpp"
+
+#include "adapters/postgres/postgres_masks.hpp"
+#include "adapters/postgres/postgres_statements.hpp"
+
+#include <pqxx/pqxx>
+#include <spdlog/fmt/fmt.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <set>
+
+namespace retentiond::adapters::postgres {
+namespace {
+
+// How long a batch waits for a lock the application holds (a table lock, or a child row that
+// a cascade deletes) before it gives up. Waiting longer would queue the application's own
+// later lock requests behind the batch; rows of the rule's table are never waited for (SKIP
+// LOCKED).
+constexpr std::chrono::milliseconds k_lock_timeout{500};
+constexpr std::int64_t k_max_linked_files_per_batch = 256;
+constexpr std::string_view k_lock_not_available = "55P03";
+constexpr int k_oldest_server = 140000;  // PQserverVersion's form of 14.0
+
+pqxx::result run(pqxx::transaction_base& tx, const SqlFragment& fragment) {
+  std::vector<const char*> params;
+  params.reserve(fragment.values.size());
+  for (const SqlValue& value : fragment.values)
+    params.push_back(value ? value->c_str() : nullptr);
+  return tx.exec_params(fragment.numbered(), pqxx::prepare::make_dynamic_params(params));
+}
+
+std::int64_t scalar(const pqxx::field& field) {
+  return field.is_null() ? 0 : field.as<std::int64_t>();
+}
+
+// A message from libpq or the server without the "ERROR:  " prefix and without the lines that
+// point into the statement.
+std::string first_line(const std::exception& error) {
+  std::string text = error.what();
+  if (text.starts_with("ERROR:  "))
+    text.erase(0, 8);
+  text = text.substr(0, text.find('\n'));
+  while (!text.empty() && (text.back() == ' ' || text.back() == '\r'))
+    text.pop_back();
+  return text;
+}
+
+bool is_uri(std::string_view dsn) {
+  return dsn.starts_with("postgresql://") || dsn.starts_with("postgres://");
+}
+
+std::string percent_encoded(std::string_view text) {
+  std::string out;
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (std::isalnum(byte) || c == '-' || c == '.' || c == '_' || c == '~')
+      out += c;
+    else
+      out += fmt::format("%{:02X}", byte);
+  }
+  return out;
+}
+
+// `dsn` with one more parameter, in the dsn's own form (key=value list or URI). A later
+// key=value setting overrides an earlier one.
+std::string with_parameter(const std::string& dsn, std::string_view key, std::string_view value) {
+  if (is_uri(dsn))
+    return fmt::format("{}{}{}={}", dsn, dsn.find('?') == std::string::npos ? "?" : "&", key,
+                       percent_encoded(value));
+  std::string quoted;
+  for (const char c : value) {
+    if (c == '\\' || c == '\'')
+      quoted += '\\';
+    quoted += c;
+  }
+  return fmt::format("{}{}{}='{}'", dsn, dsn.empty() ? "" : " ", key, quoted);
+}
+
+std::string read_password(const DatastoreConfig& config) {
+  std::ifstream in(config.password_file, std::ios::binary);
+  if (!in)
+    throw std::runtime_error(fmt::format("datastore '{}': cannot read password_file {}: {}",
+                                         config.name, config.password_file.string(),
+                                         std::strerror(errno)));
+  std::string password{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  while (!password.empty() && (password.back() == '\n' || password.back() == '\r'))
+    password.pop_back();
+  if (password.empty())
+    throw std::runtime_error(fmt::format("datastore '{}': password_file {} is empty", config.name,
+                                         config.password_file.string()));
+  return password;
+}
+
+std::unique_ptr<pqxx::connection> connect(const DatastoreConfig& config) {
+  std::string conninfo = with_parameter(config.dsn, "fallback_application_name", "retentiond");
+  if (!config.password_file.empty())
+    conninfo = with_parameter(conninfo, "password", read_password(config));
+  std::unique_ptr<pqxx::connection> connection;
+  try {
+    connection = std::make_unique<pqxx::connection>(conninfo);
+  } catch (const std::exception& error) {
+    throw std::runtime_error(
+        fmt::format("datastore '{}': cannot connect: {}", config.name, first_line(error)));
+  }
+  // Numeric infinities (read as unreadable anchors) and TID range scans (batches) came in 14.
+  if (connection->server_version() < k_oldest_server)
+    throw std::runtime_error(fmt::format("datastore '{}': the server runs PostgreSQL {}; this "
+                                         "version of retentiond needs 14 or later",
+                                         config.name, connection->server_version() / 10000));
+  return connection;
+}
+
+std::string tid_text(std::int64_t block, std::int64_t offset) {
+  return fmt::format("({},{})", block, offset);
+}
+
+// The position just after the row at `tid` ("(12,5)" -> block 12, offset 6).
+std::pair<std::int64_t, std::int64_t> after_tid(const std::string& tid) {
+  long long block = 0;
+  long long offset = 0;
+  if (std::sscanf(tid.c_str(), "(%lld,%lld)", &block, &offset) != 2)
+    throw std::runtime_error("unexpected row address '" + tid + "'");
+  return {block, offset + 1};
+}
+
+std::string_view relation_kind(std::string_view relkind) {
+  if (relkind == "v")
+    return "view";
+  if (relkind == "m")
+    return "materialized view";
+  if (relkind == "f")
+    return "foreign table";
+  if (relkind == "S")
+    return "sequence";
+  if (relkind == "i" || relkind == "I")
+    return "index";
+  return "relation";
+}
+
+// A table as the catalog describes it.
+struct TableInfo {
+  std::string kind;                          // pg_class.relkind; empty: no such table
+  std::map<std::string, std::string> types;  // column -> type name (a domain's base type)
+  std::set<std::string> indexed;             // columns that lead an index
+};
+
+// Through the session's search_path, as the statements name the table.
+TableInfo table_info(pqxx::transaction_base& tx, const std::string& table) {
+  TableInfo info;
+  const pqxx::result kind =
+      run(tx, {"SELECT c.relkind::text FROM pg_catalog.pg_class AS c WHERE c.oid = to_regclass(?)",
+               {quote_name(table)}});
+  if (kind.empty())
+    return info;
+  info.kind = kind[0][0].as<std::string>();
+  const pqxx::result columns = run(
+      tx, {"SELECT a.attname::text, (CASE WHEN ty.typtype = 'd' THEN base.typname ELSE "
+           "ty.typname END)::text, EXISTS (SELECT 1 FROM pg_catalog.pg_index AS i WHERE "
+           "i.indrelid = a.attrelid AND i.indkey[0] = a.attnum) FROM pg_catalog.pg_attribute AS a "
+           "JOIN pg_catalog.pg_type AS ty ON ty.oid = a.atttypid LEFT JOIN pg_catalog.pg_type AS "
+           "base ON base.oid = ty.typbasetype WHERE a.attrelid = to_regclass(?) AND a.attnum > 0 "
+           "AND NOT a.attisdropped",
+           {quote_name(table)}});
+  for (const pqxx::row& column : columns) {
+    const std::string name = column[0].as<std::string>();
+    info.types.emplace(name, column[1].as<std::string>());
+    if (column[2].as<bool>())
+      info.indexed.insert(name);
+  }
+  return info;
+}
+
+class PostgresBatch final : public Batch {
+public:
+  PostgresBatch(pqxx::connection& connection, std::string name)
+      : m_name(std::move(name)), m_work(connection) {
+    m_work.exec(fmt::format("SET LOCAL lock_timeout = '{}ms'", k_lock_timeout.count()));
+  }
+
+  // Destroying m_work uncommitted rolls the transaction back.
+  ~PostgresBatch() override = default;
+
+  std::int64_t rows() const override { return m_rows; }
+  std::int64_t children() const override { return m_children; }
+  std::int64_t files() const override { return static_cast<std::int64_t>(m_files.size()); }
+  bool exhausted() const override { return m_exhausted; }
+  bool cut_short() const override { return m_cut_short; }
+  std::int64_t vanished() const override { return m_vanished; }
+  const std::vector<std::pair<std::string, std::string>>& refusals() const override {
+    return m_refusals;
+  }
+
+  void commit() override {
+    // The file goes first: a row is never deleted while its file stays behind.
+    for (auto& file : m_files)
+      if (!file->remove())
+        ++m_vanished;
+    try {
+      m_work.commit();
+    } catch (const std::exception& error) {
+      throw std::runtime_error(
+          fmt::format("datastore '{}': commit failed: {}", m_name, first_line(error)));
+    }
+  }
+
+  // Locks the batch's rows with `select`, resolves their linked files (a refused path keeps
+  // its row, and `refused` remembers it for the rest of the run), deletes cascade children,
+  // then deletes or anonymizes the rows. Returns the address of the last row locked, empty
+  // when none was.
+  std::string apply(const RuleStatements& statements, const Selection& selection,
+                    const SqlFragment& select, const std::string& key_column,
+                    const std::string& hmac_key, std::vector<std::string>& refused) {
+    const pqxx::result locked = run(m_work, select);
+    m_selected = static_cast<std::int64_t>(locked.size());
+    if (locked.empty())
+      return {};
+    const Rule& rule = selection.rule;
+    const std::size_t masks_from = rule.files ? 3 : 2;
+    std::vector<std::string> tids;
+    std::vector<pqxx::result::size_type> kept;  // their rows in `locked`
+    for (pqxx::result::size_type index = 0; index < locked.size(); ++index) {
+      const pqxx::row row = locked[index];
+      const std::string tid = row[0].as<std::string>();
+      if (selection.linked_files != nullptr && !row[2].is_null()) {
+        auto file = selection.linked_files->resolve(row[2].as<std::string>());
+        if (!file) {
+          // Named by its primary key when it has a single-column one: a ctid is only where the
+          // row happens to be stored.
+          m_refusals.emplace_back(row[1].is_null() ? "ctid " + tid
+                                                   : key_column + " " + row[1].as<std::string>(),
+                                  file.error());
+          refused.push_back(tid);
+          continue;
+        }
+        if (*file)
+          m_files.push_back(std::move(*file));
+      }
+      tids.push_back(tid);
+      kept.push_back(index);
+    }
+    const std::string last = locked[locked.size() - 1][0].as<std::string>();
+    if (tids.empty())
+      return last;
+    const std::string tid_list = tid_array(tids);
+    // Children first, in the same transaction, so no child ever points at a missing parent.
+    for (const Cascade& cascade : rule.cascade)
+      m_children += run(m_work, statements.delete_children(cascade, tid_list)).affected_rows();
+    if (rule.action != Action::anonymize) {
+      m_rows = run(m_work, statements.delete_rows(tid_list)).affected_rows();
+      return last;
+    }
+    const std::vector<ColumnMask> masks = statements.client_masks();
+    std::vector<std::vector<SqlValue>> masked(masks.size());
+    for (const pqxx::result::size_type index : kept) {
+      const pqxx::row row = locked[index];
+      for (std::size_t m = 0; m < masks.size(); ++m) {
+        const pqxx::field field = row[static_cast<pqxx::row::size_type>(masks_from + m)];
+        masked[m].push_back(apply_client_mask(
+            masks[m].mask, field.is_null() ? std::nullopt : std::optional{field.as<std::string>()},
+            hmac_key));
+      }
+    }
+    m_rows = run(m_work, statements.anonymize_rows(tids, masked)).affected_rows();
+    return last;
+  }
+
+  std::int64_t selected() const { return m_selected; }
+  void set_exhausted(bool exhausted) { m_exhausted = exhausted; }
+  void set_cut_short(bool cut_short) { m_cut_short = cut_short; }
+
+private:
+  std::string m_name;
+  pqxx::work m_work;
+  bool m_exhausted = false;
+  bool m_cut_short = false;
+  std::int64_t m_selected = 0;
+  std::int64_t m_vanished = 0;
+  std::int64_t m_rows = 0;
+  std::int64_t m_children = 0;
+  std::vector<std::unique_ptr<ResolvedFile>> m_files;
+  std::vector<std::pair<std::string, std::string>> m_refusals;
+};
+
+class PostgresDatastore final : public Datastore {
+public:
+  PostgresDatastore(const DatastoreConfig& config, OpenMode mode, const AdapterSecrets& secrets)
+      : m_name(config.name), m_mode(mode), m_hmac_key(secrets.hmac_key),
+        m_connection(connect(config)) {
+    guarded([&] {
+      pqxx::nontransaction setup(*m_connection);
+      // Timestamps without a time zone are read as UTC, and text forms are ISO whatever the
+      // server's defaults.
+      setup.exec("SET TimeZone = 'UTC'");
+      setup.exec("SET DateStyle = 'ISO, YMD'");
+      // The server itself then refuses any write, whatever a statement would do.
+      if (mode == OpenMode::read_only)
+        setup.exec("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY");
+    });
+  }
+
+  SchemaCheck check_schema(const Rule& rule) override {
+    return guarded([&] {
+      pqxx::read_transaction tx(*m_connection);
+      SchemaCheck check;
+      const TableInfo table = table_info(tx, rule.table);
+      check_table(check, table, rule.table, table_columns_needed(rule));
+      if (const auto& parent = rule.age_from) {
+        const TableInfo parent_table = table_info(tx, parent->table);
+        check_table(check, parent_table, parent->table, {parent->column, parent->key});
+        check_anchor(check, parent_table, parent->table, parent->column, rule.age_format);
+        if (check.errors.empty() && !parent_table.indexed.contains(parent->key))
+          check.warnings.push_back(
+              fmt::format("no index on {}.{}: every lookup of a parent scans {}", parent->table,
+                          parent->key, parent->table));
+      } else if (!rule.age_column.empty()) {
+        check_anchor(check, table, rule.table, rule.age_column, rule.age_format);
+        if (check.errors.empty() && !table.indexed.contains(rule.age_column))
+          check.warnings.push_back(fmt::format("no index on {}.{}: finding expired rows scans the "
+                                               "whole table (CREATE INDEX ON {}({}))",
+                                               rule.table, rule.age_column, rule.table,
+                                               rule.age_column));
+      }
+      for (const ColumnMask& mask : rule.masks) {
+        const auto type = table.types.find(mask.column);
+        if (mask.mask != Mask::null && type != table.types.end() && !is_text_type(type->second))
+          check.errors.push_back(fmt::format("column '{}.{}' has type {}: mask '{}' writes text "
+                                             "(use it on a text column, or mask 'null')",
+                                             rule.table, mask.column, type->second,
+                                             to_string(mask.mask)));
+      }
+      for (const Cascade& cascade : rule.cascade) {
+        const TableInfo child = table_info(tx, cascade.table);
+        check_table(check, child, cascade.table, {cascade.foreign_key});
+        if (!table.kind.empty() && !table.types.contains(cascade.key))
+          check.errors.push_back(fmt::format("table '{}' has no column '{}' (cascade key of {})",
+                                             rule.table, cascade.key, cascade.table));
+        if (check.errors.empty() && !child.indexed.contains(cascade.foreign_key))
+          check.warnings.push_back(
+              fmt::format("no index on {}.{}: each batch scans {} to find children", cascade.table,
+                          cascade.foreign_key, cascade.table));
+      }
+      tx.commit();
+      return check;
+    });
+  }
+
+  RuleCounts count(const Selection& selection) override {
+    return guarded([&] {
+      // One snapshot for the census and the linked paths.
+      pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(*m_connection);
+      const RuleStatements statements(selection, anchor_kind_of(tx, selection.rule));
+      const pqxx::row census = run(tx, statements.census()).at(0);
+      RuleCounts counts;
+      counts.table_rows = scalar(census[0]);
+      counts.total = scalar(census[1]);
+      counts.held = scalar(census[3]);
+      counts.due = scalar(census[2]) - counts.held;
+      counts.undated = scalar(census[4]);
+      counts.unreadable = scalar(census[5]);
+      counts.future = scalar(census[6]);
+      counts.wrong_scale = scalar(census[7]);
+      if (!census[8].is_null())
+        counts.oldest_due = from_unix_millis(census[8].as<std::int64_t>());
+      if (selection.linked_files != nullptr)
+        count_refused_files(tx, statements, *selection.linked_files, counts);
+      tx.commit();
+      m_census = {run_key(selection), counts};
+      return counts;
+    });
+  }
+
+  std::vector<std::int64_t> count_by_anchor(const Selection& selection,
+                                            const std::vector<Instant>& edges) override {
+    return guarded([&] {
+      pqxx::read_transaction tx(*m_connection);
+      const RuleStatements statements(selection, anchor_kind_of(tx, selection.rule));
+      const pqxx::row row = run(tx, statements.count_by_anchor(edges)).at(0);
+      std::vector<std::int64_t> counts;
+      for (const pqxx::field& field : row)
+        counts.push_back(scalar(field));
+      tx.commit();
+      return counts;
+    });
+  }
+
+  void plan_run(const Selection& selection) override {
+    const std::string key = run_key(selection);
+    if (key != m_walk.run)
+      guarded([&] { start_walk(selection, key); });
+  }
+
+  std::unique_ptr<Batch> begin_batch(const Selection& selection, std::int64_t limit) override {
+    if (m_mode == OpenMode::read_only)
+      throw std::runtime_error(fmt::format("datastore '{}' is open read-only", m_name));
+    for (const ColumnMask& mask : selection.rule.masks)
+      if (mask.mask == Mask::hmac && m_hmac_key.empty())
+        throw std::runtime_error(fmt::format("datastore '{}': mask 'hmac' on column '{}' needs a "
+                                             "key, and none is configured",
+                                             m_name, mask.column));
+    plan_run(selection);
+    if (m_walk.done)
+      return nullptr;
+    // Each linked file stays open (by descriptor) until the batch commits: keep batches with
+    // files small enough for the process's descriptor limit.
+    if (selection.linked_files != nullptr)
+      limit = std::min(limit, k_max_linked_files_per_batch);
+    limit = std::max<std::int64_t>(limit, 1);
+    const RuleStatements statements(selection, m_walk.kind);
+    return guarded([&]() -> std::unique_ptr<Batch> {
+      if (!m_walk.by_range) {
+        auto batch = std::make_unique<PostgresBatch>(*m_connection, m_name);
+        batch->apply(statements, selection,
+                     statements.lock_batch(std::nullopt, limit, tid_array(m_walk.refused),
+                                           m_walk.key_column),
+                     m_walk.key_column.value_or(""), m_hmac_key, m_walk.refused);
+        // Found through the index: fewer rows than asked means none are left (rows another
+        // session has locked are left for the next run).
+        m_walk.done = batch->selected() < limit;
+        batch->set_exhausted(m_walk.done);
+        return batch;
+      }
+      if (m_walk.block >= m_walk.end_block) {
+        m_walk.done = true;
+        return nullptr;
+      }
+      // A slice of about `limit` rows, by the table's average rows per page.
+      const std::int64_t pages =
+          std::max<std::int64_t>(1, (limit + m_walk.rows_per_block - 1) / m_walk.rows_per_block);
+      const std::int64_t end = std::min(m_walk.block + pages, m_walk.end_block);
+      const bool whole_slice = m_walk.offset == 0 && m_walk.block + pages <= m_walk.end_block;
+      auto batch = std::make_unique<PostgresBatch>(*m_connection, m_name);
+      const std::string last = batch->apply(
+          statements, selection,
+          statements.lock_batch(
+              RuleStatements::Range{tid_text(m_walk.block, m_walk.offset), tid_text(end, 0)}, limit,
+              tid_array(m_walk.refused), m_walk.key_column),
+          m_walk.key_column.value_or(""), m_hmac_key, m_walk.refused);
+      if (batch->selected() == limit) {
+        // The slice may hold more: the next batch starts just after this one's last row.
+        std::tie(m_walk.block, m_walk.offset) = after_tid(last);
+        return batch;
+      }
+      m_walk.block = end;
+      m_walk.offset = 0;
+      m_walk.done = end >= m_walk.end_block;
+      batch->set_exhausted(m_walk.done);
+      batch->set_cut_short(!whole_slice);
+      return batch;
+    });
+  }
+
+  // between_batches stays the default: PostgreSQL locks rows, not the database, so the
+  // application's writers never queue behind a batch except on the rows it changes, and a
+  // committed batch leaves nothing to copy.
+
+  // Nothing to do. PostgreSQL has no journal to truncate: a deleted row stays in its page as a
+  // dead tuple until VACUUM (autovacuum) reclaims the space, and the write-ahead log is
+  // recycled by the server's checkpoints. Forcing either (VACUUM FULL rewrites and locks the
+  // whole table) is the database administrator's call, not a retention run's.
+  void finish_run() override {}
+
+private:
+  // Where a run's batches are in the table.
+  struct Walk {
+    std::string run;  // rule@cutoff
+    AnchorKind kind = AnchorKind::integer;
+    bool by_range = true;    // ranges of pages, or batches found through the anchor's index
+    std::int64_t block = 0;  // where the next batch starts: page and line pointer
+    std::int64_t offset = 0;
+    std::int64_t end_block = 0;  // pages of the table when the run started
+    std::int64_t rows_per_block = 1;
+    std::vector<std::string> refused;       // rows kept in this run because their file was refused
+    std::optional<std::string> key_column;  // the table's primary key, when it is one column
+    bool done = false;
+  };
+
+  static std::string run_key(const Selection& selection) {
+    return selection.rule.id + "@" + format_iso8601(selection.cutoff);
+  }
+
+  // Chooses the access path for a run. Walking the table by ranges of pages (ctid ranges, a
+  // TID Range Scan) touches each page once and keeps every transaction's cost proportional to
+  // its slice; rows the application appends meanwhile lie beyond the last page and wait for
+  // the next run. When few rows are due and the anchor has an index, the index finds them
+  // directly instead.
+  void start_walk(const Selection& selection, const std::string& key) {
+    pqxx::read_transaction tx(*m_connection);
+    m_walk = Walk{};
+    m_walk.run = key;
+    m_walk.kind = anchor_kind_of(tx, selection.rule);
+    const RuleStatements statements(selection, m_walk.kind);
+    const RuleCounts* census = m_census.first == key ? &m_census.second : nullptr;
+    const pqxx::result primary_key = run(
+        tx, {"SELECT a.attname::text FROM pg_catalog.pg_index AS i JOIN pg_catalog.pg_attribute "
+             "AS a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] WHERE i.indrelid = "
+             "to_regclass(?) AND i.indisprimary AND i.indnatts = 1",
+             {quote_name(selection.rule.table)}});
+    if (!primary_key.empty())
+      m_walk.key_column = primary_key[0][0].as<std::string>();
+    const Rule& rule = selection.rule;
+    const TableInfo anchor_table =
+        table_info(tx, rule.age_from ? rule.age_from->table : rule.table);
+    const bool indexed =
+        anchor_table.indexed.contains(rule.age_from ? rule.age_from->column : rule.age_column);
+    if (census != nullptr && census->due * 20 < census->table_rows && indexed &&
+        statements.index_comparable()) {
+      m_walk.by_range = false;
+      return;
+    }
+    const pqxx::row size =
+        run(tx, {"SELECT pg_relation_size(to_regclass(?)) / current_setting('block_size')::bigint, "
+                 "c.reltuples::bigint FROM pg_catalog.pg_class AS c WHERE c.oid = to_regclass(?)",
+                 {quote_name(rule.table), quote_name(rule.table)}})
+            .at(0);
+    m_walk.end_block = size[0].as<std::int64_t>();
+    std::int64_t rows = census != nullptr ? census->table_rows : size[1].as<std::int64_t>();
+    if (rows < 0)  // never analyzed
+      rows = run(tx, {fmt::format("SELECT count(*) FROM {}", quote_name(rule.table)), {}})
+                 .at(0)[0]
+                 .as<std::int64_t>();
+    m_walk.rows_per_block =
+        std::max<std::int64_t>(1, rows / std::max<std::int64_t>(1, m_walk.end_block));
+    tx.commit();
+  }
+
+  AnchorKind anchor_kind_of(pqxx::transaction_base& tx, const Rule& rule) {
+    const std::string& table = rule.age_from ? rule.age_from->table : rule.table;
+    const std::string& column = rule.age_from ? rule.age_from->column : rule.age_column;
+    const TableInfo info = table_info(tx, table);
+    if (info.kind.empty())
+      throw std::runtime_error(
+          fmt::format("table '{}' does not exist in datastore '{}'", table, m_name));
+    const auto type = info.types.find(column);
+    if (type == info.types.end())
+      throw std::runtime_error(
+          fmt::format("datastore '{}': table '{}' has no column '{}'", m_name, table, column));
+    auto kind = anchor_kind(rule.age_format, type->second);
+    if (!kind)
+      throw std::runtime_error(
+          fmt::format("datastore '{}': column '{}.{}' {}", m_name, table, column, kind.error()));
+    return *kind;
+  }
+
+  // Due rows whose linked file would be refused stay: they are `refused`, not `due`.
+  void count_refused_files(pqxx::transaction_base& tx, const RuleStatements& statements,
+                           LinkedFiles& linked, RuleCounts& counts) {
+    counts.oldest_due.reset();
+    for (const pqxx::row& row : run(tx, statements.due_paths())) {
+      if (!row[0].is_null() && !linked.resolve(row[0].as<std::string>()))
+        ++counts.refused;
+      else if (!counts.oldest_due && !row[1].is_null())
+        counts.oldest_due = from_unix_millis(row[1].as<std::int64_t>());
+    }
+    counts.due -= counts.refused;
+  }
+
+  static std::vector<std::string> table_columns_needed(const Rule& rule) {
+    std::vector<std::string> columns;
+    if (!rule.age_column.empty() && !rule.age_from)
+      columns.push_back(rule.age_column);
+    for (const MatchFilter& filter : rule.match)
+      columns.push_back(filter.column);
+    if (rule.subject_column)
+      columns.push_back(*rule.subject_column);
+    for (const ColumnMask& mask : rule.masks)
+      columns.push_back(mask.column);
+    if (rule.anonymized_column)
+      columns.push_back(*rule.anonymized_column);
+    if (rule.age_from)
+      columns.push_back(rule.age_from->foreign_key);
+    if (rule.files)
+      columns.push_back(rule.files->path_column);
+    return columns;
+  }
+
+  void check_table(SchemaCheck& check, const TableInfo& info, const std::string& table,
+                   const std::vector<std::string>& columns) const {
+    if (info.kind.empty()) {
+      check.errors.push_back(
+          fmt::format("table '{}' does not exist in datastore '{}'", table, m_name));
+      return;
+    }
+    // Batches address rows by ctid, which is unique within one table only.
+    if (info.kind == "p") {
+      check.errors.push_back(fmt::format("table '{}' in datastore '{}' is partitioned, which this "
+                                         "version cannot batch (write a rule per partition)",
+                                         table, m_name));
+      return;
+    }
+    if (info.kind != "r") {
+      check.errors.push_back(fmt::format("'{}' in datastore '{}' is a {}, not a table", table,
+                                         m_name, relation_kind(info.kind)));
+      return;
+    }
+    for (const std::string& column : columns)
+      if (!info.types.contains(column))
+        check.errors.push_back(fmt::format("table '{}' has no column '{}'", table, column));
+  }
+
+  void check_anchor(SchemaCheck& check, const TableInfo& info, const std::string& table,
+                    const std::string& column, AgeFormat format) const {
+    const auto type = info.types.find(column);
+    if (info.kind != "r" || type == info.types.end())
+      return;
+    if (auto kind = anchor_kind(format, type->second); !kind)
+      check.errors.push_back(fmt::format("column '{}.{}' {}", table, column, kind.error()));
+  }
+
+  // Runs `work`, turning libpq's and the server's errors into messages that name the
+  // datastore.
+  template <typename Work> auto guarded(Work&& work) -> decltype(work()) {
+    try {
+      return work();
+    } catch (const pqxx::sql_error& error) {
+      if (error.sqlstate() == k_lock_not_available)
+        throw std::runtime_error(fmt::format(
+            "datastore '{}': another session held a lock the batch needed for more than {} ms "
+            "({}); the batch was rolled back, the next run tries again",
+            m_name, k_lock_timeout.count(), first_line(error)));
+      throw std::runtime_error(fmt::format("datastore '{}': {}", m_name, first_line(error)));
+    } catch (const pqxx::failure& error) {
+      throw std::runtime_error(fmt::format("datastore '{}': {}", m_name, first_line(error)));
+    }
+  }
+
+  std::string m_name;
+  OpenMode m_mode;
+  std::string m_hmac_key;
+  std::unique_ptr<pqxx::connection> m_connection;
+  Walk m_walk;
+  std::pair<std::string, RuleCounts> m_census;  // the last count(), by run key
+};
+
+}  // namespace
+
+std::unique_ptr<Datastore> open_postgres_datastore(const DatastoreConfig& config, OpenMode mode,
+                                                   const AdapterSecrets& secrets) {
+  return std::make_unique<PostgresDatastore>(config, mode, secrets);
+}
+
+}  // namespace retentiond::adapters::postgres

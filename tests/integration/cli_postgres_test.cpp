@@ -1,0 +1,303 @@
+// The real binary against a PostgreSQL datastore on the test server: report, hold, once, and
+// the audit log, with native, numeric, text and parent anchors, a cascade and an hmac mask.
+#include "daemon/digest.hpp"
+#include "daemon/timestamp.hpp"
+#include "tests/support/postgres_server.hpp"
+#include "tests/support/run_binary.hpp"
+#include "tests/support/temp_dir.hpp"
+#include "tests/support/text.hpp"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <doctest/doctest.h>
+#include <pqxx/pqxx>
+#include <spdlog/fmt/fmt.h>
+
+#include <cstdint>
+#include <fstream>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+using retentiond::test::lines_of;
+using retentiond::test::PostgresServer;
+using retentiond::test::run_retentiond;
+using retentiond::test::RunResult;
+using retentiond::test::TempDir;
+
+namespace {
+
+constexpr std::int64_t k_day_s = 86'400;
+constexpr std::string_view k_hmac_key = "cli-postgres-hmac-key";
+
+// One field of one rule in a `report --format json` document, read through SQLite's JSON
+// functions (the tests need no JSON library); nullopt when it is null or missing.
+std::optional<std::int64_t> rule_field(const std::string& report, const std::string& rule,
+                                       const std::string& field) {
+  SQLite::Database db(":memory:");
+  SQLite::Statement query(db, "SELECT json_extract(value, '$.' || ?) FROM json_each(?, '$.rules') "
+                              "WHERE json_extract(value, '$.id') = ?");
+  query.bind(1, field);
+  query.bind(2, report);
+  query.bind(3, rule);
+  if (!query.executeStep() || query.getColumn(0).isNull())
+    return std::nullopt;
+  return query.getColumn(0).getInt64();
+}
+
+// The sum of `rows` over the `batch` entries of each rule in `audit log --format json`.
+std::map<std::string, std::int64_t> batch_rows(const std::string& audit_log) {
+  SQLite::Database db(":memory:");
+  std::map<std::string, std::int64_t> sums;
+  for (const std::string& line : lines_of(audit_log)) {
+    SQLite::Statement entry(db, "SELECT json_extract(?1, '$.kind'), json_extract(?1, '$.rule'), "
+                                "json_extract(?1, '$.rows')");
+    entry.bind(1, line);
+    REQUIRE(entry.executeStep());
+    if (entry.getColumn(0).getString() == "batch")
+      sums[entry.getColumn(1).getString()] += entry.getColumn(2).getInt64();
+  }
+  return sums;
+}
+
+// A datastore on the test server and a configuration whose rules use it:
+//   logs (timestamptz, 30 days, subject user_id): 1, 2 and 5 expire; user 7 owns 1, 3 and 5.
+//   accounts (unix seconds, 5 years, anonymize email with hmac, cascade sessions): 1 and 3.
+//   event_logs (age from events.ended_at, a date, 30 days): 1 and 2 (event 1 ended long ago).
+//   cookies (iso8601 text, 365 days): 1 expires, 3 is unreadable.
+class Install {
+public:
+  Install()
+      : m_database(PostgresServer::instance().create_database("cli")),
+        m_connection(PostgresServer::instance().dsn(m_database)) {
+    const auto now = retentiond::now_utc();
+    const std::int64_t now_s = retentiond::to_unix_seconds(now);
+    const auto ago = [&](std::int64_t days) {
+      return "'" + retentiond::format_iso8601(now - std::chrono::days{days}) + "'";
+    };
+    const auto seconds_ago = [&](std::int64_t days) {
+      return std::to_string(now_s - days * k_day_s);
+    };
+    exec("CREATE TABLE logs(id bigint PRIMARY KEY, created_at timestamptz, user_id bigint)");
+    exec("CREATE INDEX ON logs(created_at)");
+    exec(fmt::format("INSERT INTO logs VALUES (1, {0}, 7), (2, {0}, 8), (3, {1}, 7), (4, NULL, 9), "
+                     "(5, {2}, 7), (6, {3}, 8), (7, {3}, 9)",
+                     ago(40), ago(10), ago(50), ago(5)));
+    exec("CREATE TABLE accounts(id bigint PRIMARY KEY, last_seen bigint, email text, "
+         "anonymized_at text)");
+    exec("CREATE TABLE sessions(id bigint PRIMARY KEY, account_id bigint REFERENCES accounts)");
+    exec(fmt::format("INSERT INTO accounts VALUES (1, {0}, 'ann@example.com', NULL), "
+                     "(2, {1}, 'bob@example.com', NULL), (3, {0}, 'cy@example.com', NULL)",
+                     seconds_ago(6 * 366), seconds_ago(1)));
+    exec("INSERT INTO sessions VALUES (1, 1), (2, 1), (3, 2), (4, 3), (5, NULL)");
+    exec("CREATE TABLE events(id bigint PRIMARY KEY, ended_at date)");
+    exec("CREATE TABLE event_logs(id bigint PRIMARY KEY, event_id bigint, ip text)");
+    exec(fmt::format(
+        "INSERT INTO events VALUES (1, {}::timestamptz::date), (2, {}::timestamptz::date)", ago(40),
+        ago(1)));
+    exec("INSERT INTO event_logs VALUES (1, 1, '192.0.2.1'), (2, 1, '192.0.2.2'), "
+         "(3, 2, '192.0.2.3'), (4, 99, '192.0.2.4')");
+    exec("CREATE TABLE cookies(id bigint PRIMARY KEY, consented_at text)");
+    exec(fmt::format("INSERT INTO cookies VALUES (1, {}), (2, {}), (3, 'last spring')", ago(400),
+                     ago(0)));
+
+    std::ofstream(m_dir / "hmac.key") << k_hmac_key;
+    std::ofstream(config()) << fmt::format(R"toml([state]
+path = "state.db"
+
+[daemon]
+hmac_key_file = "hmac.key"
+
+[datastores.main]
+type = "postgres"
+dsn = "{}"
+
+[rules.logs]
+description = "Connection logs are kept 30 days"
+policy = "Privacy policy, section V"
+datastore = "main"
+table = "logs"
+age_column = "created_at"
+retain = "30 days"
+action = "delete"
+subject_column = "user_id"
+max_fraction = 1
+
+[rules.accounts]
+description = "Accounts are anonymized 5 years after their last use"
+policy = "Privacy policy, section VI"
+datastore = "main"
+table = "accounts"
+age_column = "last_seen"
+age_format = "unix_seconds"
+retain = "5 years"
+action = "anonymize"
+anonymized_column = "anonymized_at"
+cascade = [{{ table = "sessions", foreign_key = "account_id" }}]
+max_fraction = 1
+
+[rules.accounts.anonymize]
+email = "hmac"
+
+[rules.event_logs]
+description = "Event logs are kept 30 days after the event"
+policy = "Privacy policy, section VII"
+datastore = "main"
+table = "event_logs"
+retain = "30 days"
+action = "delete"
+max_fraction = 1
+
+[rules.event_logs.age_from]
+table = "events"
+column = "ended_at"
+key = "id"
+foreign_key = "event_id"
+
+[rules.cookies]
+description = "Cookies are kept 12 months after consent"
+policy = "Cookie policy, section 2"
+datastore = "main"
+table = "cookies"
+age_column = "consented_at"
+age_format = "iso8601"
+retain = "365 days"
+action = "delete"
+max_fraction = 1
+)toml",
+                                           PostgresServer::instance().dsn(m_database));
+  }
+
+  std::filesystem::path config() const { return m_dir / "retentiond.toml"; }
+
+  RunResult cli(std::vector<std::string> args) const {
+    args.insert(args.begin(), {"-c", config().string()});
+    return run_retentiond(args);
+  }
+
+  // Every row of `table` as text, columns separated by '|', NULL as "-", ordered by id.
+  std::vector<std::string> rows(const std::string& table, const std::string& columns) {
+    pqxx::nontransaction query(m_connection);
+    std::vector<std::string> result;
+    for (const pqxx::row& row :
+         query.exec("SELECT " + columns + " FROM " + table + " ORDER BY id")) {
+      std::string line;
+      for (const pqxx::field& field : row)
+        line += (line.empty() ? "" : "|") +
+                (field.is_null() ? std::string{"-"} : field.as<std::string>());
+      result.push_back(line);
+    }
+    return result;
+  }
+
+private:
+  void exec(const std::string& sql) {
+    pqxx::nontransaction statement(m_connection);
+    statement.exec(sql);
+  }
+
+  TempDir m_dir;
+  std::string m_database;
+  pqxx::connection m_connection;
+};
+
+}  // namespace
+
+TEST_CASE("cli postgres: report, then once, on a PostgreSQL datastore") {
+  Install install;
+  REQUIRE(install.cli({"check", "--connect"}).exit_code == 0);
+  REQUIRE(install.cli({"hold", "add", "--subject", "7", "--rule", "logs", "--reason", "claim"})
+              .exit_code == 0);
+
+  const RunResult report = install.cli({"report", "--format", "json"});
+  REQUIRE(report.exit_code == 0);
+  using Field = std::optional<std::int64_t>;
+  const auto field = [&](const std::string& rule, const std::string& name) {
+    return rule_field(report.out, rule, name);
+  };
+  CHECK(field("logs", "due") == Field{1});
+  CHECK(field("logs", "held") == Field{2});
+  CHECK(field("logs", "undated") == Field{1});
+  CHECK(field("logs", "total") == Field{7});
+  CHECK(field("accounts", "due") == Field{2});
+  CHECK(field("accounts", "total") == Field{3});
+  CHECK(field("event_logs", "due") == Field{2});
+  CHECK(field("event_logs", "undated") == Field{1});  // its event does not exist
+  CHECK(field("cookies", "due") == Field{1});
+  CHECK(field("cookies", "unreadable") == Field{1});
+  // The report changed nothing.
+  CHECK(install.rows("logs", "id").size() == 7);
+
+  const RunResult once = install.cli({"once"});
+  CHECK(once.exit_code == 0);
+  CHECK(lines_of(once.out) == std::vector<std::string>{
+                                  "accounts: ok (5 rows)",
+                                  "cookies: ok (1 rows)",
+                                  "event_logs: ok (2 rows)",
+                                  "logs: ok (1 rows)",
+                              });
+  CHECK(install.rows("logs", "id") == std::vector<std::string>{"1", "3", "4", "5", "6", "7"});
+  const std::string key{k_hmac_key};
+  const auto accounts = install.rows("accounts", "id, email, anonymized_at IS NOT NULL");
+  CHECK(accounts == std::vector<std::string>{
+                        "1|" + retentiond::hmac_sha256_hex(key, "ann@example.com") + "|t",
+                        "2|bob@example.com|f",
+                        "3|" + retentiond::hmac_sha256_hex(key, "cy@example.com") + "|t",
+                    });
+  CHECK(install.rows("sessions", "id") == std::vector<std::string>{"3", "5"});
+  CHECK(install.rows("event_logs", "id") == std::vector<std::string>{"3", "4"});
+  CHECK(install.rows("events", "id") == std::vector<std::string>{"1", "2"});
+  CHECK(install.rows("cookies", "id") == std::vector<std::string>{"2", "3"});
+
+  const RunResult audit = install.cli({"audit", "log", "--format", "json"});
+  REQUIRE(audit.exit_code == 0);
+  CHECK(batch_rows(audit.out) ==
+        std::map<std::string, std::int64_t>{
+            {"accounts", 5}, {"cookies", 1}, {"event_logs", 2}, {"logs", 1}});
+  CHECK(install.cli({"audit", "verify"}).exit_code == 0);
+
+  SUBCASE("a second pass changes nothing") {
+    const RunResult again = install.cli({"once"});
+    CHECK(again.exit_code == 0);
+    CHECK(lines_of(again.out) == std::vector<std::string>{
+                                     "accounts: ok (0 rows)",
+                                     "cookies: ok (0 rows)",
+                                     "event_logs: ok (0 rows)",
+                                     "logs: ok (0 rows)",
+                                 });
+    CHECK(install.rows("accounts", "id, email, anonymized_at IS NOT NULL") == accounts);
+    const RunResult after = install.cli({"report", "--format", "json"});
+    for (const std::string rule : {"accounts", "cookies", "event_logs", "logs"}) {
+      CAPTURE(rule);
+      CHECK(rule_field(after.out, rule, "due") == Field{0});
+    }
+    CHECK(rule_field(after.out, "logs", "held") == Field{2});
+  }
+}
+
+TEST_CASE("cli postgres: a datastore that cannot be reached fails its rules with exit 1") {
+  TempDir dir;
+  std::ofstream(dir / "retentiond.toml") << fmt::format(R"toml([state]
+path = "state.db"
+
+[datastores.main]
+type = "postgres"
+dsn = "{}"
+
+[rules.logs]
+description = "Connection logs are kept 30 days"
+policy = "Privacy policy, section V"
+datastore = "main"
+table = "logs"
+age_column = "created_at"
+retain = "30 days"
+action = "delete"
+)toml",
+                                                        PostgresServer::instance().dsn("nope"));
+  const RunResult once = run_retentiond({"-c", (dir / "retentiond.toml").string(), "once"});
+  CHECK(once.exit_code == 1);
+  CHECK(retentiond::test::contains(
+      once.err, "datastore 'main': cannot connect: connection to server on socket \"" +
+                    (PostgresServer::instance().socket_dir() / ".s.PGSQL.5432").string() +
+                    "\" failed: FATAL:  database \"nope\" does not exist"));
+}
