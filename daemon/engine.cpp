@@ -234,6 +234,13 @@ RuleOutcome Engine::run_rule(const Rule& rule, adapters::Datastore& store,
   if (options.dry_run)
     return enforce(rule, store, linked_files, options, 0, now);
 
+  // With a state that several hosts share, one of them runs a rule at a time; the others
+  // leave it to that one.
+  auto lock = m_state->lock_rule(rule.id);
+  if (!lock) {
+    spdlog::info("rule {}: skipped: {}", rule.id, lock.error());
+    return {rule.id, "skipped", 0, lock.error(), {}, {}};
+  }
   const std::int64_t run_id = m_state->begin_run(rule.id, now);
   RuleOutcome outcome;
   try {

@@ -30,7 +30,9 @@ struct RunOptions {
 // How one rule's run ended.
 struct RuleOutcome {
   std::string rule;
-  std::string result;     // ok, partial (time budget or stop), refused, error, held, keep, dry_run
+  // ok, partial (time budget or stop), refused, error, held, keep, dry_run, or skipped (another
+  // host sharing the state is running the rule)
+  std::string result;
   std::int64_t rows = 0;  // rows changed (cascade children included); would change for dry_run
   std::string message;    // why, for refused/error/partial/held
   adapters::RuleCounts counts;  // the census taken before the run

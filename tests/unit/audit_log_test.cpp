@@ -1,5 +1,6 @@
 #include "daemon/audit_log.hpp"
 #include "daemon/digest.hpp"
+#include "daemon/sqlite_state_store.hpp"
 #include "daemon/state_store.hpp"
 #include "tests/support/temp_dir.hpp"
 
@@ -14,6 +15,7 @@
 
 using retentiond::AuditEntry;
 using retentiond::AuditFilter;
+using retentiond::SqliteStateStore;
 using retentiond::StateStore;
 using retentiond::test::TempDir;
 
@@ -78,7 +80,7 @@ TEST_CASE("audit_entry_json writes the keys in order and an empty rule as null")
 
 TEST_CASE("a chain of several entries verifies") {
   TempDir dir;
-  StateStore store(dir / "state.db", StateStore::Mode::read_write);
+  SqliteStateStore store(dir / "state.db", StateStore::Mode::read_write);
 
   SUBCASE("empty log") {
     const auto v = store.verify_audit();
@@ -114,7 +116,7 @@ TEST_CASE("a chain of several entries verifies") {
 
 TEST_CASE("append_audit returns the stored entry") {
   TempDir dir;
-  StateStore store(dir / "state.db", StateStore::Mode::read_write);
+  SqliteStateStore store(dir / "state.db", StateStore::Mode::read_write);
   const auto first = store.append_audit("config", "", 0, R"({"digest":"ab12"})");
   const auto second = store.append_audit("batch", "r", 5, "{}");
   CHECK(first.seq == 1);
@@ -131,7 +133,7 @@ TEST_CASE("append_audit returns the stored entry") {
 
 TEST_CASE("append_audit refuses a detail that is not an object and writes nothing") {
   TempDir dir;
-  StateStore store(dir / "state.db", StateStore::Mode::read_write);
+  SqliteStateStore store(dir / "state.db", StateStore::Mode::read_write);
   CHECK_THROWS_AS(store.append_audit("batch", "r", 1, "not json"), std::runtime_error);
   CHECK_THROWS_AS(store.append_audit("batch", "r", 1, ""), std::runtime_error);
   CHECK(store.audit_entries().empty());
@@ -140,7 +142,7 @@ TEST_CASE("append_audit refuses a detail that is not an object and writes nothin
 TEST_CASE("an edited entry is reported with its seq") {
   TempDir dir;
   const auto path = dir / "state.db";
-  StateStore store(path, StateStore::Mode::read_write);
+  SqliteStateStore store(path, StateStore::Mode::read_write);
   write_chain(store);
 
   SUBCASE("rows changed") {
@@ -162,7 +164,7 @@ TEST_CASE("an edited entry is reported with its seq") {
 TEST_CASE("an edited entry whose hash was recomputed breaks the next link") {
   TempDir dir;
   const auto path = dir / "state.db";
-  StateStore store(path, StateStore::Mode::read_write);
+  SqliteStateStore store(path, StateStore::Mode::read_write);
   write_chain(store);
   auto entries = store.audit_entries();
   auto forged = entries[1];
@@ -179,7 +181,7 @@ TEST_CASE("an edited entry whose hash was recomputed breaks the next link") {
 TEST_CASE("a deleted middle entry is detected") {
   TempDir dir;
   const auto path = dir / "state.db";
-  StateStore store(path, StateStore::Mode::read_write);
+  SqliteStateStore store(path, StateStore::Mode::read_write);
   write_chain(store);
 
   SUBCASE("leaving a gap") {
@@ -201,7 +203,7 @@ TEST_CASE("a deleted middle entry is detected") {
 TEST_CASE("reordered entries are detected") {
   TempDir dir;
   const auto path = dir / "state.db";
-  StateStore store(path, StateStore::Mode::read_write);
+  SqliteStateStore store(path, StateStore::Mode::read_write);
   write_chain(store);
 
   SUBCASE("whole rows swapped, seq kept") {
@@ -231,16 +233,16 @@ TEST_CASE("an HMAC-keyed chain verifies only under the same key") {
   TempDir dir;
   const auto path = dir / "state.db";
   {
-    StateStore store(path, StateStore::Mode::read_write, std::string{"secret-one"});
+    SqliteStateStore store(path, StateStore::Mode::read_write, std::string{"secret-one"});
     write_chain(store);
     CHECK(store.verify_audit().ok);
   }
   {
-    StateStore store(path, StateStore::Mode::read_only, std::string{"secret-one"});
+    SqliteStateStore store(path, StateStore::Mode::read_only, std::string{"secret-one"});
     CHECK(store.verify_audit().ok);
   }
   {
-    StateStore store(path, StateStore::Mode::read_only, std::string{"secret-two"});
+    SqliteStateStore store(path, StateStore::Mode::read_only, std::string{"secret-two"});
     const auto v = store.verify_audit();
     CHECK_FALSE(v.ok);
     CHECK(v.bad_seq == 1);
@@ -248,14 +250,14 @@ TEST_CASE("an HMAC-keyed chain verifies only under the same key") {
   }
   {
     // Without the key an attacker cannot even check the chain, let alone forge it.
-    StateStore store(path, StateStore::Mode::read_only);
+    SqliteStateStore store(path, StateStore::Mode::read_only);
     CHECK_FALSE(store.verify_audit().ok);
   }
 }
 
 TEST_CASE("audit_entries filters by rule and since") {
   TempDir dir;
-  StateStore store(dir / "state.db", StateStore::Mode::read_write);
+  SqliteStateStore store(dir / "state.db", StateStore::Mode::read_write);
   write_chain(store);
 
   AuditFilter by_rule;
@@ -276,7 +278,7 @@ TEST_CASE("audit_entries filters by rule and since") {
 
 TEST_CASE("last_config_digest reads the newest config entry") {
   TempDir dir;
-  StateStore store(dir / "state.db", StateStore::Mode::read_write);
+  SqliteStateStore store(dir / "state.db", StateStore::Mode::read_write);
   CHECK_FALSE(store.last_config_digest());
 
   store.append_audit("config", "", 0, R"({"digest":"aaaa","rules":["x"]})");
@@ -295,8 +297,8 @@ TEST_CASE("last_config_digest reads the newest config entry") {
 TEST_CASE("two stores on one file append to a single chain") {
   TempDir dir;
   const auto path = dir / "state.db";
-  StateStore first(path, StateStore::Mode::read_write);
-  StateStore second(path, StateStore::Mode::read_write);
+  SqliteStateStore first(path, StateStore::Mode::read_write);
+  SqliteStateStore second(path, StateStore::Mode::read_write);
 
   auto append_many = [](StateStore& store, const char* rule) {
     for (int i = 0; i < 20; ++i)

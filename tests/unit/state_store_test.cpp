@@ -1,3 +1,4 @@
+#include "daemon/sqlite_state_store.hpp"
 #include "daemon/state_store.hpp"
 #include "tests/support/files.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -12,6 +13,7 @@
 #include <string>
 
 using retentiond::Instant;
+using retentiond::SqliteStateStore;
 using retentiond::StateStore;
 using retentiond::test::file_bytes;
 using retentiond::test::TempDir;
@@ -38,7 +40,7 @@ std::string error_of(const std::function<void()>& action) {
 TEST_CASE("a new state DB gets the schema, a rollback journal and user_version 1") {
   TempDir dir;
   const auto path = dir / "state.db";
-  { StateStore store(path, StateStore::Mode::read_write); }
+  { SqliteStateStore store(path, StateStore::Mode::read_write); }
   REQUIRE(std::filesystem::exists(path));
   SQLite::Database raw(path, SQLite::OPEN_READONLY);
   CHECK(raw.execAndGet("PRAGMA user_version").getInt() == 1);
@@ -50,10 +52,10 @@ TEST_CASE("a new state DB gets the schema, a rollback journal and user_version 1
 
   // Reopening keeps what is there.
   {
-    StateStore store(path, StateStore::Mode::read_write);
+    SqliteStateStore store(path, StateStore::Mode::read_write);
     store.append_audit("run_start", "", 0);
   }
-  StateStore again(path, StateStore::Mode::read_write);
+  SqliteStateStore again(path, StateStore::Mode::read_write);
   CHECK(again.audit_entries().size() == 1);
 }
 
@@ -64,21 +66,22 @@ TEST_CASE("a state DB from a newer retentiond is refused") {
     SQLite::Database raw(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
     raw.exec("PRAGMA user_version=2");
   }
-  CHECK_THROWS_AS(StateStore(path, StateStore::Mode::read_write), std::runtime_error);
-  CHECK_THROWS_AS(StateStore(path, StateStore::Mode::read_only), std::runtime_error);
+  CHECK_THROWS_AS(SqliteStateStore(path, StateStore::Mode::read_write), std::runtime_error);
+  CHECK_THROWS_AS(SqliteStateStore(path, StateStore::Mode::read_only), std::runtime_error);
 }
 
 TEST_CASE("an unopenable state DB names its path") {
   TempDir dir;
   const auto path = dir / "missing-dir" / "state.db";
-  const auto message = error_of([&] { StateStore store(path, StateStore::Mode::read_write); });
+  const auto message =
+      error_of([&] { SqliteStateStore store(path, StateStore::Mode::read_write); });
   CHECK(message.find(path.string()) != std::string::npos);
 }
 
 TEST_CASE("a read-only store on a missing file is empty and creates nothing") {
   TempDir dir;
   const auto path = dir / "state.db";
-  StateStore store(path, StateStore::Mode::read_only);
+  SqliteStateStore store(path, StateStore::Mode::read_only);
   const auto now = at("2026-06-01T00:00:00Z");
 
   CHECK(store.audit_entries().empty());
@@ -107,7 +110,7 @@ TEST_CASE("a read-only store leaves the state file byte-identical") {
   const auto path = dir / "state.db";
   const auto now = at("2026-06-01T00:00:00Z");
   {
-    StateStore store(path, StateStore::Mode::read_write);
+    SqliteStateStore store(path, StateStore::Mode::read_write);
     store.append_audit("config", "", 0, R"({"digest":"abcd"})");
     store.add_hold(std::string{"user-1"}, std::string{"r"}, "litigation", std::nullopt, now);
     const auto run = store.begin_run("r", now);
@@ -116,7 +119,7 @@ TEST_CASE("a read-only store leaves the state file byte-identical") {
   const auto before = file_bytes(path);
   REQUIRE_FALSE(before.empty());
   {
-    StateStore store(path, StateStore::Mode::read_only);
+    SqliteStateStore store(path, StateStore::Mode::read_only);
     CHECK(store.audit_entries().size() == 2);
     CHECK(store.verify_audit().ok);
     CHECK(store.audit_head_hash().size() == 64);
@@ -140,7 +143,7 @@ TEST_CASE("a read-only store on an uninitialized file is empty") {
   TempDir dir;
   const auto path = dir / "state.db";
   { std::ofstream create(path); }
-  StateStore store(path, StateStore::Mode::read_only);
+  SqliteStateStore store(path, StateStore::Mode::read_only);
   CHECK(store.audit_entries().empty());
   CHECK(store.verify_audit().ok);
   CHECK(file_bytes(path).empty());
@@ -148,7 +151,7 @@ TEST_CASE("a read-only store on an uninitialized file is empty") {
 
 TEST_CASE("holds are added, listed and released") {
   TempDir dir;
-  StateStore store(dir / "state.db", StateStore::Mode::read_write);
+  SqliteStateStore store(dir / "state.db", StateStore::Mode::read_write);
   const auto now = at("2026-06-01T12:00:00Z");
 
   const auto forever = store.add_hold(std::string{"user-1"}, std::string{"sessions"},
@@ -210,7 +213,7 @@ TEST_CASE("holds are added, listed and released") {
 
 TEST_CASE("hold changes write their audit entries in the chain") {
   TempDir dir;
-  StateStore store(dir / "state.db", StateStore::Mode::read_write);
+  SqliteStateStore store(dir / "state.db", StateStore::Mode::read_write);
   const auto now = at("2026-06-01T12:00:00Z");
   store.add_hold(std::string{"user \"1\""}, std::string{"sessions"}, "litigation",
                  at("2026-07-01T00:00:00Z"), now);
@@ -249,7 +252,7 @@ TEST_CASE("Hold::active_at") {
 
 TEST_CASE("run history") {
   TempDir dir;
-  StateStore store(dir / "state.db", StateStore::Mode::read_write);
+  SqliteStateStore store(dir / "state.db", StateStore::Mode::read_write);
   CHECK(store.last_runs("a", 5).empty());
   CHECK_FALSE(store.last_success("a"));
 
