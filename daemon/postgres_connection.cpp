@@ -3,6 +3,8 @@
 #include <libpq-fe.h>
 #include <spdlog/fmt/fmt.h>
 
+#include <algorithm>
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -77,6 +79,13 @@ std::string describe_dsn(std::string_view dsn) {
   ParsedDsn parsed = parse_dsn(dsn);
   if (!parsed.error.empty())
     return "(invalid dsn)";
+  // Where, then who, as people write them; then the rest in libpq's order.
+  constexpr std::array<std::string_view, 5> k_first{"host", "hostaddr", "port", "dbname", "user"};
+  const auto rank = [&](const std::string& keyword) {
+    return std::find(k_first.begin(), k_first.end(), keyword) - k_first.begin();
+  };
+  std::stable_sort(parsed.options.begin(), parsed.options.end(),
+                   [&](const auto& a, const auto& b) { return rank(a.first) < rank(b.first); });
   std::string text;
   for (const auto& [keyword, value] : parsed.options) {
     if (keyword == "password")

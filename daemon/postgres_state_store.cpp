@@ -35,10 +35,6 @@ std::int64_t lock_key(std::string_view name) {
 // Held by a transaction that creates the schema or appends to the audit chain.
 const std::int64_t k_chain_lock = lock_key("audit chain");
 
-std::int64_t rule_lock_key(std::string_view rule) {
-  return lock_key("rule " + std::string{rule});
-}
-
 constexpr const char* k_schema_sql = R"sql(
 CREATE SCHEMA IF NOT EXISTS retentiond;
 CREATE TABLE IF NOT EXISTS retentiond.meta(
@@ -186,6 +182,10 @@ private:
 };
 
 }  // namespace
+
+std::int64_t postgres_rule_lock_key(std::string_view rule) {
+  return lock_key("rule " + std::string{rule});
+}
 
 PostgresStateStore::PostgresStateStore(std::string dsn, std::optional<std::string> password,
                                        Mode mode, std::optional<std::string> audit_key)
@@ -478,7 +478,7 @@ std::optional<Instant> PostgresStateStore::last_success(std::string_view rule) c
 
 std::expected<std::unique_ptr<RuleLock>, std::string>
 PostgresStateStore::lock_rule(std::string_view rule) {
-  const std::int64_t key = rule_lock_key(rule);
+  const std::int64_t key = postgres_rule_lock_key(rule);
   try {
     auto lock_connection = std::make_unique<pqxx::connection>(m_connection_string);
     {

@@ -10,6 +10,10 @@
 
 namespace retentiond {
 
+// The key of the session advisory lock a host holds while it runs `rule` (pg_locks shows it as
+// classid = the high 32 bits, objid = the low 32 bits, objsubid = 1).
+std::int64_t postgres_rule_lock_key(std::string_view rule);
+
 // The state in a PostgreSQL database that several hosts share, in the schema `retentiond`.
 // Appends to the audit chain are serialized by a transaction advisory lock; rule locks are
 // session advisory locks, each on a connection of its own, so a host that dies (or loses the
