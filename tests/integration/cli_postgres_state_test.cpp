@@ -13,9 +13,11 @@
 #include <spdlog/fmt/fmt.h>
 
 #include <chrono>
+#include <csignal>
 #include <cstdint>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 using retentiond::test::contains;
@@ -189,4 +191,39 @@ TEST_CASE("cli: a PostgreSQL state's password comes from password_file, and neve
                              PostgresServer::k_password_user)));
   CHECK(contains(refused.err, "password authentication failed"));
   CHECK_FALSE(contains(refused.err, "not the password"));
+}
+
+TEST_CASE("cli: two services sharing a PostgreSQL state run a due rule once between them") {
+  const Host host;
+  const std::vector<std::string> args{"-c", (host.dir() / "retentiond.toml").string(), "run"};
+  TempDir logs_a;
+  TempDir logs_b;
+  retentiond::test::RunningRetentiond a(args, {}, logs_a.path());
+  retentiond::test::RunningRetentiond b(args, {}, logs_b.path());
+
+  pqxx::connection raw(host.dsn());
+  const auto finished_runs = [&] {
+    pqxx::read_transaction read(raw);
+    if (read.exec("SELECT to_regclass('retentiond.runs')")[0][0].is_null())
+      return std::int64_t{-1};
+    return read.exec("SELECT count(*) FROM retentiond.runs WHERE finished IS NOT NULL")[0][0]
+        .as<std::int64_t>();
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{30};
+  while (finished_runs() < 1 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds{50});
+  // Time for the other host to run it too, were it going to.
+  std::this_thread::sleep_for(std::chrono::milliseconds{1500});
+
+  pqxx::read_transaction read(raw);
+  const pqxx::result runs = read.exec("SELECT rule, result, rows FROM retentiond.runs");
+  REQUIRE(runs.size() == 1);
+  CHECK(std::string{runs[0][1].c_str()} == "ok");
+  CHECK(runs[0][2].as<std::int64_t>() == 3);
+  CHECK(host.ids() == std::vector<std::int64_t>{4, 5, 6});
+
+  a.signal(SIGTERM);
+  b.signal(SIGTERM);
+  CHECK(a.wait(std::chrono::seconds{30}) == 0);
+  CHECK(b.wait(std::chrono::seconds{30}) == 0);
 }
