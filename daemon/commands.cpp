@@ -139,6 +139,15 @@ int command_check(const CommandLine& line, const Config& config) {
     std::cerr << fmt::format("retentiond: {}: {}: rules.{}: {}\n", level, rule.position.to_string(),
                              rule.id, message);
   };
+  // A PostgreSQL state is a server too: reach it as every command will.
+  if (!config.state_dsn.empty()) {
+    try {
+      (void)open_state_store(config, StateStore::Mode::read_only, audit_key_of(config));
+    } catch (const std::exception& error) {
+      std::cerr << fmt::format("retentiond: error: state: {}\n", error.what());
+      ++problems;
+    }
+  }
   for (const Rule& rule : config.rules) {
     try {
       adapters::Datastore& store = stores.get(rule.datastore);

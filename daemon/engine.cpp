@@ -241,6 +241,11 @@ RuleOutcome Engine::run_rule(const Rule& rule, adapters::Datastore& store,
     spdlog::info("rule {}: skipped: {}", rule.id, lock.error());
     return {rule.id, "skipped", 0, lock.error(), {}, {}};
   }
+  if (options.still_due && !options.still_due(rule)) {
+    constexpr std::string_view k_ran = "another process sharing the state has just run it";
+    spdlog::info("rule {}: skipped: {}", rule.id, k_ran);
+    return {rule.id, "skipped", 0, std::string{k_ran}, {}, {}};
+  }
   const std::int64_t run_id = m_state->begin_run(rule.id, now);
   RuleOutcome outcome;
   try {

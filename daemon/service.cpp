@@ -119,7 +119,7 @@ private:
       const auto [rule, due] = next_due_rule();
       const Instant now = now_utc();
       if (rule != nullptr && due <= now) {
-        if (!ran_elsewhere(*rule))
+        if (!ran_elsewhere(*rule, last_run_of(*rule)))
           run_rule(*rule);
         continue;
       }
@@ -171,16 +171,20 @@ private:
     }
   }
 
+  std::optional<Instant> last_run_of(const Rule& rule) const {
+    const auto known = m_last_run.find(rule.id);
+    return known == m_last_run.end() ? std::nullopt : std::optional<Instant>{known->second};
+  }
+
   // Whether another process sharing the state (another host, with a PostgreSQL state) started
-  // the rule after this one last did: its schedule then counts from that run.
-  bool ran_elsewhere(const Rule& rule) {
+  // the rule after `since`, when this one last did: its schedule then counts from that run.
+  bool ran_elsewhere(const Rule& rule, std::optional<Instant> since) {
     const std::vector<RunRecord> runs = m_state.last_runs(rule.id, 1);
     if (runs.empty() || runs.front().result == "running")
       return false;
     const auto started = parse_iso8601(runs.front().started);
-    const auto known = m_last_run.find(rule.id);
     // This process's own run is recorded a moment after it noted the start.
-    if (!started || (known != m_last_run.end() && *started <= known->second + k_own_run_slack))
+    if (!started || (since && *started <= *since + k_own_run_slack))
       return false;
     m_last_run[rule.id] = *started;
     return true;
@@ -189,11 +193,16 @@ private:
   void run_rule(const Rule& rule) {
     // The census of a large table may take a while before the first batch feeds the watchdog.
     feed_watchdog(false);
+    const std::optional<Instant> previous = last_run_of(rule);
     m_last_run[rule.id] = now_utc();
     report_status("running rule " + rule.id);
     RunOptions options;
     options.only_rules = {rule.id};
     options.command = "run";
+    // Checked again under the rule's lock: another host may have run it since the loop looked.
+    options.still_due = [this, previous](const Rule& locked) {
+      return !ran_elsewhere(locked, previous);
+    };
     options.on_batch = [this](const Rule& batch_rule, std::chrono::nanoseconds took) {
       m_metrics.record_batch(batch_rule.id, took);
       feed_watchdog(false);
@@ -202,7 +211,8 @@ private:
       Engine engine(m_config, &m_state, secrets_of(*m_config), m_stop);
       for (const RuleOutcome& outcome : engine.run_once(options).outcomes) {
         m_metrics.record_run(outcome, m_state.last_success(outcome.rule));
-        if (outcome.result != "ok")
+        // The engine has said why a rule was skipped: another host has it.
+        if (outcome.result != "ok" && outcome.result != "skipped")
           spdlog::warn("rule {}: {}{}", outcome.rule, outcome.result,
                        outcome.message.empty() ? "" : ": " + outcome.message);
       }

@@ -191,6 +191,11 @@ TEST_CASE("cli: a PostgreSQL state's password comes from password_file, and neve
                              PostgresServer::k_password_user)));
   CHECK(contains(refused.err, "password authentication failed"));
   CHECK_FALSE(contains(refused.err, "not the password"));
+
+  const RunResult check = host.retentiond({"check", "--connect"});
+  CHECK(check.exit_code == 78);
+  CHECK(contains(check.err, "retentiond: error: state: cannot open PostgreSQL state (host="));
+  CHECK(contains(check.err, "password authentication failed"));
 }
 
 TEST_CASE("cli: two services sharing a PostgreSQL state run a due rule once between them") {
