@@ -236,7 +236,14 @@ RuleOutcome Engine::run_rule(const Rule& rule, adapters::Datastore& store,
 
   // With a state that several hosts share, one of them runs a rule at a time; the others
   // leave it to that one.
-  auto lock = m_state->lock_rule(rule.id);
+  std::expected<std::unique_ptr<RuleLock>, std::string> lock;
+  try {
+    lock = m_state->lock_rule(rule.id);
+  } catch (const std::exception& error) {
+    spdlog::error("rule {}: {}", rule.id, error.what());
+    audit_rule_failure(rule, "error", error.what(), 0);
+    return {rule.id, "error", 0, error.what(), {}, {}};
+  }
   if (!lock) {
     spdlog::info("rule {}: skipped: {}", rule.id, lock.error());
     return {rule.id, "skipped", 0, lock.error(), {}, {}};
