@@ -4,6 +4,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 namespace retentiond {
 
@@ -41,6 +42,35 @@ struct AuditVerification {
   std::optional<std::int64_t> bad_seq;  // first entry that fails, when !ok
   std::string problem;                  // e.g. "entry 7: hash does not match its content"
 };
+
+// The last entry of a chain: its seq and hash. nullopt for an empty log.
+using ChainHead = std::optional<std::pair<std::int64_t, std::string>>;
+
+// The entry that follows `head`, stamped now and hashed: every state backend appends through
+// it. Throws std::runtime_error when `detail_json` is not a JSON object.
+AuditEntry next_audit_entry(const ChainHead& head, std::string_view kind, std::string_view rule,
+                            std::int64_t rows, std::string detail_json,
+                            const std::optional<std::string>& key);
+
+// Checks a chain fed entry by entry in seq order: seq contiguous from 1, each prev_hash equal to
+// the previous hash, each hash matching its content. Detects edited, deleted and reordered
+// entries.
+class ChainVerifier {
+public:
+  explicit ChainVerifier(std::optional<std::string> key);
+  void add(const AuditEntry& entry);
+  const AuditVerification& result() const { return m_result; }
+
+private:
+  std::optional<std::string> m_key;
+  AuditVerification m_result;
+  std::int64_t m_expected_seq = 1;
+  std::string m_prev_hash;
+};
+
+// The digest a `config` entry records: the string value of the top-level key "digest" in its
+// detail, or nullopt.
+std::optional<std::string> config_digest_of(std::string_view detail_json);
 
 // The entry as one JSON object line: {"seq":..,"time":..,"kind":..,"rule":..,"rows":..,
 // "detail":{..},"prev_hash":..,"hash":..}. An empty rule is written as null.

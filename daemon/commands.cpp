@@ -70,20 +70,26 @@ std::optional<std::string> audit_key_of(const Config& config) {
 }
 
 void create_state_directory(const Config& config) {
+  if (!config.state_dsn.empty())
+    return;
   const std::filesystem::path directory = config.state_path.parent_path();
   if (!directory.empty())
     std::filesystem::create_directories(directory);
 }
 
-std::optional<InstanceLock> lock_state(const Config& config) {
+bool lock_state(const Config& config, std::optional<InstanceLock>& lock) {
+  if (!config.state_dsn.empty())
+    return true;
   std::string holder;
-  auto lock = InstanceLock::try_acquire(config.state_path, holder);
-  if (!lock)
+  auto acquired = InstanceLock::try_acquire(config.state_path, holder);
+  if (acquired)
+    lock.emplace(std::move(*acquired));
+  else
     std::cerr << fmt::format(
         "retentiond: error: another retentiond{} holds the lock on {}; try again "
         "when it has finished\n",
         holder.empty() ? "" : " (pid " + holder + ")", config.state_path.string());
-  return lock;
+  return lock.has_value();
 }
 
 namespace {
@@ -133,6 +139,15 @@ int command_check(const CommandLine& line, const Config& config) {
     std::cerr << fmt::format("retentiond: {}: {}: rules.{}: {}\n", level, rule.position.to_string(),
                              rule.id, message);
   };
+  // A PostgreSQL state is a server too: reach it as every command will.
+  if (!config.state_dsn.empty()) {
+    try {
+      (void)open_state_store(config, StateStore::Mode::read_only, audit_key_of(config));
+    } catch (const std::exception& error) {
+      std::cerr << fmt::format("retentiond: error: state: {}\n", error.what());
+      ++problems;
+    }
+  }
   for (const Rule& rule : config.rules) {
     try {
       adapters::Datastore& store = stores.get(rule.datastore);
@@ -205,8 +220,9 @@ int command_once(const CommandLine& line, const std::shared_ptr<const Config>& c
 
   if (line.dry_run) {
     // A dry run reads only: no lock, no audit entry, no run record.
-    StateStore state(config->state_path, StateStore::Mode::read_only, audit_key_of(*config));
-    Engine engine(config, &state, secrets, stop);
+    const auto state =
+        open_state_store(*config, StateStore::Mode::read_only, audit_key_of(*config));
+    Engine engine(config, state.get(), secrets, stop);
     const RunSummary summary = engine.run_once(options);
     for (const RuleOutcome& outcome : summary.outcomes) {
       const Rule& rule = *config->find_rule(outcome.rule);
@@ -224,17 +240,17 @@ int command_once(const CommandLine& line, const std::shared_ptr<const Config>& c
   }
 
   create_state_directory(*config);
-  const auto lock = lock_state(*config);
-  if (!lock)
+  std::optional<InstanceLock> lock;
+  if (!lock_state(*config, lock))
     return k_exit_locked;
-  StateStore state(config->state_path, StateStore::Mode::read_write, audit_key_of(*config));
-  Engine engine(config, &state, secrets, stop);
+  const auto state = open_state_store(*config, StateStore::Mode::read_write, audit_key_of(*config));
+  Engine engine(config, state.get(), secrets, stop);
   const RunSummary summary = engine.run_once(options);
   for (const RuleOutcome& outcome : summary.outcomes)
     std::cout << fmt::format("{}: {} ({} rows){}\n", outcome.rule, outcome.result, outcome.rows,
                              outcome.message.empty() ? "" : ": " + outcome.message);
   if (line.metrics_file)
-    write_metrics(*line.metrics_file, summary, state);
+    write_metrics(*line.metrics_file, summary, *state);
   return summary.any_failed() ? k_exit_rule_failed : k_exit_ok;
 }
 
@@ -267,9 +283,9 @@ int command_report(const CommandLine& line, const Config& config) {
   check_rule_names(config, line.rules, "--rule");
   const std::string format = report_format(line);
   const Instant as_of = line.as_of ? parse_date_option("--as-of", *line.as_of) : now_utc();
-  const StateStore state(config.state_path, StateStore::Mode::read_only, audit_key_of(config));
+  const auto state = open_state_store(config, StateStore::Mode::read_only, audit_key_of(config));
   const Report report =
-      build_report(config, state, secrets_of(config), as_of, line.rules, format == "html");
+      build_report(config, *state, secrets_of(config), as_of, line.rules, format == "html");
   write_output(line.output, render_report(report, format));
   const bool failed = std::any_of(report.rules.begin(), report.rules.end(),
                                   [](const RuleReport& r) { return r.status == "error"; });
@@ -277,12 +293,12 @@ int command_report(const CommandLine& line, const Config& config) {
 }
 
 int command_audit(const CommandLine& line, const Config& config) {
-  const StateStore state(config.state_path, StateStore::Mode::read_only, audit_key_of(config));
+  const auto state = open_state_store(config, StateStore::Mode::read_only, audit_key_of(config));
   if (line.command[1] == "verify") {
-    const AuditVerification result = state.verify_audit();
+    const AuditVerification result = state->verify_audit();
     if (!result.ok) {
-      std::cerr << fmt::format("retentiond: error: audit log {} is broken: {}\n",
-                               config.state_path.string(), result.problem);
+      std::cerr << fmt::format("retentiond: error: audit log {} is broken: {}\n", state->describe(),
+                               result.problem);
       return k_exit_rule_failed;
     }
     std::cout << fmt::format("audit log verified: {} entries, head {}\n", result.entries,
@@ -300,7 +316,7 @@ int command_audit(const CommandLine& line, const Config& config) {
     filter.rule = line.rules.front();
   if (line.since)
     filter.since = parse_date_option("--since", *line.since);
-  for (const AuditEntry& entry : state.audit_entries(filter)) {
+  for (const AuditEntry& entry : state->audit_entries(filter)) {
     if (format == "json")
       std::cout << audit_entry_json(entry) << '\n';
     else
@@ -357,8 +373,8 @@ int command_hold(const CommandLine& line, const Config& config) {
         throw UsageError(fmt::format("--until '{}' is in the past", *line.until));
     }
     create_state_directory(config);
-    StateStore state(config.state_path, StateStore::Mode::read_write, audit_key_of(config));
-    const Hold hold = state.add_hold(line.subject, rule, *line.reason, until, now);
+    const auto state = open_state_store(config, StateStore::Mode::read_write, audit_key_of(config));
+    const Hold hold = state->add_hold(line.subject, rule, *line.reason, until, now);
     std::cout << fmt::format("hold {} added\n", hold.id);
     return k_exit_ok;
   }
@@ -374,16 +390,16 @@ int command_hold(const CommandLine& line, const Config& config) {
                                    *line.hold_id));
     }
     // No state file: no hold was ever added. Say so rather than create an empty state.
-    if (!std::filesystem::exists(config.state_path)) {
+    if (config.state_dsn.empty() && !std::filesystem::exists(config.state_path)) {
       std::cerr << fmt::format(
           "retentiond: error: hold {} does not exist (no state file at {}: no hold was ever "
           "added; see retentiond hold list)\n",
           id, config.state_path.string());
       return k_exit_rule_failed;
     }
-    StateStore state(config.state_path, StateStore::Mode::read_write, audit_key_of(config));
+    const auto state = open_state_store(config, StateStore::Mode::read_write, audit_key_of(config));
     try {
-      state.release_hold(id, *line.reason, now);
+      state->release_hold(id, *line.reason, now);
     } catch (const std::runtime_error& error) {
       std::cerr << fmt::format("retentiond: error: {}\n", error.what());
       return k_exit_rule_failed;
@@ -394,8 +410,8 @@ int command_hold(const CommandLine& line, const Config& config) {
   const std::string format = line.format.value_or("text");
   if (format != "text" && format != "json")
     throw UsageError(fmt::format("--format '{}': expected text or json", format));
-  const StateStore state(config.state_path, StateStore::Mode::read_only, audit_key_of(config));
-  for (const Hold& hold : state.holds(false, now)) {
+  const auto state = open_state_store(config, StateStore::Mode::read_only, audit_key_of(config));
+  for (const Hold& hold : state->holds(false, now)) {
     if (format == "json")
       std::cout << hold_json(hold) << '\n';
     else

@@ -2,6 +2,7 @@
 
 #include "daemon/digest.hpp"
 #include "daemon/metrics_server.hpp"
+#include "daemon/postgres_connection.hpp"
 #include "daemon/schedule.hpp"
 
 #include <spdlog/fmt/fmt.h>
@@ -367,15 +368,28 @@ private:
     (void)root;
     TableReader reader(*state, "state", m_config.file.string());
     auto path = reader.optional_string("path");
-    if (const toml::node* dsn = reader.find("dsn"))
-      reader.fail_at(*dsn, "dsn",
-                     "a PostgreSQL state is not supported by this version (use path = \"...\" "
-                     "for a SQLite state file)");
-    if (!path)
-      reader.fail_missing(
-          "path",
-          "missing key 'path' (the SQLite state file, e.g. \"/var/lib/retentiond/state.db\")");
-    m_config.state_path = resolve(base, *path);
+    auto dsn = reader.optional_string("dsn");
+    if (path && dsn)
+      reader.fail_at(*reader.find("dsn"), "dsn",
+                     "set either path (a SQLite state file) or dsn (a PostgreSQL state shared "
+                     "by several hosts), not both");
+    if (dsn) {
+      if (auto problem = dsn_problem(*dsn))
+        reader.fail_at(*reader.find("dsn"), "dsn",
+                       fmt::format("not a libpq connection string: {}", *problem));
+      m_config.state_dsn = *dsn;
+      if (auto password = reader.optional_string("password_file"))
+        m_config.state_password_file = resolve(base, *password);
+    } else {
+      if (const toml::node* password = reader.find("password_file"))
+        reader.fail_at(*password, "password_file",
+                       "password_file applies to a PostgreSQL state (dsn) only");
+      if (!path)
+        reader.fail_missing("path",
+                            "missing key 'path' (the SQLite state file, e.g. "
+                            "\"/var/lib/retentiond/state.db\"; or dsn for a PostgreSQL state)");
+      m_config.state_path = resolve(base, *path);
+    }
     if (auto key = reader.optional_string("audit_key_file"))
       m_config.audit_key_file = resolve(base, *key);
     reader.reject_unknown_keys();

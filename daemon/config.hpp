@@ -145,7 +145,11 @@ struct DatastoreConfig {
 // The whole validated configuration: an immutable value, swapped in only when valid.
 struct Config {
   std::filesystem::path file;  // the main file
+  // The state: a SQLite file (state_path), or a PostgreSQL database (state_dsn, not empty)
+  // shared by several hosts.
   std::filesystem::path state_path;
+  std::string state_dsn;
+  std::optional<std::filesystem::path> state_password_file;
   std::optional<std::filesystem::path> audit_key_file;
   std::optional<std::string> metrics_listen;
   std::optional<std::filesystem::path> hmac_key_file;

@@ -234,6 +234,25 @@ RuleOutcome Engine::run_rule(const Rule& rule, adapters::Datastore& store,
   if (options.dry_run)
     return enforce(rule, store, linked_files, options, 0, now);
 
+  // With a state that several hosts share, one of them runs a rule at a time; the others
+  // leave it to that one.
+  std::expected<std::unique_ptr<RuleLock>, std::string> lock;
+  try {
+    lock = m_state->lock_rule(rule.id);
+  } catch (const std::exception& error) {
+    spdlog::error("rule {}: {}", rule.id, error.what());
+    audit_rule_failure(rule, "error", error.what(), 0);
+    return {rule.id, "error", 0, error.what(), {}, {}};
+  }
+  if (!lock) {
+    spdlog::info("rule {}: skipped: {}", rule.id, lock.error());
+    return {rule.id, "skipped", 0, lock.error(), {}, {}};
+  }
+  if (options.still_due && !options.still_due(rule)) {
+    constexpr std::string_view k_ran = "another process sharing the state has just run it";
+    spdlog::info("rule {}: skipped: {}", rule.id, k_ran);
+    return {rule.id, "skipped", 0, std::string{k_ran}, {}, {}};
+  }
   const std::int64_t run_id = m_state->begin_run(rule.id, now);
   RuleOutcome outcome;
   try {

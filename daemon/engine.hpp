@@ -23,6 +23,9 @@ struct RunOptions {
   bool dry_run = false;                 // count only: nothing is written anywhere
   std::set<std::string> confirm_mass;   // rules allowed past their max_fraction this time
   std::string command = "once";         // recorded in the run_start audit entry
+  // Asked once the rule is locked (no other process sharing the state runs it now): false skips
+  // it, because another process ran it in the meantime. Unset: the rule runs.
+  std::function<bool(const Rule&)> still_due;
   // Called after each committed batch with its duration (metrics, the service's watchdog).
   std::function<void(const Rule&, std::chrono::nanoseconds)> on_batch;
 };
@@ -30,7 +33,9 @@ struct RunOptions {
 // How one rule's run ended.
 struct RuleOutcome {
   std::string rule;
-  std::string result;     // ok, partial (time budget or stop), refused, error, held, keep, dry_run
+  // ok, partial (time budget or stop), refused, error, held, keep, dry_run, or skipped (another
+  // host sharing the state is running the rule)
+  std::string result;
   std::int64_t rows = 0;  // rows changed (cascade children included); would change for dry_run
   std::string message;    // why, for refused/error/partial/held
   adapters::RuleCounts counts;  // the census taken before the run

@@ -4,6 +4,7 @@
 #include "daemon/command_support.hpp"
 #include "daemon/engine.hpp"
 #include "daemon/metrics_server.hpp"
+#include "daemon/postgres_connection.hpp"
 #include "daemon/schedule.hpp"
 #include "daemon/service_metrics.hpp"
 #include "daemon/state_store.hpp"
@@ -39,6 +40,10 @@ sigset_t service_signals() {
   sigaddset(&signals, SIGHUP);
   return signals;
 }
+
+// How much later than this process noted the start of a run its run record may say it started
+// (the engine takes the rule lock and records the start after that).
+constexpr std::chrono::seconds k_own_run_slack{5};
 
 class Service {
 public:
@@ -114,7 +119,8 @@ private:
       const auto [rule, due] = next_due_rule();
       const Instant now = now_utc();
       if (rule != nullptr && due <= now) {
-        run_rule(*rule);
+        if (!ran_elsewhere(*rule, last_run_of(*rule)))
+          run_rule(*rule);
         continue;
       }
       feed_watchdog(true);
@@ -165,14 +171,38 @@ private:
     }
   }
 
+  std::optional<Instant> last_run_of(const Rule& rule) const {
+    const auto known = m_last_run.find(rule.id);
+    return known == m_last_run.end() ? std::nullopt : std::optional<Instant>{known->second};
+  }
+
+  // Whether another process sharing the state (another host, with a PostgreSQL state) started
+  // the rule after `since`, when this one last did: its schedule then counts from that run.
+  bool ran_elsewhere(const Rule& rule, std::optional<Instant> since) {
+    const std::vector<RunRecord> runs = m_state.last_runs(rule.id, 1);
+    if (runs.empty() || runs.front().result == "running")
+      return false;
+    const auto started = parse_iso8601(runs.front().started);
+    // This process's own run is recorded a moment after it noted the start.
+    if (!started || (since && *started <= *since + k_own_run_slack))
+      return false;
+    m_last_run[rule.id] = *started;
+    return true;
+  }
+
   void run_rule(const Rule& rule) {
     // The census of a large table may take a while before the first batch feeds the watchdog.
     feed_watchdog(false);
+    const std::optional<Instant> previous = last_run_of(rule);
     m_last_run[rule.id] = now_utc();
     report_status("running rule " + rule.id);
     RunOptions options;
     options.only_rules = {rule.id};
     options.command = "run";
+    // Checked again under the rule's lock: another host may have run it since the loop looked.
+    options.still_due = [this, previous](const Rule& locked) {
+      return !ran_elsewhere(locked, previous);
+    };
     options.on_batch = [this](const Rule& batch_rule, std::chrono::nanoseconds took) {
       m_metrics.record_batch(batch_rule.id, took);
       feed_watchdog(false);
@@ -181,7 +211,8 @@ private:
       Engine engine(m_config, &m_state, secrets_of(*m_config), m_stop);
       for (const RuleOutcome& outcome : engine.run_once(options).outcomes) {
         m_metrics.record_run(outcome, m_state.last_success(outcome.rule));
-        if (outcome.result != "ok")
+        // The engine has said why a rule was skipped: another host has it.
+        if (outcome.result != "ok" && outcome.result != "skipped")
           spdlog::warn("rule {}: {}{}", outcome.rule, outcome.result,
                        outcome.message.empty() ? "" : ": " + outcome.message);
       }
@@ -205,6 +236,12 @@ private:
                           fmt::format("state.path: changed from '{}' to '{}'; a new state file "
                                       "takes a restart (systemctl restart retentiond)",
                                       m_config->state_path.string(), fresh->state_path.string()));
+      if (fresh->state_dsn != m_config->state_dsn)
+        throw ConfigError({fresh->file.string(), 0, 0},
+                          fmt::format("state.dsn: changed from '{}' to '{}'; a new state takes a "
+                                      "restart (systemctl restart retentiond)",
+                                      describe_dsn(m_config->state_dsn),
+                                      describe_dsn(fresh->state_dsn)));
       if (fresh->metrics_listen != m_config->metrics_listen)
         spdlog::warn("daemon.metrics_listen changed: the new address applies after a restart");
       (void)secrets_of(*fresh);  // unreadable key files reject the reload, not a later run
@@ -289,11 +326,11 @@ int command_run(const std::filesystem::path& config_file, std::shared_ptr<const 
   block_service_signals();
   (void)secrets_of(*config);
   create_state_directory(*config);
-  const auto lock = lock_state(*config);
-  if (!lock)
+  std::optional<InstanceLock> lock;
+  if (!lock_state(*config, lock))
     return k_exit_locked;
-  StateStore state(config->state_path, StateStore::Mode::read_write, audit_key_of(*config));
-  Service service(config_file, std::move(config), state);
+  const auto state = open_state_store(*config, StateStore::Mode::read_write, audit_key_of(*config));
+  Service service(config_file, std::move(config), *state);
   return service.run();
 }
 

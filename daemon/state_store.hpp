@@ -1,19 +1,16 @@
 #pragma once
 
 #include "daemon/audit_log.hpp"
+#include "daemon/config.hpp"
 #include "daemon/timestamp.hpp"
 
 #include <cstdint>
-#include <filesystem>
+#include <expected>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
-
-namespace SQLite {
-class Database;
-}
 
 namespace retentiond {
 
@@ -50,59 +47,67 @@ struct AuditFilter {
   std::optional<Instant> since;
 };
 
-// The state DB (SQLite): audit log, holds and run history. Every write is its own short
-// BEGIN IMMEDIATE transaction that reads the chain head inside the transaction, so several
-// processes (a running `once` and an operator's `hold add`) can append safely.
-// Throws std::runtime_error with a message naming the path when the file cannot be opened.
+// Held while this process runs one rule; released when destroyed.
+class RuleLock {
+public:
+  virtual ~RuleLock() = default;
+};
+
+// The state: audit log, holds and run history. A SQLite file for one host, or a PostgreSQL
+// database that several hosts share. Every write is its own short transaction that reads the
+// chain head inside it, so several processes (a running `once` and an operator's `hold add`,
+// or several hosts) can append safely. Methods throw std::runtime_error with a message naming
+// the state (describe()).
 class StateStore {
 public:
   enum class Mode { read_write, read_only };
 
-  // Opens (read_write: creating file and schema if missing) the state DB at `path`.
-  // `audit_key` switches the chain to HMAC-SHA-256 under that key.
-  StateStore(const std::filesystem::path& path, Mode mode,
-             std::optional<std::string> audit_key = std::nullopt);
-  ~StateStore();
-  StateStore(const StateStore&) = delete;
-  StateStore& operator=(const StateStore&) = delete;
+  virtual ~StateStore() = default;
 
-  const std::filesystem::path& path() const { return m_path; }
+  // What messages call this state: its file, or its PostgreSQL database (without password).
+  virtual std::string describe() const = 0;
 
   // Appends one entry and commits it; returns it with seq and hashes filled in.
-  AuditEntry append_audit(std::string_view kind, std::string_view rule, std::int64_t rows,
-                          std::string detail_json = "{}");
+  virtual AuditEntry append_audit(std::string_view kind, std::string_view rule, std::int64_t rows,
+                                  std::string detail_json = "{}") = 0;
   // Entries in seq order, filtered.
-  std::vector<AuditEntry> audit_entries(const AuditFilter& filter = {}) const;
-  // Walks the whole chain: seq contiguous from 1, each prev_hash equals the previous hash,
-  // each hash matches its content. Detects edited, deleted and reordered entries.
-  AuditVerification verify_audit() const;
+  virtual std::vector<AuditEntry> audit_entries(const AuditFilter& filter = {}) const = 0;
+  // Walks the whole chain (see ChainVerifier).
+  virtual AuditVerification verify_audit() const = 0;
   // The hash of the last entry, or k_genesis_hash when the log is empty.
-  std::string audit_head_hash() const;
+  virtual std::string audit_head_hash() const = 0;
   // The digest recorded by the newest `config` entry, if any.
-  std::optional<std::string> last_config_digest() const;
+  virtual std::optional<std::string> last_config_digest() const = 0;
 
   // Adds a hold and its hold_add audit entry in one transaction; returns the hold.
-  Hold add_hold(std::optional<std::string> subject, std::optional<std::string> rule,
-                std::string reason, std::optional<Instant> until, Instant now);
+  virtual Hold add_hold(std::optional<std::string> subject, std::optional<std::string> rule,
+                        std::string reason, std::optional<Instant> until, Instant now) = 0;
   // Releases a hold and writes its hold_release audit entry in one transaction.
   // Throws std::runtime_error("hold N does not exist" / "hold N is already released").
-  Hold release_hold(std::int64_t id, std::string reason, Instant now);
-  // All holds (include_released) or only those active at `now`, ordered by id.
-  std::vector<Hold> holds(bool include_inactive, Instant now) const;
+  virtual Hold release_hold(std::int64_t id, std::string reason, Instant now) = 0;
+  // All holds (include_inactive) or only those active at `now`, ordered by id.
+  virtual std::vector<Hold> holds(bool include_inactive, Instant now) const = 0;
 
   // Starts a run record with result "running"; returns its id.
-  std::int64_t begin_run(std::string_view rule, Instant started);
-  void finish_run(std::int64_t run_id, std::string_view result, std::int64_t rows,
-                  std::string_view message, Instant finished);
+  virtual std::int64_t begin_run(std::string_view rule, Instant started) = 0;
+  virtual void finish_run(std::int64_t run_id, std::string_view result, std::int64_t rows,
+                          std::string_view message, Instant finished) = 0;
   // The newest `limit` runs of a rule, newest first.
-  std::vector<RunRecord> last_runs(std::string_view rule, int limit) const;
+  virtual std::vector<RunRecord> last_runs(std::string_view rule, int limit) const = 0;
   // Finish time of the newest run with result "ok" (or "partial": it made progress), if any.
-  std::optional<Instant> last_success(std::string_view rule) const;
+  virtual std::optional<Instant> last_success(std::string_view rule) const = 0;
 
-private:
-  std::filesystem::path m_path;
-  std::optional<std::string> m_audit_key;
-  std::unique_ptr<SQLite::Database> m_db;
+  // Keeps other processes that share this state from running `rule` until the lock is
+  // destroyed; the error says who holds it. A SQLite state is one process's alone (the
+  // instance lock beside the file): always granted. A PostgreSQL state takes an advisory lock.
+  virtual std::expected<std::unique_ptr<RuleLock>, std::string>
+  lock_rule(std::string_view rule) = 0;
 };
+
+// Opens the state the configuration names: read_write creates the file (or schema) and its
+// tables when missing; read_only never writes and reads a missing state as empty.
+// `audit_key` switches the chain to HMAC-SHA-256 under that key.
+std::unique_ptr<StateStore> open_state_store(const Config& config, StateStore::Mode mode,
+                                             std::optional<std::string> audit_key);
 
 }  // namespace retentiond

@@ -4,6 +4,7 @@
 #include "daemon/config.hpp"
 #include "daemon/engine.hpp"
 #include "daemon/report.hpp"
+#include "daemon/sqlite_state_store.hpp"
 #include "daemon/state_store.hpp"
 #include "daemon/timestamp.hpp"
 #include "tests/support/files.hpp"
@@ -241,7 +242,7 @@ TEST_CASE("engine: exactly the expired, unheld rows go, with their cascade child
   const auto errors_before = site.dump("errors");
   const auto notes_before = site.dump("notes");
 
-  StateStore state(site.state_path(), StateStore::Mode::read_write);
+  SqliteStateStore state(site.state_path(), StateStore::Mode::read_write);
   state.add_hold(std::string{"7"}, std::string{"logs"}, "litigation", std::nullopt, now_utc());
   const RunSummary summary = run(config, state);
 
@@ -322,7 +323,7 @@ TEST_CASE("engine: a large rule runs in several batches whose audited rows add u
   const auto config = site.configure(rule_toml(
       "parents", "parents", "at", "unix_seconds", "30 days",
       "max_fraction = 1.0\ncascade = [{ table = \"children\", foreign_key = \"parent_id\" }]\n"));
-  StateStore state(site.state_path(), StateStore::Mode::read_write);
+  SqliteStateStore state(site.state_path(), StateStore::Mode::read_write);
   const std::int64_t before = site.row_count("parents") + site.row_count("children");
 
   const RunSummary summary = run(config, state);
@@ -406,7 +407,7 @@ TEST_CASE("engine: every walk of a large table leaves exactly the rows it must")
   const auto config =
       site.configure(rule_toml("logs", "logs", "at", "unix_seconds", "365 days",
                                "max_fraction = 1.0\nsubject_column = \"user_id\"\n"));
-  StateStore state(site.state_path(), StateStore::Mode::read_write);
+  SqliteStateStore state(site.state_path(), StateStore::Mode::read_write);
   for (const std::int64_t user : held_users)
     state.add_hold(std::to_string(user), std::string{"logs"}, "claim", std::nullopt, now_utc());
   const std::vector<std::int64_t> survivors = expected_survivors(held_users);
@@ -433,7 +434,7 @@ TEST_CASE("engine: the mass-deletion breaker refuses, and --confirm-mass lets th
             std::to_string(id <= 8 ? now_s - 60 * k_day_s : now_s) + ")");
   const auto config = site.configure(rule_toml("logs", "logs", "at", "unix_seconds", "30 days"));
   const auto before = site.dump("logs");
-  StateStore state(site.state_path(), StateStore::Mode::read_write);
+  SqliteStateStore state(site.state_path(), StateStore::Mode::read_write);
 
   const RunSummary refused = run(config, state);
   CHECK(refused.any_failed());
@@ -473,7 +474,7 @@ TEST_CASE("engine: wrong-scale anchors refuse their rule while the other rules r
   const auto config =
       site.configure(rule_toml("events", "events", "at", "unix_seconds", "30 days") +
                      rule_toml("logs", "logs", "at", "unix_seconds", "30 days"));
-  StateStore state(site.state_path(), StateStore::Mode::read_write);
+  SqliteStateStore state(site.state_path(), StateStore::Mode::read_write);
 
   const RunSummary summary = run(config, state);
   CHECK(summary.any_failed());
@@ -491,7 +492,7 @@ TEST_CASE("engine: an --all hold suspends a rule until released") {
   Scenario scenario;
   scenario.build(site);
   const auto config = site.configure(Scenario::rules());
-  StateStore state(site.state_path(), StateStore::Mode::read_write);
+  SqliteStateStore state(site.state_path(), StateStore::Mode::read_write);
 
   SUBCASE("on one rule") {
     const Hold hold = state.add_hold(std::nullopt, std::string{"logs"}, "audit in progress",
@@ -536,7 +537,7 @@ TEST_CASE("engine: subject holds spare the held rows, and release lets them go")
   Scenario scenario;
   scenario.build(site);
   const auto config = site.configure(Scenario::rules());
-  StateStore state(site.state_path(), StateStore::Mode::read_write);
+  SqliteStateStore state(site.state_path(), StateStore::Mode::read_write);
 
   SUBCASE("held in the named rule") {
     const Hold hold =
@@ -575,7 +576,7 @@ TEST_CASE("engine: dry runs and reports change nothing") {
     const auto files = directory_snapshot(site.dir());
     RunSummary summary;
     {
-      StateStore state(site.state_path(), StateStore::Mode::read_only);
+      SqliteStateStore state(site.state_path(), StateStore::Mode::read_only);
       Engine engine(config, &state, {}, stop);
       summary = engine.run_once(dry);
       const Report report = build_report(*config, state, {}, now_utc(), {});
@@ -591,7 +592,7 @@ TEST_CASE("engine: dry runs and reports change nothing") {
   }
   SUBCASE("with a state file that has history and holds") {
     {
-      StateStore state(site.state_path(), StateStore::Mode::read_write);
+      SqliteStateStore state(site.state_path(), StateStore::Mode::read_write);
       state.add_hold(std::string{"7"}, std::string{"logs"}, "claim", std::nullopt, now_utc());
       RunOptions errors_only;
       errors_only.only_rules = {"errors"};
@@ -601,7 +602,7 @@ TEST_CASE("engine: dry runs and reports change nothing") {
     const auto state_before = file_bytes(site.state_path());
     RunSummary summary;
     {
-      StateStore state(site.state_path(), StateStore::Mode::read_only);
+      SqliteStateStore state(site.state_path(), StateStore::Mode::read_only);
       Engine engine(config, &state, {}, stop);
       summary = engine.run_once(dry);
       const Report report = build_report(*config, state, {}, now_utc(), {});
@@ -626,7 +627,7 @@ TEST_CASE("engine: report counts equal what run_once then changes, rule by rule"
   const auto config = site.configure(
       Scenario::rules() + rule_toml("cookies", "cookies", "consented_at", "unix_seconds", "1 day"));
   {
-    StateStore state(site.state_path(), StateStore::Mode::read_write);
+    SqliteStateStore state(site.state_path(), StateStore::Mode::read_write);
     state.add_hold(std::string{"7"}, std::string{"logs"}, "claim", std::nullopt, now_utc());
   }
   const std::map<std::string, std::string> tables{
@@ -637,10 +638,10 @@ TEST_CASE("engine: report counts equal what run_once then changes, rule by rule"
 
   Report report;
   {
-    const StateStore state(site.state_path(), StateStore::Mode::read_only);
+    const SqliteStateStore state(site.state_path(), StateStore::Mode::read_only);
     report = build_report(*config, state, {}, now_utc(), {});
   }
-  StateStore state(site.state_path(), StateStore::Mode::read_write);
+  SqliteStateStore state(site.state_path(), StateStore::Mode::read_write);
   const RunSummary summary = run(config, state);
 
   REQUIRE(report.rules.size() == 4);
@@ -674,7 +675,7 @@ TEST_CASE("engine: a missing table or datastore fails its rule, the others run")
   SUBCASE("missing table") {
     const auto config = site.configure(
         Scenario::rules() + rule_toml("ghosts", "ghosts", "at", "unix_seconds", "30 days"));
-    StateStore state(site.state_path(), StateStore::Mode::read_write);
+    SqliteStateStore state(site.state_path(), StateStore::Mode::read_write);
     const RunSummary summary = run(config, state);
     CHECK(summary.any_failed());
     const RuleOutcome& ghosts = outcome_of(summary, "ghosts");
@@ -692,7 +693,7 @@ TEST_CASE("engine: a missing table or datastore fails its rule, the others run")
                               "age_format = \"unix_seconds\"\nretain = \"1 day\"\n"
                               "action = \"delete\"\n\n";
     const auto config = site.configure(other + Scenario::rules());
-    StateStore state(site.state_path(), StateStore::Mode::read_write);
+    SqliteStateStore state(site.state_path(), StateStore::Mode::read_write);
     const RunSummary summary = run(config, state);
     CHECK(summary.any_failed());
     CHECK(outcome_of(summary, "lost").result == "error");
@@ -715,7 +716,7 @@ TEST_CASE("engine: deleted values do not linger in a WAL-mode datastore") {
           "(3, " +
           std::to_string(now_s) + ", 'kept-198.51.100.2')");
   const auto config = site.configure(rule_toml("logs", "logs", "at", "unix_seconds", "30 days"));
-  StateStore state(site.state_path(), StateStore::Mode::read_write);
+  SqliteStateStore state(site.state_path(), StateStore::Mode::read_write);
   REQUIRE(outcome_of(run(config, state), "logs").rows == 1);
 
   std::string everything;
@@ -736,14 +737,14 @@ TEST_CASE("engine: the report marks a rule stale when its last success is older 
   const auto config = site.configure(Scenario::rules());
   const Instant now = now_utc();
   {
-    StateStore state(site.state_path(), StateStore::Mode::read_write);
+    SqliteStateStore state(site.state_path(), StateStore::Mode::read_write);
     // Daily rules: logs last succeeded 3 days ago (stale), errors 1 day ago (not stale).
     const std::int64_t logs = state.begin_run("logs", now - std::chrono::hours{72});
     state.finish_run(logs, "ok", 0, "", now - std::chrono::hours{72});
     const std::int64_t errors = state.begin_run("errors", now - std::chrono::hours{24});
     state.finish_run(errors, "ok", 0, "", now - std::chrono::hours{24});
   }
-  const StateStore state(site.state_path(), StateStore::Mode::read_only);
+  const SqliteStateStore state(site.state_path(), StateStore::Mode::read_only);
   const Report report = build_report(*config, state, {}, now, {});
   REQUIRE(report.rules.size() == 3);
   CHECK(report.rules[0].rule->id == "accounts");

@@ -6,6 +6,7 @@
 #include "daemon/config.hpp"
 #include "daemon/engine.hpp"
 #include "daemon/report.hpp"
+#include "daemon/sqlite_state_store.hpp"
 #include "daemon/state_store.hpp"
 #include "daemon/timestamp.hpp"
 #include "tests/support/files.hpp"
@@ -452,7 +453,7 @@ RunSummary run_engine(const std::shared_ptr<const Config>& config, StateStore& s
 }
 
 Report report_now(const Config& config, const fs::path& state_path) {
-  const StateStore state(state_path, StateStore::Mode::read_only);
+  const SqliteStateStore state(state_path, StateStore::Mode::read_only);
   return build_report(config, state, {}, now_utc(), {});
 }
 
@@ -576,7 +577,7 @@ TEST_CASE("linked files, engine: rejected videos go with their file after 15 day
   CHECK(planned.counts.held == 0);
   CHECK_FALSE(fs::exists(site.state()));
 
-  StateStore state(site.state(), StateStore::Mode::read_write);
+  SqliteStateStore state(site.state(), StateStore::Mode::read_write);
   const RunSummary summary = run_engine(config, state);
   CHECK_FALSE(summary.any_failed());
   const RuleOutcome& outcome = outcome_of(summary, k_rule);
@@ -739,7 +740,7 @@ TEST_CASE("linked files: batches of at most 256 rows each audit their own refusa
   const auto config = site.load();
   CHECK(report_of(report_now(*config, site.state()), k_rule).counts.due == 747);
 
-  StateStore state(site.state(), StateStore::Mode::read_write);
+  SqliteStateStore state(site.state(), StateStore::Mode::read_write);
   RunOptions options;
   options.confirm_mass = {k_rule};  // 747 of 750 rows is past the seed rule's max_fraction
   const RunSummary summary = run_engine(config, state, options);
@@ -788,7 +789,7 @@ TEST_CASE("linked files: directories left empty are removed up to, not including
   const auto config = site.load();
 
   SUBCASE("through the engine") {
-    StateStore state(site.state(), StateStore::Mode::read_write);
+    SqliteStateStore state(site.state(), StateStore::Mode::read_write);
     const RuleOutcome outcome = outcome_of(run_engine(config, state), k_rule);
     CHECK(outcome.result == "ok");
     CHECK(outcome.rows == 6);
@@ -834,7 +835,7 @@ TEST_CASE("linked files: a file rule removes old files, keeps young ones and nev
     CHECK(planned.counts.total == TmpScenario::total);
     CHECK(planned.counts.future == 1);
 
-    StateStore state(site.state(), StateStore::Mode::read_write);
+    SqliteStateStore state(site.state(), StateStore::Mode::read_write);
     const RunSummary summary = run_engine(config, state);
     CHECK_FALSE(summary.any_failed());
     const RuleOutcome& outcome = outcome_of(summary, "tmp_files");

@@ -157,7 +157,9 @@ TEST_CASE("load_config refuses a bad configuration with its position and a way o
 
   SUBCASE("unknown key in [state], nothing close") {
     CHECK(dir.error_of("[state]\npath = \"state.db\"\nbogus = 1\n") ==
-          dir.at(3, 1, "state: unknown key 'bogus'; expected one of: audit_key_file, dsn, path"));
+          dir.at(3, 1,
+                 "state: unknown key 'bogus'; expected one of: audit_key_file, dsn, "
+                 "password_file, path"));
   }
   SUBCASE("unknown key in [state], close to a known one") {
     CHECK(dir.error_of("[state]\npath = \"state.db\"\naudit_keyfile = \"k\"\n") ==
@@ -171,17 +173,28 @@ TEST_CASE("load_config refuses a bad configuration with its position and a way o
     CHECK(dir.error_of("[state]\n") ==
           dir.at(1, 1,
                  "state: missing key 'path' (the SQLite state file, e.g. "
-                 "\"/var/lib/retentiond/state.db\")"));
+                 "\"/var/lib/retentiond/state.db\"; or dsn for a PostgreSQL state)"));
   }
   SUBCASE("state.path: string expected, got integer") {
     CHECK(dir.error_of("[state]\npath = 5\n") ==
           dir.at(2, 8, "state.path: expected a string, got integer 5"));
   }
-  SUBCASE("state.dsn") {
-    CHECK(dir.error_of("[state]\ndsn = \"host=db1 dbname=retention\"\n") ==
+  SUBCASE("state.path and state.dsn together") {
+    CHECK(dir.error_of("[state]\npath = \"state.db\"\ndsn = \"host=db1 dbname=retention\"\n") ==
+          dir.at(3, 7,
+                 "state.dsn: set either path (a SQLite state file) or dsn (a PostgreSQL state "
+                 "shared by several hosts), not both"));
+  }
+  SUBCASE("state.dsn that libpq cannot read") {
+    CHECK(dir.error_of("[state]\ndsn = \"host=db1 dbname\"\n") ==
           dir.at(2, 7,
-                 "state.dsn: a PostgreSQL state is not supported by this version (use path = "
-                 "\"...\" for a SQLite state file)"));
+                 "state.dsn: not a libpq connection string: missing \"=\" after \"dbname\" in "
+                 "connection info string"));
+  }
+  SUBCASE("state.password_file without dsn") {
+    CHECK(dir.error_of("[state]\npath = \"state.db\"\npassword_file = \"pw\"\n") ==
+          dir.at(3, 17,
+                 "state.password_file: password_file applies to a PostgreSQL state (dsn) only"));
   }
 
   // --- [daemon] ---
@@ -624,6 +637,7 @@ TEST_CASE("load_config reads a valid configuration") {
     CHECK(config->file == dir.main_file());
     CHECK(config->files == std::vector<std::filesystem::path>{dir.main_file()});
     CHECK(config->state_path == dir.path() / "state.db");
+    CHECK(config->state_dsn.empty());
     CHECK_FALSE(config->audit_key_file.has_value());
     CHECK_FALSE(config->hmac_key_file.has_value());
     CHECK_FALSE(config->metrics_listen.has_value());
@@ -661,6 +675,15 @@ TEST_CASE("load_config reads a valid configuration") {
     CHECK(config->digest.size() == 64);
   }
 
+  SUBCASE("a PostgreSQL state with a password file") {
+    const auto config = dir.load(with(k_header, "path = \"state.db\"",
+                                      "dsn = \"host=/run/postgresql dbname=retention\"\n"
+                                      "password_file = \"secrets/pgpass\"") +
+                                 k_rule);
+    CHECK(config->state_dsn == "host=/run/postgresql dbname=retention");
+    CHECK(config->state_password_file == dir.path() / "secrets/pgpass");
+    CHECK(config->state_path.empty());
+  }
   SUBCASE("every optional rule field") {
     const auto config =
         dir.load(k_header + "[daemon]\nhmac_key_file = \"keys/hmac.key\"\n" +

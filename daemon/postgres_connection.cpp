@@ -1,0 +1,110 @@
+#include "daemon/postgres_connection.hpp"
+
+#include <libpq-fe.h>
+#include <spdlog/fmt/fmt.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <stdexcept>
+#include <vector>
+
+namespace retentiond {
+namespace {
+
+struct ParsedDsn {
+  std::vector<std::pair<std::string, std::string>> options;  // set keywords, in libpq's order
+  std::string error;                                         // libpq's reason, when unparsable
+};
+
+ParsedDsn parse_dsn(std::string_view dsn) {
+  ParsedDsn parsed;
+  char* error = nullptr;
+  const std::string text{dsn};
+  std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> options(
+      PQconninfoParse(text.c_str(), &error), &PQconninfoFree);
+  if (!options) {
+    parsed.error = error != nullptr ? error : "out of memory";
+    PQfreemem(error);
+    // libpq's messages end with a newline.
+    while (!parsed.error.empty() && parsed.error.back() == '\n')
+      parsed.error.pop_back();
+    return parsed;
+  }
+  for (const PQconninfoOption* option = options.get(); option->keyword != nullptr; ++option)
+    if (option->val != nullptr)
+      parsed.options.emplace_back(option->keyword, option->val);
+  return parsed;
+}
+
+// A keyword=value value, quoted as libpq reads it.
+std::string conninfo_value(std::string_view value) {
+  std::string out = "'";
+  for (const char c : value) {
+    if (c == '\'' || c == '\\')
+      out += '\\';
+    out += c;
+  }
+  return out + "'";
+}
+
+}  // namespace
+
+std::optional<std::string> dsn_problem(std::string_view dsn) {
+  ParsedDsn parsed = parse_dsn(dsn);
+  if (!parsed.error.empty())
+    return parsed.error;
+  return std::nullopt;
+}
+
+std::string connection_string(std::string_view dsn, const std::optional<std::string>& password) {
+  ParsedDsn parsed = parse_dsn(dsn);
+  if (!parsed.error.empty())
+    throw std::runtime_error(fmt::format("invalid dsn: {}", parsed.error));
+  std::string text;
+  for (const auto& [keyword, value] : parsed.options) {
+    if (keyword == "password" && password)
+      continue;
+    text += fmt::format("{}{}={}", text.empty() ? "" : " ", keyword, conninfo_value(value));
+  }
+  if (password)
+    text += fmt::format("{}password={}", text.empty() ? "" : " ", conninfo_value(*password));
+  return text;
+}
+
+std::string describe_dsn(std::string_view dsn) {
+  ParsedDsn parsed = parse_dsn(dsn);
+  if (!parsed.error.empty())
+    return "(invalid dsn)";
+  // Where, then who, as people write them; then the rest in libpq's order.
+  constexpr std::array<std::string_view, 5> k_first{"host", "hostaddr", "port", "dbname", "user"};
+  const auto rank = [&](const std::string& keyword) {
+    return std::find(k_first.begin(), k_first.end(), keyword) - k_first.begin();
+  };
+  std::stable_sort(parsed.options.begin(), parsed.options.end(),
+                   [&](const auto& a, const auto& b) { return rank(a.first) < rank(b.first); });
+  std::string text;
+  for (const auto& [keyword, value] : parsed.options) {
+    if (keyword == "password")
+      continue;
+    text += fmt::format("{}{}={}", text.empty() ? "" : " ", keyword, value);
+  }
+  return text;
+}
+
+std::string read_password_file(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  if (!in)
+    throw std::runtime_error(
+        fmt::format("cannot read password file {}: {}", file.string(), std::strerror(errno)));
+  std::string password;
+  std::getline(in, password);
+  if (!password.empty() && password.back() == '\r')
+    password.pop_back();
+  return password;
+}
+
+}  // namespace retentiond

@@ -1,0 +1,521 @@
+#include "daemon/postgres_state_store.hpp"
+
+#include "daemon/json_writer.hpp"
+#include "daemon/postgres_connection.hpp"
+
+#include <pqxx/pqxx>
+#include <spdlog/fmt/fmt.h>
+#include <unistd.h>
+
+#include <array>
+#include <climits>
+#include <stdexcept>
+#include <utility>
+
+namespace retentiond {
+
+namespace {
+
+constexpr int k_schema_version = 1;
+
+// Advisory lock keys are one bigint space shared with the application: retentiond's keys are
+// hashes under its own prefix, so a clash is as unlikely as a 64-bit collision.
+constexpr std::uint64_t k_fnv_offset = 14695981039346656037ull;
+constexpr std::uint64_t k_fnv_prime = 1099511628211ull;
+
+std::int64_t lock_key(std::string_view name) {
+  std::uint64_t hash = k_fnv_offset;
+  for (const char c : std::string{"retentiond:"} + std::string{name}) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= k_fnv_prime;
+  }
+  return static_cast<std::int64_t>(hash);
+}
+
+// Held by a transaction that creates the schema or appends to the audit chain.
+const std::int64_t k_chain_lock = lock_key("audit chain");
+
+constexpr const char* k_schema_sql = R"sql(
+CREATE SCHEMA IF NOT EXISTS retentiond;
+CREATE TABLE IF NOT EXISTS retentiond.meta(
+  key text PRIMARY KEY,
+  value text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS retentiond.audit(
+  seq bigint PRIMARY KEY,
+  time text NOT NULL,
+  kind text NOT NULL,
+  rule text,
+  rows bigint NOT NULL,
+  detail text NOT NULL,
+  prev_hash text NOT NULL,
+  hash text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS retentiond.holds(
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  subject text,
+  rule text,
+  reason text NOT NULL,
+  created text NOT NULL,
+  until text,
+  released text,
+  release_reason text
+);
+CREATE TABLE IF NOT EXISTS retentiond.runs(
+  id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  rule text NOT NULL,
+  started text NOT NULL,
+  finished text,
+  result text NOT NULL,
+  rows bigint NOT NULL DEFAULT 0,
+  message text NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS runs_rule_id ON retentiond.runs(rule, id);
+)sql";
+
+constexpr const char* k_audit_columns = "seq, time, kind, rule, rows, detail, prev_hash, hash";
+constexpr const char* k_hold_columns =
+    "id, subject, rule, reason, created, until, released, release_reason";
+constexpr const char* k_run_columns = "id, rule, started, finished, result, rows, message";
+
+// libpq's messages carry a trailing newline and sometimes a second line; the first is the point.
+std::string first_line(std::string_view message) {
+  const auto end = message.find('\n');
+  return std::string{message.substr(0, end)};
+}
+
+std::optional<std::string> optional_text(const pqxx::field& field) {
+  if (field.is_null())
+    return std::nullopt;
+  return field.c_str();
+}
+
+// A parameter that may be NULL: libpqxx sends a null pointer as NULL.
+const char* nullable(const std::optional<std::string>& value) {
+  return value ? value->c_str() : nullptr;
+}
+
+AuditEntry read_audit_row(const pqxx::row& row) {
+  AuditEntry entry;
+  entry.seq = row[0].as<std::int64_t>();
+  entry.time = row[1].c_str();
+  entry.kind = row[2].c_str();
+  entry.rule = row[3].is_null() ? std::string{} : row[3].c_str();
+  entry.rows = row[4].as<std::int64_t>();
+  entry.detail = row[5].c_str();
+  entry.prev_hash = row[6].c_str();
+  entry.hash = row[7].c_str();
+  return entry;
+}
+
+Hold read_hold_row(const pqxx::row& row) {
+  Hold hold;
+  hold.id = row[0].as<std::int64_t>();
+  hold.subject = optional_text(row[1]);
+  hold.rule = optional_text(row[2]);
+  hold.reason = row[3].c_str();
+  hold.created = row[4].c_str();
+  hold.until = optional_text(row[5]);
+  hold.released = optional_text(row[6]);
+  hold.release_reason = optional_text(row[7]);
+  return hold;
+}
+
+RunRecord read_run_row(const pqxx::row& row) {
+  RunRecord run;
+  run.id = row[0].as<std::int64_t>();
+  run.rule = row[1].c_str();
+  run.started = row[2].c_str();
+  run.finished = row[3].is_null() ? std::string{} : row[3].c_str();
+  run.result = row[4].c_str();
+  run.rows = row[5].as<std::int64_t>();
+  run.message = row[6].c_str();
+  return run;
+}
+
+// Appends one entry inside the caller's transaction. The chain lock, taken first, makes every
+// other appender (on any host) wait until this transaction ends, so the head read here stays
+// the head.
+AuditEntry append_in_transaction(pqxx::work& transaction, const std::optional<std::string>& key,
+                                 std::string_view kind, std::string_view rule, std::int64_t rows,
+                                 std::string detail_json) {
+  transaction.exec_params("SELECT pg_advisory_xact_lock($1)", k_chain_lock);
+  ChainHead head;
+  const pqxx::result last =
+      transaction.exec("SELECT seq, hash FROM retentiond.audit ORDER BY seq DESC LIMIT 1");
+  if (!last.empty())
+    head.emplace(last[0][0].as<std::int64_t>(), last[0][1].c_str());
+  AuditEntry entry = next_audit_entry(head, kind, rule, rows, std::move(detail_json), key);
+  const std::optional<std::string> rule_or_null =
+      entry.rule.empty() ? std::nullopt : std::optional<std::string>{entry.rule};
+  transaction.exec_params(
+      fmt::format("INSERT INTO retentiond.audit({}) VALUES($1, $2, $3, $4, $5, $6, $7, $8)",
+                  k_audit_columns),
+      entry.seq, entry.time, entry.kind, nullable(rule_or_null), entry.rows, entry.detail,
+      entry.prev_hash, entry.hash);
+  return entry;
+}
+
+// The operator-facing refusals of release_hold, passed through without extra context.
+class HoldRefused : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+// This host and process, as other hosts see it in pg_stat_activity and in lock messages.
+std::string application_name() {
+  std::array<char, HOST_NAME_MAX + 1> host{};
+  if (gethostname(host.data(), host.size() - 1) != 0)
+    host[0] = '\0';
+  return fmt::format("retentiond {}:{}", host.data(), getpid());
+}
+
+// A session advisory lock on a connection of its own: closing the connection releases it,
+// whatever happens to this process's other connections.
+class PostgresRuleLock final : public RuleLock {
+public:
+  PostgresRuleLock(std::unique_ptr<pqxx::connection> connection, std::int64_t key)
+      : m_connection(std::move(connection)), m_key(key) {}
+
+  // Unlocked before the connection closes: the server ends a closed session a moment after the
+  // client leaves, and another host should not have to wait for that.
+  ~PostgresRuleLock() override {
+    try {
+      pqxx::nontransaction session(*m_connection);
+      session.exec_params("SELECT pg_advisory_unlock($1)", m_key);
+    } catch (const std::exception&) {
+      // The connection is gone: so is the lock.
+    }
+  }
+
+private:
+  std::unique_ptr<pqxx::connection> m_connection;
+  std::int64_t m_key;
+};
+
+}  // namespace
+
+std::int64_t postgres_rule_lock_key(std::string_view rule) {
+  return lock_key("rule " + std::string{rule});
+}
+
+PostgresStateStore::PostgresStateStore(std::string dsn, std::optional<std::string> password,
+                                       Mode mode, std::optional<std::string> audit_key)
+    : m_dsn(std::move(dsn)), m_mode(mode), m_audit_key(std::move(audit_key)) {
+  try {
+    m_connection_string = connection_string(m_dsn, password) +
+                          fmt::format(" fallback_application_name='{}'", application_name());
+    // Every transaction of a read-only session is read-only: report and audit verify cannot
+    // write, whatever a bug might ask.
+    if (mode == Mode::read_only)
+      m_connection_string += " options='-c default_transaction_read_only=on'";
+    m_connection = std::make_unique<pqxx::connection>(m_connection_string);
+    if (mode == Mode::read_only) {
+      pqxx::read_transaction transaction(*m_connection);
+      m_ready = !transaction.exec("SELECT to_regclass('retentiond.meta')")[0][0].is_null();
+      if (m_ready) {
+        const pqxx::result version =
+            transaction.exec("SELECT value FROM retentiond.meta WHERE key = 'schema_version'");
+        if (!version.empty() && version[0][0].as<int>() > k_schema_version)
+          throw std::runtime_error(
+              fmt::format("schema version {} is newer than this retentiond ({})",
+                          version[0][0].c_str(), k_schema_version));
+      }
+      return;
+    }
+    pqxx::work transaction(*m_connection);
+    // Hosts starting together create the schema one at a time.
+    transaction.exec_params("SELECT pg_advisory_xact_lock($1)", k_chain_lock);
+    transaction.exec(k_schema_sql);
+    const pqxx::result version =
+        transaction.exec("SELECT value FROM retentiond.meta WHERE key = 'schema_version'");
+    if (version.empty())
+      transaction.exec_params(
+          "INSERT INTO retentiond.meta(key, value) VALUES('schema_version', $1)",
+          std::to_string(k_schema_version));
+    else if (version[0][0].as<int>() > k_schema_version)
+      throw std::runtime_error(fmt::format("schema version {} is newer than this retentiond ({})",
+                                           version[0][0].c_str(), k_schema_version));
+    transaction.commit();
+    m_ready = true;
+  } catch (const std::exception& e) {
+    throw std::runtime_error(fmt::format("cannot open {}: {}", describe(), first_line(e.what())));
+  }
+}
+
+PostgresStateStore::~PostgresStateStore() = default;
+
+std::string PostgresStateStore::describe() const {
+  return fmt::format("PostgreSQL state ({})", describe_dsn(m_dsn));
+}
+
+pqxx::connection& PostgresStateStore::connection() const {
+  if (m_mode == Mode::read_only && !m_ready)
+    throw std::runtime_error(
+        fmt::format("{} is open read-only and has no retentiond schema", describe()));
+  return *m_connection;
+}
+
+AuditEntry PostgresStateStore::append_audit(std::string_view kind, std::string_view rule,
+                                            std::int64_t rows, std::string detail_json) {
+  try {
+    pqxx::work transaction(connection());
+    auto entry =
+        append_in_transaction(transaction, m_audit_key, kind, rule, rows, std::move(detail_json));
+    transaction.commit();
+    return entry;
+  } catch (const std::exception& e) {
+    throw std::runtime_error(fmt::format("cannot append a {} entry to the audit log in {}: {}",
+                                         kind, describe(), first_line(e.what())));
+  }
+}
+
+std::vector<AuditEntry> PostgresStateStore::audit_entries(const AuditFilter& filter) const {
+  std::vector<AuditEntry> entries;
+  if (!m_ready)
+    return entries;
+  pqxx::read_transaction transaction(*m_connection);
+  const std::string columns = k_audit_columns;
+  const pqxx::result rows =
+      filter.rule ? transaction.exec_params(
+                        "SELECT " + columns + " FROM retentiond.audit WHERE rule = $1 ORDER BY seq",
+                        *filter.rule)
+                  : transaction.exec("SELECT " + columns + " FROM retentiond.audit ORDER BY seq");
+  for (const pqxx::row& row : rows) {
+    auto entry = read_audit_row(row);
+    if (filter.since) {
+      // Compared as instants: the text form drops ".000", so strings do not sort by time.
+      const auto time = parse_iso8601(entry.time);
+      if (time && *time < *filter.since)
+        continue;
+    }
+    entries.push_back(std::move(entry));
+  }
+  return entries;
+}
+
+AuditVerification PostgresStateStore::verify_audit() const {
+  ChainVerifier verifier(m_audit_key);
+  if (!m_ready)
+    return verifier.result();
+  // A cursor keeps memory flat however long the log is.
+  pqxx::read_transaction transaction(*m_connection);
+  pqxx::stateless_cursor<pqxx::cursor_base::read_only, pqxx::cursor_base::owned> cursor(
+      transaction, fmt::format("SELECT {} FROM retentiond.audit ORDER BY seq", k_audit_columns),
+      "retentiond_verify", false);
+  constexpr pqxx::cursor_base::difference_type k_chunk = 10'000;
+  for (pqxx::cursor_base::difference_type at = 0;; at += k_chunk) {
+    const pqxx::result chunk = cursor.retrieve(at, at + k_chunk);
+    for (const pqxx::row& row : chunk)
+      verifier.add(read_audit_row(row));
+    if (chunk.size() < static_cast<pqxx::result::size_type>(k_chunk))
+      break;
+  }
+  return verifier.result();
+}
+
+std::string PostgresStateStore::audit_head_hash() const {
+  if (!m_ready)
+    return std::string{k_genesis_hash};
+  pqxx::read_transaction transaction(*m_connection);
+  const pqxx::result head =
+      transaction.exec("SELECT hash FROM retentiond.audit ORDER BY seq DESC LIMIT 1");
+  return head.empty() ? std::string{k_genesis_hash} : std::string{head[0][0].c_str()};
+}
+
+std::optional<std::string> PostgresStateStore::last_config_digest() const {
+  if (!m_ready)
+    return std::nullopt;
+  pqxx::read_transaction transaction(*m_connection);
+  const pqxx::result detail = transaction.exec(
+      "SELECT detail FROM retentiond.audit WHERE kind = 'config' ORDER BY seq DESC LIMIT 1");
+  if (detail.empty())
+    return std::nullopt;
+  return config_digest_of(detail[0][0].c_str());
+}
+
+Hold PostgresStateStore::add_hold(std::optional<std::string> subject,
+                                  std::optional<std::string> rule, std::string reason,
+                                  std::optional<Instant> until, Instant now) {
+  try {
+    Hold hold;
+    hold.subject = std::move(subject);
+    hold.rule = std::move(rule);
+    hold.reason = std::move(reason);
+    hold.created = format_iso8601(now);
+    if (until)
+      hold.until = format_iso8601(*until);
+
+    pqxx::work transaction(connection());
+    hold.id = transaction
+                  .exec_params("INSERT INTO retentiond.holds(subject, rule, reason, created, "
+                               "until) VALUES($1, $2, $3, $4, $5) RETURNING id",
+                               nullable(hold.subject), nullable(hold.rule), hold.reason,
+                               hold.created, nullable(hold.until))[0][0]
+                  .as<std::int64_t>();
+
+    JsonWriter detail;
+    detail.begin_object();
+    detail.field("hold", hold.id);
+    detail.field("subject", hold.subject);
+    detail.field("rule", hold.rule);
+    detail.field("reason", hold.reason);
+    detail.field("until", hold.until);
+    detail.end_object();
+    append_in_transaction(transaction, m_audit_key, "hold_add", hold.rule.value_or(""), 0,
+                          detail.str());
+    transaction.commit();
+    return hold;
+  } catch (const std::exception& e) {
+    throw std::runtime_error(
+        fmt::format("cannot add a hold in {}: {}", describe(), first_line(e.what())));
+  }
+}
+
+Hold PostgresStateStore::release_hold(std::int64_t id, std::string reason, Instant now) {
+  try {
+    pqxx::work transaction(connection());
+    // Locked for this transaction so two operators cannot both release the same hold.
+    const pqxx::result found = transaction.exec_params(
+        fmt::format("SELECT {} FROM retentiond.holds WHERE id = $1 FOR UPDATE", k_hold_columns),
+        id);
+    if (found.empty())
+      throw HoldRefused(fmt::format("hold {} does not exist", id));
+    Hold hold = read_hold_row(found[0]);
+    if (hold.released)
+      throw HoldRefused(fmt::format("hold {} is already released", id));
+    hold.released = format_iso8601(now);
+    hold.release_reason = std::move(reason);
+    transaction.exec_params(
+        "UPDATE retentiond.holds SET released = $1, release_reason = $2 WHERE id = $3",
+        *hold.released, *hold.release_reason, id);
+
+    JsonWriter detail;
+    detail.begin_object();
+    detail.field("hold", id);
+    detail.field("reason", *hold.release_reason);
+    detail.end_object();
+    append_in_transaction(transaction, m_audit_key, "hold_release", hold.rule.value_or(""), 0,
+                          detail.str());
+    transaction.commit();
+    return hold;
+  } catch (const HoldRefused&) {
+    throw;  // the documented messages, unwrapped
+  } catch (const std::exception& e) {
+    throw std::runtime_error(
+        fmt::format("cannot release hold {} in {}: {}", id, describe(), first_line(e.what())));
+  }
+}
+
+std::vector<Hold> PostgresStateStore::holds(bool include_inactive, Instant now) const {
+  std::vector<Hold> result;
+  if (!m_ready)
+    return result;
+  pqxx::read_transaction transaction(*m_connection);
+  for (const pqxx::row& row : transaction.exec(
+           fmt::format("SELECT {} FROM retentiond.holds ORDER BY id", k_hold_columns))) {
+    auto hold = read_hold_row(row);
+    if (include_inactive || hold.active_at(now))
+      result.push_back(std::move(hold));
+  }
+  return result;
+}
+
+std::int64_t PostgresStateStore::begin_run(std::string_view rule, Instant started) {
+  try {
+    pqxx::work transaction(connection());
+    const std::int64_t id = transaction
+                                .exec_params("INSERT INTO retentiond.runs(rule, started, result) "
+                                             "VALUES($1, $2, 'running') RETURNING id",
+                                             std::string{rule}, format_iso8601(started))[0][0]
+                                .as<std::int64_t>();
+    transaction.commit();
+    return id;
+  } catch (const std::exception& e) {
+    throw std::runtime_error(fmt::format("cannot record the start of a run of {} in {}: {}", rule,
+                                         describe(), first_line(e.what())));
+  }
+}
+
+void PostgresStateStore::finish_run(std::int64_t run_id, std::string_view result, std::int64_t rows,
+                                    std::string_view message, Instant finished) {
+  pqxx::result::size_type changed = 0;
+  try {
+    pqxx::work transaction(connection());
+    changed = transaction
+                  .exec_params("UPDATE retentiond.runs SET finished = $1, result = $2, rows = $3, "
+                               "message = $4 WHERE id = $5",
+                               format_iso8601(finished), std::string{result}, rows,
+                               std::string{message}, run_id)
+                  .affected_rows();
+    transaction.commit();
+  } catch (const std::exception& e) {
+    throw std::runtime_error(fmt::format("cannot record the end of run {} in {}: {}", run_id,
+                                         describe(), first_line(e.what())));
+  }
+  if (changed == 0)
+    throw std::runtime_error(fmt::format("run {} does not exist", run_id));
+}
+
+std::vector<RunRecord> PostgresStateStore::last_runs(std::string_view rule, int limit) const {
+  std::vector<RunRecord> runs;
+  if (!m_ready || limit <= 0)
+    return runs;
+  pqxx::read_transaction transaction(*m_connection);
+  for (const pqxx::row& row : transaction.exec_params(
+           fmt::format("SELECT {} FROM retentiond.runs WHERE rule = $1 ORDER BY id DESC LIMIT $2",
+                       k_run_columns),
+           std::string{rule}, limit))
+    runs.push_back(read_run_row(row));
+  return runs;
+}
+
+std::optional<Instant> PostgresStateStore::last_success(std::string_view rule) const {
+  if (!m_ready)
+    return std::nullopt;
+  pqxx::read_transaction transaction(*m_connection);
+  const pqxx::result found = transaction.exec_params(
+      "SELECT finished FROM retentiond.runs WHERE rule = $1 AND result IN ('ok', 'partial') "
+      "AND finished IS NOT NULL ORDER BY id DESC LIMIT 1",
+      std::string{rule});
+  if (found.empty())
+    return std::nullopt;
+  const std::string finished = found[0][0].c_str();
+  auto instant = parse_iso8601(finished);
+  if (!instant)
+    throw std::runtime_error(fmt::format("run history in {} has an unreadable finish time '{}': {}",
+                                         describe(), finished, instant.error()));
+  return *instant;
+}
+
+std::expected<std::unique_ptr<RuleLock>, std::string>
+PostgresStateStore::lock_rule(std::string_view rule) {
+  const std::int64_t key = postgres_rule_lock_key(rule);
+  try {
+    auto lock_connection = std::make_unique<pqxx::connection>(m_connection_string);
+    {
+      pqxx::nontransaction session(*lock_connection);
+      if (session.exec_params("SELECT pg_try_advisory_lock($1)", key)[0][0].as<bool>())
+        return std::make_unique<PostgresRuleLock>(std::move(lock_connection), key);
+    }
+    // Who has it, for the message: the holder's application_name names its host and pid.
+    pqxx::read_transaction transaction(*m_connection);
+    const auto bits = static_cast<std::uint64_t>(key);
+    const pqxx::result holder = transaction.exec_params(
+        "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+        "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+        "AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid",
+        static_cast<std::int64_t>(bits >> 32), static_cast<std::int64_t>(bits & 0xffffffffu));
+    const std::string who =
+        holder.empty() || holder[0][0].is_null() || std::string_view{holder[0][0].c_str()}.empty()
+            ? "another retentiond"
+            : holder[0][0].c_str();
+    return std::unexpected(
+        fmt::format("{} is running this rule (advisory lock in {})", who, describe()));
+  } catch (const std::exception& e) {
+    throw std::runtime_error(
+        fmt::format("cannot lock rule {} in {}: {}", rule, describe(), first_line(e.what())));
+  }
+}
+
+}  // namespace retentiond

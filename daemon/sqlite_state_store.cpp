@@ -1,0 +1,445 @@
+#include "daemon/sqlite_state_store.hpp"
+
+#include "daemon/json_writer.hpp"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <spdlog/fmt/fmt.h>
+
+#include <stdexcept>
+#include <system_error>
+#include <utility>
+
+namespace retentiond {
+
+namespace {
+
+constexpr int k_busy_timeout_ms = 10'000;
+constexpr int k_schema_version = 1;
+
+constexpr const char* k_schema_sql = R"sql(
+CREATE TABLE IF NOT EXISTS audit(
+  seq INTEGER PRIMARY KEY,
+  time TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  rule TEXT,
+  rows INTEGER NOT NULL,
+  detail TEXT NOT NULL,
+  prev_hash TEXT NOT NULL,
+  hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS holds(
+  id INTEGER PRIMARY KEY,
+  subject TEXT,
+  rule TEXT,
+  reason TEXT NOT NULL,
+  created TEXT NOT NULL,
+  until TEXT,
+  released TEXT,
+  release_reason TEXT
+);
+CREATE TABLE IF NOT EXISTS runs(
+  id INTEGER PRIMARY KEY,
+  rule TEXT NOT NULL,
+  started TEXT NOT NULL,
+  finished TEXT,
+  result TEXT NOT NULL,
+  rows INTEGER NOT NULL DEFAULT 0,
+  message TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS runs_rule_id ON runs(rule, id);
+)sql";
+
+constexpr const char* k_audit_columns = "seq, time, kind, rule, rows, detail, prev_hash, hash";
+constexpr const char* k_hold_columns =
+    "id, subject, rule, reason, created, until, released, release_reason";
+constexpr const char* k_run_columns = "id, rule, started, finished, result, rows, message";
+
+std::optional<std::string> optional_text(const SQLite::Column& column) {
+  if (column.isNull())
+    return std::nullopt;
+  return column.getString();
+}
+
+std::string text_or_empty(const SQLite::Column& column) {
+  return column.isNull() ? std::string{} : column.getString();
+}
+
+void bind_optional(SQLite::Statement& statement, int index,
+                   const std::optional<std::string>& value) {
+  if (value)
+    statement.bind(index, *value);
+  else
+    statement.bind(index);
+}
+
+AuditEntry read_audit_row(const SQLite::Statement& row) {
+  AuditEntry entry;
+  entry.seq = row.getColumn(0).getInt64();
+  entry.time = row.getColumn(1).getString();
+  entry.kind = row.getColumn(2).getString();
+  entry.rule = text_or_empty(row.getColumn(3));
+  entry.rows = row.getColumn(4).getInt64();
+  entry.detail = row.getColumn(5).getString();
+  entry.prev_hash = row.getColumn(6).getString();
+  entry.hash = row.getColumn(7).getString();
+  return entry;
+}
+
+Hold read_hold_row(const SQLite::Statement& row) {
+  Hold hold;
+  hold.id = row.getColumn(0).getInt64();
+  hold.subject = optional_text(row.getColumn(1));
+  hold.rule = optional_text(row.getColumn(2));
+  hold.reason = row.getColumn(3).getString();
+  hold.created = row.getColumn(4).getString();
+  hold.until = optional_text(row.getColumn(5));
+  hold.released = optional_text(row.getColumn(6));
+  hold.release_reason = optional_text(row.getColumn(7));
+  return hold;
+}
+
+RunRecord read_run_row(const SQLite::Statement& row) {
+  RunRecord run;
+  run.id = row.getColumn(0).getInt64();
+  run.rule = row.getColumn(1).getString();
+  run.started = row.getColumn(2).getString();
+  run.finished = text_or_empty(row.getColumn(3));
+  run.result = row.getColumn(4).getString();
+  run.rows = row.getColumn(5).getInt64();
+  run.message = row.getColumn(6).getString();
+  return run;
+}
+
+// Appends one entry inside the caller's BEGIN IMMEDIATE transaction. Reading the head here,
+// under the write lock, is what keeps concurrent writers from forking the chain.
+AuditEntry append_in_transaction(SQLite::Database& db, const std::optional<std::string>& key,
+                                 std::string_view kind, std::string_view rule, std::int64_t rows,
+                                 std::string detail_json) {
+  ChainHead head;
+  {
+    SQLite::Statement last(db, "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1");
+    if (last.executeStep())
+      head.emplace(last.getColumn(0).getInt64(), last.getColumn(1).getString());
+  }
+  AuditEntry entry = next_audit_entry(head, kind, rule, rows, std::move(detail_json), key);
+
+  SQLite::Statement insert(
+      db, fmt::format("INSERT INTO audit({}) VALUES(?, ?, ?, ?, ?, ?, ?, ?)", k_audit_columns));
+  insert.bind(1, entry.seq);
+  insert.bind(2, entry.time);
+  insert.bind(3, entry.kind);
+  if (entry.rule.empty())
+    insert.bind(4);
+  else
+    insert.bind(4, entry.rule);
+  insert.bind(5, entry.rows);
+  insert.bind(6, entry.detail);
+  insert.bind(7, entry.prev_hash);
+  insert.bind(8, entry.hash);
+  insert.exec();
+  return entry;
+}
+
+std::optional<Hold> find_hold(SQLite::Database& db, std::int64_t id) {
+  SQLite::Statement query(db, fmt::format("SELECT {} FROM holds WHERE id = ?", k_hold_columns));
+  query.bind(1, id);
+  if (!query.executeStep())
+    return std::nullopt;
+  return read_hold_row(query);
+}
+
+}  // namespace
+
+SqliteStateStore::SqliteStateStore(const std::filesystem::path& path, Mode mode,
+                                   std::optional<std::string> audit_key)
+    : m_path(path), m_audit_key(std::move(audit_key)) {
+  try {
+    if (mode == Mode::read_only) {
+      std::error_code ec;
+      // A missing state file reads as an empty store; read-only must never create it.
+      if (!std::filesystem::exists(m_path, ec))
+        return;
+      m_db = std::make_unique<SQLite::Database>(m_path, SQLite::OPEN_READONLY, k_busy_timeout_ms);
+      const int version = m_db->execAndGet("PRAGMA user_version").getInt();
+      if (version > k_schema_version)
+        throw std::runtime_error(fmt::format("schema version {} is newer than this retentiond ({})",
+                                             version, k_schema_version));
+      // A file that was never initialized (e.g. empty) has nothing to report.
+      if (!m_db->tableExists("audit") || !m_db->tableExists("holds") || !m_db->tableExists("runs"))
+        m_db.reset();
+      return;
+    }
+
+    m_db = std::make_unique<SQLite::Database>(m_path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE,
+                                              k_busy_timeout_ms);
+    // A rollback journal, not WAL: a read-only open (report, dry runs, audit verify, an
+    // auditor's account without write access) then creates no -wal/-shm files beside the
+    // state. Writes are short, so readers and writers barely wait for each other. FULL makes
+    // each committed audit entry survive a power loss, which the tamper-evidence depends on.
+    m_db->exec("PRAGMA journal_mode=TRUNCATE");
+    m_db->exec("PRAGMA synchronous=FULL");
+    SQLite::Transaction transaction(*m_db, SQLite::TransactionBehavior::IMMEDIATE);
+    const int version = m_db->execAndGet("PRAGMA user_version").getInt();
+    if (version > k_schema_version)
+      throw std::runtime_error(fmt::format("schema version {} is newer than this retentiond ({})",
+                                           version, k_schema_version));
+    if (version < k_schema_version) {
+      m_db->exec(k_schema_sql);
+      m_db->exec(fmt::format("PRAGMA user_version={}", k_schema_version));
+    }
+    transaction.commit();
+  } catch (const std::exception& e) {
+    throw std::runtime_error(
+        fmt::format("cannot open state database {}: {}", m_path.string(), e.what()));
+  }
+}
+
+SqliteStateStore::~SqliteStateStore() = default;
+
+namespace {
+
+// The operator-facing refusals of release_hold, passed through without extra context.
+class HoldRefused : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+SQLite::Database& writable(const std::unique_ptr<SQLite::Database>& db,
+                           const std::filesystem::path& path) {
+  // A read-only store with a missing file has no connection; any other read-only store fails
+  // on the write itself, with SQLite's "attempt to write a readonly database".
+  if (!db)
+    throw std::runtime_error(
+        fmt::format("state database {} is open read-only and does not exist", path.string()));
+  return *db;
+}
+
+}  // namespace
+
+AuditEntry SqliteStateStore::append_audit(std::string_view kind, std::string_view rule,
+                                          std::int64_t rows, std::string detail_json) {
+  try {
+    auto& db = writable(m_db, m_path);
+    SQLite::Transaction transaction(db, SQLite::TransactionBehavior::IMMEDIATE);
+    auto entry = append_in_transaction(db, m_audit_key, kind, rule, rows, std::move(detail_json));
+    transaction.commit();
+    return entry;
+  } catch (const std::exception& e) {
+    throw std::runtime_error(fmt::format("cannot append a {} entry to the audit log in {}: {}",
+                                         kind, m_path.string(), e.what()));
+  }
+}
+
+std::vector<AuditEntry> SqliteStateStore::audit_entries(const AuditFilter& filter) const {
+  std::vector<AuditEntry> entries;
+  if (!m_db)
+    return entries;
+  std::string sql = fmt::format("SELECT {} FROM audit", k_audit_columns);
+  if (filter.rule)
+    sql += " WHERE rule = ?";
+  sql += " ORDER BY seq";
+  SQLite::Statement query(*m_db, sql);
+  if (filter.rule)
+    query.bind(1, *filter.rule);
+  while (query.executeStep()) {
+    auto entry = read_audit_row(query);
+    if (filter.since) {
+      // Compared as instants: the text form drops ".000", so strings do not sort by time.
+      const auto time = parse_iso8601(entry.time);
+      if (time && *time < *filter.since)
+        continue;
+    }
+    entries.push_back(std::move(entry));
+  }
+  return entries;
+}
+
+AuditVerification SqliteStateStore::verify_audit() const {
+  ChainVerifier verifier(m_audit_key);
+  if (!m_db)
+    return verifier.result();
+  SQLite::Statement query(*m_db, fmt::format("SELECT {} FROM audit ORDER BY seq", k_audit_columns));
+  while (query.executeStep())
+    verifier.add(read_audit_row(query));
+  return verifier.result();
+}
+
+std::string SqliteStateStore::audit_head_hash() const {
+  if (!m_db)
+    return std::string{k_genesis_hash};
+  SQLite::Statement head(*m_db, "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1");
+  if (!head.executeStep())
+    return std::string{k_genesis_hash};
+  return head.getColumn(0).getString();
+}
+
+std::optional<std::string> SqliteStateStore::last_config_digest() const {
+  if (!m_db)
+    return std::nullopt;
+  SQLite::Statement query(
+      *m_db, "SELECT detail FROM audit WHERE kind = 'config' ORDER BY seq DESC LIMIT 1");
+  if (!query.executeStep())
+    return std::nullopt;
+  return config_digest_of(query.getColumn(0).getString());
+}
+
+Hold SqliteStateStore::add_hold(std::optional<std::string> subject, std::optional<std::string> rule,
+                                std::string reason, std::optional<Instant> until, Instant now) {
+  try {
+    auto& db = writable(m_db, m_path);
+    Hold hold;
+    hold.subject = std::move(subject);
+    hold.rule = std::move(rule);
+    hold.reason = std::move(reason);
+    hold.created = format_iso8601(now);
+    if (until)
+      hold.until = format_iso8601(*until);
+
+    SQLite::Transaction transaction(db, SQLite::TransactionBehavior::IMMEDIATE);
+    SQLite::Statement insert(
+        db, "INSERT INTO holds(subject, rule, reason, created, until) VALUES(?, ?, ?, ?, ?)");
+    bind_optional(insert, 1, hold.subject);
+    bind_optional(insert, 2, hold.rule);
+    insert.bind(3, hold.reason);
+    insert.bind(4, hold.created);
+    bind_optional(insert, 5, hold.until);
+    insert.exec();
+    hold.id = db.getLastInsertRowid();
+
+    JsonWriter detail;
+    detail.begin_object();
+    detail.field("hold", hold.id);
+    detail.field("subject", hold.subject);
+    detail.field("rule", hold.rule);
+    detail.field("reason", hold.reason);
+    detail.field("until", hold.until);
+    detail.end_object();
+    append_in_transaction(db, m_audit_key, "hold_add", hold.rule.value_or(""), 0, detail.str());
+    transaction.commit();
+    return hold;
+  } catch (const std::exception& e) {
+    throw std::runtime_error(fmt::format("cannot add a hold in {}: {}", m_path.string(), e.what()));
+  }
+}
+
+Hold SqliteStateStore::release_hold(std::int64_t id, std::string reason, Instant now) {
+  try {
+    auto& db = writable(m_db, m_path);
+    SQLite::Transaction transaction(db, SQLite::TransactionBehavior::IMMEDIATE);
+    // Checked inside the transaction so two operators cannot both release the same hold.
+    auto hold = find_hold(db, id);
+    if (!hold)
+      throw HoldRefused(fmt::format("hold {} does not exist", id));
+    if (hold->released)
+      throw HoldRefused(fmt::format("hold {} is already released", id));
+    hold->released = format_iso8601(now);
+    hold->release_reason = std::move(reason);
+    SQLite::Statement update(db, "UPDATE holds SET released = ?, release_reason = ? WHERE id = ?");
+    update.bind(1, *hold->released);
+    update.bind(2, *hold->release_reason);
+    update.bind(3, id);
+    update.exec();
+
+    JsonWriter detail;
+    detail.begin_object();
+    detail.field("hold", id);
+    detail.field("reason", *hold->release_reason);
+    detail.end_object();
+    append_in_transaction(db, m_audit_key, "hold_release", hold->rule.value_or(""), 0,
+                          detail.str());
+    transaction.commit();
+    return *hold;
+  } catch (const HoldRefused&) {
+    throw;  // the documented messages, unwrapped
+  } catch (const std::exception& e) {
+    throw std::runtime_error(
+        fmt::format("cannot release hold {} in {}: {}", id, m_path.string(), e.what()));
+  }
+}
+
+std::vector<Hold> SqliteStateStore::holds(bool include_inactive, Instant now) const {
+  std::vector<Hold> result;
+  if (!m_db)
+    return result;
+  SQLite::Statement query(*m_db, fmt::format("SELECT {} FROM holds ORDER BY id", k_hold_columns));
+  while (query.executeStep()) {
+    auto hold = read_hold_row(query);
+    if (include_inactive || hold.active_at(now))
+      result.push_back(std::move(hold));
+  }
+  return result;
+}
+
+std::int64_t SqliteStateStore::begin_run(std::string_view rule, Instant started) {
+  try {
+    auto& db = writable(m_db, m_path);
+    SQLite::Statement insert(db, "INSERT INTO runs(rule, started, result) VALUES(?, ?, 'running')");
+    insert.bind(1, std::string{rule});
+    insert.bind(2, format_iso8601(started));
+    insert.exec();
+    return db.getLastInsertRowid();
+  } catch (const std::exception& e) {
+    throw std::runtime_error(fmt::format("cannot record the start of a run of {} in {}: {}", rule,
+                                         m_path.string(), e.what()));
+  }
+}
+
+void SqliteStateStore::finish_run(std::int64_t run_id, std::string_view result, std::int64_t rows,
+                                  std::string_view message, Instant finished) {
+  int changed = 0;
+  try {
+    auto& db = writable(m_db, m_path);
+    SQLite::Statement update(
+        db, "UPDATE runs SET finished = ?, result = ?, rows = ?, message = ? WHERE id = ?");
+    update.bind(1, format_iso8601(finished));
+    update.bind(2, std::string{result});
+    update.bind(3, rows);
+    update.bind(4, std::string{message});
+    update.bind(5, run_id);
+    changed = update.exec();
+  } catch (const std::exception& e) {
+    throw std::runtime_error(fmt::format("cannot record the end of run {} in {}: {}", run_id,
+                                         m_path.string(), e.what()));
+  }
+  if (changed == 0)
+    throw std::runtime_error(fmt::format("run {} does not exist", run_id));
+}
+
+std::vector<RunRecord> SqliteStateStore::last_runs(std::string_view rule, int limit) const {
+  std::vector<RunRecord> runs;
+  if (!m_db || limit <= 0)
+    return runs;
+  SQLite::Statement query(
+      *m_db,
+      fmt::format("SELECT {} FROM runs WHERE rule = ? ORDER BY id DESC LIMIT ?", k_run_columns));
+  query.bind(1, std::string{rule});
+  query.bind(2, limit);
+  while (query.executeStep())
+    runs.push_back(read_run_row(query));
+  return runs;
+}
+
+std::optional<Instant> SqliteStateStore::last_success(std::string_view rule) const {
+  if (!m_db)
+    return std::nullopt;
+  SQLite::Statement query(
+      *m_db, "SELECT finished FROM runs WHERE rule = ? AND result IN ('ok', 'partial') "
+             "AND finished IS NOT NULL ORDER BY id DESC LIMIT 1");
+  query.bind(1, std::string{rule});
+  if (!query.executeStep())
+    return std::nullopt;
+  const auto finished = query.getColumn(0).getString();
+  auto instant = parse_iso8601(finished);
+  if (!instant)
+    throw std::runtime_error(fmt::format("run history in {} has an unreadable finish time '{}': {}",
+                                         m_path.string(), finished, instant.error()));
+  return *instant;
+}
+
+std::expected<std::unique_ptr<RuleLock>, std::string>
+SqliteStateStore::lock_rule(std::string_view rule) {
+  (void)rule;
+  return std::make_unique<RuleLock>();
+}
+
+}  // namespace retentiond

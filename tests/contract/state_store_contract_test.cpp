@@ -1,0 +1,440 @@
+// The state contract: what commands, the engine and auditors rely on from every state backend
+// (the SQLite file, the shared PostgreSQL database), written once and run against each.
+#include "daemon/audit_log.hpp"
+#include "daemon/state_store.hpp"
+#include "tests/support/state_backends.hpp"
+
+#include <doctest/doctest.h>
+
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace retentiond;
+using retentiond::test::for_each_state_backend;
+using retentiond::test::StateBackend;
+
+namespace {
+
+Instant at(std::string_view text) {
+  auto instant = parse_iso8601(text);
+  REQUIRE(instant.has_value());
+  return *instant;
+}
+
+std::string error_of(const std::function<void()>& action) {
+  try {
+    action();
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+// Writes five entries: run_start, batch(a), batch(b), rule_done(a), run_done.
+void write_chain(StateStore& store) {
+  store.append_audit("run_start", "", 0, R"({"rules":2})");
+  store.append_audit("batch", "a", 10, R"({"cutoff":"2026-01-01T00:00:00Z"})");
+  store.append_audit("batch", "b", 3, R"({"cutoff":"2026-02-01T00:00:00Z"})");
+  store.append_audit("rule_done", "a", 10, "{}");
+  store.append_audit("run_done", "", 13, R"({"result":"ok"})");
+}
+
+// The verification of a five-entry chain after `sql` changed it behind the store's back.
+AuditVerification verify_after(const StateBackend& backend, const std::string& sql) {
+  const auto fixture = backend.fixture();
+  const auto store = fixture->open(StateStore::Mode::read_write);
+  write_chain(*store);
+  fixture->tamper(sql);
+  return store->verify_audit();
+}
+
+}  // namespace
+
+TEST_CASE("state contract: an empty log verifies, with the genesis hash as head") {
+  for_each_state_backend([](const StateBackend& backend) {
+    const auto fixture = backend.fixture();
+    const auto store = fixture->open(StateStore::Mode::read_write);
+    const auto v = store->verify_audit();
+    CHECK(v.ok);
+    CHECK(v.entries == 0);
+    CHECK(v.head_hash == k_genesis_hash);
+    CHECK(store->audit_head_hash() == k_genesis_hash);
+    CHECK_FALSE(store->last_config_digest());
+  });
+}
+
+TEST_CASE("state contract: a chain of several entries verifies") {
+  for_each_state_backend([](const StateBackend& backend) {
+    const auto fixture = backend.fixture();
+    const auto store = fixture->open(StateStore::Mode::read_write);
+    write_chain(*store);
+    const auto entries = store->audit_entries();
+    REQUIRE(entries.size() == 5);
+    CHECK(entries[0].seq == 1);
+    CHECK(entries[0].prev_hash == k_genesis_hash);
+    for (std::size_t i = 1; i < entries.size(); ++i) {
+      CHECK(entries[i].seq == entries[i - 1].seq + 1);
+      CHECK(entries[i].prev_hash == entries[i - 1].hash);
+    }
+    CHECK(entries[1].kind == "batch");
+    CHECK(entries[1].rule == "a");
+    CHECK(entries[1].rows == 10);
+    CHECK(entries[1].detail == R"({"cutoff":"2026-01-01T00:00:00Z"})");
+    CHECK(entries[0].rule.empty());
+
+    const auto v = store->verify_audit();
+    CHECK(v.ok);
+    CHECK(v.entries == 5);
+    CHECK_FALSE(v.bad_seq);
+    CHECK(v.problem.empty());
+    CHECK(v.head_hash == entries.back().hash);
+    CHECK(store->audit_head_hash() == entries.back().hash);
+  });
+}
+
+TEST_CASE("state contract: append_audit returns the stored entry") {
+  for_each_state_backend([](const StateBackend& backend) {
+    const auto fixture = backend.fixture();
+    const auto store = fixture->open(StateStore::Mode::read_write);
+    const auto first = store->append_audit("config", "", 0, R"({"digest":"ab12"})");
+    const auto second = store->append_audit("batch", "r", 5, "{}");
+    CHECK(first.seq == 1);
+    CHECK(second.seq == 2);
+    CHECK(second.prev_hash == first.hash);
+    CHECK(second.hash == chain_hash(second.prev_hash, canonical_entry(second), std::nullopt));
+    CHECK(parse_iso8601(second.time).has_value());
+    const auto stored = store->audit_entries();
+    REQUIRE(stored.size() == 2);
+    CHECK(stored[1].hash == second.hash);
+    CHECK(stored[1].time == second.time);
+  });
+}
+
+TEST_CASE("state contract: append_audit refuses a detail that is not an object, writes nothing") {
+  for_each_state_backend([](const StateBackend& backend) {
+    const auto fixture = backend.fixture();
+    const auto store = fixture->open(StateStore::Mode::read_write);
+    CHECK_THROWS_AS(store->append_audit("batch", "r", 1, "not json"), std::runtime_error);
+    CHECK_THROWS_AS(store->append_audit("batch", "r", 1, ""), std::runtime_error);
+    CHECK(store->audit_entries().empty());
+  });
+}
+
+TEST_CASE("state contract: an edited entry is reported with its seq") {
+  for_each_state_backend([](const StateBackend& backend) {
+    for (const std::string sql :
+         {"UPDATE audit SET rows = 1 WHERE seq = 2",
+          R"(UPDATE audit SET detail = '{"cutoff":"2030-01-01T00:00:00Z"}' WHERE seq = 2)",
+          "UPDATE audit SET rule = 'b' WHERE seq = 2"}) {
+      CAPTURE(sql);
+      const auto v = verify_after(backend, sql);
+      CHECK_FALSE(v.ok);
+      CHECK(v.bad_seq == 2);
+      CHECK(v.problem == "entry 2: hash does not match its content");
+    }
+  });
+}
+
+TEST_CASE("state contract: an edited entry whose hash was recomputed breaks the next link") {
+  for_each_state_backend([](const StateBackend& backend) {
+    const auto fixture = backend.fixture();
+    const auto store = fixture->open(StateStore::Mode::read_write);
+    write_chain(*store);
+    auto forged = store->audit_entries()[1];
+    forged.rows = 1;
+    forged.hash = chain_hash(forged.prev_hash, canonical_entry(forged), std::nullopt);
+    fixture->tamper("UPDATE audit SET rows = 1, hash = '" + forged.hash + "' WHERE seq = 2");
+    const auto v = store->verify_audit();
+    CHECK_FALSE(v.ok);
+    CHECK(v.bad_seq == 3);
+    CHECK(v.problem == "entry 3: prev_hash does not match the hash of entry 2");
+  });
+}
+
+TEST_CASE("state contract: a deleted middle entry is detected") {
+  for_each_state_backend([](const StateBackend& backend) {
+    const auto gap = verify_after(backend, "DELETE FROM audit WHERE seq = 3");
+    CHECK_FALSE(gap.ok);
+    CHECK(gap.bad_seq == 4);
+    CHECK(gap.problem == "entry 4: expected seq 3");
+
+    // One row at a time, so that no two rows ever share a seq on the way.
+    const auto renumbered = verify_after(backend, "DELETE FROM audit WHERE seq = 3;"
+                                                  "UPDATE audit SET seq = 3 WHERE seq = 4;"
+                                                  "UPDATE audit SET seq = 4 WHERE seq = 5");
+    CHECK_FALSE(renumbered.ok);
+    CHECK(renumbered.bad_seq == 3);
+    CHECK(renumbered.problem == "entry 3: prev_hash does not match the hash of entry 2");
+  });
+}
+
+TEST_CASE("state contract: reordered entries are detected") {
+  for_each_state_backend([](const StateBackend& backend) {
+    // Row 2 moves to seq 3 and row 3 to seq 2.
+    const auto swapped = verify_after(backend, "UPDATE audit SET seq = -1 WHERE seq = 2;"
+                                               "UPDATE audit SET seq = 2 WHERE seq = 3;"
+                                               "UPDATE audit SET seq = 3 WHERE seq = -1");
+    CHECK_FALSE(swapped.ok);
+    CHECK(swapped.bad_seq == 2);
+    CHECK(swapped.problem == "entry 2: prev_hash does not match the hash of entry 1");
+
+    // Only the content swapped, hashes kept.
+    const auto content =
+        verify_after(backend, "CREATE TEMP TABLE keep AS SELECT * FROM audit WHERE seq IN (2, 3);"
+                              "UPDATE audit SET (time, kind, rule, rows, detail) = "
+                              "(SELECT time, kind, rule, rows, detail FROM keep "
+                              " WHERE keep.seq = CASE audit.seq WHEN 2 THEN 3 ELSE 2 END) "
+                              "WHERE seq IN (2, 3)");
+    CHECK_FALSE(content.ok);
+    CHECK(content.bad_seq == 2);
+    CHECK(content.problem == "entry 2: hash does not match its content");
+  });
+}
+
+TEST_CASE("state contract: an HMAC-keyed chain verifies only under the same key") {
+  for_each_state_backend([](const StateBackend& backend) {
+    const auto fixture = backend.fixture();
+    {
+      const auto store = fixture->open(StateStore::Mode::read_write, "secret-one");
+      write_chain(*store);
+      CHECK(store->verify_audit().ok);
+    }
+    CHECK(fixture->open(StateStore::Mode::read_only, "secret-one")->verify_audit().ok);
+    const auto v = fixture->open(StateStore::Mode::read_only, "secret-two")->verify_audit();
+    CHECK_FALSE(v.ok);
+    CHECK(v.bad_seq == 1);
+    CHECK(v.problem == "entry 1: hash does not match its content");
+    // Without the key an attacker cannot even check the chain, let alone forge it.
+    CHECK_FALSE(fixture->open(StateStore::Mode::read_only)->verify_audit().ok);
+  });
+}
+
+TEST_CASE("state contract: audit_entries filters by rule and since") {
+  for_each_state_backend([](const StateBackend& backend) {
+    const auto fixture = backend.fixture();
+    const auto store = fixture->open(StateStore::Mode::read_write);
+    write_chain(*store);
+
+    AuditFilter by_rule;
+    by_rule.rule = "a";
+    const auto for_a = store->audit_entries(by_rule);
+    REQUIRE(for_a.size() == 2);
+    CHECK(for_a[0].seq == 2);
+    CHECK(for_a[1].seq == 4);
+
+    AuditFilter future;
+    future.since = now_utc() + std::chrono::hours{1};
+    CHECK(store->audit_entries(future).empty());
+
+    AuditFilter past;
+    past.since = now_utc() - std::chrono::hours{1};
+    CHECK(store->audit_entries(past).size() == 5);
+  });
+}
+
+TEST_CASE("state contract: last_config_digest reads the newest config entry") {
+  for_each_state_backend([](const StateBackend& backend) {
+    const auto fixture = backend.fixture();
+    const auto store = fixture->open(StateStore::Mode::read_write);
+    CHECK_FALSE(store->last_config_digest());
+
+    store->append_audit("config", "", 0, R"({"digest":"aaaa","rules":["x"]})");
+    store->append_audit("batch", "x", 1, R"({"digest":"not-a-config"})");
+    CHECK(store->last_config_digest() == "aaaa");
+
+    // A nested or quoted "digest" is not the config digest.
+    store->append_audit(
+        "config", "", 0,
+        R"({"note":"\"digest\":\"fake\"","sub":{"digest":"nested"},"digest":"bbbb"})");
+    CHECK(store->last_config_digest() == "bbbb");
+
+    store->append_audit("config", "", 0, R"({"rules":[]})");
+    CHECK_FALSE(store->last_config_digest());
+  });
+}
+
+TEST_CASE("state contract: two stores on one state append to a single chain") {
+  for_each_state_backend([](const StateBackend& backend) {
+    const auto fixture = backend.fixture();
+    const auto first = fixture->open(StateStore::Mode::read_write);
+    const auto second = fixture->open(StateStore::Mode::read_write);
+
+    auto append_many = [](StateStore& store, const char* rule) {
+      for (int i = 0; i < 20; ++i)
+        store.append_audit("batch", rule, 1, "{}");
+    };
+    std::thread a(append_many, std::ref(*first), "a");
+    std::thread b(append_many, std::ref(*second), "b");
+    a.join();
+    b.join();
+
+    const auto v = first->verify_audit();
+    CHECK(v.ok);
+    CHECK(v.entries == 40);
+    CHECK(second->audit_head_hash() == v.head_hash);
+  });
+}
+
+TEST_CASE("state contract: holds are added, listed and released") {
+  for_each_state_backend([](const StateBackend& backend) {
+    const auto fixture = backend.fixture();
+    const auto store = fixture->open(StateStore::Mode::read_write);
+    const auto now = at("2026-06-01T12:00:00Z");
+
+    const auto forever = store->add_hold(std::string{"user-1"}, std::string{"sessions"},
+                                         "litigation #12", std::nullopt, now);
+    const auto expired = store->add_hold(std::string{"user-2"}, std::nullopt, "audit request",
+                                         at("2026-05-01T00:00:00Z"), at("2026-04-01T00:00:00Z"));
+    const auto suspend = store->add_hold(std::nullopt, std::string{"logs"}, "investigation",
+                                         at("2026-07-01T00:00:00Z"), now);
+    CHECK(forever.id == 1);
+    CHECK(expired.id == 2);
+    CHECK(suspend.id == 3);
+    CHECK(forever.created == "2026-06-01T12:00:00Z");
+    CHECK_FALSE(forever.until);
+    CHECK(expired.until == "2026-05-01T00:00:00Z");
+    CHECK_FALSE(suspend.subject);
+
+    const auto all = store->holds(true, now);
+    REQUIRE(all.size() == 3);
+    CHECK(all[0].id == 1);
+    CHECK(all[0].subject == "user-1");
+    CHECK(all[0].rule == "sessions");
+    CHECK(all[0].reason == "litigation #12");
+    CHECK_FALSE(all[1].rule);
+    CHECK_FALSE(all[2].subject);
+
+    // The hold whose `until` has passed is no longer active, and the time-limited one ends at
+    // its `until`.
+    const auto active = store->holds(false, now);
+    REQUIRE(active.size() == 2);
+    CHECK(active[0].id == 1);
+    CHECK(active[1].id == 3);
+    CHECK(store->holds(false, at("2026-07-01T00:00:00Z")).size() == 1);
+    CHECK(store->holds(false, at("2026-06-30T23:59:59.999Z")).size() == 2);
+
+    const auto released = store->release_hold(1, "case closed", at("2026-06-02T00:00:00Z"));
+    CHECK(released.id == 1);
+    CHECK(released.released == "2026-06-02T00:00:00Z");
+    CHECK(released.release_reason == "case closed");
+    CHECK_FALSE(released.active_at(now));
+    const auto still_active = store->holds(false, now);
+    REQUIRE(still_active.size() == 1);
+    CHECK(still_active[0].id == 3);
+    const auto after = store->holds(true, now);
+    REQUIRE(after.size() == 3);
+    CHECK(after[0].released == "2026-06-02T00:00:00Z");
+    CHECK(after[0].release_reason == "case closed");
+
+    CHECK(error_of([&] { store->release_hold(1, "again", now); }) == "hold 1 is already released");
+    CHECK(error_of([&] { store->release_hold(99, "nope", now); }) == "hold 99 does not exist");
+    // A refused release writes no audit entry.
+    CHECK(store->audit_entries().size() == 4);
+  });
+}
+
+TEST_CASE("state contract: hold changes write their audit entries in the chain") {
+  for_each_state_backend([](const StateBackend& backend) {
+    const auto fixture = backend.fixture();
+    const auto store = fixture->open(StateStore::Mode::read_write);
+    const auto now = at("2026-06-01T12:00:00Z");
+    store->add_hold(std::string{"user \"1\""}, std::string{"sessions"}, "litigation",
+                    at("2026-07-01T00:00:00Z"), now);
+    store->add_hold(std::nullopt, std::nullopt, "freeze", std::nullopt, now);
+    store->release_hold(2, "thawed", now);
+
+    const auto entries = store->audit_entries();
+    REQUIRE(entries.size() == 3);
+    CHECK(entries[0].kind == "hold_add");
+    CHECK(entries[0].rule == "sessions");
+    CHECK(entries[0].rows == 0);
+    CHECK(entries[0].detail == R"({"hold":1,"subject":"user \"1\"","rule":"sessions",)"
+                               R"("reason":"litigation","until":"2026-07-01T00:00:00Z"})");
+    CHECK(entries[1].kind == "hold_add");
+    CHECK(entries[1].rule.empty());
+    CHECK(entries[1].detail ==
+          R"({"hold":2,"subject":null,"rule":null,"reason":"freeze","until":null})");
+    CHECK(entries[2].kind == "hold_release");
+    CHECK(entries[2].rows == 0);
+    CHECK(entries[2].detail == R"({"hold":2,"reason":"thawed"})");
+    CHECK(store->verify_audit().ok);
+  });
+}
+
+TEST_CASE("state contract: run history") {
+  for_each_state_backend([](const StateBackend& backend) {
+    const auto fixture = backend.fixture();
+    const auto store = fixture->open(StateStore::Mode::read_write);
+    CHECK(store->last_runs("a", 5).empty());
+    CHECK_FALSE(store->last_success("a"));
+
+    const auto r1 = store->begin_run("a", at("2026-06-01T00:00:00Z"));
+    store->finish_run(r1, "ok", 10, "", at("2026-06-01T00:01:00Z"));
+    const auto r2 = store->begin_run("a", at("2026-06-02T00:00:00Z"));
+    store->finish_run(r2, "partial", 4, "time budget", at("2026-06-02T00:05:00Z"));
+    const auto r3 = store->begin_run("b", at("2026-06-02T00:00:00Z"));
+    store->finish_run(r3, "ok", 1, "", at("2026-06-02T00:00:30Z"));
+    const auto r4 = store->begin_run("a", at("2026-06-03T00:00:00Z"));
+    store->finish_run(r4, "error", 0, "connection refused", at("2026-06-03T00:00:01Z"));
+    const auto r5 = store->begin_run("a", at("2026-06-04T00:00:00Z"));
+
+    const auto runs = store->last_runs("a", 10);
+    REQUIRE(runs.size() == 4);
+    CHECK(runs[0].id == r5);
+    CHECK(runs[0].result == "running");
+    CHECK(runs[0].finished.empty());
+    CHECK(runs[0].rows == 0);
+    CHECK(runs[1].id == r4);
+    CHECK(runs[1].result == "error");
+    CHECK(runs[1].message == "connection refused");
+    CHECK(runs[2].id == r2);
+    CHECK(runs[2].rows == 4);
+    CHECK(runs[2].started == "2026-06-02T00:00:00Z");
+    CHECK(runs[2].finished == "2026-06-02T00:05:00Z");
+    CHECK(runs[3].id == r1);
+
+    CHECK(store->last_runs("a", 2).size() == 2);
+    CHECK(store->last_runs("a", 0).empty());
+    CHECK(store->last_runs("c", 5).empty());
+
+    // The newest "ok" or "partial" run counts; errors and running runs do not.
+    CHECK(store->last_success("a") == at("2026-06-02T00:05:00Z"));
+    CHECK(store->last_success("b") == at("2026-06-02T00:00:30Z"));
+    CHECK_FALSE(store->last_success("c"));
+
+    CHECK(error_of([&] { store->finish_run(999, "ok", 0, "", at("2026-06-05T00:00:00Z")); }) ==
+          "run 999 does not exist");
+  });
+}
+
+TEST_CASE("state contract: a read-only store on a new state is empty and cannot write") {
+  for_each_state_backend([](const StateBackend& backend) {
+    const auto fixture = backend.fixture();
+    const auto store = fixture->open(StateStore::Mode::read_only);
+    CHECK(store->audit_entries().empty());
+    CHECK(store->verify_audit().ok);
+    CHECK(store->holds(true, now_utc()).empty());
+    CHECK(store->last_runs("a", 5).empty());
+    CHECK_THROWS_AS(store->append_audit("batch", "a", 1, "{}"), std::runtime_error);
+    CHECK_THROWS_AS(store->begin_run("a", now_utc()), std::runtime_error);
+    // Nothing was created: a writer still starts the chain at 1.
+    CHECK(fixture->open(StateStore::Mode::read_write)->append_audit("config", "", 0).seq == 1);
+  });
+}
+
+TEST_CASE("state contract: a read-only store on a written state reads it and cannot write") {
+  for_each_state_backend([](const StateBackend& backend) {
+    const auto fixture = backend.fixture();
+    write_chain(*fixture->open(StateStore::Mode::read_write));
+    const auto store = fixture->open(StateStore::Mode::read_only);
+    CHECK(store->audit_entries().size() == 5);
+    CHECK(store->verify_audit().ok);
+    CHECK_THROWS_AS(store->append_audit("batch", "a", 1, "{}"), std::runtime_error);
+    CHECK_THROWS_AS(store->add_hold(std::nullopt, std::nullopt, "x", std::nullopt, now_utc()),
+                    std::runtime_error);
+    CHECK(store->audit_entries().size() == 5);
+  });
+}
