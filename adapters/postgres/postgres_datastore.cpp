@@ -155,7 +155,7 @@ TableInfo table_info(pqxx::transaction_base& tx, const std::string& table) {
   TableInfo info;
   const pqxx::result kind =
       run(tx, {"SELECT c.relkind::text FROM pg_catalog.pg_class AS c WHERE c.oid = to_regclass(?)",
-               {quote_name(table)}});
+               {quote_identifier(table)}});
   if (kind.empty())
     return info;
   info.kind = kind[0][0].as<std::string>();
@@ -166,7 +166,7 @@ TableInfo table_info(pqxx::transaction_base& tx, const std::string& table) {
            "JOIN pg_catalog.pg_type AS ty ON ty.oid = a.atttypid LEFT JOIN pg_catalog.pg_type AS "
            "base ON base.oid = ty.typbasetype WHERE a.attrelid = to_regclass(?) AND a.attnum > 0 "
            "AND NOT a.attisdropped",
-           {quote_name(table)}});
+           {quote_identifier(table)}});
   for (const pqxx::row& column : columns) {
     const std::string name = column[0].as<std::string>();
     info.types.emplace(name, column[1].as<std::string>());
@@ -309,7 +309,7 @@ public:
       pqxx::read_transaction tx(*m_connection);
       SchemaCheck check;
       const TableInfo table = table_info(tx, rule.table);
-      check_table(check, table, rule.table, table_columns_needed(rule));
+      check_table(check, table, rule.table, columns_named(rule));
       if (const auto& parent = rule.age_from) {
         const TableInfo parent_table = table_info(tx, parent->table);
         check_table(check, parent_table, parent->table, {parent->column, parent->key});
@@ -500,7 +500,7 @@ private:
         tx, {"SELECT a.attname::text FROM pg_catalog.pg_index AS i JOIN pg_catalog.pg_attribute "
              "AS a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] WHERE i.indrelid = "
              "to_regclass(?) AND i.indisprimary AND i.indnatts = 1",
-             {quote_name(selection.rule.table)}});
+             {quote_identifier(selection.rule.table)}});
     if (!primary_key.empty())
       m_walk.key_column = primary_key[0][0].as<std::string>();
     const Rule& rule = selection.rule;
@@ -516,12 +516,12 @@ private:
     const pqxx::row size =
         run(tx, {"SELECT pg_relation_size(to_regclass(?)) / current_setting('block_size')::bigint, "
                  "c.reltuples::bigint FROM pg_catalog.pg_class AS c WHERE c.oid = to_regclass(?)",
-                 {quote_name(rule.table), quote_name(rule.table)}})
+                 {quote_identifier(rule.table), quote_identifier(rule.table)}})
             .at(0);
     m_walk.end_block = size[0].as<std::int64_t>();
     std::int64_t rows = census != nullptr ? census->table_rows : size[1].as<std::int64_t>();
     if (rows < 0)  // never analyzed
-      rows = run(tx, {fmt::format("SELECT count(*) FROM {}", quote_name(rule.table)), {}})
+      rows = run(tx, {fmt::format("SELECT count(*) FROM {}", quote_identifier(rule.table)), {}})
                  .at(0)[0]
                  .as<std::int64_t>();
     m_walk.rows_per_block =
@@ -558,25 +558,6 @@ private:
         counts.oldest_due = from_unix_millis(row[1].as<std::int64_t>());
     }
     counts.due -= counts.refused;
-  }
-
-  static std::vector<std::string> table_columns_needed(const Rule& rule) {
-    std::vector<std::string> columns;
-    if (!rule.age_column.empty() && !rule.age_from)
-      columns.push_back(rule.age_column);
-    for (const MatchFilter& filter : rule.match)
-      columns.push_back(filter.column);
-    if (rule.subject_column)
-      columns.push_back(*rule.subject_column);
-    for (const ColumnMask& mask : rule.masks)
-      columns.push_back(mask.column);
-    if (rule.anonymized_column)
-      columns.push_back(*rule.anonymized_column);
-    if (rule.age_from)
-      columns.push_back(rule.age_from->foreign_key);
-    if (rule.files)
-      columns.push_back(rule.files->path_column);
-    return columns;
   }
 
   void check_table(SchemaCheck& check, const TableInfo& info, const std::string& table,

@@ -1,6 +1,6 @@
 #include "adapters/postgres/postgres_masks.hpp"
 
-#include "adapters/sqlite/sqlite_masks.hpp"
+#include "adapters/sql_common.hpp"
 #include "daemon/digest.hpp"
 
 #include <stdexcept>
@@ -20,9 +20,9 @@ std::optional<std::string> apply_client_mask(Mask mask, const std::optional<std:
     if (hmac_key.empty())
       throw std::runtime_error("mask 'hmac': no hmac key is configured");
     return hmac_sha256_hex(hmac_key, *value);
-  case Mask::ip_prefix: return sqlite::ip_prefix(*value);
+  case Mask::ip_prefix: return ip_prefix(*value);
   case Mask::year:
-    if (const auto year = sqlite::year_of(*value))
+    if (const auto year = year_of(*value))
       return std::to_string(*year);
     return std::nullopt;
   case Mask::null:

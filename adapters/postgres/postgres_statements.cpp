@@ -87,16 +87,6 @@ std::string SqlFragment::numbered() const {
   return out;
 }
 
-std::string quote_name(std::string_view name) {
-  std::string quoted = "\"";
-  for (char c : name) {
-    if (c == '"')
-      quoted += '"';
-    quoted += c;
-  }
-  return quoted + '"';
-}
-
 std::string tid_array(const std::vector<std::string>& tids) {
   std::string literal = "{";
   for (std::size_t i = 0; i < tids.size(); ++i)
@@ -172,8 +162,8 @@ std::expected<AnchorKind, std::string> anchor_kind(AgeFormat format, std::string
 
 RuleStatements::RuleStatements(const Selection& selection, AnchorKind kind)
     : m_selection(selection), m_rule(selection.rule), m_kind(kind) {
-  m_anchor = m_rule.age_from ? "p." + quote_name(m_rule.age_from->column)
-                             : "t." + quote_name(m_rule.age_column);
+  m_anchor = m_rule.age_from ? "p." + quote_identifier(m_rule.age_from->column)
+                             : "t." + quote_identifier(m_rule.age_column);
 }
 
 bool RuleStatements::numeric_anchor() const {
@@ -191,10 +181,10 @@ bool RuleStatements::index_comparable() const {
 }
 
 SqlFragment RuleStatements::from_clause() const {
-  SqlFragment from = sql(fmt::format(" FROM {} AS t", quote_name(m_rule.table)));
+  SqlFragment from = sql(fmt::format(" FROM {} AS t", quote_identifier(m_rule.table)));
   if (const auto& parent = m_rule.age_from)
-    from.append(fmt::format(" LEFT JOIN {} AS p ON p.{} = t.{}", quote_name(parent->table),
-                            quote_name(parent->key), quote_name(parent->foreign_key)));
+    from.append(fmt::format(" LEFT JOIN {} AS p ON p.{} = t.{}", quote_identifier(parent->table),
+                            quote_identifier(parent->key), quote_identifier(parent->foreign_key)));
   return from;
 }
 
@@ -203,7 +193,7 @@ SqlFragment RuleStatements::matched() const {
   // with.
   SqlFragment where = sql("true");
   for (const MatchFilter& filter : m_rule.match) {
-    where.append(fmt::format(" AND t.{} ", quote_name(filter.column)));
+    where.append(fmt::format(" AND t.{} ", quote_identifier(filter.column)));
     if (filter.values.size() == 1) {
       where.append("= ?");
     } else {
@@ -216,7 +206,7 @@ SqlFragment RuleStatements::matched() const {
       where.values.emplace_back(to_text(value));
   }
   if (m_rule.anonymized_column)
-    where.append(fmt::format(" AND t.{} IS NULL", quote_name(*m_rule.anonymized_column)));
+    where.append(fmt::format(" AND t.{} IS NULL", quote_identifier(*m_rule.anonymized_column)));
   return where;
 }
 
@@ -355,7 +345,7 @@ SqlFragment RuleStatements::held() const {
     subjects += json_quote(m_selection.held_subjects[i]);
   }
   subjects += ']';
-  const std::string subject = "t." + quote_name(*m_rule.subject_column);
+  const std::string subject = "t." + quote_identifier(*m_rule.subject_column);
   // Holds name subjects as text; comparing the column's text form makes 42 and '42' the same.
   return sql(fmt::format("({0} IS NOT NULL AND {0}::text IN "
                          "(SELECT jsonb_array_elements_text(?::jsonb)))",
@@ -420,7 +410,7 @@ SqlFragment RuleStatements::census() const {
   inner.append("coalesce(").append(wrong_scale()).append(", false) AS w, ");
   inner.append("CASE WHEN ").append(due()).append(" THEN ").append(anchor_millis());
   inner.append(" END AS ms").append(from_clause());
-  return sql(fmt::format("SELECT (SELECT count(*) FROM {}), ", quote_name(m_rule.table)))
+  return sql(fmt::format("SELECT (SELECT count(*) FROM {}), ", quote_identifier(m_rule.table)))
       .append("count(*) FILTER (WHERE c.m), count(*) FILTER (WHERE c.m AND c.d), "
               "count(*) FILTER (WHERE c.m AND c.d AND c.h), count(*) FILTER (WHERE c.m AND c.n), "
               "count(*) FILTER (WHERE c.m AND NOT c.n AND NOT c.r), "
@@ -454,7 +444,7 @@ SqlFragment RuleStatements::count_by_anchor(const std::vector<Instant>& edges) c
 
 SqlFragment RuleStatements::due_paths() const {
   SqlFragment query =
-      sql(fmt::format("SELECT t.{}::text, ", quote_name(m_rule.files->path_column)));
+      sql(fmt::format("SELECT t.{}::text, ", quote_identifier(m_rule.files->path_column)));
   query.append(anchor_millis()).append(from_clause()).append(" WHERE ").append(matched());
   query.append(" AND ").append(due()).append(" AND NOT ").append(held());
   return query.append(" ORDER BY 2");
@@ -472,12 +462,13 @@ SqlFragment RuleStatements::lock_batch(const std::optional<Range>& range, std::i
                                        const std::string& refused,
                                        const std::optional<std::string>& key_column) const {
   SqlFragment query = sql("SELECT t.ctid::text, ");
-  query.append(key_column ? fmt::format("t.{}::text", quote_name(*key_column)) : "NULL::text");
+  query.append(key_column ? fmt::format("t.{}::text", quote_identifier(*key_column))
+                          : "NULL::text");
   if (m_rule.files)
-    query.append(fmt::format(", t.{}::text", quote_name(m_rule.files->path_column)));
+    query.append(fmt::format(", t.{}::text", quote_identifier(m_rule.files->path_column)));
   if (m_rule.action == Action::anonymize)
     for (const ColumnMask& mask : client_masks())
-      query.append(fmt::format(", t.{}::text", quote_name(mask.column)));
+      query.append(fmt::format(", t.{}::text", quote_identifier(mask.column)));
   query.append(from_clause()).append(" WHERE ");
   if (range)
     query.append(sql("t.ctid >= ?::tid AND t.ctid < ?::tid AND ", {range->first, range->last}));
@@ -494,21 +485,21 @@ SqlFragment RuleStatements::lock_batch(const std::optional<Range>& range, std::i
 SqlFragment RuleStatements::delete_children(const Cascade& cascade, const std::string& tids) const {
   return sql(fmt::format("DELETE FROM {} WHERE {} IN (SELECT t.{} FROM {} AS t WHERE t.ctid = "
                          "ANY(?::tid[]))",
-                         quote_name(cascade.table), quote_name(cascade.foreign_key),
-                         quote_name(cascade.key), quote_name(m_rule.table)),
+                         quote_identifier(cascade.table), quote_identifier(cascade.foreign_key),
+                         quote_identifier(cascade.key), quote_identifier(m_rule.table)),
              {tids});
 }
 
 SqlFragment RuleStatements::delete_rows(const std::string& tids) const {
-  return sql(
-      fmt::format("DELETE FROM {} AS t WHERE t.ctid = ANY(?::tid[])", quote_name(m_rule.table)),
-      {tids});
+  return sql(fmt::format("DELETE FROM {} AS t WHERE t.ctid = ANY(?::tid[])",
+                         quote_identifier(m_rule.table)),
+             {tids});
 }
 
 SqlFragment RuleStatements::server_masks() const {
   SqlFragment set;
   for (const ColumnMask& mask : m_rule.masks) {
-    const std::string column = quote_name(mask.column);
+    const std::string column = quote_identifier(mask.column);
     if (mask.mask == Mask::null)
       set.append(column + " = NULL, ");
     else if (mask.mask == Mask::redact)
@@ -520,8 +511,8 @@ SqlFragment RuleStatements::server_masks() const {
 
 SqlFragment RuleStatements::done_marker() const {
   if (!m_rule.anonymized_column)
-    return sql(fmt::format("{} = NULL", quote_name(m_rule.age_column)));
-  SqlFragment marker = sql(fmt::format("{} = ?", quote_name(*m_rule.anonymized_column)));
+    return sql(fmt::format("{} = NULL", quote_identifier(m_rule.age_column)));
+  SqlFragment marker = sql(fmt::format("{} = ?", quote_identifier(*m_rule.anonymized_column)));
   switch (m_rule.age_format) {
   case AgeFormat::unix_seconds:
     marker.values.emplace_back(std::to_string(to_unix_seconds(m_selection.now)));
@@ -536,7 +527,7 @@ SqlFragment RuleStatements::done_marker() const {
 
 SqlFragment RuleStatements::anonymize_rows(const std::vector<std::string>& tids,
                                            const std::vector<std::vector<SqlValue>>& masked) const {
-  SqlFragment update = sql(fmt::format("UPDATE {} AS t SET ", quote_name(m_rule.table)));
+  SqlFragment update = sql(fmt::format("UPDATE {} AS t SET ", quote_identifier(m_rule.table)));
   const std::vector<ColumnMask> masks = client_masks();
   if (masks.empty())
     return update.append(server_masks())
@@ -546,7 +537,7 @@ SqlFragment RuleStatements::anonymize_rows(const std::vector<std::string>& tids,
   SqlFragment values = sql(" FROM unnest(?::tid[]", {tid_array(tids)});
   std::string names = "row_id";
   for (std::size_t m = 0; m < masks.size(); ++m) {
-    update.append(fmt::format("{} = v.m{}, ", quote_name(masks[m].column), m));
+    update.append(fmt::format("{} = v.m{}, ", quote_identifier(masks[m].column), m));
     values.append(sql(", ?::text[]", {text_array(masked.at(m))}));
     names += fmt::format(", m{}", m);
   }

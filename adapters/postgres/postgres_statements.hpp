@@ -1,6 +1,7 @@
 #pragma once
 
 #include "adapters/datastore.hpp"
+#include "adapters/sql_common.hpp"
 
 #include <cstdint>
 #include <expected>
@@ -26,10 +27,6 @@ struct SqlFragment {
   // The text with each `?` replaced by $1, $2, ... in order, as libpq wants it.
   std::string numbered() const;
 };
-
-// "name" with embedded quotes doubled. Names are validated identifiers already; quoting keeps
-// keywords working and stops PostgreSQL from folding them to lower case.
-std::string quote_name(std::string_view name);
 
 // A PostgreSQL array literal of row addresses ("(0,1)"), for `?::tid[]`.
 std::string tid_array(const std::vector<std::string>& tids);

@@ -191,7 +191,7 @@ public:
 
   SchemaCheck check_schema(const Rule& rule) override {
     SchemaCheck check;
-    check_table(check, rule.table, table_columns_needed(rule));
+    check_table(check, rule.table, columns_named(rule));
     if (check.errors.empty() && without_rowid(rule.table))
       check.errors.push_back(fmt::format("table '{}' is a WITHOUT ROWID table, which this version "
                                          "cannot batch",
@@ -643,25 +643,6 @@ private:
       throw std::runtime_error(fmt::format("datastore '{}': cannot open {}: {}", config.name,
                                            config.path.string(), failure.what()));
     }
-  }
-
-  static std::vector<std::string> table_columns_needed(const Rule& rule) {
-    std::vector<std::string> columns;
-    if (!rule.age_column.empty() && !rule.age_from)
-      columns.push_back(rule.age_column);
-    for (const MatchFilter& filter : rule.match)
-      columns.push_back(filter.column);
-    if (rule.subject_column)
-      columns.push_back(*rule.subject_column);
-    for (const ColumnMask& mask : rule.masks)
-      columns.push_back(mask.column);
-    if (rule.anonymized_column)
-      columns.push_back(*rule.anonymized_column);
-    if (rule.age_from)
-      columns.push_back(rule.age_from->foreign_key);
-    if (rule.files)
-      columns.push_back(rule.files->path_column);
-    return columns;
   }
 
   std::set<std::string> columns_of(const std::string& table) {

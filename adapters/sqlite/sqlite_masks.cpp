@@ -1,8 +1,9 @@
 #include "adapters/sqlite/sqlite_masks.hpp"
 
+#include "adapters/sql_common.hpp"
+
 #include "daemon/digest.hpp"
 
-#include <arpa/inet.h>
 #include <sqlite3.h>
 
 #include <cctype>
@@ -10,33 +11,6 @@
 #include <stdexcept>
 
 namespace retentiond::adapters::sqlite {
-
-std::optional<std::string> ip_prefix(std::string_view address) {
-  const std::string text{address};
-  char out[INET6_ADDRSTRLEN] = {};
-  unsigned char bytes[16] = {};
-  if (::inet_pton(AF_INET, text.c_str(), bytes) == 1) {
-    bytes[3] = 0;
-    return std::string{::inet_ntop(AF_INET, bytes, out, sizeof out)};
-  }
-  if (::inet_pton(AF_INET6, text.c_str(), bytes) == 1) {
-    std::memset(bytes + 6, 0, 10);
-    return std::string{::inet_ntop(AF_INET6, bytes, out, sizeof out)};
-  }
-  return std::nullopt;
-}
-
-std::optional<int> year_of(std::string_view date) {
-  if (date.size() < 4 || (date.size() > 4 && date[4] != '-'))
-    return std::nullopt;
-  int year = 0;
-  for (std::size_t i = 0; i < 4; ++i) {
-    if (!std::isdigit(static_cast<unsigned char>(date[i])))
-      return std::nullopt;
-    year = year * 10 + (date[i] - '0');
-  }
-  return year;
-}
 
 namespace {
 

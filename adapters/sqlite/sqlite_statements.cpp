@@ -43,16 +43,6 @@ SqlFragment& SqlFragment::append(std::string_view more) {
   return *this;
 }
 
-std::string quote_identifier(std::string_view name) {
-  std::string quoted = "\"";
-  for (char c : name) {
-    if (c == '"')
-      quoted += '"';
-    quoted += c;
-  }
-  return quoted + '"';
-}
-
 RuleStatements::RuleStatements(const Selection& selection)
     : m_selection(selection), m_rule(selection.rule) {
   m_anchor = m_rule.age_from ? "p." + quote_identifier(m_rule.age_from->column)

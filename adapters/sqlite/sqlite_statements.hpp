@@ -1,6 +1,7 @@
 #pragma once
 
 #include "adapters/datastore.hpp"
+#include "adapters/sql_common.hpp"
 
 #include <cstdint>
 #include <optional>
@@ -21,10 +22,6 @@ struct SqlFragment {
   SqlFragment& append(const SqlFragment& other);
   SqlFragment& append(std::string_view text);
 };
-
-// "name" with embedded quotes doubled. Names are validated identifiers already; quoting keeps
-// keywords (a column called "order") working.
-std::string quote_identifier(std::string_view name);
 
 // The name of the per-connection temporary table that holds one batch's rowids.
 inline constexpr std::string_view k_batch_table = "temp.retentiond_batch";

@@ -1,0 +1,65 @@
+#include "adapters/sql_common.hpp"
+
+#include <arpa/inet.h>
+
+#include <cctype>
+#include <cstring>
+
+namespace retentiond::adapters {
+
+std::string quote_identifier(std::string_view name) {
+  std::string quoted = "\"";
+  for (char c : name) {
+    if (c == '"')
+      quoted += '"';
+    quoted += c;
+  }
+  return quoted + '"';
+}
+
+std::vector<std::string> columns_named(const Rule& rule) {
+  std::vector<std::string> columns;
+  if (!rule.age_column.empty() && !rule.age_from)
+    columns.push_back(rule.age_column);
+  for (const MatchFilter& filter : rule.match)
+    columns.push_back(filter.column);
+  if (rule.subject_column)
+    columns.push_back(*rule.subject_column);
+  for (const ColumnMask& mask : rule.masks)
+    columns.push_back(mask.column);
+  if (rule.anonymized_column)
+    columns.push_back(*rule.anonymized_column);
+  if (rule.age_from)
+    columns.push_back(rule.age_from->foreign_key);
+  if (rule.files)
+    columns.push_back(rule.files->path_column);
+  return columns;
+}
+
+std::optional<std::string> ip_prefix(std::string_view address) {
+  const std::string text{address};
+  char out[INET6_ADDRSTRLEN] = {};
+  unsigned char bytes[16] = {};
+  if (::inet_pton(AF_INET, text.c_str(), bytes) == 1) {
+    bytes[3] = 0;
+    return std::string{::inet_ntop(AF_INET, bytes, out, sizeof out)};
+  }
+  if (::inet_pton(AF_INET6, text.c_str(), bytes) == 1) {
+    std::memset(bytes + 6, 0, 10);
+    return std::string{::inet_ntop(AF_INET6, bytes, out, sizeof out)};
+  }
+  return std::nullopt;
+}
+
+std::optional<int> year_of(std::string_view date) {
+  if (date.size() < 4 || (date.size() > 4 && date[4] != '-'))
+    return std::nullopt;
+  int year = 0;
+  for (std::size_t i = 0; i < 4; ++i) {
+    if (!std::isdigit(static_cast<unsigned char>(date[i])))
+      return std::nullopt;
+    year = year * 10 + (date[i] - '0');
+  }
+  return year;
+}
+}  // namespace retentiond::adapters

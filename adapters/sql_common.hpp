@@ -1,0 +1,30 @@
+#pragma once
+
+#include "daemon/config.hpp"
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace retentiond::adapters {
+
+// What the SQL adapters (SQLite, PostgreSQL) share.
+
+// "name" with embedded quotes doubled. Names are validated identifiers already; quoting keeps
+// keywords (a column called "order") working, and stops PostgreSQL from folding case.
+std::string quote_identifier(std::string_view name);
+
+// Every column of the rule's own table that the rule names: the anchor, match columns, the
+// subject, masked columns, anonymized_column, the parent's foreign key, the linked files' path.
+std::vector<std::string> columns_named(const Rule& rule);
+
+// The masks computed the same way whatever the datastore, so that a value anonymized in SQLite
+// and in PostgreSQL reads the same.
+// IPv4 -> its /24 ("192.0.2.77" -> "192.0.2.0"), IPv6 -> its /48. Anything that is not an IP
+// address yields nothing: a value the mask cannot understand is not kept.
+std::optional<std::string> ip_prefix(std::string_view address);
+// The year of an ISO 8601 date ("1985-06-15" -> 1985); nothing for anything else.
+std::optional<int> year_of(std::string_view date);
+
+}  // namespace retentiond::adapters
