@@ -244,6 +244,9 @@ private:
                                       describe_dsn(fresh->state_dsn)));
       if (fresh->metrics_listen != m_config->metrics_listen)
         spdlog::warn("daemon.metrics_listen changed: the new address applies after a restart");
+      if (fresh->state_password_file != m_config->state_password_file)
+        spdlog::warn("state.password_file changed: the state's connection is open; the new file "
+                     "is read after a restart");
       (void)secrets_of(*fresh);  // unreadable key files reject the reload, not a later run
       m_config = std::move(fresh);
       learn_last_runs();
