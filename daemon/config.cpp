@@ -374,6 +374,11 @@ private:
                      "set either path (a SQLite state file) or dsn (a PostgreSQL state shared "
                      "by several hosts), not both");
     if (dsn) {
+      // libpq reads an empty dsn as "all defaults"; here it is a mistake.
+      if (dsn->find_first_not_of(" \t\r\n") == std::string::npos)
+        reader.fail_at(*reader.find("dsn"), "dsn",
+                       "empty; give a libpq connection string, e.g. \"host=/run/postgresql "
+                       "dbname=retention\" (or path = \"...\" for a SQLite state file)");
       if (auto problem = dsn_problem(*dsn))
         reader.fail_at(*reader.find("dsn"), "dsn",
                        fmt::format("not a libpq connection string: {}", *problem));

@@ -1,5 +1,6 @@
 #include "daemon/postgres_state_store.hpp"
 
+#include "daemon/digest.hpp"
 #include "daemon/json_writer.hpp"
 #include "daemon/postgres_connection.hpp"
 
@@ -162,6 +163,12 @@ public:
   using std::runtime_error::runtime_error;
 };
 
+// Which audit key a chain is written with, without revealing it: an HMAC of a fixed text under
+// the key, or "none".
+std::string audit_key_fingerprint(const std::optional<std::string>& key) {
+  return key ? hmac_sha256_hex(*key, "retentiond audit key fingerprint") : std::string{"none"};
+}
+
 // This host and process, as other hosts see it in pg_stat_activity and in lock messages.
 std::string application_name() {
   std::array<char, HOST_NAME_MAX + 1> host{};
@@ -180,6 +187,9 @@ public:
   // Unlocked before the connection closes: the server ends a closed session a moment after the
   // client leaves, and another host should not have to wait for that.
   ~PostgresRuleLock() override {
+    // A broken connection has lost the lock with its session; libpqxx would reconnect first.
+    if (!m_connection->is_open())
+      return;
     try {
       pqxx::nontransaction session(*m_connection);
       session.exec_params("SELECT pg_advisory_unlock($1)", m_key);
@@ -192,6 +202,17 @@ private:
   std::unique_ptr<pqxx::connection> m_connection;
   std::int64_t m_key;
 };
+
+// Runs one read of the state; a failure names the state and what was being read.
+template <typename Read>
+auto reading(const StateStore& store, std::string_view what, Read&& read) -> decltype(read()) {
+  try {
+    return read();
+  } catch (const std::exception& e) {
+    throw std::runtime_error(
+        fmt::format("cannot read {} from {}: {}", what, store.describe(), first_line(e.what())));
+  }
+}
 
 }  // namespace
 
@@ -224,18 +245,40 @@ PostgresStateStore::PostgresStateStore(std::string dsn, std::optional<std::strin
       return;
     }
     pqxx::work transaction(*m_connection);
-    // Hosts starting together create the schema one at a time.
-    transaction.exec_params("SELECT pg_advisory_xact_lock($1)", k_chain_lock);
-    transaction.exec(k_schema_sql);
+    // The schema is created once; later opens only read it, so that a role without CREATE on
+    // the database (and without DDL locks on every start) can use it.
+    if (transaction.exec("SELECT to_regclass('retentiond.meta')")[0][0].is_null()) {
+      // Hosts starting together create the schema one at a time.
+      transaction.exec_params("SELECT pg_advisory_xact_lock($1)", k_chain_lock);
+      transaction.exec(k_schema_sql);
+      transaction.exec_params("INSERT INTO retentiond.meta(key, value) "
+                              "VALUES('schema_version', $1) ON CONFLICT DO NOTHING",
+                              std::to_string(k_schema_version));
+    }
     const pqxx::result version =
         transaction.exec("SELECT value FROM retentiond.meta WHERE key = 'schema_version'");
-    if (version.empty())
-      transaction.exec_params(
-          "INSERT INTO retentiond.meta(key, value) VALUES('schema_version', $1)",
-          std::to_string(k_schema_version));
-    else if (version[0][0].as<int>() > k_schema_version)
+    if (version.empty() || version[0][0].as<int>() > k_schema_version)
       throw std::runtime_error(fmt::format("schema version {} is newer than this retentiond ({})",
-                                           version[0][0].c_str(), k_schema_version));
+                                           version.empty() ? "(none)" : version[0][0].c_str(),
+                                           k_schema_version));
+    // One chain for every host: one key (or none) for every host. The first to write records
+    // which; a host configured otherwise would write entries nobody could verify.
+    const std::string fingerprint = audit_key_fingerprint(m_audit_key);
+    transaction.exec_params("INSERT INTO retentiond.meta(key, value) VALUES('audit_key', $1) "
+                            "ON CONFLICT DO NOTHING",
+                            fingerprint);
+    const std::string recorded =
+        transaction.exec("SELECT value FROM retentiond.meta WHERE key = 'audit_key'")[0][0].c_str();
+    if (recorded != fingerprint)
+      throw std::runtime_error(
+          recorded == "none"
+              ? "its audit chain has no key, but state.audit_key_file is set: every host that "
+                "shares the state needs the same audit_key_file (or none)"
+          : m_audit_key
+              ? "its audit chain is keyed with another key than state.audit_key_file: "
+                "every host that shares the state needs the same audit_key_file"
+              : "its audit chain is keyed, but state.audit_key_file is not set: every host "
+                "that shares the state needs the same audit_key_file");
     transaction.commit();
     m_ready = true;
   } catch (const std::exception& e) {
@@ -251,8 +294,7 @@ std::string PostgresStateStore::describe() const {
 
 pqxx::connection& PostgresStateStore::connection() const {
   if (m_mode == Mode::read_only && !m_ready)
-    throw std::runtime_error(
-        fmt::format("{} is open read-only and has no retentiond schema", describe()));
+    throw std::runtime_error("it is open read-only and has no retentiond schema yet");
   return *m_connection;
 }
 
@@ -274,64 +316,73 @@ std::vector<AuditEntry> PostgresStateStore::audit_entries(const AuditFilter& fil
   std::vector<AuditEntry> entries;
   if (!m_ready)
     return entries;
-  pqxx::read_transaction transaction(*m_connection);
-  const std::string columns = k_audit_columns;
-  const pqxx::result rows =
-      filter.rule ? transaction.exec_params(
-                        "SELECT " + columns + " FROM retentiond.audit WHERE rule = $1 ORDER BY seq",
-                        *filter.rule)
-                  : transaction.exec("SELECT " + columns + " FROM retentiond.audit ORDER BY seq");
-  for (const pqxx::row& row : rows) {
-    auto entry = read_audit_row(row);
-    if (filter.since) {
-      // Compared as instants: the text form drops ".000", so strings do not sort by time.
-      const auto time = parse_iso8601(entry.time);
-      if (time && *time < *filter.since)
-        continue;
+  return reading(*this, "the audit log", [&] {
+    pqxx::read_transaction transaction(*m_connection);
+    const std::string columns = k_audit_columns;
+    const pqxx::result rows =
+        filter.rule
+            ? transaction.exec_params("SELECT " + columns +
+                                          " FROM retentiond.audit WHERE rule = $1 ORDER BY seq",
+                                      *filter.rule)
+            : transaction.exec("SELECT " + columns + " FROM retentiond.audit ORDER BY seq");
+    for (const pqxx::row& row : rows) {
+      auto entry = read_audit_row(row);
+      if (filter.since) {
+        // Compared as instants: the text form drops ".000", so strings do not sort by time.
+        const auto time = parse_iso8601(entry.time);
+        if (time && *time < *filter.since)
+          continue;
+      }
+      entries.push_back(std::move(entry));
     }
-    entries.push_back(std::move(entry));
-  }
-  return entries;
+    return entries;
+  });
 }
 
 AuditVerification PostgresStateStore::verify_audit() const {
   ChainVerifier verifier(m_audit_key);
   if (!m_ready)
     return verifier.result();
-  // A cursor keeps memory flat however long the log is.
-  pqxx::read_transaction transaction(*m_connection);
-  pqxx::stateless_cursor<pqxx::cursor_base::read_only, pqxx::cursor_base::owned> cursor(
-      transaction, fmt::format("SELECT {} FROM retentiond.audit ORDER BY seq", k_audit_columns),
-      "retentiond_verify", false);
-  constexpr pqxx::cursor_base::difference_type k_chunk = 10'000;
-  for (pqxx::cursor_base::difference_type at = 0;; at += k_chunk) {
-    const pqxx::result chunk = cursor.retrieve(at, at + k_chunk);
-    for (const pqxx::row& row : chunk)
-      verifier.add(read_audit_row(row));
-    if (chunk.size() < static_cast<pqxx::result::size_type>(k_chunk))
-      break;
-  }
-  return verifier.result();
+  return reading(*this, "the audit log", [&] {
+    // A cursor keeps memory flat however long the log is.
+    pqxx::read_transaction transaction(*m_connection);
+    pqxx::stateless_cursor<pqxx::cursor_base::read_only, pqxx::cursor_base::owned> cursor(
+        transaction, fmt::format("SELECT {} FROM retentiond.audit ORDER BY seq", k_audit_columns),
+        "retentiond_verify", false);
+    constexpr pqxx::cursor_base::difference_type k_chunk = 10'000;
+    for (pqxx::cursor_base::difference_type at = 0;; at += k_chunk) {
+      const pqxx::result chunk = cursor.retrieve(at, at + k_chunk);
+      for (const pqxx::row& row : chunk)
+        verifier.add(read_audit_row(row));
+      if (chunk.size() < static_cast<pqxx::result::size_type>(k_chunk))
+        break;
+    }
+    return verifier.result();
+  });
 }
 
 std::string PostgresStateStore::audit_head_hash() const {
   if (!m_ready)
     return std::string{k_genesis_hash};
-  pqxx::read_transaction transaction(*m_connection);
-  const pqxx::result head =
-      transaction.exec("SELECT hash FROM retentiond.audit ORDER BY seq DESC LIMIT 1");
-  return head.empty() ? std::string{k_genesis_hash} : std::string{head[0][0].c_str()};
+  return reading(*this, "the audit log", [&] {
+    pqxx::read_transaction transaction(*m_connection);
+    const pqxx::result head =
+        transaction.exec("SELECT hash FROM retentiond.audit ORDER BY seq DESC LIMIT 1");
+    return head.empty() ? std::string{k_genesis_hash} : std::string{head[0][0].c_str()};
+  });
 }
 
 std::optional<std::string> PostgresStateStore::last_config_digest() const {
   if (!m_ready)
     return std::nullopt;
-  pqxx::read_transaction transaction(*m_connection);
-  const pqxx::result detail = transaction.exec(
-      "SELECT detail FROM retentiond.audit WHERE kind = 'config' ORDER BY seq DESC LIMIT 1");
-  if (detail.empty())
-    return std::nullopt;
-  return config_digest_of(detail[0][0].c_str());
+  return reading(*this, "the audit log", [&]() -> std::optional<std::string> {
+    pqxx::read_transaction transaction(*m_connection);
+    const pqxx::result detail = transaction.exec(
+        "SELECT detail FROM retentiond.audit WHERE kind = 'config' ORDER BY seq DESC LIMIT 1");
+    if (detail.empty())
+      return std::nullopt;
+    return config_digest_of(detail[0][0].c_str());
+  });
 }
 
 Hold PostgresStateStore::add_hold(std::optional<std::string> subject,
@@ -411,14 +462,16 @@ std::vector<Hold> PostgresStateStore::holds(bool include_inactive, Instant now) 
   std::vector<Hold> result;
   if (!m_ready)
     return result;
-  pqxx::read_transaction transaction(*m_connection);
-  for (const pqxx::row& row : transaction.exec(
-           fmt::format("SELECT {} FROM retentiond.holds ORDER BY id", k_hold_columns))) {
-    auto hold = read_hold_row(row);
-    if (include_inactive || hold.active_at(now))
-      result.push_back(std::move(hold));
-  }
-  return result;
+  return reading(*this, "the holds", [&] {
+    pqxx::read_transaction transaction(*m_connection);
+    for (const pqxx::row& row : transaction.exec(
+             fmt::format("SELECT {} FROM retentiond.holds ORDER BY id", k_hold_columns))) {
+      auto hold = read_hold_row(row);
+      if (include_inactive || hold.active_at(now))
+        result.push_back(std::move(hold));
+    }
+    return result;
+  });
 }
 
 std::int64_t PostgresStateStore::begin_run(std::string_view rule, Instant started) {
@@ -461,40 +514,50 @@ std::vector<RunRecord> PostgresStateStore::last_runs(std::string_view rule, int 
   std::vector<RunRecord> runs;
   if (!m_ready || limit <= 0)
     return runs;
-  pqxx::read_transaction transaction(*m_connection);
-  for (const pqxx::row& row : transaction.exec_params(
-           fmt::format("SELECT {} FROM retentiond.runs WHERE rule = $1 ORDER BY id DESC LIMIT $2",
-                       k_run_columns),
-           std::string{rule}, limit))
-    runs.push_back(read_run_row(row));
-  return runs;
+  return reading(*this, "the run history", [&] {
+    pqxx::read_transaction transaction(*m_connection);
+    for (const pqxx::row& row : transaction.exec_params(
+             fmt::format("SELECT {} FROM retentiond.runs WHERE rule = $1 ORDER BY id DESC LIMIT $2",
+                         k_run_columns),
+             std::string{rule}, limit))
+      runs.push_back(read_run_row(row));
+    return runs;
+  });
 }
 
 std::optional<Instant> PostgresStateStore::last_success(std::string_view rule) const {
   if (!m_ready)
     return std::nullopt;
-  pqxx::read_transaction transaction(*m_connection);
-  const pqxx::result found = transaction.exec_params(
-      "SELECT finished FROM retentiond.runs WHERE rule = $1 AND result IN ('ok', 'partial') "
-      "AND finished IS NOT NULL ORDER BY id DESC LIMIT 1",
-      std::string{rule});
-  if (found.empty())
-    return std::nullopt;
-  const std::string finished = found[0][0].c_str();
-  auto instant = parse_iso8601(finished);
-  if (!instant)
-    throw std::runtime_error(fmt::format("run history in {} has an unreadable finish time '{}': {}",
-                                         describe(), finished, instant.error()));
-  return *instant;
+  return reading(*this, "the run history", [&]() -> std::optional<Instant> {
+    pqxx::read_transaction transaction(*m_connection);
+    const pqxx::result found = transaction.exec_params(
+        "SELECT finished FROM retentiond.runs WHERE rule = $1 AND result IN ('ok', 'partial') "
+        "AND finished IS NOT NULL ORDER BY id DESC LIMIT 1",
+        std::string{rule});
+    if (found.empty())
+      return std::nullopt;
+    const std::string finished = found[0][0].c_str();
+    auto instant = parse_iso8601(finished);
+    if (!instant)
+      throw std::runtime_error(
+          fmt::format("unreadable finish time '{}': {}", finished, instant.error()));
+    return *instant;
+  });
 }
 
 std::expected<std::unique_ptr<RuleLock>, std::string>
 PostgresStateStore::lock_rule(std::string_view rule) {
   const std::int64_t key = postgres_rule_lock_key(rule);
   try {
-    auto lock_connection = std::make_unique<pqxx::connection>(m_connection_string);
+    // Keepalives on both ends: a host cut off from the network (not closed cleanly) loses its
+    // rules within about a minute, instead of after the kernel's two hours.
+    auto lock_connection = std::make_unique<pqxx::connection>(
+        m_connection_string + " keepalives=1 keepalives_idle=30 keepalives_interval=10 "
+                              "keepalives_count=3");
     {
       pqxx::nontransaction session(*lock_connection);
+      session.exec("SET tcp_keepalives_idle = 30; SET tcp_keepalives_interval = 10; "
+                   "SET tcp_keepalives_count = 3");
       if (session.exec_params("SELECT pg_try_advisory_lock($1)", key)[0][0].as<bool>())
         return std::make_unique<PostgresRuleLock>(std::move(lock_connection), key);
     }

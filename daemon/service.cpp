@@ -119,7 +119,15 @@ private:
       const auto [rule, due] = next_due_rule();
       const Instant now = now_utc();
       if (rule != nullptr && due <= now) {
-        if (!ran_elsewhere(*rule, last_run_of(*rule)))
+        bool elsewhere = false;
+        try {
+          elsewhere = ran_elsewhere(*rule, last_run_of(*rule));
+        } catch (const std::exception& error) {
+          // The state is out of reach: the run itself fails (audited where it can be) and the
+          // rule is tried again at its next time; the service stays up.
+          spdlog::warn("rule {}: {}", rule->id, error.what());
+        }
+        if (!elsewhere)
           run_rule(*rule);
         continue;
       }
@@ -249,7 +257,6 @@ private:
                      "is read after a restart");
       (void)secrets_of(*fresh);  // unreadable key files reject the reload, not a later run
       m_config = std::move(fresh);
-      learn_last_runs();
       std::vector<std::string> ids;
       for (const Rule& rule : m_config->rules)
         ids.push_back(rule.id);
@@ -261,6 +268,13 @@ private:
       m_metrics.record_reload(false, now_utc());
       spdlog::error("configuration reload failed, still running the previous one: {}",
                     error.what());
+    }
+    // The new configuration is in use whatever this read does: new rules learn their last run
+    // from the history, or (the state out of reach) run when due and fail there, audited.
+    try {
+      learn_last_runs();
+    } catch (const std::exception& error) {
+      spdlog::warn("{}", error.what());
     }
     m_status = idle_status();
     m_notifier.notify("READY=1\nSTATUS=" + m_status);

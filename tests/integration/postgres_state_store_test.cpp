@@ -57,8 +57,8 @@ TEST_CASE("postgres state: read_only on a database without the schema creates no
     PostgresStateStore store(database.dsn, std::nullopt, StateStore::Mode::read_only);
     CHECK(store.audit_entries().empty());
     CHECK(error_of([&] { store.append_audit("batch", "r", 1, "{}"); }) ==
-          "cannot append a batch entry to the audit log in " + database.described + ": " +
-              database.described + " is open read-only and has no retentiond schema");
+          "cannot append a batch entry to the audit log in " + database.described +
+              ": it is open read-only and has no retentiond schema yet");
   }
   CHECK_FALSE(database.has_schema());
   PostgresStateStore writer(database.dsn, std::nullopt, StateStore::Mode::read_write);
@@ -130,4 +130,54 @@ TEST_CASE("postgres state: a rule lock goes with its connection") {
       std::this_thread::sleep_for(std::chrono::milliseconds{20});
   }
   CHECK(acquired);
+}
+
+TEST_CASE("postgres state: every host must write the chain with the same audit key") {
+  const Database database;
+  {
+    PostgresStateStore first(database.dsn, std::nullopt, StateStore::Mode::read_write,
+                             std::string{"key-one-0123456789"});
+    first.append_audit("config", "", 0);
+  }
+  CHECK(error_of([&] {
+          PostgresStateStore other(database.dsn, std::nullopt, StateStore::Mode::read_write,
+                                   std::string{"key-two-0123456789"});
+        }) == "cannot open " + database.described +
+                  ": its audit chain is keyed with another key than state.audit_key_file: every "
+                  "host that shares the state needs the same audit_key_file");
+  CHECK(error_of([&] {
+          PostgresStateStore other(database.dsn, std::nullopt, StateStore::Mode::read_write);
+        }) == "cannot open " + database.described +
+                  ": its audit chain is keyed, but state.audit_key_file is not set: every host "
+                  "that shares the state needs the same audit_key_file");
+  PostgresStateStore same(database.dsn, std::nullopt, StateStore::Mode::read_write,
+                          std::string{"key-one-0123456789"});
+  same.append_audit("config", "", 0);
+  CHECK(same.verify_audit().ok);
+  CHECK(same.verify_audit().entries == 2);
+}
+
+TEST_CASE("postgres state: once created, a role without CREATE privileges can use it") {
+  const Database database;
+  { PostgresStateStore owner(database.dsn, std::nullopt, StateStore::Mode::read_write); }
+  const std::string role = "limited_" + database.name;
+  {
+    pqxx::connection raw(database.dsn);
+    pqxx::work grant(raw);
+    grant.exec("CREATE ROLE " + raw.quote_name(role) + " LOGIN");
+    grant.exec("REVOKE CREATE ON DATABASE " + raw.quote_name(database.name) + " FROM PUBLIC");
+    grant.exec("GRANT USAGE ON SCHEMA retentiond TO " + raw.quote_name(role));
+    grant.exec("GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA retentiond TO " +
+               raw.quote_name(role));
+    grant.commit();
+  }
+  const std::string dsn =
+      fmt::format("host={} dbname={} user={}", PostgresServer::instance().socket_dir().string(),
+                  database.name, role);
+  PostgresStateStore store(dsn, std::nullopt, StateStore::Mode::read_write);
+  store.append_audit("config", "", 0);
+  CHECK(store.add_hold(std::string{"u1"}, std::nullopt, "litigation", std::nullopt, now_utc()).id ==
+        1);
+  store.finish_run(store.begin_run("logs", now_utc()), "ok", 0, "", now_utc());
+  CHECK(store.verify_audit().entries == 2);
 }

@@ -191,6 +191,12 @@ TEST_CASE("load_config refuses a bad configuration with its position and a way o
                  "state.dsn: not a libpq connection string: missing \"=\" after \"dbname\" in "
                  "connection info string"));
   }
+  SUBCASE("an empty state.dsn") {
+    CHECK(dir.error_of("[state]\ndsn = \" \"\n") ==
+          dir.at(2, 7,
+                 "state.dsn: empty; give a libpq connection string, e.g. \"host=/run/postgresql "
+                 "dbname=retention\" (or path = \"...\" for a SQLite state file)"));
+  }
   SUBCASE("state.password_file without dsn") {
     CHECK(dir.error_of("[state]\npath = \"state.db\"\npassword_file = \"pw\"\n") ==
           dir.at(3, 17,
