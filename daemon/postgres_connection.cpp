@@ -60,16 +60,25 @@ std::optional<std::string> dsn_problem(std::string_view dsn) {
   return std::nullopt;
 }
 
-std::string connection_string(std::string_view dsn, const std::optional<std::string>& password) {
+std::string connection_string(std::string_view dsn, const std::optional<std::string>& password,
+                              std::string_view extra_options) {
   ParsedDsn parsed = parse_dsn(dsn);
   if (!parsed.error.empty())
     throw std::runtime_error(fmt::format("invalid dsn: {}", parsed.error));
   std::string text;
-  for (const auto& [keyword, value] : parsed.options) {
+  bool merged = extra_options.empty();
+  for (auto [keyword, value] : parsed.options) {
     if (keyword == "password" && password)
       continue;
+    // A later -c of the same name overrides an earlier one: ours go last.
+    if (keyword == "options" && !merged) {
+      value = fmt::format("{}{}{}", value, value.empty() ? "" : " ", extra_options);
+      merged = true;
+    }
     text += fmt::format("{}{}={}", text.empty() ? "" : " ", keyword, conninfo_value(value));
   }
+  if (!merged)
+    text += fmt::format("{}options={}", text.empty() ? "" : " ", conninfo_value(extra_options));
   if (password)
     text += fmt::format("{}password={}", text.empty() ? "" : " ", conninfo_value(*password));
   return text;
@@ -88,7 +97,7 @@ std::string describe_dsn(std::string_view dsn) {
                    [&](const auto& a, const auto& b) { return rank(a.first) < rank(b.first); });
   std::string text;
   for (const auto& [keyword, value] : parsed.options) {
-    if (keyword == "password")
+    if (keyword == "password" || keyword == "sslpassword")
       continue;
     text += fmt::format("{}{}={}", text.empty() ? "" : " ", keyword, value);
   }
@@ -104,6 +113,9 @@ std::string read_password_file(const std::filesystem::path& file) {
   std::getline(in, password);
   if (!password.empty() && password.back() == '\r')
     password.pop_back();
+  // An empty password would only fail later, as an authentication error that names no file.
+  if (password.empty())
+    throw std::runtime_error(fmt::format("password file {} is empty", file.string()));
   return password;
 }
 

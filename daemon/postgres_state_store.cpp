@@ -224,12 +224,12 @@ PostgresStateStore::PostgresStateStore(std::string dsn, std::optional<std::strin
                                        Mode mode, std::optional<std::string> audit_key)
     : m_dsn(std::move(dsn)), m_mode(mode), m_audit_key(std::move(audit_key)) {
   try {
-    m_connection_string = connection_string(m_dsn, password) +
-                          fmt::format(" fallback_application_name='{}'", application_name());
     // Every transaction of a read-only session is read-only: report and audit verify cannot
     // write, whatever a bug might ask.
-    if (mode == Mode::read_only)
-      m_connection_string += " options='-c default_transaction_read_only=on'";
+    m_connection_string =
+        connection_string(m_dsn, password,
+                          mode == Mode::read_only ? "-c default_transaction_read_only=on" : "") +
+        fmt::format(" fallback_application_name='{}'", application_name());
     m_connection = std::make_unique<pqxx::connection>(m_connection_string);
     if (mode == Mode::read_only) {
       pqxx::read_transaction transaction(*m_connection);

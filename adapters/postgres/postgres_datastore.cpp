@@ -2,16 +2,15 @@
 
 #include "adapters/postgres/postgres_masks.hpp"
 #include "adapters/postgres/postgres_statements.hpp"
+#include "daemon/postgres_connection.hpp"
 
 #include <pqxx/pqxx>
 #include <spdlog/fmt/fmt.h>
+#include <spdlog/fmt/ranges.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
-#include <fstream>
-#include <iterator>
 #include <map>
 #include <set>
 
@@ -25,6 +24,7 @@ namespace {
 constexpr std::chrono::milliseconds k_lock_timeout{500};
 constexpr std::int64_t k_max_linked_files_per_batch = 256;
 constexpr std::string_view k_lock_not_available = "55P03";
+constexpr std::string_view k_undefined_function = "42883";
 constexpr int k_oldest_server = 140000;  // PQserverVersion's form of 14.0
 
 pqxx::result run(pqxx::transaction_base& tx, const SqlFragment& fragment) {
@@ -51,56 +51,31 @@ std::string first_line(const std::exception& error) {
   return text;
 }
 
-bool is_uri(std::string_view dsn) {
-  return dsn.starts_with("postgresql://") || dsn.starts_with("postgres://");
+// Set for the whole session in the connection string, so that libpqxx's silent reconnection
+// of a broken connection keeps them: timestamps without a time zone are read as UTC and text
+// forms are ISO, whatever the server's defaults; read-only sessions make the server itself
+// refuse any write, whatever a statement would do.
+std::string session_options(OpenMode mode) {
+  std::string options = "-c TimeZone=UTC -c DateStyle=ISO,YMD";
+  if (mode == OpenMode::read_only)
+    options += " -c default_transaction_read_only=on";
+  return options;
 }
 
-std::string percent_encoded(std::string_view text) {
-  std::string out;
-  for (const char c : text) {
-    const auto byte = static_cast<unsigned char>(c);
-    if (std::isalnum(byte) || c == '-' || c == '.' || c == '_' || c == '~')
-      out += c;
-    else
-      out += fmt::format("%{:02X}", byte);
+std::unique_ptr<pqxx::connection> connect(const DatastoreConfig& config, OpenMode mode) {
+  std::optional<std::string> password;
+  if (!config.password_file.empty()) {
+    try {
+      password = read_password_file(config.password_file);
+    } catch (const std::exception& error) {
+      throw std::runtime_error(fmt::format("datastore '{}': {}", config.name, error.what()));
+    }
   }
-  return out;
-}
-
-// `dsn` with one more parameter, in the dsn's own form (key=value list or URI). A later
-// key=value setting overrides an earlier one.
-std::string with_parameter(const std::string& dsn, std::string_view key, std::string_view value) {
-  if (is_uri(dsn))
-    return fmt::format("{}{}{}={}", dsn, dsn.find('?') == std::string::npos ? "?" : "&", key,
-                       percent_encoded(value));
-  std::string quoted;
-  for (const char c : value) {
-    if (c == '\\' || c == '\'')
-      quoted += '\\';
-    quoted += c;
-  }
-  return fmt::format("{}{}{}='{}'", dsn, dsn.empty() ? "" : " ", key, quoted);
-}
-
-std::string read_password(const DatastoreConfig& config) {
-  std::ifstream in(config.password_file, std::ios::binary);
-  if (!in)
-    throw std::runtime_error(fmt::format("datastore '{}': cannot read password_file {}: {}",
-                                         config.name, config.password_file.string(),
-                                         std::strerror(errno)));
-  std::string password{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  while (!password.empty() && (password.back() == '\n' || password.back() == '\r'))
-    password.pop_back();
-  if (password.empty())
-    throw std::runtime_error(fmt::format("datastore '{}': password_file {} is empty", config.name,
-                                         config.password_file.string()));
-  return password;
-}
-
-std::unique_ptr<pqxx::connection> connect(const DatastoreConfig& config) {
-  std::string conninfo = with_parameter(config.dsn, "fallback_application_name", "retentiond");
-  if (!config.password_file.empty())
-    conninfo = with_parameter(conninfo, "password", read_password(config));
+  if (const auto problem = dsn_problem(config.dsn))
+    throw std::runtime_error(
+        fmt::format("datastore '{}': cannot connect: {}", config.name, *problem));
+  const std::string conninfo = connection_string(config.dsn, password, session_options(mode)) +
+                               " fallback_application_name='retentiond'";
   std::unique_ptr<pqxx::connection> connection;
   try {
     connection = std::make_unique<pqxx::connection>(conninfo);
@@ -120,12 +95,13 @@ std::string tid_text(std::int64_t block, std::int64_t offset) {
   return fmt::format("({},{})", block, offset);
 }
 
-// The position just after the row at `tid` ("(12,5)" -> block 12, offset 6).
-std::pair<std::int64_t, std::int64_t> after_tid(const std::string& tid) {
+// The position just after the row at `tid` ("(12,5)" -> block 12, offset 6), in datastore
+// `name`.
+std::pair<std::int64_t, std::int64_t> after_tid(const std::string& name, const std::string& tid) {
   long long block = 0;
   long long offset = 0;
   if (std::sscanf(tid.c_str(), "(%lld,%lld)", &block, &offset) != 2)
-    throw std::runtime_error("unexpected row address '" + tid + "'");
+    throw std::runtime_error(fmt::format("datastore '{}': unexpected row address '{}'", name, tid));
   return {block, offset + 1};
 }
 
@@ -146,19 +122,46 @@ std::string_view relation_kind(std::string_view relkind) {
 // A table as the catalog describes it.
 struct TableInfo {
   std::string kind;                          // pg_class.relkind; empty: no such table
+  std::string oid;                           // pg_class.oid, as text
+  std::string name;                          // as SQL names it (regclass text: quoted if need be)
   std::map<std::string, std::string> types;  // column -> type name (a domain's base type)
   std::set<std::string> indexed;             // columns that lead an index
+  std::vector<std::string> children;  // tables that inherit from it (INHERITS), as regclass text
+  std::vector<std::string> parents;   // tables it inherits from (partitions excluded)
 };
+
+// The names in a text[] column's text form ("{a,"b c"}"), for names from the catalog.
+std::vector<std::string> text_list(const pqxx::field& field) {
+  std::vector<std::string> names;
+  auto parser = field.as_array();
+  for (auto [kind, value] = parser.get_next(); kind != pqxx::array_parser::done;
+       std::tie(kind, value) = parser.get_next())
+    if (kind == pqxx::array_parser::string_value)
+      names.push_back(value);
+  return names;
+}
 
 // Through the session's search_path, as the statements name the table.
 TableInfo table_info(pqxx::transaction_base& tx, const std::string& table) {
   TableInfo info;
-  const pqxx::result kind =
-      run(tx, {"SELECT c.relkind::text FROM pg_catalog.pg_class AS c WHERE c.oid = to_regclass(?)",
-               {quote_identifier(table)}});
+  // A partition is a table of its own (its ctids are its own); a table that INHERITS, or is
+  // inherited from, is not: statements on the parent reach the children's rows too.
+  const pqxx::result kind = run(
+      tx, {"SELECT c.relkind::text, c.oid::text, c.oid::regclass::text, ARRAY(SELECT "
+           "i.inhrelid::regclass::text FROM "
+           "pg_catalog.pg_inherits AS i WHERE i.inhparent = c.oid ORDER BY 1), ARRAY(SELECT "
+           "i.inhparent::regclass::text FROM pg_catalog.pg_inherits AS i WHERE i.inhrelid = c.oid "
+           "AND NOT c.relispartition ORDER BY 1) FROM pg_catalog.pg_class AS c WHERE c.oid = "
+           "to_regclass(?)",
+           {quote_identifier(table)}});
   if (kind.empty())
     return info;
   info.kind = kind[0][0].as<std::string>();
+  info.oid = kind[0][1].as<std::string>();
+  info.name = kind[0][2].as<std::string>();
+  if (info.kind != "p")
+    info.children = text_list(kind[0][3]);
+  info.parents = text_list(kind[0][4]);
   const pqxx::result columns = run(
       tx, {"SELECT a.attname::text, (CASE WHEN ty.typtype = 'd' THEN base.typname ELSE "
            "ty.typname END)::text, EXISTS (SELECT 1 FROM pg_catalog.pg_index AS i WHERE "
@@ -247,6 +250,7 @@ public:
     const std::string last = locked[locked.size() - 1][0].as<std::string>();
     if (tids.empty())
       return last;
+    m_attempted = static_cast<std::int64_t>(tids.size());
     const std::string tid_list = tid_array(tids);
     // Children first, in the same transaction, so no child ever points at a missing parent.
     for (const Cascade& cascade : rule.cascade)
@@ -261,9 +265,13 @@ public:
       const pqxx::row row = locked[index];
       for (std::size_t m = 0; m < masks.size(); ++m) {
         const pqxx::field field = row[static_cast<pqxx::row::size_type>(masks_from + m)];
-        masked[m].push_back(apply_client_mask(
-            masks[m].mask, field.is_null() ? std::nullopt : std::optional{field.as<std::string>()},
-            hmac_key));
+        try {
+          masked[m].push_back(apply_client_mask(
+              masks[m].mask,
+              field.is_null() ? std::nullopt : std::optional{field.as<std::string>()}, hmac_key));
+        } catch (const std::runtime_error& error) {
+          throw std::runtime_error(fmt::format("datastore '{}': {}", m_name, error.what()));
+        }
       }
     }
     m_rows = run(m_work, statements.anonymize_rows(tids, masked)).affected_rows();
@@ -271,6 +279,10 @@ public:
   }
 
   std::int64_t selected() const { return m_selected; }
+  // Rows were due and locked (and not kept for a refused file), and yet none changed: a
+  // trigger returning NULL, a rewrite rule or the like suppressed the statement.
+  bool stalled() const { return m_attempted > 0 && m_rows == 0; }
+  std::int64_t attempted() const { return m_attempted; }
   void set_exhausted(bool exhausted) { m_exhausted = exhausted; }
   void set_cut_short(bool cut_short) { m_cut_short = cut_short; }
 
@@ -280,6 +292,7 @@ private:
   bool m_exhausted = false;
   bool m_cut_short = false;
   std::int64_t m_selected = 0;
+  std::int64_t m_attempted = 0;
   std::int64_t m_vanished = 0;
   std::int64_t m_rows = 0;
   std::int64_t m_children = 0;
@@ -291,18 +304,7 @@ class PostgresDatastore final : public Datastore {
 public:
   PostgresDatastore(const DatastoreConfig& config, OpenMode mode, const AdapterSecrets& secrets)
       : m_name(config.name), m_mode(mode), m_hmac_key(secrets.hmac_key),
-        m_connection(connect(config)) {
-    guarded([&] {
-      pqxx::nontransaction setup(*m_connection);
-      // Timestamps without a time zone are read as UTC, and text forms are ISO whatever the
-      // server's defaults.
-      setup.exec("SET TimeZone = 'UTC'");
-      setup.exec("SET DateStyle = 'ISO, YMD'");
-      // The server itself then refuses any write, whatever a statement would do.
-      if (mode == OpenMode::read_only)
-        setup.exec("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY");
-    });
-  }
+        m_connection(connect(config, mode)) {}
 
   SchemaCheck check_schema(const Rule& rule) override {
     return guarded([&] {
@@ -345,6 +347,8 @@ public:
               fmt::format("no index on {}.{}: each batch scans {} to find children", cascade.table,
                           cascade.foreign_key, cascade.table));
       }
+      if (check.errors.empty())
+        check_side_effects(tx, rule, check);
       tx.commit();
       return check;
     });
@@ -353,8 +357,10 @@ public:
   RuleCounts count(const Selection& selection) override {
     return guarded([&] {
       // One snapshot for the census and the linked paths.
+      HeldValues held = held_values(selection);
       pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(*m_connection);
-      const RuleStatements statements(selection, anchor_kind_of(tx, selection.rule));
+      const RuleStatements statements(selection, anchor_kind_of(tx, selection.rule),
+                                      std::move(held));
       const pqxx::row census = run(tx, statements.census()).at(0);
       RuleCounts counts;
       counts.table_rows = scalar(census[0]);
@@ -411,8 +417,10 @@ public:
     if (selection.linked_files != nullptr)
       limit = std::min(limit, k_max_linked_files_per_batch);
     limit = std::max<std::int64_t>(limit, 1);
-    const RuleStatements statements(selection, m_walk.kind);
     return guarded([&]() -> std::unique_ptr<Batch> {
+      // Before the batch's transaction: a held subject that does not cast fails only its own
+      // statement.
+      const RuleStatements statements(selection, m_walk.kind, held_values(selection));
       if (!m_walk.by_range) {
         auto batch = std::make_unique<PostgresBatch>(*m_connection, m_name);
         batch->apply(statements, selection,
@@ -420,8 +428,11 @@ public:
                                            m_walk.key_column),
                      m_walk.key_column.value_or(""), m_hmac_key, m_walk.refused);
         // Found through the index: fewer rows than asked means none are left (rows another
-        // session has locked are left for the next run).
-        m_walk.done = batch->selected() < limit;
+        // session has locked are left for the next run). Rows that stayed although the batch
+        // changed them would be found again by every batch: the run ends there.
+        m_walk.done = batch->selected() < limit || batch->stalled();
+        if (batch->stalled())
+          warn_stalled(selection.rule, *batch, "the rule stops until its next run");
         batch->set_exhausted(m_walk.done);
         return batch;
       }
@@ -441,9 +452,13 @@ public:
               RuleStatements::Range{tid_text(m_walk.block, m_walk.offset), tid_text(end, 0)}, limit,
               tid_array(m_walk.refused), m_walk.key_column),
           m_walk.key_column.value_or(""), m_hmac_key, m_walk.refused);
+      if (batch->stalled() && !m_walk.warned_stalled) {
+        m_walk.warned_stalled = true;
+        warn_stalled(selection.rule, *batch, "the run goes on past them");
+      }
       if (batch->selected() == limit) {
         // The slice may hold more: the next batch starts just after this one's last row.
-        std::tie(m_walk.block, m_walk.offset) = after_tid(last);
+        std::tie(m_walk.block, m_walk.offset) = after_tid(m_name, last);
         return batch;
       }
       m_walk.block = end;
@@ -478,6 +493,13 @@ private:
     std::vector<std::string> refused;       // rows kept in this run because their file was refused
     std::optional<std::string> key_column;  // the table's primary key, when it is one column
     bool done = false;
+    bool warned_stalled = false;  // warn_stalled has spoken for this run
+  };
+
+  // A subject column's type, as held_values() compares in it.
+  struct SubjectType {
+    std::string type;       // format_type, empty: compare the text form (text columns)
+    bool by_value = false;  // the type has an equality operator (and is no array)
   };
 
   static std::string run_key(const Selection& selection) {
@@ -491,6 +513,17 @@ private:
   // directly instead.
   void start_walk(const Selection& selection, const std::string& key) {
     pqxx::read_transaction tx(*m_connection);
+    // check_schema refuses the rule first; checked again here, since these are what make a
+    // batch change rows the rule does not name.
+    SchemaCheck check;
+    const Rule& checked = selection.rule;
+    for (const std::string* table : tables_of(checked))
+      check_table(check, table_info(tx, *table), *table, {});
+    if (check.errors.empty())
+      check_side_effects(tx, checked, check);
+    if (!check.errors.empty())
+      throw std::runtime_error(
+          fmt::format("datastore '{}': {}", m_name, fmt::join(check.errors, "; ")));
     m_walk = Walk{};
     m_walk.run = key;
     m_walk.kind = anchor_kind_of(tx, selection.rule);
@@ -535,7 +568,7 @@ private:
     const TableInfo info = table_info(tx, table);
     if (info.kind.empty())
       throw std::runtime_error(
-          fmt::format("table '{}' does not exist in datastore '{}'", table, m_name));
+          fmt::format("datastore '{}': table '{}' does not exist", m_name, table));
     const auto type = info.types.find(column);
     if (type == info.types.end())
       throw std::runtime_error(
@@ -560,6 +593,195 @@ private:
     counts.due -= counts.refused;
   }
 
+  // Every table the rule reads or changes: its own, its age_from parent, its cascades.
+  static std::vector<const std::string*> tables_of(const Rule& rule) {
+    std::vector<const std::string*> tables{&rule.table};
+    if (rule.age_from)
+      tables.push_back(&rule.age_from->table);
+    for (const Cascade& cascade : rule.cascade)
+      tables.push_back(&cascade.table);
+    return tables;
+  }
+
+  // What changing the rule's rows would change beyond them, unseen and unaudited: foreign keys
+  // through which PostgreSQL itself deletes or changes rows of tables the rule does not name
+  // (errors: a cascade child retentiond deletes and counts first leaves them nothing to do),
+  // and user triggers and rewrite rules (warnings).
+  void check_side_effects(pqxx::transaction_base& tx, const Rule& rule, SchemaCheck& check) const {
+    // (table, whether rows are deleted from it rather than updated)
+    std::vector<std::pair<const std::string*, bool>> changed;
+    changed.emplace_back(&rule.table, rule.action != Action::anonymize);
+    for (const Cascade& cascade : rule.cascade)
+      changed.emplace_back(&cascade.table, true);
+    std::vector<std::string> cascade_oids;
+    for (const Cascade& cascade : rule.cascade)
+      cascade_oids.push_back(table_info(tx, cascade.table).oid);
+    for (const auto& [table, deleted] : changed) {
+      if (deleted)
+        check_foreign_keys(tx, rule, *table, table == &rule.table, cascade_oids, check);
+      check_triggers(tx, *table, deleted, check);
+    }
+  }
+
+  void check_foreign_keys(pqxx::transaction_base& tx, const Rule& rule, const std::string& table,
+                          bool rule_table, const std::vector<std::string>& cascade_oids,
+                          SchemaCheck& check) const {
+    // One row per foreign key (a partitioned table's, not its partitions' copies).
+    const pqxx::result keys = run(
+        tx, {"SELECT con.conrelid::regclass::text, con.conrelid::text, con.confdeltype::text, "
+             "ARRAY(SELECT a.attname::text FROM unnest(con.conkey) WITH ORDINALITY AS k(n, i) "
+             "JOIN pg_catalog.pg_attribute AS a ON a.attrelid = con.conrelid AND a.attnum = k.n "
+             "ORDER BY k.i), ARRAY(SELECT a.attname::text FROM unnest(con.confkey) WITH "
+             "ORDINALITY AS k(n, i) JOIN pg_catalog.pg_attribute AS a ON a.attrelid = "
+             "con.confrelid AND a.attnum = k.n ORDER BY k.i) FROM pg_catalog.pg_constraint AS con "
+             "WHERE con.contype = 'f' AND con.confrelid = to_regclass(?) AND con.confdeltype IN "
+             "('c', 'n', 'd') AND con.conparentid = 0 ORDER BY 1, con.conname",
+             {quote_identifier(table)}});
+    for (const pqxx::row& key : keys) {
+      const std::string referencing = key[0].as<std::string>();
+      const std::string oid = key[1].as<std::string>();
+      const std::string action = key[2].as<std::string>();
+      const std::vector<std::string> columns = text_list(key[3]);
+      const std::vector<std::string> referenced = text_list(key[4]);
+      // retentiond deletes a cascade's children of the rule's rows only: one column that
+      // holds the rule table's key.
+      const bool one_column = rule_table && columns.size() == 1 && referenced.size() == 1;
+      bool counted = false;
+      for (std::size_t c = 0; one_column && c < rule.cascade.size(); ++c)
+        counted = counted || (cascade_oids[c] == oid && rule.cascade[c].foreign_key == columns[0] &&
+                              rule.cascade[c].key == referenced[0]);
+      if (counted)
+        continue;
+      const std::string way_out =
+          one_column
+              ? fmt::format("add it to cascade: {{ table = \"{}\", foreign_key = \"{}\"{} }}",
+                            referencing, columns[0],
+                            referenced[0] == "id" ? std::string{}
+                                                  : fmt::format(", key = \"{}\"", referenced[0]))
+          : rule_table
+              ? "cascade takes one column only: make the foreign key ON DELETE RESTRICT or NO "
+                "ACTION"
+              : "cascade deletes children of the rule's table only: make the foreign key ON "
+                "DELETE RESTRICT or NO ACTION";
+      check.errors.push_back(fmt::format(
+          "table '{}' references '{}' ({}) ON DELETE {}: deleting rows of '{}' would make "
+          "PostgreSQL {} rows of '{}' that the rule does not name and the audit does not count "
+          "({})",
+          referencing, table, fmt::join(columns, ", "),
+          action == "c"   ? "CASCADE"
+          : action == "n" ? "SET NULL"
+                          : "SET DEFAULT",
+          table, action == "c" ? "delete" : "change", referencing, way_out));
+    }
+  }
+
+  void check_triggers(pqxx::transaction_base& tx, const std::string& table, bool deleted,
+                      SchemaCheck& check) const {
+    // pg_trigger.tgtype: 8 DELETE, 16 UPDATE. pg_rewrite.ev_type: '4' DELETE, '2' UPDATE.
+    const std::string event = deleted ? "DELETE" : "UPDATE";
+    const pqxx::result found = run(
+        tx, {"SELECT 'trigger', t.tgname::text FROM pg_catalog.pg_trigger AS t WHERE t.tgrelid = "
+             "to_regclass(?) AND NOT t.tgisinternal AND t.tgenabled <> 'D' AND (t.tgtype::int & "
+             "?::int) <> 0 UNION ALL SELECT 'rewrite rule', r.rulename::text FROM "
+             "pg_catalog.pg_rewrite AS r WHERE r.ev_class = to_regclass(?) AND r.ev_type = ? AND "
+             "r.ev_enabled <> 'D' ORDER BY 1, 2",
+             {quote_identifier(table), deleted ? "8" : "16", quote_identifier(table),
+              deleted ? "4" : "2"}});
+    for (const pqxx::row& row : found)
+      check.warnings.push_back(fmt::format("table '{}' has {} '{}' on {}: what it does is not "
+                                           "counted in the audit log",
+                                           table, row[0].as<std::string>(),
+                                           row[1].as<std::string>(), event));
+  }
+
+  // Rows were locked for a change and none changed (PostgresBatch::stalled).
+  void warn_stalled(const Rule& rule, const PostgresBatch& batch, std::string_view then) const {
+    spdlog::warn("datastore '{}': rule {}: {} due rows of '{}' were locked to be {}, and none "
+                 "was: a trigger or rewrite rule on '{}' suppresses the change; they stay, and {}",
+                 m_name, rule.id, batch.attempted(), rule.table,
+                 rule.action == Action::anonymize ? "anonymized" : "deleted", rule.table, then);
+  }
+
+  // The selection's held subjects as the subject column compares them (HeldValues). Runs with
+  // no transaction open: a subject that does not cast fails only its own statement. Casts are
+  // remembered for the run, not longer: a type may change (an enum gains a label).
+  HeldValues held_values(const Selection& selection) {
+    const Rule& rule = selection.rule;
+    if (!rule.subject_column || selection.held_subjects.empty())
+      return {};
+    const std::string key = run_key(selection);
+    if (m_casts_run != key) {
+      m_casts.clear();
+      m_subject_types.clear();
+      m_casts_run = key;
+    }
+    auto type = m_subject_types.find(rule.id);
+    if (type == m_subject_types.end())
+      type = m_subject_types.emplace(rule.id, subject_type(rule)).first;
+    HeldValues held;
+    if (type->second.type.empty()) {
+      held.values = selection.held_subjects;
+      return held;
+    }
+    if (type->second.by_value)
+      held.type = type->second.type;
+    for (const std::string& subject : selection.held_subjects) {
+      const auto cast_key = std::make_pair(type->second.type, subject);
+      auto cast = m_casts.find(cast_key);
+      if (cast == m_casts.end())
+        cast = m_casts.emplace(cast_key, cast_subject(type->second.type, subject)).first;
+      if (cast->second)
+        held.values.push_back(*cast->second);
+    }
+    return held;
+  }
+
+  SubjectType subject_type(const Rule& rule) {
+    pqxx::result column;
+    {
+      pqxx::nontransaction tx(*m_connection);
+      column = run(
+          tx,
+          {"SELECT format_type(a.atttypid, a.atttypmod), (CASE WHEN ty.typtype = 'd' THEN "
+           "base.typname ELSE ty.typname END)::text, coalesce(base.typcategory, "
+           "ty.typcategory)::text FROM pg_catalog.pg_attribute AS a JOIN pg_catalog.pg_type AS "
+           "ty ON ty.oid = a.atttypid LEFT JOIN pg_catalog.pg_type AS base ON base.oid = "
+           "ty.typbasetype WHERE a.attrelid = to_regclass(?) AND a.attname = ? AND a.attnum > 0 "
+           "AND NOT a.attisdropped",
+           {quote_identifier(rule.table), *rule.subject_column}});
+    }
+    // No such column: the statements fail and say so. Text is compared exactly, as stored.
+    if (column.empty() || is_text_type(column[0][1].as<std::string>()))
+      return {};
+    SubjectType type{column[0][0].as<std::string>(), column[0][2].as<std::string>() != "A"};
+    if (type.by_value) {
+      try {
+        pqxx::nontransaction probe(*m_connection);
+        probe.exec(fmt::format("SELECT NULL::{0} = NULL::{0}", type.type));
+      } catch (const pqxx::sql_error& error) {
+        if (error.sqlstate() != k_undefined_function)
+          throw;
+        type.by_value = false;  // no equality (json, point, ...): compare text forms
+      }
+    }
+    return type;
+  }
+
+  // `subject` as a value of `type`, in its text form; nullopt when it is not one.
+  std::optional<std::string> cast_subject(const std::string& type, const std::string& subject) {
+    try {
+      pqxx::nontransaction tx(*m_connection);
+      return run(tx, {fmt::format("SELECT ?::{}::text", type), {subject}})
+          .at(0)[0]
+          .as<std::string>();
+    } catch (const pqxx::sql_error& error) {
+      // Class 22 (data exception: invalid text, out of range) and 23 (a domain's CHECK).
+      if (error.sqlstate().starts_with("22") || error.sqlstate().starts_with("23"))
+        return std::nullopt;
+      throw;
+    }
+  }
+
   void check_table(SchemaCheck& check, const TableInfo& info, const std::string& table,
                    const std::vector<std::string>& columns) const {
     if (info.kind.empty()) {
@@ -577,6 +799,28 @@ private:
     if (info.kind != "r") {
       check.errors.push_back(fmt::format("'{}' in datastore '{}' is a {}, not a table", table,
                                          m_name, relation_kind(info.kind)));
+      return;
+    }
+    // Statements name the table without ONLY, and rows by ctid, which is unique within one
+    // table only: refused rather than audited table by table.
+    if (!info.children.empty()) {
+      std::vector<std::string> detach;
+      for (const std::string& child : info.children)
+        detach.push_back(fmt::format("ALTER TABLE {} NO INHERIT {}", child, info.name));
+      check.errors.push_back(fmt::format(
+          "table '{}' in datastore '{}' has inheritance children ({}), which this version cannot "
+          "batch: statements on it would change their rows too (detach them: {})",
+          table, m_name, fmt::join(info.children, ", "), fmt::join(detach, "; ")));
+      return;
+    }
+    if (!info.parents.empty()) {
+      std::vector<std::string> detach;
+      for (const std::string& parent : info.parents)
+        detach.push_back(fmt::format("ALTER TABLE {} NO INHERIT {}", info.name, parent));
+      check.errors.push_back(fmt::format("table '{}' in datastore '{}' inherits from {}, which "
+                                         "this version cannot batch (detach it: {})",
+                                         table, m_name, fmt::join(info.parents, ", "),
+                                         fmt::join(detach, "; ")));
       return;
     }
     for (const std::string& column : columns)
@@ -616,6 +860,11 @@ private:
   std::unique_ptr<pqxx::connection> m_connection;
   Walk m_walk;
   std::pair<std::string, RuleCounts> m_census;  // the last count(), by run key
+  // held_values' memory for one run (m_casts_run): each rule's subject column type, and each
+  // (type, subject)'s cast (nullopt: not a value of that type).
+  std::string m_casts_run;
+  std::map<std::string, SubjectType> m_subject_types;
+  std::map<std::pair<std::string, std::string>, std::optional<std::string>> m_casts;
 };
 
 }  // namespace

@@ -1,7 +1,6 @@
 #include "adapters/postgres/postgres_statements.hpp"
 
 #include "adapters/postgres/postgres_masks.hpp"
-#include "daemon/json_writer.hpp"
 
 #include <spdlog/fmt/fmt.h>
 
@@ -160,8 +159,8 @@ std::expected<AnchorKind, std::string> anchor_kind(AgeFormat format, std::string
                                      "column"));
 }
 
-RuleStatements::RuleStatements(const Selection& selection, AnchorKind kind)
-    : m_selection(selection), m_rule(selection.rule), m_kind(kind) {
+RuleStatements::RuleStatements(const Selection& selection, AnchorKind kind, HeldValues held)
+    : m_selection(selection), m_rule(selection.rule), m_kind(kind), m_held(std::move(held)) {
   m_anchor = m_rule.age_from ? "p." + quote_identifier(m_rule.age_from->column)
                              : "t." + quote_identifier(m_rule.age_column);
 }
@@ -336,21 +335,17 @@ SqlFragment RuleStatements::due() const {
 }
 
 SqlFragment RuleStatements::held() const {
-  if (!m_rule.subject_column || m_selection.held_subjects.empty())
+  if (!m_rule.subject_column || m_held.values.empty())
     return sql("false");
-  std::string subjects = "[";
-  for (std::size_t i = 0; i < m_selection.held_subjects.size(); ++i) {
-    if (i > 0)
-      subjects += ',';
-    subjects += json_quote(m_selection.held_subjects[i]);
-  }
-  subjects += ']';
+  std::vector<SqlValue> values(m_held.values.begin(), m_held.values.end());
   const std::string subject = "t." + quote_identifier(*m_rule.subject_column);
-  // Holds name subjects as text; comparing the column's text form makes 42 and '42' the same.
-  return sql(fmt::format("({0} IS NOT NULL AND {0}::text IN "
-                         "(SELECT jsonb_array_elements_text(?::jsonb)))",
-                         subject),
-             {std::move(subjects)});
+  // The type comes from the catalog (format_type quotes what needs quoting), never from the
+  // rule. A NULL subject is never held.
+  if (!m_held.type.empty())
+    return sql(fmt::format("({0} IS NOT NULL AND {0} = ANY(?::{1}[]))", subject, m_held.type),
+               {text_array(values)});
+  return sql(fmt::format("({0} IS NOT NULL AND {0}::text = ANY(?::text[]))", subject),
+             {text_array(values)});
 }
 
 SqlFragment RuleStatements::future() const {

@@ -52,10 +52,22 @@ std::expected<AnchorKind, std::string> anchor_kind(AgeFormat format, std::string
 // Whether `type_name` holds text (text, varchar, char): what the masks other than `null` write.
 bool is_text_type(std::string_view type_name);
 
+// The selection's held subjects as the subject column compares them. PostgreSQL prints values
+// in a normal form (a uuid in lower case, numeric with its scale, boolean as true), so a
+// subject is compared in the column's own type: held_values() in the datastore casts each one
+// on the server first, and one that does not cast cannot equal any value of the column.
+struct HeldValues {
+  // The column's type (format_type) to compare in; empty: compare the column's text form.
+  std::string type;
+  // The subjects that cast, in that type's text form; empty: nothing is held.
+  std::vector<std::string> values;
+};
+
 // Every statement one rule needs, built from the validated rule and bound values only.
 class RuleStatements {
 public:
-  RuleStatements(const Selection& selection, AnchorKind kind);
+  // `held`: the selection's held subjects, resolved against the subject column's type.
+  RuleStatements(const Selection& selection, AnchorKind kind, HeldValues held = {});
 
   // One pass over the table: every row, then matched, due, due and held, undated, unreadable,
   // future and wrong-scale rows, and the oldest due unheld anchor (unix ms, NULL when none).
@@ -115,6 +127,7 @@ private:
   const Selection& m_selection;
   const Rule& m_rule;
   AnchorKind m_kind;
+  HeldValues m_held;
   std::string m_anchor;  // t."col" or p."col"
 };
 

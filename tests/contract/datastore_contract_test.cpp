@@ -10,6 +10,7 @@
 #include "adapters/sqlite/sqlite_datastore.hpp"
 #include "daemon/config.hpp"
 #include "daemon/digest.hpp"
+#include "daemon/postgres_connection.hpp"
 #include "daemon/timestamp.hpp"
 #include "tests/support/files.hpp"
 #include "tests/support/postgres_server.hpp"
@@ -1536,6 +1537,9 @@ TEST_CASE("postgres datastore: check_schema names anchor types, relations and ma
         "datastore 'contract': column 'logs.at' has type int8: without age_format the anchor "
         "must be a timestamp, timestamptz or date column (set age_format to unix_seconds, "
         "unix_millis or iso8601)");
+  CHECK(error_of([&] {
+          store->count(select_for(make_rule("missing", "at", AgeFormat::unix_seconds)));
+        }) == "datastore 'contract': table 'missing' does not exist");
 }
 
 TEST_CASE("postgres datastore: a missing database or a bad dsn is an error naming the "
@@ -1589,11 +1593,14 @@ TEST_CASE("postgres datastore: password_file") {
   }
   SUBCASE("a missing or empty file") {
     CHECK(error_of([&] { open_postgres(config, OpenMode::read_only); }) ==
-          "datastore 'main': cannot read password_file " + config.password_file.string() +
+          "datastore 'main': cannot read password file " + config.password_file.string() +
               ": No such file or directory");
     std::ofstream(config.password_file) << "\n";
     CHECK(error_of([&] { open_postgres(config, OpenMode::read_only); }) ==
-          "datastore 'main': password_file " + config.password_file.string() + " is empty");
+          "datastore 'main': password file " + config.password_file.string() + " is empty");
+    // The state reads its password file the same way (daemon/postgres_connection).
+    CHECK(error_of([&] { read_password_file(config.password_file); }) ==
+          "password file " + config.password_file.string() + " is empty");
   }
 }
 
@@ -1809,4 +1816,279 @@ TEST_CASE("postgres datastore: iso8601 text is read with exactly parse_iso8601's
     CHECK(due_at(instant + std::chrono::milliseconds{1}) ==
           older(instant + std::chrono::milliseconds{1}));
   }
+}
+
+namespace {
+
+// The `id`s of the rows stored in `table` itself, without its inheritance children's.
+std::vector<std::int64_t> own_ids(const PostgresFixture& fixture, const std::string& table) {
+  pqxx::connection connection(fixture.config().dsn);
+  pqxx::nontransaction query(connection);
+  std::vector<std::int64_t> ids;
+  for (const pqxx::row& row : query.exec("SELECT id FROM ONLY " + quoted(table) + " ORDER BY id"))
+    ids.push_back(row[0].as<std::int64_t>());
+  return ids;
+}
+
+}  // namespace
+
+TEST_CASE("postgres datastore: tables with inheritance children or parents are refused") {
+  PostgresFixture fixture;
+  const std::int64_t old = k_cutoff_s - k_day_s;
+  fixture.exec("CREATE TABLE logs(id bigint PRIMARY KEY, at bigint, account_id bigint)");
+  fixture.exec(fmt::format("INSERT INTO logs SELECT g, {}, 1 FROM generate_series(1, 5) AS g",
+                           k_cutoff_s + 100));
+  fixture.exec("CREATE TABLE logs_archive() INHERITS (logs)");
+  // Stored at the same addresses (ctids) as logs' first three rows.
+  fixture.exec(fmt::format("INSERT INTO logs_archive SELECT g, {}, 1 FROM generate_series(11, 13) "
+                           "AS g",
+                           old));
+  fixture.exec("CREATE TABLE accounts(id bigint PRIMARY KEY, seen bigint)");
+  fixture.exec(fmt::format("INSERT INTO accounts VALUES (1, {})", old));
+  // A partition is a table of its own: its rows have their own addresses.
+  fixture.exec("CREATE TABLE parts(id bigint, at bigint) PARTITION BY RANGE (at)");
+  fixture.exec("CREATE TABLE parts_old PARTITION OF parts FOR VALUES FROM (0) TO (2000000000)");
+  fixture.exec(fmt::format("INSERT INTO parts VALUES (1, {}), (2, {})", old, k_cutoff_s + 100));
+  auto store = open_postgres(fixture.config(), OpenMode::read_write);
+  using Errors = std::vector<std::string>;
+  const std::string parent_error =
+      "table 'logs' in datastore 'contract' has inheritance children (logs_archive), which this "
+      "version cannot batch: statements on it would change their rows too (detach them: ALTER "
+      "TABLE logs_archive NO INHERIT logs)";
+
+  const Rule logs = make_rule("logs", "at", AgeFormat::unix_seconds);
+  CHECK(store->check_schema(logs).errors == Errors{parent_error});
+  // Even when asked to, a batch changes nothing.
+  CHECK(error_of([&] { store->begin_batch(select_for(logs), 100); }) ==
+        "datastore 'contract': " + parent_error);
+
+  const Rule archive = make_rule("logs_archive", "at", AgeFormat::unix_seconds);
+  CHECK(store->check_schema(archive).errors ==
+        Errors{"table 'logs_archive' in datastore 'contract' inherits from logs, which this "
+               "version cannot batch (detach it: ALTER TABLE logs_archive NO INHERIT logs)"});
+  CHECK(error_of([&] { store->begin_batch(select_for(archive), 100); })
+            .starts_with("datastore 'contract': table 'logs_archive' in datastore 'contract' "
+                         "inherits from logs"));
+
+  Rule cascade = make_rule("accounts", "seen", AgeFormat::unix_seconds);
+  cascade.cascade = {{"logs", "account_id", "id"}};
+  CHECK(store->check_schema(cascade).errors == Errors{parent_error});
+  CHECK(error_of([&] { store->begin_batch(select_for(cascade), 100); }) ==
+        "datastore 'contract': " + parent_error);
+
+  Rule parent = make_rule("accounts", "", AgeFormat::native);
+  parent.age_from = ParentAnchor{"logs", "at", "id", "id"};
+  parent.age_format = AgeFormat::unix_seconds;
+  CHECK(store->check_schema(parent).errors == Errors{parent_error});
+
+  CHECK(own_ids(fixture, "logs") == std::vector<std::int64_t>{1, 2, 3, 4, 5});
+  CHECK(own_ids(fixture, "logs_archive") == std::vector<std::int64_t>{11, 12, 13});
+  CHECK(own_ids(fixture, "accounts") == std::vector<std::int64_t>{1});
+
+  const Rule partition = make_rule("parts_old", "at", AgeFormat::unix_seconds);
+  CHECK(store->check_schema(partition).errors.empty());
+  CHECK(drain(*store, select_for(partition)).first == 1);
+  CHECK(own_ids(fixture, "parts_old") == std::vector<std::int64_t>{2});
+}
+
+TEST_CASE("postgres datastore: held subjects are compared in the subject column's type") {
+  PostgresFixture fixture;
+  const std::int64_t old = k_cutoff_s - k_day_s;
+  fixture.exec("CREATE TABLE logs(id bigint PRIMARY KEY, at bigint, uid uuid, n integer, "
+               "amount numeric, flag boolean, born date)");
+  fixture.exec(fmt::format(
+      "INSERT INTO logs VALUES (1, {0}, '3f2504e0-4f89-11d3-9a0c-0305e82c3301', 42, 42.0, true, "
+      "'1985-06-15'), (2, {0}, '6ba7b810-9dad-11d1-80b4-00c04fd430c8', 7, 7.5, false, "
+      "'1990-01-01'), (3, {0}, NULL, NULL, NULL, NULL, NULL), (4, {1}, "
+      "'3f2504e0-4f89-11d3-9a0c-0305e82c3301', 42, 42, true, '1985-06-15')",
+      old, k_cutoff_s + 100));
+  auto store = open_postgres(fixture.config(), OpenMode::read_write);
+  const auto held_run = [&](const std::string& column, std::vector<std::string> subjects) {
+    CAPTURE(column);
+    Rule rule = make_rule("logs", "at", AgeFormat::unix_seconds);
+    rule.subject_column = column;
+    const Selection selection = select_for(rule, std::move(subjects));
+    CHECK(store->count(selection).held == 1);
+    CHECK(store->count(selection).due == 2);
+    CHECK(drain(*store, selection).first == 2);
+    CHECK(ids_of(fixture, "logs") == std::vector<std::int64_t>{1, 4});
+  };
+
+  // Subjects that are no value of the column's type (a stray text, an integer out of range)
+  // hold nothing and fail nothing; a NULL subject is never held.
+  SUBCASE("uuid, in upper case") {
+    held_run("uid", {"3F2504E0-4F89-11D3-9A0C-0305E82C3301", "not-a-uuid"});
+  }
+  // By value, where SQLite compares text forms (docs/operations.md).
+  SUBCASE("integer, with a leading zero") {
+    held_run("n", {"042", "99999999999", "4.2"});
+  }
+  SUBCASE("numeric 42.0, held as 42") {
+    held_run("amount", {"42"});
+  }
+  SUBCASE("boolean, as yes") {
+    held_run("flag", {"yes", "maybe"});
+  }
+  SUBCASE("date") {
+    held_run("born", {"1985-06-15", "1985-13-45"});
+  }
+  SUBCASE("no subject casts: nothing is held") {
+    Rule rule = make_rule("logs", "at", AgeFormat::unix_seconds);
+    rule.subject_column = "uid";
+    const Selection selection = select_for(rule, {"x') OR true --"});
+    CHECK(store->count(selection).held == 0);
+    CHECK(drain(*store, selection).first == 3);
+    CHECK(ids_of(fixture, "logs") == std::vector<std::int64_t>{4});
+  }
+}
+
+TEST_CASE("postgres datastore: foreign keys that delete or change rows the rule does not name "
+          "are refused") {
+  PostgresFixture fixture;
+  const std::int64_t old = k_cutoff_s - k_day_s;
+  fixture.exec("CREATE TABLE accounts(id bigint PRIMARY KEY, seen bigint, email text, "
+               "anonymized_at text)");
+  fixture.exec("CREATE TABLE sessions(id bigint PRIMARY KEY, account_id bigint REFERENCES "
+               "accounts ON DELETE CASCADE)");
+  fixture.exec("CREATE TABLE notes(id bigint PRIMARY KEY, author bigint REFERENCES accounts "
+               "ON DELETE SET NULL)");
+  fixture.exec("CREATE TABLE tickets(id bigint PRIMARY KEY, owner bigint REFERENCES accounts)");
+  fixture.exec(fmt::format("INSERT INTO accounts VALUES (1, {}, 'a', NULL), (2, {}, 'b', NULL)",
+                           old, k_cutoff_s + 100));
+  fixture.exec("INSERT INTO sessions VALUES (1, 1), (2, 2)");
+  fixture.exec("INSERT INTO notes VALUES (1, 1), (2, 2)");
+  auto store = open_postgres(fixture.config(), OpenMode::read_write);
+  using Errors = std::vector<std::string>;
+  const std::string sessions_error =
+      "table 'sessions' references 'accounts' (account_id) ON DELETE CASCADE: deleting rows of "
+      "'accounts' would make PostgreSQL delete rows of 'sessions' that the rule does not name and "
+      "the audit does not count (add it to cascade: { table = \"sessions\", foreign_key = "
+      "\"account_id\" })";
+  const std::string notes_error =
+      "table 'notes' references 'accounts' (author) ON DELETE SET NULL: deleting rows of "
+      "'accounts' would make PostgreSQL change rows of 'notes' that the rule does not name and "
+      "the audit does not count (add it to cascade: { table = \"notes\", foreign_key = "
+      "\"author\" })";
+
+  Rule rule = make_rule("accounts", "seen", AgeFormat::unix_seconds);
+  // ON DELETE NO ACTION (tickets) fails the delete instead: nothing changes unseen.
+  CHECK(store->check_schema(rule).errors == Errors{notes_error, sessions_error});
+  CHECK(error_of([&] { store->begin_batch(select_for(rule), 100); }) ==
+        "datastore 'contract': " + notes_error + "; " + sessions_error);
+  rule.cascade = {{"sessions", "account_id", "id"}};
+  CHECK(store->check_schema(rule).errors == Errors{notes_error});
+  // A cascade on another column does not count what the foreign key deletes.
+  rule.cascade = {{"sessions", "id", "id"}, {"notes", "author", "id"}};
+  CHECK(store->check_schema(rule).errors == Errors{sessions_error});
+  CHECK(ids_of(fixture, "accounts") == std::vector<std::int64_t>{1, 2});
+  CHECK(ids_of(fixture, "sessions") == std::vector<std::int64_t>{1, 2});
+
+  // Anonymizing deletes no account; its cascades are deleted, and checked alike.
+  Rule anonymize = make_rule("accounts", "seen", AgeFormat::unix_seconds);
+  anonymize.action = Action::anonymize;
+  anonymize.anonymized_column = "anonymized_at";
+  anonymize.masks = {{"email", Mask::redact}};
+  CHECK(store->check_schema(anonymize).errors.empty());
+  fixture.exec("CREATE TABLE session_events(id bigint PRIMARY KEY, session_id bigint REFERENCES "
+               "sessions ON DELETE CASCADE)");
+  anonymize.cascade = {{"sessions", "account_id", "id"}};
+  CHECK(store->check_schema(anonymize).errors ==
+        Errors{"table 'session_events' references 'sessions' (session_id) ON DELETE CASCADE: "
+               "deleting rows of 'sessions' would make PostgreSQL delete rows of "
+               "'session_events' that the rule does not name and the audit does not count "
+               "(cascade deletes children of the rule's table only: make the foreign key ON "
+               "DELETE RESTRICT or NO ACTION)"});
+
+  // Every foreign key that acts is in cascade: the rule runs and counts all it deletes.
+  rule.cascade = {{"sessions", "account_id", "id"}, {"notes", "author", "id"}};
+  fixture.exec("DROP TABLE session_events");
+  const adapters::SchemaCheck check = store->check_schema(rule);
+  CHECK(check.errors.empty());
+  CHECK(check.warnings == Errors{"no index on accounts.seen: finding expired rows scans the whole "
+                                 "table (CREATE INDEX ON accounts(seen))",
+                                 "no index on sessions.account_id: each batch scans sessions to "
+                                 "find children",
+                                 "no index on notes.author: each batch scans notes to find "
+                                 "children"});
+  CHECK(drain(*store, select_for(rule)) == std::pair<std::int64_t, std::int64_t>{1, 2});
+  CHECK(ids_of(fixture, "accounts") == std::vector<std::int64_t>{2});
+  CHECK(ids_of(fixture, "sessions") == std::vector<std::int64_t>{2});
+  CHECK(ids_of(fixture, "notes") == std::vector<std::int64_t>{2});
+}
+
+TEST_CASE("postgres datastore: triggers and rewrite rules are warned about; suppressed deletes "
+          "end the run") {
+  PostgresFixture fixture;
+  fixture.exec("CREATE TABLE logs(id bigint PRIMARY KEY, at bigint)");
+  fixture.exec("CREATE INDEX ON logs(at)");
+  fixture.exec(fmt::format("INSERT INTO logs SELECT g, CASE WHEN g <= 3 THEN {} ELSE {} END FROM "
+                           "generate_series(1, 100) AS g",
+                           k_cutoff_s - k_day_s, k_cutoff_s + 100));
+  fixture.exec("CREATE FUNCTION keep() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NULL; "
+               "END$$");
+  fixture.exec("CREATE TRIGGER keep_logs BEFORE DELETE ON logs FOR EACH ROW EXECUTE FUNCTION "
+               "keep()");
+  fixture.exec("CREATE TRIGGER on_insert BEFORE INSERT ON logs FOR EACH ROW EXECUTE FUNCTION "
+               "keep()");
+  fixture.exec("ALTER TABLE logs DISABLE TRIGGER on_insert");
+  fixture.exec("CREATE RULE no_update AS ON UPDATE TO logs DO INSTEAD NOTHING");
+  auto store = open_postgres(fixture.config(), OpenMode::read_write);
+  Rule rule = make_rule("logs", "at", AgeFormat::unix_seconds);
+  CHECK(store->check_schema(rule).warnings ==
+        std::vector<std::string>{"table 'logs' has trigger 'keep_logs' on DELETE: what it does is "
+                                 "not counted in the audit log"});
+  rule.action = Action::anonymize;
+  rule.masks = {{"id", Mask::null}};
+  CHECK(store->check_schema(rule).warnings ==
+        std::vector<std::string>{"table 'logs' has rewrite rule 'no_update' on UPDATE: what it "
+                                 "does is not counted in the audit log"});
+
+  // Through the anchor's index (3 of 100 due) and by ranges of pages: the rows stay, and each
+  // run ends instead of finding them again and again.
+  rule = make_rule("logs", "at", AgeFormat::unix_seconds);
+  CHECK(store->count(select_for(rule)).due == 3);
+  auto batch = store->begin_batch(select_for(rule), 2);
+  REQUIRE(batch != nullptr);
+  CHECK(batch->rows() == 0);
+  CHECK(batch->exhausted());
+  batch->commit();
+  CHECK(store->begin_batch(select_for(rule), 2) == nullptr);
+  CHECK(drain(*store, select_later(rule), 2).first == 0);
+  CHECK(ids_of(fixture, "logs").size() == 100);
+}
+
+TEST_CASE("postgres datastore: session settings live in the connection string, with the dsn's "
+          "own options, and survive a reconnection") {
+  PostgresFixture fixture;
+  fixture.exec("CREATE SCHEMA app");
+  // A view that shows the settings of the session reading it: the anchor is NULL (undated)
+  // unless the session is read-only by default and in UTC.
+  fixture.exec("CREATE VIEW app.probe AS SELECT 1::bigint AS id, CASE WHEN "
+               "current_setting('default_transaction_read_only') = 'on' AND "
+               "current_setting('TimeZone') = 'UTC' AND current_setting('DateStyle') = 'ISO, YMD' "
+               "THEN 0::bigint END AS at");
+  fixture.exec("ALTER DATABASE " + quoted(fixture.database()) +
+               " SET timezone TO 'Pacific/Auckland'");
+  DatastoreConfig config = fixture.config();
+  config.dsn += " options='-c search_path=app'";
+  auto store = open_postgres(config, OpenMode::read_only);
+  const Rule rule = make_rule("probe", "at", AgeFormat::unix_seconds);
+  CHECK(store->count(select_for(rule)).due == 1);
+
+  pqxx::connection admin(fixture.config().dsn);
+  pqxx::nontransaction(admin).exec(
+      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+      "current_database() AND application_name = 'retentiond'");
+  // libpqxx reconnects on the next use (that one may fail first).
+  RuleCounts counts;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    try {
+      counts = store->count(select_for(rule));
+      break;
+    } catch (const std::runtime_error&) {
+    }
+  }
+  CHECK(counts.total == 1);
+  CHECK(counts.due == 1);
+  CHECK(counts.undated == 0);
 }

@@ -301,3 +301,81 @@ action = "delete"
                     (PostgresServer::instance().socket_dir() / ".s.PGSQL.5432").string() +
                     "\" failed: FATAL:  database \"nope\" does not exist"));
 }
+
+TEST_CASE("cli postgres: inheritance and acting foreign keys refuse the rule; a hold on a uuid "
+          "holds it in any case") {
+  const std::string database = PostgresServer::instance().create_database("cli_refuse");
+  pqxx::connection connection(PostgresServer::instance().dsn(database));
+  const auto exec = [&](const std::string& sql) { pqxx::nontransaction(connection).exec(sql); };
+  const auto ids = [&](const std::string& from) {
+    std::vector<std::string> result;
+    for (const pqxx::row& row :
+         pqxx::nontransaction(connection).exec("SELECT id FROM " + from + " ORDER BY id"))
+      result.push_back(row[0].as<std::string>());
+    return result;
+  };
+  exec("CREATE TABLE logs(id bigint PRIMARY KEY, created_at timestamptz)");
+  exec("INSERT INTO logs SELECT g, now() FROM generate_series(1, 5) AS g");
+  exec("CREATE TABLE logs_archive() INHERITS (logs)");
+  exec("INSERT INTO logs_archive SELECT g, now() - interval '90 days' FROM generate_series(11, 13) "
+       "AS g");
+  exec("CREATE TABLE accounts(id bigint PRIMARY KEY, created_at timestamptz)");
+  exec("CREATE TABLE sessions(id bigint PRIMARY KEY, account_id bigint REFERENCES accounts ON "
+       "DELETE CASCADE)");
+  exec("INSERT INTO accounts VALUES (1, now() - interval '90 days'), (2, now())");
+  exec("INSERT INTO sessions VALUES (1, 1), (2, 2)");
+  exec("CREATE TABLE devices(id bigint PRIMARY KEY, created_at timestamptz, owner uuid)");
+  exec("INSERT INTO devices VALUES (1, now() - interval '90 days', "
+       "'3f2504e0-4f89-11d3-9a0c-0305e82c3301'), (2, now() - interval '90 days', "
+       "'6ba7b810-9dad-11d1-80b4-00c04fd430c8'), (3, now(), NULL)");
+  TempDir dir;
+  std::string config = fmt::format(R"toml([state]
+path = "state.db"
+
+[datastores.main]
+type = "postgres"
+dsn = "{}"
+)toml",
+                                   PostgresServer::instance().dsn(database));
+  for (const std::string table : {"logs", "accounts", "devices"})
+    config += fmt::format(R"toml(
+[rules.{0}]
+description = "{0} are kept 30 days"
+policy = "Privacy policy"
+datastore = "main"
+table = "{0}"
+age_column = "created_at"
+retain = "30 days"
+action = "delete"
+max_fraction = 1
+{1}
+)toml",
+                          table, table == "devices" ? "subject_column = \"owner\"" : "");
+  std::ofstream(dir / "retentiond.toml") << config;
+  const auto cli = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {"-c", (dir / "retentiond.toml").string()});
+    return run_retentiond(args);
+  };
+  REQUIRE(cli({"hold", "add", "--subject", "3F2504E0-4F89-11D3-9A0C-0305E82C3301", "--rule",
+               "devices", "--reason", "claim"})
+              .exit_code == 0);
+
+  const RunResult once = cli({"once"});
+  CHECK(once.exit_code == 1);
+  CHECK(lines_of(once.out) ==
+        std::vector<std::string>{
+            "accounts: refused (0 rows): table 'sessions' references 'accounts' (account_id) ON "
+            "DELETE CASCADE: deleting rows of 'accounts' would make PostgreSQL delete rows of "
+            "'sessions' that the rule does not name and the audit does not count (add it to "
+            "cascade: { table = \"sessions\", foreign_key = \"account_id\" })",
+            "devices: ok (1 rows)",
+            "logs: refused (0 rows): table 'logs' in datastore 'main' has inheritance children "
+            "(logs_archive), which this version cannot batch: statements on it would change "
+            "their rows too (detach them: ALTER TABLE logs_archive NO INHERIT logs)",
+        });
+  CHECK(ids("ONLY logs") == std::vector<std::string>{"1", "2", "3", "4", "5"});
+  CHECK(ids("logs_archive") == std::vector<std::string>{"11", "12", "13"});
+  CHECK(ids("accounts") == std::vector<std::string>{"1", "2"});
+  CHECK(ids("sessions") == std::vector<std::string>{"1", "2"});
+  CHECK(ids("devices") == std::vector<std::string>{"1", "3"});
+}

@@ -81,7 +81,8 @@ TEST_CASE("postgres state: a schema from a newer retentiond is refused") {
 }
 
 TEST_CASE("postgres state: an unreachable server names the state, never the password") {
-  const std::string dsn = fmt::format("host={} port=1 dbname=nowhere user=u password=hunter2",
+  const std::string dsn = fmt::format("host={} port=1 dbname=nowhere user=u password=hunter2 "
+                                      "sslpassword=hunter3",
                                       PostgresServer::instance().socket_dir().string());
   const std::string error =
       error_of([&] { PostgresStateStore store(dsn, std::nullopt, StateStore::Mode::read_write); });
@@ -89,6 +90,7 @@ TEST_CASE("postgres state: an unreachable server names the state, never the pass
                                       "dbname=nowhere user=u): ",
                                       PostgresServer::instance().socket_dir().string())));
   CHECK(error.find("hunter2") == std::string::npos);
+  CHECK(error.find("hunter3") == std::string::npos);
 }
 
 TEST_CASE("postgres state: one process at a time holds a rule, and names itself to others") {
