@@ -113,7 +113,19 @@ void write_output(const std::optional<std::string>& output, const std::string& t
     std::cout << text;
     return;
   }
-  // Write beside the target, then rename: a reader never sees half a report.
+  // A device, pipe or symlink (/dev/null, /dev/stdout, a FIFO a collector reads, a link an
+  // operator keeps) is written in place: renaming over it would replace it with a plain file.
+  std::error_code error;
+  const auto target = std::filesystem::symlink_status(*output, error);
+  if (std::filesystem::exists(target) && !std::filesystem::is_regular_file(target)) {
+    std::ofstream out(*output, std::ios::binary);
+    out << text;
+    out.flush();
+    if (!out)
+      throw std::runtime_error(fmt::format("cannot write {}", *output));
+    return;
+  }
+  // A file: write beside it, then rename, so a reader never sees half a report.
   const std::string temporary = *output + ".tmp";
   {
     std::ofstream out(temporary, std::ios::binary | std::ios::trunc);

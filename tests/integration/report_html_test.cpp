@@ -12,7 +12,13 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -20,6 +26,7 @@
 #include <string>
 #include <string_view>
 #include <sys/wait.h>
+#include <thread>
 #include <vector>
 
 using namespace retentiond;
@@ -355,6 +362,49 @@ max_fraction = 1
     run = report({"--format", "html"});
     CHECK(run.exit_code == 0);
     CHECK(run.out.starts_with("<!DOCTYPE html>"));
+  }
+  SUBCASE("a pipe or a symlink is written in place, never replaced by a file") {
+    // As /dev/null would be: `report --output /dev/null` once replaced it with a plain file.
+    const auto fifo = dir / "collector.json";
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    // Opened without waiting for a writer, read until the writer closes or 30 s pass, so that
+    // a report that replaced the pipe fails the test instead of hanging it.
+    const int read_end = ::open(fifo.c_str(), O_RDONLY | O_NONBLOCK);
+    REQUIRE(read_end >= 0);
+    std::string received;
+    std::thread reader([&] {
+      bool writer_seen = false;
+      for (;;) {
+        pollfd ready{read_end, POLLIN, 0};
+        if (::poll(&ready, 1, 30'000) <= 0)
+          break;
+        char buffer[4096];
+        const ssize_t got = ::read(read_end, buffer, sizeof buffer);
+        if (got > 0) {
+          writer_seen = true;
+          received.append(buffer, static_cast<std::size_t>(got));
+        } else if (got == 0 && writer_seen) {
+          break;  // the writer closed
+        } else if (got == 0) {
+          std::this_thread::sleep_for(std::chrono::milliseconds{10});  // no writer yet
+        } else if (errno != EAGAIN) {
+          break;
+        }
+      }
+      ::close(read_end);
+    });
+    const RunResult to_pipe = report({"--output", fifo.string()});
+    reader.join();
+    CHECK(to_pipe.exit_code == 0);
+    CHECK(received.starts_with("{\"generated_at\":"));
+    CHECK(std::filesystem::is_fifo(std::filesystem::symlink_status(fifo)));
+    CHECK_FALSE(std::filesystem::exists(dir / "collector.json.tmp"));
+
+    write_file(dir / "latest-target.md", "old");
+    std::filesystem::create_symlink(dir / "latest-target.md", dir / "latest.md");
+    CHECK(report({"--output", (dir / "latest.md").string()}).exit_code == 0);
+    CHECK(std::filesystem::is_symlink(dir / "latest.md"));
+    CHECK(file_bytes(dir / "latest-target.md").starts_with("# Retention report\n"));
   }
   SUBCASE("unknown formats are usage errors") {
     RunResult run = report({"--format", "xml"});
