@@ -157,12 +157,6 @@ AuditEntry append_in_transaction(pqxx::work& transaction, const std::optional<st
   return entry;
 }
 
-// The operator-facing refusals of release_hold, passed through without extra context.
-class HoldRefused : public std::runtime_error {
-public:
-  using std::runtime_error::runtime_error;
-};
-
 // Which audit key a chain is written with, without revealing it: an HMAC of a fixed text under
 // the key, or "none".
 std::string audit_key_fingerprint(const std::optional<std::string>& key) {
@@ -327,12 +321,8 @@ std::vector<AuditEntry> PostgresStateStore::audit_entries(const AuditFilter& fil
             : transaction.exec("SELECT " + columns + " FROM retentiond.audit ORDER BY seq");
     for (const pqxx::row& row : rows) {
       auto entry = read_audit_row(row);
-      if (filter.since) {
-        // Compared as instants: the text form drops ".000", so strings do not sort by time.
-        const auto time = parse_iso8601(entry.time);
-        if (time && *time < *filter.since)
-          continue;
-      }
+      if (!filter.admits_time(entry))
+        continue;
       entries.push_back(std::move(entry));
     }
     return entries;
@@ -405,16 +395,8 @@ Hold PostgresStateStore::add_hold(std::optional<std::string> subject,
                                hold.created, nullable(hold.until))[0][0]
                   .as<std::int64_t>();
 
-    JsonWriter detail;
-    detail.begin_object();
-    detail.field("hold", hold.id);
-    detail.field("subject", hold.subject);
-    detail.field("rule", hold.rule);
-    detail.field("reason", hold.reason);
-    detail.field("until", hold.until);
-    detail.end_object();
     append_in_transaction(transaction, m_audit_key, "hold_add", hold.rule.value_or(""), 0,
-                          detail.str());
+                          hold_added_detail(hold));
     transaction.commit();
     return hold;
   } catch (const std::exception& e) {
@@ -441,13 +423,8 @@ Hold PostgresStateStore::release_hold(std::int64_t id, std::string reason, Insta
         "UPDATE retentiond.holds SET released = $1, release_reason = $2 WHERE id = $3",
         *hold.released, *hold.release_reason, id);
 
-    JsonWriter detail;
-    detail.begin_object();
-    detail.field("hold", id);
-    detail.field("reason", *hold.release_reason);
-    detail.end_object();
     append_in_transaction(transaction, m_audit_key, "hold_release", hold.rule.value_or(""), 0,
-                          detail.str());
+                          hold_released_detail(hold));
     transaction.commit();
     return hold;
   } catch (const HoldRefused&) {

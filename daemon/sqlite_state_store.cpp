@@ -198,12 +198,6 @@ SqliteStateStore::~SqliteStateStore() = default;
 
 namespace {
 
-// The operator-facing refusals of release_hold, passed through without extra context.
-class HoldRefused : public std::runtime_error {
-public:
-  using std::runtime_error::runtime_error;
-};
-
 SQLite::Database& writable(const std::unique_ptr<SQLite::Database>& db,
                            const std::filesystem::path& path) {
   // A read-only store with a missing file has no connection; any other read-only store fails
@@ -243,12 +237,8 @@ std::vector<AuditEntry> SqliteStateStore::audit_entries(const AuditFilter& filte
     query.bind(1, *filter.rule);
   while (query.executeStep()) {
     auto entry = read_audit_row(query);
-    if (filter.since) {
-      // Compared as instants: the text form drops ".000", so strings do not sort by time.
-      const auto time = parse_iso8601(entry.time);
-      if (time && *time < *filter.since)
-        continue;
-    }
+    if (!filter.admits_time(entry))
+      continue;
     entries.push_back(std::move(entry));
   }
   return entries;
@@ -306,15 +296,8 @@ Hold SqliteStateStore::add_hold(std::optional<std::string> subject, std::optiona
     insert.exec();
     hold.id = db.getLastInsertRowid();
 
-    JsonWriter detail;
-    detail.begin_object();
-    detail.field("hold", hold.id);
-    detail.field("subject", hold.subject);
-    detail.field("rule", hold.rule);
-    detail.field("reason", hold.reason);
-    detail.field("until", hold.until);
-    detail.end_object();
-    append_in_transaction(db, m_audit_key, "hold_add", hold.rule.value_or(""), 0, detail.str());
+    append_in_transaction(db, m_audit_key, "hold_add", hold.rule.value_or(""), 0,
+                          hold_added_detail(hold));
     transaction.commit();
     return hold;
   } catch (const std::exception& e) {
@@ -340,13 +323,8 @@ Hold SqliteStateStore::release_hold(std::int64_t id, std::string reason, Instant
     update.bind(3, id);
     update.exec();
 
-    JsonWriter detail;
-    detail.begin_object();
-    detail.field("hold", id);
-    detail.field("reason", *hold->release_reason);
-    detail.end_object();
     append_in_transaction(db, m_audit_key, "hold_release", hold->rule.value_or(""), 0,
-                          detail.str());
+                          hold_released_detail(*hold));
     transaction.commit();
     return *hold;
   } catch (const HoldRefused&) {

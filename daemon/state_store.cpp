@@ -1,5 +1,6 @@
 #include "daemon/state_store.hpp"
 
+#include "daemon/json_writer.hpp"
 #include "daemon/postgres_connection.hpp"
 #include "daemon/postgres_state_store.hpp"
 #include "daemon/sqlite_state_store.hpp"
@@ -18,6 +19,35 @@ bool Hold::active_at(Instant now) const {
   if (!end)
     return true;
   return now < *end;
+}
+
+bool AuditFilter::admits_time(const AuditEntry& entry) const {
+  if (!since)
+    return true;
+  // Compared as instants: the text form drops ".000", so strings do not sort by time.
+  const auto time = parse_iso8601(entry.time);
+  return !time || *time >= *since;
+}
+
+std::string hold_added_detail(const Hold& hold) {
+  JsonWriter detail;
+  detail.begin_object();
+  detail.field("hold", hold.id);
+  detail.field("subject", hold.subject);
+  detail.field("rule", hold.rule);
+  detail.field("reason", hold.reason);
+  detail.field("until", hold.until);
+  detail.end_object();
+  return detail.str();
+}
+
+std::string hold_released_detail(const Hold& hold) {
+  JsonWriter detail;
+  detail.begin_object();
+  detail.field("hold", hold.id);
+  detail.field("reason", hold.release_reason.value_or(""));
+  detail.end_object();
+  return detail.str();
 }
 
 std::unique_ptr<StateStore> open_state_store(const Config& config, StateStore::Mode mode,

@@ -8,6 +8,7 @@
 #include <expected>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -45,7 +46,23 @@ struct RunRecord {
 struct AuditFilter {
   std::optional<std::string> rule;
   std::optional<Instant> since;
+
+  // Whether `entry` is at or after `since` (the rule is matched by the query itself).
+  bool admits_time(const AuditEntry& entry) const;
 };
+
+// What every state backend shares when it changes holds.
+
+// The documented refusals of release_hold ("hold N does not exist", "hold N is already
+// released"), passed to the operator without further context.
+class HoldRefused : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+// The `detail` of the hold_add and hold_release audit entries.
+std::string hold_added_detail(const Hold& hold);
+std::string hold_released_detail(const Hold& hold);
 
 // Held while this process runs one rule; released when destroyed.
 class RuleLock {

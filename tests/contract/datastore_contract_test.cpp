@@ -15,6 +15,7 @@
 #include "tests/support/files.hpp"
 #include "tests/support/postgres_server.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/text.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <doctest/doctest.h>
@@ -42,6 +43,7 @@ using adapters::Datastore;
 using adapters::OpenMode;
 using adapters::RuleCounts;
 using adapters::Selection;
+using retentiond::test::error_of;
 using retentiond::test::file_bytes;
 
 namespace {
@@ -1416,15 +1418,6 @@ TEST_CASE("sqlite datastore: a deleted row's values do not linger in the file") 
 // PostgreSQL specifics
 
 namespace {
-
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const std::runtime_error& error) {
-    return error.what();
-  }
-  return "(no error)";
-}
 
 DatastoreConfig postgres_config(const std::string& dsn) {
   DatastoreConfig config;

@@ -3,6 +3,7 @@
 #include "daemon/audit_log.hpp"
 #include "daemon/state_store.hpp"
 #include "tests/support/state_backends.hpp"
+#include "tests/support/text.hpp"
 
 #include <doctest/doctest.h>
 
@@ -16,21 +17,14 @@ using namespace retentiond;
 using retentiond::test::for_each_state_backend;
 using retentiond::test::StateBackend;
 
+using retentiond::test::error_of;
+
 namespace {
 
 Instant at(std::string_view text) {
   auto instant = parse_iso8601(text);
   REQUIRE(instant.has_value());
   return *instant;
-}
-
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const std::runtime_error& e) {
-    return e.what();
-  }
-  return "no error";
 }
 
 // Writes five entries: run_start, batch(a), batch(b), rule_done(a), run_done.

@@ -2,6 +2,7 @@
 // let several hosts share one state.
 #include "daemon/postgres_state_store.hpp"
 #include "tests/support/postgres_server.hpp"
+#include "tests/support/text.hpp"
 
 #include <doctest/doctest.h>
 #include <pqxx/pqxx>
@@ -19,16 +20,9 @@
 using namespace retentiond;
 using retentiond::test::PostgresServer;
 
-namespace {
+using retentiond::test::error_of;
 
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const std::runtime_error& e) {
-    return e.what();
-  }
-  return "no error";
-}
+namespace {
 
 struct Database {
   std::string name = PostgresServer::instance().create_database("state");

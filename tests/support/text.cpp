@@ -1,6 +1,7 @@
 #include "tests/support/text.hpp"
 
 #include <sstream>
+#include <stdexcept>
 
 namespace retentiond::test {
 
@@ -15,6 +16,15 @@ std::vector<std::string> lines_of(const std::string& text) {
     if (!line.empty())
       lines.push_back(line);
   return lines;
+}
+
+std::string error_of(const std::function<void()>& action) {
+  try {
+    action();
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "no error";
 }
 
 }  // namespace retentiond::test

@@ -2,6 +2,7 @@
 #include "daemon/state_store.hpp"
 #include "tests/support/files.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/text.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <doctest/doctest.h>
@@ -18,21 +19,14 @@ using retentiond::StateStore;
 using retentiond::test::file_bytes;
 using retentiond::test::TempDir;
 
+using retentiond::test::error_of;
+
 namespace {
 
 Instant at(std::string_view text) {
   auto instant = retentiond::parse_iso8601(text);
   REQUIRE(instant.has_value());
   return *instant;
-}
-
-std::string error_of(const std::function<void()>& action) {
-  try {
-    action();
-  } catch (const std::runtime_error& e) {
-    return e.what();
-  }
-  return "no error";
 }
 
 }  // namespace
