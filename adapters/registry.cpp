@@ -1,8 +1,8 @@
 #include "adapters/datastore.hpp"
 
 #include "adapters/files/files_datastore.hpp"
-#include "adapters/postgres/postgres_datastore.hpp"
 #include "adapters/sqlite/sqlite_datastore.hpp"
+#include "daemon/postgres_support.hpp"
 
 #include <functional>
 #include <map>
@@ -11,6 +11,12 @@
 namespace retentiond::adapters {
 namespace {
 
+// PostgreSQL's adapter is in a module loaded on first use (daemon/postgres_support.hpp).
+std::unique_ptr<Datastore> open_postgres_datastore(const DatastoreConfig& config, OpenMode mode,
+                                                   const AdapterSecrets& secrets) {
+  return postgres_support().open_datastore(config, mode, secrets);
+}
+
 using Factory = std::function<std::unique_ptr<Datastore>(const DatastoreConfig&, OpenMode,
                                                          const AdapterSecrets&)>;
 
@@ -18,7 +24,7 @@ using Factory = std::function<std::unique_ptr<Datastore>(const DatastoreConfig&,
 const std::map<std::string, Factory, std::less<>>& registry() {
   static const std::map<std::string, Factory, std::less<>> factories{
       {"files", &files::open_files_datastore},
-      {"postgres", &postgres::open_postgres_datastore},
+      {"postgres", &open_postgres_datastore},
       {"sqlite", &sqlite::open_sqlite_datastore},
   };
   return factories;

@@ -4,7 +4,7 @@
 #include "daemon/command_support.hpp"
 #include "daemon/engine.hpp"
 #include "daemon/metrics_server.hpp"
-#include "daemon/postgres_connection.hpp"
+#include "daemon/postgres_support.hpp"
 #include "daemon/schedule.hpp"
 #include "daemon/service_metrics.hpp"
 #include "daemon/state_store.hpp"
@@ -26,6 +26,11 @@ namespace retentiond {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// A state dsn for messages, without its password; empty for a SQLite state.
+std::string describe_state_dsn(const std::string& dsn) {
+  return dsn.empty() ? std::string{} : postgres_support().describe_dsn(dsn);
+}
 
 // Between runs the loop wakes at least this often, even with no watchdog to feed.
 constexpr auto k_longest_sleep = std::chrono::minutes{1};
@@ -248,8 +253,8 @@ private:
         throw ConfigError({fresh->file.string(), 0, 0},
                           fmt::format("state.dsn: changed from '{}' to '{}'; a new state takes a "
                                       "restart (systemctl restart retentiond)",
-                                      describe_dsn(m_config->state_dsn),
-                                      describe_dsn(fresh->state_dsn)));
+                                      describe_state_dsn(m_config->state_dsn),
+                                      describe_state_dsn(fresh->state_dsn)));
       if (fresh->metrics_listen != m_config->metrics_listen)
         spdlog::warn("daemon.metrics_listen changed: the new address applies after a restart");
       if (fresh->state_password_file != m_config->state_password_file)

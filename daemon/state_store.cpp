@@ -1,9 +1,6 @@
 #include "daemon/state_store.hpp"
 
 #include "daemon/json_writer.hpp"
-#include "daemon/postgres_connection.hpp"
-#include "daemon/postgres_state_store.hpp"
-#include "daemon/sqlite_state_store.hpp"
 
 #include <utility>
 
@@ -48,17 +45,6 @@ std::string hold_released_detail(const Hold& hold) {
   detail.field("reason", hold.release_reason.value_or(""));
   detail.end_object();
   return detail.str();
-}
-
-std::unique_ptr<StateStore> open_state_store(const Config& config, StateStore::Mode mode,
-                                             std::optional<std::string> audit_key) {
-  if (config.state_dsn.empty())
-    return std::make_unique<SqliteStateStore>(config.state_path, mode, std::move(audit_key));
-  std::optional<std::string> password;
-  if (config.state_password_file)
-    password = read_password_file(*config.state_password_file);
-  return std::make_unique<PostgresStateStore>(config.state_dsn, std::move(password), mode,
-                                              std::move(audit_key));
 }
 
 }  // namespace retentiond

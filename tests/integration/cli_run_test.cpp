@@ -15,6 +15,7 @@
 #include <csignal>
 #include <cstdint>
 #include <fstream>
+#include <iterator>
 #include <netinet/in.h>
 #include <optional>
 #include <poll.h>
@@ -248,6 +249,14 @@ TEST_CASE("run: enforces due rules at start-up, tells systemd, serves metrics, r
     CHECK(contains(response, "\nretentiond_last_success_timestamp_seconds{rule=\"logs\"} "));
     CHECK(http_request(service.port(), "GET /other HTTP/1.1").starts_with("HTTP/1.1 404 "));
     CHECK(http_request(service.port(), "POST /metrics HTTP/1.1").starts_with("HTTP/1.1 405 "));
+  }
+
+  SUBCASE("a SQLite-only service never loads PostgreSQL support (libpq costs about 5 MB)") {
+    std::ifstream maps_file("/proc/" + std::to_string(daemon->pid()) + "/maps");
+    const std::string maps{std::istreambuf_iterator<char>(maps_file), {}};
+    CHECK(contains(maps, "libsqlite3"));
+    CHECK(!contains(maps, "libpq"));
+    CHECK(!contains(maps, "retentiond-postgres.so"));
   }
 
   SUBCASE("holds the instance lock: once exits 75") {

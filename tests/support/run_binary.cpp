@@ -92,8 +92,14 @@ void drain(int out_fd, int err_fd, std::string& out, std::string& err) {
 RunResult run_retentiond(const std::vector<std::string>& args,
                          const std::map<std::string, std::string>& env,
                          const std::filesystem::path& cwd) {
+  return run_program(RETENTIOND_BINARY, args, env, cwd);
+}
+
+RunResult run_program(const std::filesystem::path& program, const std::vector<std::string>& args,
+                      const std::map<std::string, std::string>& env,
+                      const std::filesystem::path& cwd) {
   // Everything the child needs is built before fork: after it, only async-signal-safe calls.
-  std::vector<std::string> argv_strings{RETENTIOND_BINARY};
+  std::vector<std::string> argv_strings{program.string()};
   argv_strings.insert(argv_strings.end(), args.begin(), args.end());
   std::vector<std::string> env_strings = child_environment(env);
   const std::vector<char*> argv = pointers_to(argv_strings);

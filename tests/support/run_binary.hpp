@@ -24,6 +24,11 @@ RunResult run_retentiond(const std::vector<std::string>& args,
                          const std::map<std::string, std::string>& env = {},
                          const std::filesystem::path& cwd = {});
 
+// The same with another build of retentiond: `program` (a copy of the binary elsewhere, say).
+RunResult run_program(const std::filesystem::path& program, const std::vector<std::string>& args,
+                      const std::map<std::string, std::string>& env = {},
+                      const std::filesystem::path& cwd = {});
+
 // A retentiond started in the background (the `run` service), its stdout and stderr going to
 // files. Killed (SIGKILL) and reaped on destruction if still running.
 class RunningRetentiond {

@@ -280,6 +280,19 @@ TEST_CASE("load_config refuses a bad configuration with its position and a way o
                  "write '5s'"));
   }
 
+  SUBCASE("a postgres datastore's dsn that libpq cannot read, or an empty one") {
+    const std::string postgres =
+        "[state]\npath = \"s.db\"\n[datastores.main]\ntype = \"postgres\"\n";
+    CHECK(dir.error_of(postgres + "dsn = \"host=db1 dbname\"\n") ==
+          dir.at(5, 7,
+                 "datastores.main.dsn: not a libpq connection string: missing \"=\" after "
+                 "\"dbname\" in connection info string"));
+    CHECK(dir.error_of(postgres + "dsn = \"\"\n") ==
+          dir.at(5, 7,
+                 "datastores.main.dsn: empty; give a libpq connection string, e.g. "
+                 "\"host=/run/postgresql dbname=app\""));
+  }
+
   // --- rules: keys and types ---
 
   SUBCASE("unknown key in a rule, close to a known one") {

@@ -1,0 +1,847 @@
+#include "daemon/config.hpp"
+
+#include "daemon/digest.hpp"
+#include "daemon/metrics_server.hpp"
+#include "daemon/postgres_support.hpp"
+#include "daemon/schedule.hpp"
+
+#include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <fstream>
+#include <glob.h>
+#include <set>
+#include <sstream>
+
+namespace retentiond {
+
+namespace {
+
+std::string_view type_name(const toml::node& node) {
+  switch (node.type()) {
+  case toml::node_type::string: return "string";
+  case toml::node_type::integer: return "integer";
+  case toml::node_type::floating_point: return "float";
+  case toml::node_type::boolean: return "boolean";
+  case toml::node_type::table: return "table";
+  case toml::node_type::array: return "array";
+  case toml::node_type::date: return "date";
+  case toml::node_type::time: return "time";
+  case toml::node_type::date_time: return "date-time";
+  default: return "value";
+  }
+}
+
+// The value as the user would recognise it in a message: strings quoted, tables elided.
+std::string show(const toml::node& node) {
+  if (const auto* s = node.as_string())
+    return fmt::format("'{}'", s->get());
+  if (node.is_table())
+    return "a table";
+  if (node.is_array())
+    return "an array";
+  std::ostringstream out;
+  node.visit([&out](const auto& value) {
+    if constexpr (toml::is_value<decltype(value)>)
+      out << value;
+  });
+  return out.str();
+}
+
+// What was found instead of the expected type: "integer 5", "string 'x'", "a table".
+std::string describe(const toml::node& node) {
+  if (node.is_table() || node.is_array())
+    return show(node);
+  return fmt::format("{} {}", type_name(node), show(node));
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j)
+    row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+bool is_sql_identifier(std::string_view text) {
+  if (text.empty() || text.size() > 63)
+    return false;
+  if (!(std::isalpha(static_cast<unsigned char>(text[0])) || text[0] == '_'))
+    return false;
+  return std::all_of(text.begin(), text.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+  });
+}
+
+bool is_rule_id(std::string_view text) {
+  return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+// Reads one TOML table strictly: every key must be consumed, types must match, and every
+// error carries the file, line and column of the offending key or value.
+class TableReader {
+public:
+  TableReader(const toml::table& table, std::string path, std::string file)
+      : m_table(table), m_path(std::move(path)), m_file(std::move(file)) {}
+
+  const std::string& path() const { return m_path; }
+  std::string key_path(std::string_view key) const {
+    return m_path.empty() ? std::string{key} : fmt::format("{}.{}", m_path, key);
+  }
+
+  SourcePosition position_of(const toml::source_region& region) const {
+    return {m_file, region.begin.line, region.begin.column};
+  }
+  SourcePosition position() const { return position_of(m_table.source()); }
+
+  [[noreturn]] void fail_at(const toml::node& node, std::string_view key,
+                            const std::string& message) const {
+    throw ConfigError(position_of(node.source()), fmt::format("{}: {}", key_path(key), message));
+  }
+  [[noreturn]] void fail(const std::string& message) const {
+    throw ConfigError(position(), fmt::format("{}: {}", m_path, message));
+  }
+
+  const toml::node* find(std::string_view key) {
+    m_consumed.insert(std::string{key});
+    return m_table.get(key);
+  }
+
+  std::optional<std::string> optional_string(std::string_view key) {
+    const toml::node* node = find(key);
+    if (node == nullptr)
+      return std::nullopt;
+    const auto* text = node->as_string();
+    if (text == nullptr)
+      fail_at(*node, key, fmt::format("expected a string, got {}", describe(*node)));
+    return text->get();
+  }
+
+  // A required key is absent. A misspelling of it is the likelier cause, so it is named first.
+  [[noreturn]] void fail_missing(std::string_view key, const std::string& message) const {
+    for (const auto& [other, node] : m_table) {
+      const std::string name{other.str()};
+      if (!m_consumed.contains(name) && edit_distance(name, key) < 3)
+        throw ConfigError(
+            position_of(other.source()),
+            fmt::format("{}: unknown key '{}'; did you mean '{}'?", m_path, name, key));
+    }
+    fail(message);
+  }
+
+  std::string required_string(std::string_view key, std::string_view hint) {
+    auto value = optional_string(key);
+    if (!value)
+      fail_missing(key, fmt::format("missing key '{}' ({})", key, hint));
+    return *value;
+  }
+
+  // A plain SQL identifier: validated here so that no rule field is ever pasted into SQL.
+  std::optional<std::string> optional_identifier(std::string_view key) {
+    auto value = optional_string(key);
+    if (value && !is_sql_identifier(*value))
+      fail_at(*m_table.get(key), key,
+              fmt::format("'{}' is not a plain SQL identifier (letters, digits and _, not starting "
+                          "with a digit, at most 63 characters)",
+                          *value));
+    return value;
+  }
+
+  std::string required_identifier(std::string_view key, std::string_view hint) {
+    auto value = optional_identifier(key);
+    if (!value)
+      fail_missing(key, fmt::format("missing key '{}' ({})", key, hint));
+    return *value;
+  }
+
+  std::optional<std::chrono::milliseconds> optional_duration(std::string_view key) {
+    auto text = optional_string(key);
+    if (!text)
+      return std::nullopt;
+    auto duration = parse_duration(*text);
+    if (!duration)
+      fail_at(*m_table.get(key), key, duration.error());
+    if (duration->count() <= 0)
+      fail_at(*m_table.get(key), key, fmt::format("'{}' must be longer than zero", *text));
+    return *duration;
+  }
+
+  const toml::table* optional_table(std::string_view key) {
+    const toml::node* node = find(key);
+    if (node == nullptr)
+      return nullptr;
+    if (!node->is_table())
+      fail_at(*node, key, fmt::format("expected a table, got {}", describe(*node)));
+    return node->as_table();
+  }
+
+  // Refuses every key that no reader asked for, suggesting the closest known one.
+  void reject_unknown_keys() const {
+    for (const auto& [key, node] : m_table) {
+      const std::string name{key.str()};
+      if (m_consumed.contains(name))
+        continue;
+      std::string best;
+      std::size_t best_distance = 3;
+      for (const std::string& known : m_consumed) {
+        const std::size_t distance = edit_distance(name, known);
+        if (distance < best_distance) {
+          best_distance = distance;
+          best = known;
+        }
+      }
+      std::string way_out;
+      if (!best.empty()) {
+        way_out = fmt::format("did you mean '{}'?", best);
+      } else {
+        std::vector<std::string> known(m_consumed.begin(), m_consumed.end());
+        way_out = fmt::format("expected one of: {}", fmt::join(known, ", "));
+      }
+      throw ConfigError(position_of(key.source()),
+                        fmt::format("{}: unknown key '{}'; {}", m_path, name, way_out));
+    }
+  }
+
+private:
+  const toml::table& m_table;
+  std::string m_path;
+  std::string m_file;
+  std::set<std::string> m_consumed;
+};
+
+std::string read_file_bytes(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream bytes;
+  bytes << in.rdbuf();
+  return bytes.str();
+}
+
+toml::table parse_toml(const std::filesystem::path& path, const std::string& bytes) {
+  try {
+    return toml::parse(bytes, path.string());
+  } catch (const toml::parse_error& error) {
+    const auto& begin = error.source().begin;
+    throw ConfigError({path.string(), begin.line, begin.column},
+                      fmt::format("invalid TOML: {}", error.description()));
+  }
+}
+
+std::filesystem::path resolve(const std::filesystem::path& base_dir, const std::string& text) {
+  const std::filesystem::path path{text};
+  return (path.is_absolute() ? path : base_dir / path).lexically_normal();
+}
+
+// The libpq connection string in `reader`'s key `dsn`, checked before anything connects: libpq
+// reads an empty one as "all defaults", which here is a mistake; `example` shows a good one.
+// Loads PostgreSQL support, so a missing module is reported at the key that needs it.
+void check_postgres_dsn(TableReader& reader, const std::string& dsn, std::string_view example) {
+  const toml::node& node = *reader.find("dsn");
+  if (dsn.find_first_not_of(" \t\r\n") == std::string::npos)
+    reader.fail_at(node, "dsn",
+                   fmt::format("empty; give a libpq connection string, e.g. {}", example));
+  const PostgresSupport* postgres = nullptr;
+  try {
+    postgres = &postgres_support();
+  } catch (const std::runtime_error& error) {
+    reader.fail_at(node, "dsn", error.what());
+  }
+  if (auto problem = postgres->dsn_problem(dsn))
+    reader.fail_at(node, "dsn", fmt::format("not a libpq connection string: {}", *problem));
+}
+
+std::optional<MatchValue> to_match_value(const toml::node& node) {
+  if (const auto* s = node.as_string())
+    return MatchValue{s->get()};
+  if (const auto* i = node.as_integer())
+    return MatchValue{i->get()};
+  if (const auto* f = node.as_floating_point())
+    return MatchValue{f->get()};
+  if (const auto* b = node.as_boolean())
+    return MatchValue{b->get()};
+  return std::nullopt;
+}
+
+class ConfigLoader {
+public:
+  std::shared_ptr<const Config> load(const std::filesystem::path& main_file) {
+    m_config.file = main_file;
+    const std::string bytes = read_main(main_file);
+    const toml::table root = parse_toml(main_file, bytes);
+    m_digest_input = digest_part(main_file, bytes);
+    m_config.files.push_back(main_file);
+
+    TableReader top(root, "", main_file.string());
+    const std::filesystem::path base = main_file.parent_path();
+    read_state(top, root, base);
+    const toml::table* daemon = top.optional_table("daemon");
+    std::vector<std::string> rule_globs;
+    if (daemon != nullptr)
+      rule_globs = read_daemon(*daemon, main_file.string(), base);
+    if (const toml::table* datastores = top.optional_table("datastores"))
+      read_datastores(*datastores, main_file.string(), base);
+    if (const toml::table* rules = top.optional_table("rules"))
+      read_rules(*rules, main_file.string());
+    reject_unknown_top_level(root, main_file.string(), {"state", "daemon", "datastores", "rules"});
+
+    for (const std::string& pattern : rule_globs)
+      for (const auto& file : expand_glob(pattern, base, daemon))
+        read_rule_file(file);
+
+    std::sort(m_config.rules.begin(), m_config.rules.end(),
+              [](const Rule& a, const Rule& b) { return a.id < b.id; });
+    check_hmac_key();
+    m_config.digest = sha256_hex(m_digest_input);
+    return std::make_shared<const Config>(std::move(m_config));
+  }
+
+private:
+  static std::string digest_part(const std::filesystem::path& path, const std::string& bytes) {
+    return path.string() + '\0' + bytes + '\0';
+  }
+
+  static std::string read_main(const std::filesystem::path& path) {
+    std::error_code error;
+    if (!std::filesystem::is_regular_file(path, error))
+      throw ConfigError({path.string(), 0, 0},
+                        "cannot read the configuration file (use -c FILE or RETENTIOND_CONFIG)");
+    return read_file_bytes(path);
+  }
+
+  static void reject_unknown_top_level(const toml::table& root, const std::string& file,
+                                       std::initializer_list<std::string_view> allowed) {
+    for (const auto& [key, node] : root) {
+      if (std::find(allowed.begin(), allowed.end(), key.str()) != allowed.end())
+        continue;
+      throw ConfigError({file, key.source().begin.line, key.source().begin.column},
+                        fmt::format("unknown top-level key '{}'; expected one of: {}", key.str(),
+                                    fmt::join(allowed, ", ")));
+    }
+  }
+
+  void read_state(TableReader& top, const toml::table& root, const std::filesystem::path& base) {
+    const toml::table* state = top.optional_table("state");
+    if (state == nullptr)
+      throw ConfigError(
+          {m_config.file.string(), 1, 1},
+          "missing table [state] (set [state] path = \"/var/lib/retentiond/state.db\")");
+    (void)root;
+    TableReader reader(*state, "state", m_config.file.string());
+    auto path = reader.optional_string("path");
+    auto dsn = reader.optional_string("dsn");
+    if (path && dsn)
+      reader.fail_at(*reader.find("dsn"), "dsn",
+                     "set either path (a SQLite state file) or dsn (a PostgreSQL state shared "
+                     "by several hosts), not both");
+    if (dsn) {
+      check_postgres_dsn(reader, *dsn,
+                         "\"host=/run/postgresql dbname=retention\" (or path = \"...\" for a "
+                         "SQLite state file)");
+      m_config.state_dsn = *dsn;
+      if (auto password = reader.optional_string("password_file"))
+        m_config.state_password_file = resolve(base, *password);
+    } else {
+      if (const toml::node* password = reader.find("password_file"))
+        reader.fail_at(*password, "password_file",
+                       "password_file applies to a PostgreSQL state (dsn) only");
+      if (!path)
+        reader.fail_missing("path",
+                            "missing key 'path' (the SQLite state file, e.g. "
+                            "\"/var/lib/retentiond/state.db\"; or dsn for a PostgreSQL state)");
+      m_config.state_path = resolve(base, *path);
+    }
+    if (auto key = reader.optional_string("audit_key_file"))
+      m_config.audit_key_file = resolve(base, *key);
+    reader.reject_unknown_keys();
+  }
+
+  std::vector<std::string> read_daemon(const toml::table& daemon, const std::string& file,
+                                       const std::filesystem::path& base) {
+    TableReader reader(daemon, "daemon", file);
+    std::vector<std::string> globs;
+    if (const toml::node* rules = reader.find("rules")) {
+      const auto* array = rules->as_array();
+      if (array == nullptr)
+        reader.fail_at(*rules, "rules",
+                       fmt::format("expected an array of globs, got {}", describe(*rules)));
+      for (const toml::node& item : *array) {
+        const auto* text = item.as_string();
+        if (text == nullptr)
+          reader.fail_at(item, "rules",
+                         fmt::format("expected a string glob, got {}", describe(item)));
+        globs.push_back(text->get());
+      }
+    }
+    m_config.metrics_listen = reader.optional_string("metrics_listen");
+    if (m_config.metrics_listen)
+      if (auto address = parse_listen_address(*m_config.metrics_listen); !address)
+        reader.fail_at(*daemon.get("metrics_listen"), "metrics_listen",
+                       fmt::format("'{}': {}", *m_config.metrics_listen, address.error()));
+    if (auto key = reader.optional_string("hmac_key_file"))
+      m_config.hmac_key_file = resolve(base, *key);
+    reader.reject_unknown_keys();
+    return globs;
+  }
+
+  std::vector<std::filesystem::path> expand_glob(const std::string& pattern,
+                                                 const std::filesystem::path& base,
+                                                 const toml::table* daemon) {
+    const std::filesystem::path full = resolve(base, pattern);
+    glob_t matches{};
+    const int result = ::glob(full.c_str(), GLOB_ERR, nullptr, &matches);
+    std::vector<std::filesystem::path> files;
+    if (result == 0)
+      for (std::size_t i = 0; i < matches.gl_pathc; ++i)
+        files.emplace_back(matches.gl_pathv[i]);
+    ::globfree(&matches);
+    const bool has_wildcard = pattern.find_first_of("*?[") != std::string::npos;
+    if (files.empty() && !has_wildcard) {
+      const toml::node* node = daemon->get("rules");
+      throw ConfigError(
+          {m_config.file.string(), node->source().begin.line, node->source().begin.column},
+          fmt::format("daemon.rules: rule file '{}' does not exist", full.string()));
+    }
+    if (files.empty())
+      spdlog::warn("daemon.rules: '{}' matches no file", full.string());
+    return files;
+  }
+
+  void read_datastores(const toml::table& datastores, const std::string& file,
+                       const std::filesystem::path& base) {
+    for (const auto& [key, node] : datastores) {
+      const std::string name{key.str()};
+      const std::string path = "datastores." + name;
+      const auto* table = node.as_table();
+      if (table == nullptr)
+        throw ConfigError({file, node.source().begin.line, node.source().begin.column},
+                          fmt::format("{}: expected a table, got {}", path, describe(node)));
+      TableReader reader(*table, path, file);
+      DatastoreConfig store;
+      store.name = name;
+      store.position = reader.position();
+      store.type = reader.required_string("type", "one of: sqlite, postgres, files");
+      if (store.type == "sqlite") {
+        store.path = resolve(base, reader.required_string("path", "the SQLite database file"));
+        if (auto timeout = reader.optional_duration("busy_timeout"))
+          store.busy_timeout = *timeout;
+      } else if (store.type == "postgres") {
+        store.dsn = reader.required_string("dsn", "a libpq connection string");
+        check_postgres_dsn(reader, store.dsn, "\"host=/run/postgresql dbname=app\"");
+        if (auto password = reader.optional_string("password_file"))
+          store.password_file = resolve(base, *password);
+      } else if (store.type == "files") {
+        store.root =
+            resolve(base, reader.required_string("root", "the directory the files live in"));
+      } else {
+        reader.fail_at(
+            *table->get("type"), "type",
+            fmt::format("unknown datastore type '{}' (expected sqlite, postgres or files)",
+                        store.type));
+      }
+      reader.reject_unknown_keys();
+      m_config.datastores.emplace(name, std::move(store));
+    }
+  }
+
+  void read_rule_file(const std::filesystem::path& file) {
+    const std::string bytes = read_file_bytes(file);
+    const toml::table root = parse_toml(file, bytes);
+    m_digest_input += digest_part(file, bytes);
+    m_config.files.push_back(file);
+    reject_unknown_top_level(root, file.string(), {"rules"});
+    if (const toml::node* rules = root.get("rules")) {
+      if (!rules->is_table())
+        throw ConfigError({file.string(), rules->source().begin.line, rules->source().begin.column},
+                          "rules: expected a table of rules ([rules.ID])");
+      read_rules(*rules->as_table(), file.string());
+    }
+  }
+
+  void read_rules(const toml::table& rules, const std::string& file) {
+    for (const auto& [key, node] : rules) {
+      const std::string id{key.str()};
+      const SourcePosition where{file, key.source().begin.line, key.source().begin.column};
+      if (!is_rule_id(id))
+        throw ConfigError(where,
+                          fmt::format("rules.{}: rule id '{}' must match [a-z0-9_]+", id, id));
+      if (const auto it = m_rule_positions.find(id); it != m_rule_positions.end())
+        throw ConfigError(where,
+                          fmt::format("rules.{}: rule '{}' is already defined at {} (rule ids "
+                                      "must be unique across files)",
+                                      id, id, it->second.to_string()));
+      const auto* table = node.as_table();
+      if (table == nullptr)
+        throw ConfigError(where,
+                          fmt::format("rules.{}: expected a table, got {}", id, describe(node)));
+      m_rule_positions.emplace(id, where);
+      m_config.rules.push_back(read_rule(id, *table, file));
+    }
+  }
+
+  Rule read_rule(const std::string& id, const toml::table& table, const std::string& file) {
+    TableReader reader(table, "rules." + id, file);
+    Rule rule;
+    rule.id = id;
+    rule.position = reader.position();
+    rule.description =
+        reader.required_string("description", "what the rule promises, in plain words");
+    rule.policy = reader.required_string("policy", "the policy clause this rule enforces");
+
+    rule.datastore = reader.required_string("datastore", "the name of a [datastores.NAME] table");
+    const auto store = m_config.datastores.find(rule.datastore);
+    if (store == m_config.datastores.end()) {
+      std::vector<std::string> names;
+      for (const auto& [name, _] : m_config.datastores)
+        names.push_back(name);
+      reader.fail_at(*table.get("datastore"), "datastore",
+                     fmt::format("unknown datastore '{}' (defined: {})", rule.datastore,
+                                 names.empty() ? std::string{"none"}
+                                               : fmt::format("{}", fmt::join(names, ", "))));
+    }
+    const std::string& store_type = store->second.type;
+
+    const std::string action = reader.required_string("action", "delete, anonymize or keep");
+    if (action == "delete")
+      rule.action = Action::delete_rows;
+    else if (action == "anonymize")
+      rule.action = Action::anonymize;
+    else if (action == "keep")
+      rule.action = Action::keep;
+    else
+      reader.fail_at(
+          *table.get("action"), "action",
+          fmt::format("unknown action '{}' (expected delete, anonymize or keep)", action));
+
+    const std::string retain = reader.required_string(
+        "retain", "e.g. \"12 months\", or \"forever\" with action = \"keep\"");
+    auto retention = parse_retention(retain);
+    if (!retention)
+      reader.fail_at(*table.get("retain"), "retain", retention.error());
+    rule.retain = *retention;
+    if (rule.retain.forever && rule.action != Action::keep)
+      reader.fail_at(
+          *table.get("retain"), "retain",
+          fmt::format("'forever' is only allowed with action = \"keep\" (action is \"{}\")",
+                      action));
+
+    if (store_type == "files")
+      return read_file_rule(reader, table, std::move(rule));
+    rule.table = reader.required_identifier("table", "the table this rule applies to");
+
+    const bool has_parent_anchor = table.contains("age_from");
+    if (auto column = reader.optional_identifier("age_column")) {
+      if (has_parent_anchor)
+        reader.fail_at(*table.get("age_column"), "age_column",
+                       "age_column and age_from exclude each other (age_from names the parent's "
+                       "column)");
+      rule.age_column = *column;
+    } else if (rule.action != Action::keep && !has_parent_anchor) {
+      reader.fail_missing("age_column",
+                          "missing key 'age_column' (the column the retention period is "
+                          "measured from, or an age_from table)");
+    }
+
+    if (auto format = reader.optional_string("age_format")) {
+      if (*format == "unix_seconds")
+        rule.age_format = AgeFormat::unix_seconds;
+      else if (*format == "unix_millis")
+        rule.age_format = AgeFormat::unix_millis;
+      else if (*format == "iso8601")
+        rule.age_format = AgeFormat::iso8601;
+      else
+        reader.fail_at(
+            *table.get("age_format"), "age_format",
+            fmt::format("unknown age_format '{}' (expected unix_seconds, unix_millis or iso8601)",
+                        *format));
+    } else if (store_type == "sqlite" && (!rule.age_column.empty() || has_parent_anchor)) {
+      reader.fail_missing("age_format",
+                          "missing key 'age_format' (SQLite has no timestamp type: set "
+                          "unix_seconds, unix_millis or iso8601)");
+    }
+
+    rule.schedule = read_schedule(reader, table);
+    read_match(reader, table, rule);
+    rule.subject_column = reader.optional_identifier("subject_column");
+
+    read_limits(reader, rule);
+
+    read_masks(reader, table, rule);
+    rule.anonymized_column = reader.optional_identifier("anonymized_column");
+    read_age_from(reader, rule);
+    read_cascade(reader, table, rule);
+
+    if (rule.action == Action::anonymize) {
+      if (rule.masks.empty())
+        reader.fail(
+            fmt::format("action \"anonymize\" needs an [rules.{}.anonymize] table with a mask "
+                        "per column (hmac, ip_prefix, null, redact or year)",
+                        id));
+      if (rule.age_from && !rule.anonymized_column)
+        reader.fail("anonymize with age_from needs 'anonymized_column' (the column that marks a "
+                    "row done, so it never matches again)");
+      if (!rule.anonymized_column)
+        for (const ColumnMask& mask : rule.masks)
+          if (mask.column == rule.age_column)
+            reader.fail(
+                fmt::format("anonymize masks the age column '{}', which the engine clears to "
+                            "mark rows done; name an 'anonymized_column' instead",
+                            rule.age_column));
+    } else if (!rule.masks.empty()) {
+      reader.fail_at(
+          *table.get("anonymize"), "anonymize",
+          fmt::format("masks are only used with action = \"anonymize\" (action is \"{}\")",
+                      action));
+    } else if (rule.anonymized_column) {
+      reader.fail_at(
+          *table.get("anonymized_column"), "anonymized_column",
+          fmt::format("only used with action = \"anonymize\" (action is \"{}\")", action));
+    }
+    read_linked_files(reader, table, rule);
+    if (const toml::node* glob = reader.find("glob"))
+      reader.fail_at(*glob, "glob",
+                     fmt::format("glob is for rules on a files datastore ('{}' is {})",
+                                 rule.datastore, store_type));
+
+    reader.reject_unknown_keys();
+    return rule;
+  }
+
+  // max_fraction, batch_time and max_runtime: the same for table and file rules.
+  static void read_limits(TableReader& reader, Rule& rule) {
+    if (const toml::node* fraction = reader.find("max_fraction")) {
+      std::optional<double> value;
+      if (const auto* f = fraction->as_floating_point())
+        value = f->get();
+      else if (const auto* i = fraction->as_integer())
+        value = static_cast<double>(i->get());
+      if (!value)
+        reader.fail_at(*fraction, "max_fraction",
+                       fmt::format("expected a number, got {}", describe(*fraction)));
+      if (!(*value > 0.0 && *value <= 1.0))
+        reader.fail_at(
+            *fraction, "max_fraction",
+            fmt::format("{} is out of range (0 < max_fraction <= 1; 1 disables the breaker)",
+                        show(*fraction)));
+      rule.max_fraction = *value;
+    }
+    if (auto batch_time = reader.optional_duration("batch_time"))
+      rule.batch_time = *batch_time;
+    rule.max_runtime = reader.optional_duration("max_runtime");
+  }
+
+  // A rule on a files datastore: files under the root matching `glob`, aged by mtime.
+  Rule read_file_rule(TableReader& reader, const toml::table& table, Rule rule) {
+    for (const char* key : {"table", "age_column", "age_format", "match", "subject_column",
+                            "anonymize", "anonymized_column", "age_from", "cascade", "files"})
+      if (const toml::node* node = table.get(key))
+        reader.fail_at(*node, key,
+                       fmt::format("does not apply to a rule on files datastore '{}' (file rules "
+                                   "take glob; their age is the file's mtime)",
+                                   rule.datastore));
+    rule.glob =
+        reader.required_string("glob", "which files under the root, e.g. \"uploads/tmp/**\"");
+    if (rule.glob.empty() || rule.glob.front() == '/' || rule.glob.find("..") != std::string::npos)
+      reader.fail_at(
+          *table.get("glob"), "glob",
+          fmt::format("'{}' must be a relative pattern beneath the root, without '..'", rule.glob));
+    if (rule.action == Action::anonymize)
+      reader.fail_at(*table.get("action"), "action",
+                     "files cannot be anonymized (use delete or keep)");
+    rule.schedule = read_schedule(reader, table);
+    read_limits(reader, rule);
+    reader.reject_unknown_keys();
+    return rule;
+  }
+
+  void read_linked_files(TableReader& reader, const toml::table& table, Rule& rule) {
+    const toml::table* files = reader.optional_table("files");
+    if (files == nullptr)
+      return;
+    TableReader linked(*files, reader.key_path("files"), reader.position().file);
+    LinkedFilesConfig config;
+    config.datastore = linked.required_string("datastore", "a datastore of type \"files\"");
+    config.path_column = linked.required_identifier(
+        "path_column", "the column holding the file's path beneath the root");
+    const auto store = m_config.datastores.find(config.datastore);
+    if (store == m_config.datastores.end() || store->second.type != "files")
+      linked.fail_at(*files->get("datastore"), "datastore",
+                     fmt::format("'{}' is not a datastore of type \"files\"", config.datastore));
+    linked.reject_unknown_keys();
+    if (rule.action != Action::delete_rows)
+      reader.fail_at(*table.get("files"), "files",
+                     fmt::format("linked files are deleted with their rows: only with action = "
+                                 "\"delete\" (action is \"{}\")",
+                                 to_string(rule.action)));
+    rule.files = config;
+  }
+
+  static Schedule read_schedule(TableReader& reader, const toml::table& table) {
+    Schedule schedule;
+    auto text = reader.optional_string("schedule");
+    if (!text) {
+      schedule.text = "daily";
+      return schedule;
+    }
+    auto parsed = parse_schedule(*text);
+    if (!parsed)
+      reader.fail_at(*table.get("schedule"), "schedule", parsed.error());
+    return *parsed;
+  }
+
+  static void read_match(TableReader& reader, const toml::table& table, Rule& rule) {
+    const toml::table* match = reader.optional_table("match");
+    if (match == nullptr)
+      return;
+    (void)table;
+    for (const auto& [key, node] : *match) {
+      const std::string column{key.str()};
+      if (!is_sql_identifier(column))
+        reader.fail_at(node, "match",
+                       fmt::format("'{}' is not a plain SQL identifier (letters, digits and _, not "
+                                   "starting with a digit, at most 63 characters)",
+                                   column));
+      MatchFilter filter{column, {}};
+      if (const auto* array = node.as_array()) {
+        for (const toml::node& item : *array) {
+          auto value = to_match_value(item);
+          if (!value)
+            reader.fail_at(
+                item, "match." + column,
+                fmt::format("expected a string, number or boolean, got {}", type_name(item)));
+          filter.values.push_back(std::move(*value));
+        }
+        if (filter.values.empty())
+          reader.fail_at(node, "match." + column,
+                         "an empty list matches nothing (remove the filter or add values)");
+      } else {
+        auto value = to_match_value(node);
+        if (!value)
+          reader.fail_at(
+              node, "match." + column,
+              fmt::format("expected a string, number, boolean or an array of them, got {}",
+                          type_name(node)));
+        filter.values.push_back(std::move(*value));
+      }
+      rule.match.push_back(std::move(filter));
+    }
+  }
+
+  void read_masks(TableReader& reader, const toml::table& table, Rule& rule) {
+    const toml::table* masks = reader.optional_table("anonymize");
+    if (masks == nullptr)
+      return;
+    (void)table;
+    for (const auto& [key, node] : *masks) {
+      const std::string column{key.str()};
+      if (!is_sql_identifier(column))
+        reader.fail_at(node, "anonymize",
+                       fmt::format("'{}' is not a plain SQL identifier (letters, digits and _, not "
+                                   "starting with a digit, at most 63 characters)",
+                                   column));
+      const auto* text = node.as_string();
+      const std::string key_name = "anonymize." + column;
+      if (text == nullptr)
+        reader.fail_at(node, key_name, fmt::format("expected a mask name, got {}", describe(node)));
+      const std::string& name = text->get();
+      Mask mask;
+      if (name == "null")
+        mask = Mask::null;
+      else if (name == "hmac")
+        mask = Mask::hmac;
+      else if (name == "ip_prefix")
+        mask = Mask::ip_prefix;
+      else if (name == "redact")
+        mask = Mask::redact;
+      else if (name == "year")
+        mask = Mask::year;
+      else
+        reader.fail_at(
+            node, key_name,
+            fmt::format("unknown mask '{}' (expected hmac, ip_prefix, null, redact or year)",
+                        name));
+      rule.masks.push_back({column, mask});
+      if (mask == Mask::hmac)
+        m_hmac_users.emplace_back(reader.position_of(node.source()), reader.key_path(key_name));
+    }
+  }
+
+  static void read_age_from(TableReader& reader, Rule& rule) {
+    const toml::table* age_from = reader.optional_table("age_from");
+    if (age_from == nullptr)
+      return;
+    TableReader parent(*age_from, reader.key_path("age_from"), reader.position().file);
+    ParentAnchor anchor;
+    anchor.table = parent.required_identifier("table", "the parent table that holds the anchor");
+    anchor.column = parent.required_identifier("column", "the parent's anchor column");
+    anchor.key = parent.required_identifier("key", "the parent's key column");
+    anchor.foreign_key = parent.required_identifier(
+        "foreign_key", "this table's column that references the parent key");
+    parent.reject_unknown_keys();
+    rule.age_from = anchor;
+  }
+
+  static void read_cascade(TableReader& reader, const toml::table& table, Rule& rule) {
+    const toml::node* node = reader.find("cascade");
+    if (node == nullptr)
+      return;
+    (void)table;
+    const auto* array = node->as_array();
+    if (array == nullptr)
+      reader.fail_at(*node, "cascade",
+                     fmt::format("expected an array of {{ table, foreign_key }} tables, got {}",
+                                 describe(*node)));
+    for (std::size_t i = 0; i < array->size(); ++i) {
+      const toml::node& item = *array->get(i);
+      const auto* child = item.as_table();
+      const std::string path = fmt::format("{}[{}]", reader.key_path("cascade"), i);
+      if (child == nullptr)
+        throw ConfigError(reader.position_of(item.source()),
+                          fmt::format("{}: expected a table {{ table, foreign_key }}, got {}", path,
+                                      describe(item)));
+      TableReader child_reader(*child, path, reader.position().file);
+      Cascade cascade;
+      cascade.table = child_reader.required_identifier("table", "the dependent table");
+      cascade.foreign_key = child_reader.required_identifier(
+          "foreign_key", "the dependent table's column that references this rule's table");
+      if (auto key = child_reader.optional_identifier("key"))
+        cascade.key = *key;
+      child_reader.reject_unknown_keys();
+      rule.cascade.push_back(cascade);
+    }
+  }
+
+  void check_hmac_key() const {
+    if (m_config.hmac_key_file || m_hmac_users.empty())
+      return;
+    const auto& [where, key] = m_hmac_users.front();
+    throw ConfigError(where,
+                      fmt::format("{}: mask 'hmac' needs daemon.hmac_key_file (a file holding "
+                                  "the secret key)",
+                                  key));
+  }
+
+  Config m_config;
+  std::string m_digest_input;
+  std::map<std::string, SourcePosition> m_rule_positions;
+  std::vector<std::pair<SourcePosition, std::string>> m_hmac_users;  // masks that need the key
+};
+
+}  // namespace
+
+std::shared_ptr<const Config> load_config(const std::filesystem::path& main_file) {
+  ConfigLoader loader;
+  return loader.load(main_file);
+}
+
+}  // namespace retentiond
