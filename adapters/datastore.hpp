@@ -66,6 +66,14 @@ struct SchemaCheck {
   std::vector<std::string> warnings;  // it can, but slowly: no index on the anchor, ...
 };
 
+// What plan_run found out about a run's batches.
+struct RunPlan {
+  // The due rows lie in the table's physical order (rows appended in time order): each batch
+  // changes pages no other batch touches, so a batch costs in proportion to its rows, and
+  // shorter batches cost nothing more.
+  bool in_physical_order = false;
+};
+
 // One open transaction that has changed rows but not committed. The engine audits it, then
 // commits; destroying it uncommitted rolls everything back.
 class Batch {
@@ -110,7 +118,10 @@ public:
   // Before the first batch of a run: finds where in the table the run's rows are (reads only).
   // begin_batch does it when it was not called; calling it first keeps its cost out of the
   // first batch's measured duration.
-  virtual void plan_run(const Selection& selection) { (void)selection; }
+  virtual RunPlan plan_run(const Selection& selection) {
+    (void)selection;
+    return {};
+  }
   // Opens one transaction (taking the datastore's write lock) and deletes or anonymizes at most
   // `limit` selected rows, cascade children first. `limit` is a unit of work the engine scales
   // to the rule's batch_time: an adapter may walk its table in slices of `limit` physical rows

@@ -27,6 +27,11 @@ constexpr std::int64_t k_first_batch_size = 200;
 // within ~25 ms lets it in on its retry at 33 ms at the latest, with room for the batch times
 // that run over their aim, inside the 50 ms default batch_time.
 constexpr int k_work_share_of_batch_time = 50;
+// The same when the due rows lie in the table's physical order (RunPlan): a batch of 18 ms lets
+// a writer in on its retry at 18 ms, wherever in the batch it arrived, and in that order shorter
+// batches cost nothing more. In random order they do, as each rewrites index pages all over the
+// table (5M rows took 25% longer with batches at 40%).
+constexpr int k_work_share_in_physical_order = 36;
 // Runs in a row that end with a backlog before the engine warns.
 constexpr int k_backlog_warning_runs = 3;
 constexpr std::int64_t k_max_batch_size = std::int64_t{1} << 40;
@@ -310,10 +315,14 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
   }
 
   const auto started = Clock::now();
-  store.plan_run(selection);
+  const adapters::RunPlan plan = store.plan_run(selection);
+  const milliseconds batch_aim =
+      rule.batch_time *
+      (plan.in_physical_order ? k_work_share_in_physical_order : k_work_share_of_batch_time) / 100;
   spdlog::debug(
-      "rule {}: run planned in {} us", rule.id,
-      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started).count());
+      "rule {}: run planned in {} us; batches of {} ms{}", rule.id,
+      std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started).count(),
+      batch_aim.count(), plan.in_physical_order ? " (rows in the table's order)" : "");
   std::int64_t limit = k_first_batch_size;
   int batches = 0;
   while (true) {
@@ -389,7 +398,7 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
     if (exhausted)
       break;
     if (!cut_short)
-      limit = next_batch_size(limit, took, rule.batch_time * k_work_share_of_batch_time / 100);
+      limit = next_batch_size(limit, took, batch_aim);
   }
   if (outcome.rows > 0)
     store.finish_run();

@@ -395,10 +395,12 @@ public:
     });
   }
 
-  void plan_run(const Selection& selection) override {
+  RunPlan plan_run(const Selection& selection) override {
     const std::string key = run_key(selection);
     if (key != m_walk.run)
       guarded([&] { start_walk(selection, key); });
+    // Rows are locked one by one, never the whole table: no writer waits for a batch to end.
+    return {};
   }
 
   std::unique_ptr<Batch> begin_batch(const Selection& selection, std::int64_t limit) override {

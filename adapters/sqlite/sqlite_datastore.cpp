@@ -273,10 +273,11 @@ public:
     return counts;
   }
 
-  void plan_run(const Selection& selection) override {
+  RunPlan plan_run(const Selection& selection) override {
     const std::string key = run_key(selection);
     if (key != m_walk.run)
       start_walk(selection, key);
+    return {.in_physical_order = m_walk.in_physical_order};
   }
 
   std::unique_ptr<Batch> begin_batch(const Selection& selection, std::int64_t limit) override {
@@ -383,6 +384,7 @@ private:
     std::int64_t next_rowid = 0;
     std::int64_t last_rowid = -1;  // of the current band, when it started
     bool done = false;
+    bool in_physical_order = false;  // many due rows, in rowid order (see RunPlan)
   };
 
   static std::string run_key(const Selection& selection) {
@@ -406,7 +408,9 @@ private:
   // longer fits the page cache. A band's part of the index does, so a batch costs what its rows
   // cost.
   void start_walk(const Selection& selection, const std::string& key) {
-    m_db.exec(fmt::format("DELETE FROM {}", k_refused_table));
+    // The table of refused rows exists only where batches can run.
+    if (m_mode == OpenMode::read_write)
+      m_db.exec(fmt::format("DELETE FROM {}", k_refused_table));
     m_walk = Walk{key};
     // An application writer that queues behind the first batches must be waited for as well:
     // a commit since the census (or, with no census, since this connection last looked) says
@@ -432,8 +436,11 @@ private:
     // table touches each page of the table and of the index once, and stops after the last due
     // row.
     if (census != nullptr && indexed && statements.single_statement_batches() &&
-        census->due > k_rows_per_band && !time_follows_rowid(statements, *census, selection.cutoff))
-      m_walk.bands = plan_bands(statements, census->due);
+        census->due > k_rows_per_band) {
+      m_walk.in_physical_order = time_follows_rowid(statements, *census, selection.cutoff);
+      if (!m_walk.in_physical_order)
+        m_walk.bands = plan_bands(statements, census->due);
+    }
     enter_band(0);
   }
 
