@@ -324,6 +324,9 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started).count(),
       batch_aim.count(), plan.in_physical_order ? " (rows in the table's order)" : "");
   std::int64_t limit = k_first_batch_size;
+  // What follows a batch's statements (its audit entry and commit), as the last batch took:
+  // the statements must end that much before the aim.
+  Clock::duration batch_tail{0};
   int batches = 0;
   while (true) {
     if (m_stop.load()) {
@@ -348,7 +351,10 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
       break;
     }
     const auto batch_started = Clock::now();
-    auto batch = store.begin_batch(selection, limit);
+    auto batch = store.begin_batch(selection, limit,
+                                   batch_started + batch_aim -
+                                       std::min<Clock::duration>(batch_tail, batch_aim / 2));
+    const auto statements_done = Clock::now();
     if (!batch)
       break;
     std::int64_t changed = batch->rows() + batch->children() + batch->files();
@@ -385,20 +391,26 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
     outcome.files += batch->files();
     const bool exhausted = batch->exhausted();
     const bool cut_short = batch->cut_short();
+    const std::optional<std::int64_t> covered = batch->stopped_at_deadline();
     batch.reset();
-    const auto took = Clock::now() - batch_started;
+    const auto batch_ended = Clock::now();
+    const auto took = batch_ended - batch_started;
+    batch_tail = batch_ended - statements_done;
     if (options.on_batch)
       options.on_batch(rule, took);
     spdlog::debug("rule {}: batch of size {} changed {} rows in {} us{}", rule.id, limit, changed,
                   std::chrono::duration_cast<std::chrono::microseconds>(took).count(),
-                  cut_short ? " (cut short)" : "");
+                  cut_short ? " (cut short)"
+                  : covered ? fmt::format(" (stopped at its deadline after {})", *covered)
+                            : "");
     // After the last batch too: finish_run's final checkpoint holds off writers for a moment,
     // so a writer that queued behind the last batch gets in first.
     store.between_batches(rule.batch_time / 2);
     if (exhausted)
       break;
+    // A batch stopped at its deadline measured how long the part it covered takes.
     if (!cut_short)
-      limit = next_batch_size(limit, took, batch_aim);
+      limit = next_batch_size(covered.value_or(limit), took, batch_aim);
   }
   if (outcome.rows > 0)
     store.finish_run();

@@ -12,8 +12,10 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <thread>
+#include <tuple>
 
 namespace retentiond::adapters::sqlite {
 namespace {
@@ -26,6 +28,9 @@ constexpr std::int64_t k_rows_per_band = 150'000;
 // (5M rows, 3.3M due, no writer: 22 bands took 54 s, 8 took 37 s).
 constexpr std::int64_t k_max_bands = 8;
 constexpr std::int64_t k_max_linked_files_per_batch = 256;
+// Statements per batch of a slice (see change_in_pieces): a batch that runs slow stops a piece,
+// about a quarter of its time, before it would have passed its deadline.
+constexpr std::int64_t k_pieces_per_batch = 8;
 // An application that has not committed for this long is idle: batches follow each other.
 constexpr std::chrono::seconds k_application_quiet{1};
 // SQLite's automatic checkpoint, which runs inside COMMIT, only when the checkpoints between
@@ -108,17 +113,21 @@ public:
   }
 
   // Changes the rows with one prepared statement (a rowid slice without dependents).
+  // Adds what `statement` changes to the batch (a batch may run it for several pieces).
   void change_all(SQLite::Statement& statement) {
-    m_rows = statement.exec();
-    m_selected = m_rows;
+    const std::int64_t changed = statement.exec();
+    m_rows += changed;
+    m_selected += changed;
     statement.reset();
   }
 
   std::int64_t selected() const { return m_selected; }
   std::int64_t vanished() const override { return m_vanished; }
   bool cut_short() const override { return m_cut_short; }
+  std::optional<std::int64_t> stopped_at_deadline() const override { return m_covered; }
   void set_exhausted(bool exhausted) { m_exhausted = exhausted; }
   void set_cut_short(bool cut_short) { m_cut_short = cut_short; }
+  void set_stopped_at_deadline(std::int64_t covered) { m_covered = covered; }
 
 private:
   // Resolves each row's file beneath the files root; a refused path keeps its row.
@@ -148,6 +157,7 @@ private:
   bool m_committed = false;
   bool m_exhausted = false;
   bool m_cut_short = false;
+  std::optional<std::int64_t> m_covered;
   std::int64_t m_selected = 0;
   std::int64_t m_vanished = 0;
   std::int64_t m_rows = 0;
@@ -280,7 +290,8 @@ public:
     return {.in_physical_order = m_walk.in_physical_order};
   }
 
-  std::unique_ptr<Batch> begin_batch(const Selection& selection, std::int64_t limit) override {
+  std::unique_ptr<Batch> begin_batch(const Selection& selection, std::int64_t limit,
+                                     std::chrono::steady_clock::time_point deadline) override {
     if (m_mode == OpenMode::read_only)
       throw std::runtime_error(fmt::format("datastore '{}' is open read-only", m_name));
     plan_run(selection);
@@ -303,11 +314,14 @@ public:
       // the transaction: the statement that follows changes rows on the very pages this read
       // brought into the page cache.
       const std::int64_t lo = m_walk.next_rowid;
-      const auto [hi, cut_short] = slice_end(statements.table(), lo, limit);
+      std::int64_t hi = lo;
+      bool cut_short = false;
       if (statements.single_statement_batches())
-        batch->change_all(prepared(statements.change_range(lo, hi, m_walk.bands[m_walk.band])));
-      else
+        std::tie(hi, cut_short) = change_in_pieces(*batch, statements, lo, limit, deadline);
+      else {
+        std::tie(hi, cut_short) = slice_end(statements.table(), lo, limit);
         batch->apply(statements, selection, statements.select_range(lo, hi));
+      }
       m_walk.next_rowid = hi;
       // Every row the band had due has changed: the rest of its stretch has none (unless the
       // application changed rows meanwhile; the next run finds those).
@@ -534,6 +548,34 @@ private:
     }
     m_walk.next_rowid = m_walk.bands[index].first_rowid;
     m_walk.last_rowid = m_walk.bands[index].last_rowid;
+  }
+
+  // Changes the slice of `limit` rows from `lo` on in pieces, one statement each, and starts no
+  // piece that the previous one's duration says would end after `deadline`: a batch that runs
+  // slower than its size promised (pages not in the cache, a busy disk) still ends in time for
+  // the application's writer. Returns the end of what it covered and whether the band ended.
+  std::pair<std::int64_t, bool> change_in_pieces(SqliteBatch& batch,
+                                                 const RuleStatements& statements, std::int64_t lo,
+                                                 std::int64_t limit,
+                                                 std::chrono::steady_clock::time_point deadline) {
+    using std::chrono::steady_clock;
+    const std::int64_t piece = std::max<std::int64_t>(1, limit / k_pieces_per_batch);
+    std::int64_t covered = 0;
+    while (true) {
+      const auto piece_started = steady_clock::now();
+      const auto [hi, band_ended] =
+          slice_end(statements.table(), lo, std::min(piece, limit - covered));
+      batch.change_all(prepared(statements.change_range(lo, hi, m_walk.bands[m_walk.band])));
+      covered += std::min(piece, limit - covered);
+      lo = hi;
+      if (band_ended || covered >= limit)
+        return {hi, band_ended};
+      const auto now = steady_clock::now();
+      if (now + (now - piece_started) > deadline) {
+        batch.set_stopped_at_deadline(covered);
+        return {hi, false};
+      }
+    }
   }
 
   // The rowid just after the `limit` rows from `lo` on, or just after the band's last rowid

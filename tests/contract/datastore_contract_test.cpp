@@ -30,6 +30,7 @@
 #include <iterator>
 #include <map>
 #include <memory>
+#include <numeric>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -1396,6 +1397,34 @@ TEST_CASE("sqlite datastore: hmac without a key fails the batch and changes noth
   rule.anonymized_column = "anonymized_at";
   CHECK_THROWS_AS(store->begin_batch(select_for(rule), 10), std::exception);
   CHECK(fixture.select("people", {"id", "email", "anonymized_at"}) == before);
+}
+
+TEST_CASE(
+    "sqlite datastore: a batch stops at its deadline after a piece, and says how far it got") {
+  SqliteFixture fixture;
+  fixture.create_table("logs", {{"id", ColumnType::key}, {"at", ColumnType::integer}});
+  std::vector<std::vector<Cell>> rows;
+  for (std::int64_t id = 1; id <= 1000; ++id)
+    rows.push_back({id, k_cutoff_s - 1});
+  fixture.insert("logs", {"id", "at"}, rows);
+  auto store = adapters::sqlite::open_sqlite_datastore(fixture.config(), OpenMode::read_write, {});
+  const Rule rule = make_rule("logs", "at", AgeFormat::unix_seconds);
+
+  // Already due: the first of the slice's 8 pieces runs, no more.
+  auto late = store->begin_batch(select_for(rule), 800, std::chrono::steady_clock::now());
+  CHECK(late->rows() == 100);
+  CHECK(late->stopped_at_deadline() == std::optional<std::int64_t>{100});
+  late->commit();
+  late.reset();
+  auto in_time = store->begin_batch(select_for(rule), 800);
+  CHECK(in_time->rows() == 800);
+  CHECK(in_time->stopped_at_deadline() == std::nullopt);
+  in_time->commit();
+  in_time.reset();
+
+  std::vector<std::int64_t> left(100);
+  std::iota(left.begin(), left.end(), 901);
+  CHECK(ids_of(fixture, "logs") == left);
 }
 
 TEST_CASE("sqlite datastore: a deleted row's values do not linger in the file") {
