@@ -234,6 +234,22 @@ SqlFragment RuleStatements::count_matched_due_held(bool with_held) const {
   return query.append(matched());
 }
 
+SqlFragment RuleStatements::count_numbers_not_due() const {
+  return sql("SELECT count(*)")
+      .append(from_clause())
+      .append(" WHERE ")
+      .append(matched())
+      .append(" AND ")
+      .append(at_or_after(m_selection.cutoff));
+}
+
+SqlFragment RuleStatements::row_due_from(std::int64_t rowid) const {
+  SqlFragment query = sql("SELECT ").append(due()).append(from_clause());
+  query.append(" WHERE t.rowid >= ? ORDER BY t.rowid LIMIT 1");
+  query.values.push_back(rowid);
+  return query;
+}
+
 SqlFragment RuleStatements::count_due_held() const {
   return sql("SELECT count(*)")
       .append(from_clause())

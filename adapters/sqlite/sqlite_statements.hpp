@@ -39,7 +39,12 @@ public:
   SqlFragment count_table_rows() const;  // every row of the table
   SqlFragment count_matched() const;     // rows passing the match filters
   SqlFragment count_due() const;         // due rows, held or not
-  SqlFragment count_due_held() const;    // due rows under a hold
+  // Numeric anchors at or after the cutoff: on a table whose rows are mostly due, cheaper to
+  // walk than the due ones (see SqliteDatastore::count).
+  SqlFragment count_numbers_not_due() const;
+  // Whether the first row at or after `rowid` is due: 1, 0, or NULL (an undated row).
+  SqlFragment row_due_from(std::int64_t rowid) const;
+  SqlFragment count_due_held() const;  // due rows under a hold
   // Matched rows, due rows and (with_held) due rows under a hold, in one pass over the table.
   // For rules whose total needs a full scan anyway (match filters, anonymized_column): cheaper
   // than walking the anchor's index for the due rows and looking up each one's row (5x on 1M
