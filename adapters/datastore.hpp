@@ -91,6 +91,9 @@ public:
   // Set when the batch stopped at its deadline (see Datastore::begin_batch): how much of its
   // `limit` it covered, in the same unit, which is what its duration measures.
   virtual std::optional<std::int64_t> stopped_at_deadline() const { return std::nullopt; }
+  // How long opening the batch waited for the datastore's write lock (the application held
+  // it): time that says nothing about the batch's size.
+  virtual std::chrono::steady_clock::duration waited_for_lock() const { return {}; }
   // The batch covered less than its `limit` because it reached the end of a stretch of the
   // table: its duration says nothing about how long a batch of `limit` takes.
   virtual bool cut_short() const { return false; }
@@ -131,11 +134,12 @@ public:
   // (and change only the due ones among them). Successive calls with the same rule and cutoff
   // continue where the previous batch stopped. The batch may have changed nothing (a slice
   // without due rows); returns nullptr once the whole table has been covered. An adapter that
-  // changes a batch in pieces starts no piece it expects to end after `deadline` (the batch then
-  // covers less than `limit`, see Batch::stopped_at_deadline); others may ignore it.
-  virtual std::unique_ptr<Batch> begin_batch(const Selection& selection, std::int64_t limit,
-                                             std::chrono::steady_clock::time_point deadline =
-                                                 std::chrono::steady_clock::time_point::max()) = 0;
+  // changes a batch in pieces starts no piece it expects to end more than `budget` after it got
+  // the write lock (the batch then covers less than `limit`, see Batch::stopped_at_deadline);
+  // others may ignore it.
+  virtual std::unique_ptr<Batch> begin_batch(
+      const Selection& selection, std::int64_t limit,
+      std::chrono::steady_clock::duration budget = std::chrono::steady_clock::duration::max()) = 0;
   // After every batch (the last one too), with no transaction open: finishes what a batch
   // leaves to do outside the write lock (for SQLite, copying its pages into the database file),
   // and leaves room for the application: when it has written since the previous call, waits

@@ -351,9 +351,8 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
       break;
     }
     const auto batch_started = Clock::now();
-    auto batch = store.begin_batch(selection, limit,
-                                   batch_started + batch_aim -
-                                       std::min<Clock::duration>(batch_tail, batch_aim / 2));
+    auto batch = store.begin_batch(
+        selection, limit, batch_aim - std::min<Clock::duration>(batch_tail, batch_aim / 2));
     const auto statements_done = Clock::now();
     if (!batch)
       break;
@@ -392,6 +391,7 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
     const bool exhausted = batch->exhausted();
     const bool cut_short = batch->cut_short();
     const std::optional<std::int64_t> covered = batch->stopped_at_deadline();
+    const Clock::duration waited_for_lock = batch->waited_for_lock();
     batch.reset();
     const auto batch_ended = Clock::now();
     const auto took = batch_ended - batch_started;
@@ -408,9 +408,10 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
     store.between_batches(rule.batch_time / 2);
     if (exhausted)
       break;
-    // A batch stopped at its deadline measured how long the part it covered takes.
+    // A batch stopped at its deadline measured how long the part it covered takes; a wait for
+    // the write lock says nothing about the size.
     if (!cut_short)
-      limit = next_batch_size(covered.value_or(limit), took, batch_aim);
+      limit = next_batch_size(covered.value_or(limit), took - waited_for_lock, batch_aim);
   }
   if (outcome.rows > 0)
     store.finish_run();

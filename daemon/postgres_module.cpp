@@ -5,6 +5,8 @@
 #include "daemon/postgres_state_store.hpp"
 #include "daemon/postgres_support.hpp"
 
+#include "build_id.hpp"
+
 #include <cstring>
 
 namespace retentiond {
@@ -30,9 +32,9 @@ constexpr PostgresSupport k_support{
 }  // namespace retentiond
 
 extern "C" __attribute__((visibility("default"))) const retentiond::PostgresSupport*
-retentiond_postgres_support(const char* program_version, const char** module_version) {
-  *module_version = RETENTIOND_VERSION;
-  if (std::strcmp(program_version, RETENTIOND_VERSION) != 0)
+retentiond_postgres_support(const char* program_build, const char** module_build) {
+  *module_build = RETENTIOND_BUILD_ID;
+  if (std::strcmp(program_build, RETENTIOND_BUILD_ID) != 0)
     return nullptr;
   return &retentiond::k_support;
 }

@@ -151,7 +151,7 @@ public:
 
   // Removing files holds no lock an application waits for: the deadline is not needed.
   std::unique_ptr<Batch> begin_batch(const Selection& selection, std::int64_t limit,
-                                     std::chrono::steady_clock::time_point) override {
+                                     std::chrono::steady_clock::duration) override {
     const Rule& rule = selection.rule;
     if (!m_root->writable)
       throw std::runtime_error(fmt::format("datastore '{}' is open read-only", m_name));

@@ -406,7 +406,7 @@ public:
   // One statement per batch: PostgreSQL locks rows, not the table, so a long batch holds up no
   // writer of other rows and the deadline is not needed.
   std::unique_ptr<Batch> begin_batch(const Selection& selection, std::int64_t limit,
-                                     std::chrono::steady_clock::time_point) override {
+                                     std::chrono::steady_clock::duration) override {
     if (m_mode == OpenMode::read_only)
       throw std::runtime_error(fmt::format("datastore '{}' is open read-only", m_name));
     for (const ColumnMask& mask : selection.rule.masks)

@@ -69,7 +69,12 @@ std::int64_t execute(SQLite::Database& db, const SqlFragment& fragment) {
 
 class SqliteBatch final : public Batch {
 public:
-  explicit SqliteBatch(SQLite::Database& db) : m_db(db) { m_db.exec("BEGIN IMMEDIATE"); }
+  explicit SqliteBatch(SQLite::Database& db) : m_db(db) {
+    const auto asked = std::chrono::steady_clock::now();
+    m_db.exec("BEGIN IMMEDIATE");
+    m_locked_at = std::chrono::steady_clock::now();
+    m_waited_for_lock = m_locked_at - asked;
+  }
 
   ~SqliteBatch() override {
     if (m_committed)
@@ -127,6 +132,9 @@ public:
   std::int64_t vanished() const override { return m_vanished; }
   bool cut_short() const override { return m_cut_short; }
   std::optional<std::int64_t> stopped_at_deadline() const override { return m_covered; }
+  std::chrono::steady_clock::duration waited_for_lock() const override { return m_waited_for_lock; }
+  // When the batch got the write lock: its budget counts from here.
+  std::chrono::steady_clock::time_point locked_at() const { return m_locked_at; }
   void set_exhausted(bool exhausted) { m_exhausted = exhausted; }
   void set_cut_short(bool cut_short) { m_cut_short = cut_short; }
   void set_stopped_at_deadline(std::int64_t covered) { m_covered = covered; }
@@ -160,6 +168,8 @@ private:
   bool m_exhausted = false;
   bool m_cut_short = false;
   std::optional<std::int64_t> m_covered;
+  std::chrono::steady_clock::time_point m_locked_at;
+  std::chrono::steady_clock::duration m_waited_for_lock{0};
   std::int64_t m_selected = 0;
   std::int64_t m_vanished = 0;
   std::int64_t m_rows = 0;
@@ -343,7 +353,7 @@ public:
   }
 
   std::unique_ptr<Batch> begin_batch(const Selection& selection, std::int64_t limit,
-                                     std::chrono::steady_clock::time_point deadline) override {
+                                     std::chrono::steady_clock::duration budget) override {
     if (m_mode == OpenMode::read_only)
       throw std::runtime_error(fmt::format("datastore '{}' is open read-only", m_name));
     plan_run(selection);
@@ -369,7 +379,7 @@ public:
       std::int64_t hi = lo;
       bool cut_short = false;
       if (statements.single_statement_batches())
-        std::tie(hi, cut_short) = change_in_pieces(*batch, statements, lo, limit, deadline);
+        std::tie(hi, cut_short) = change_in_pieces(*batch, statements, lo, limit, budget);
       else {
         std::tie(hi, cut_short) = slice_end(statements.table(), lo, limit);
         batch->apply(statements, selection, statements.select_range(lo, hi));
@@ -603,14 +613,18 @@ private:
   }
 
   // Changes the slice of `limit` rows from `lo` on in pieces, one statement each, and starts no
-  // piece that the previous one's duration says would end after `deadline`: a batch that runs
-  // slower than its size promised (pages not in the cache, a busy disk) still ends in time for
-  // the application's writer. Returns the end of what it covered and whether the band ended.
+  // piece that the previous one's duration says would end more than `budget` after the batch
+  // got the write lock: a batch that runs slower than its size promised (pages not in the
+  // cache, a busy disk) still ends in time for the application's writer. Returns the end of
+  // what it covered and whether the band ended.
   std::pair<std::int64_t, bool> change_in_pieces(SqliteBatch& batch,
                                                  const RuleStatements& statements, std::int64_t lo,
                                                  std::int64_t limit,
-                                                 std::chrono::steady_clock::time_point deadline) {
+                                                 std::chrono::steady_clock::duration budget) {
     using std::chrono::steady_clock;
+    const steady_clock::time_point deadline = budget == steady_clock::duration::max()
+                                                  ? steady_clock::time_point::max()
+                                                  : batch.locked_at() + budget;
     const std::int64_t piece = std::max<std::int64_t>(1, limit / k_pieces_per_batch);
     std::int64_t covered = 0;
     while (true) {

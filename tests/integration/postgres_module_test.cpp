@@ -5,7 +5,9 @@
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/text.hpp"
 
+#include <dlfcn.h>
 #include <doctest/doctest.h>
+#include <sqlite3.h>
 
 #include <filesystem>
 #include <fstream>
@@ -19,8 +21,9 @@ using retentiond::test::TempDir;
 
 namespace {
 
-const std::string k_way_out = "install retentiond-postgres.so of this retentiond version beside "
-                              "the program or in its module directory";
+const std::string k_way_out = "install the retentiond-postgres.so built with this program, beside "
+                              "it or in its module directory, and the libraries it links "
+                              "(libpqxx, libpq)";
 
 // The retentiond binary alone in a directory of its own, with `config` beside it.
 class LoneProgram {
@@ -57,6 +60,23 @@ TEST_CASE("a module that cannot be loaded is named with the loader's reason and 
           "PostgreSQL support is not available (" + missing.string() +
               ": cannot open shared object file: No such file or directory); " + k_way_out);
   }
+  SUBCASE("from another build") {
+    const std::string message =
+        error_of([&] { retentiond::load_postgres_support({RETENTIOND_STUB_MODULE}); });
+    CHECK(message.starts_with("PostgreSQL support is not available (" +
+                              std::string{RETENTIOND_STUB_MODULE} +
+                              ": from another build of retentiond (0.0.0+0123456789ab; this "
+                              "program is " RETENTIOND_VERSION "+"));
+    CHECK(message.ends_with("); " + k_way_out));
+  }
+  SUBCASE("a shared library that is not a retentiond module") {
+    Dl_info sqlite{};
+    REQUIRE(dladdr(reinterpret_cast<void*>(&sqlite3_libversion), &sqlite) != 0);
+    const std::string path = sqlite.dli_fname;
+    CHECK(error_of([&] { retentiond::load_postgres_support({path}); }) ==
+          "PostgreSQL support is not available (" + path +
+              ": not a retentiond module (no retentiond_postgres_support)); " + k_way_out);
+  }
   SUBCASE("not a shared object; the next candidate is tried") {
     std::ofstream(missing) << "not ELF\n";
     const auto other = dir / "other" / "retentiond-postgres.so";
@@ -78,6 +98,9 @@ TEST_CASE("without the module, a SQLite host runs and a PostgreSQL state is refu
   CHECK(check.exit_code == 0);
   CHECK(check.err == "");
 
+  // A module installed on this machine would be found: nothing to refuse.
+  if (std::filesystem::exists(RETENTIOND_INSTALLED_MODULE))
+    return;
   LoneProgram postgres_host("[state]\ndsn = \"host=/run/postgresql dbname=retention\"\n");
   const auto refused =
       run_program(postgres_host.program(), {"-c", postgres_host.config().string(), "check"}, {},
