@@ -293,17 +293,13 @@ public:
   // anchor in the rule's own table.
   bool mostly_due(const RuleStatements& statements, const Selection& selection) {
     const Rule& rule = selection.rule;
-    const bool numeric =
-        rule.age_format == AgeFormat::unix_seconds || rule.age_format == AgeFormat::unix_millis;
-    if (statements_need_match(rule) || rule.age_from || !numeric || !has_anchor_index(rule))
+    if (statements_need_match(rule) || rule.age_from || !statements.numeric_anchor() ||
+        !has_anchor_index(rule))
       return false;
-    const std::string table = quote_identifier(rule.table);
-    SQLite::Statement first(m_db, fmt::format("SELECT min(rowid) FROM {}", table));
-    SQLite::Statement last(m_db, fmt::format("SELECT max(rowid) FROM {}", table));
-    if (!first.executeStep() || !last.executeStep() || first.getColumn(0).isNull())
+    const auto rowids = rowid_range(rule.table);
+    if (!rowids)
       return false;
-    const std::int64_t low = first.getColumn(0).getInt64();
-    const std::int64_t high = last.getColumn(0).getInt64();
+    const auto [low, high] = *rowids;
     int due = 0;
     int dated = 0;
     for (int probe = 0; probe < k_census_probes; ++probe) {
@@ -500,14 +496,9 @@ private:
     m_walk.by_rowid = !(sparse && indexed);
     if (!m_walk.by_rowid)
       return;
-    // Two statements: SQLite answers a lone min() or max() of the rowid from the b-tree's
-    // edge, but both in one statement by reading the whole table.
-    const std::string table = quote_identifier(statements.table());
-    SQLite::Statement first(m_db, fmt::format("SELECT min(rowid) FROM {}", table));
-    SQLite::Statement last(m_db, fmt::format("SELECT max(rowid) FROM {}", table));
-    if (first.executeStep() && last.executeStep() && !first.getColumn(0).isNull())
-      m_walk.bands.front() = {nullptr, nullptr, first.getColumn(0).getInt64(),
-                              last.getColumn(0).getInt64(), census ? census->due : -1};
+    if (const auto rowids = rowid_range(statements.table()))
+      m_walk.bands.front() = {nullptr, nullptr, rowids->first, rowids->second,
+                              census ? census->due : -1};
     // Many due rows in random time order: bands (see above). In time order, one walk over the
     // table touches each page of the table and of the index once, and stops after the last due
     // row.
@@ -629,10 +620,10 @@ private:
     std::int64_t covered = 0;
     while (true) {
       const auto piece_started = steady_clock::now();
-      const auto [hi, band_ended] =
-          slice_end(statements.table(), lo, std::min(piece, limit - covered));
+      const std::int64_t size = std::min(piece, limit - covered);
+      const auto [hi, band_ended] = slice_end(statements.table(), lo, size);
       batch.change_all(prepared(statements.change_range(lo, hi, m_walk.bands[m_walk.band])));
-      covered += std::min(piece, limit - covered);
+      covered += size;
       lo = hi;
       if (band_ended || covered >= limit)
         return {hi, band_ended};
@@ -642,6 +633,18 @@ private:
         return {hi, false};
       }
     }
+  }
+
+  // The smallest and largest rowid of `table`; nullopt when it is empty. Two statements: SQLite
+  // answers a lone min() or max() of the rowid from the b-tree's edge, but both in one statement
+  // by reading the whole table.
+  std::optional<std::pair<std::int64_t, std::int64_t>> rowid_range(const std::string& table) {
+    const std::string quoted = quote_identifier(table);
+    SQLite::Statement first(m_db, fmt::format("SELECT min(rowid) FROM {}", quoted));
+    SQLite::Statement last(m_db, fmt::format("SELECT max(rowid) FROM {}", quoted));
+    if (!first.executeStep() || !last.executeStep() || first.getColumn(0).isNull())
+      return std::nullopt;
+    return std::pair{first.getColumn(0).getInt64(), last.getColumn(0).getInt64()};
   }
 
   // The rowid just after the `limit` rows from `lo` on, or just after the band's last rowid

@@ -91,13 +91,13 @@ public:
   SqlFragment delete_children(const Cascade& cascade) const;
   // Deletes or anonymizes the rows in k_batch_table.
   SqlFragment change_rows() const;
+  bool numeric_anchor() const;  // unix_seconds or unix_millis
 
 private:
   SqlFragment from_clause() const;                 // FROM table t [LEFT JOIN parent p ON ...]
   SqlFragment matched() const;                     // match filters and not-yet-anonymized
   SqlFragment readable() const;                    // the anchor can be read in the declared format
   SqlFragment due() const;                         // readable and strictly older than the cutoff
-  bool numeric_anchor() const;                     // unix_seconds or unix_millis
   SqlValue numeric_value(Instant instant) const;   // the instant as a numeric anchor stores it
   SqlFragment before(Instant instant) const;       // anchor < instant (anchor readable)
   SqlFragment at_or_after(Instant instant) const;  // anchor >= instant (anchor readable)
