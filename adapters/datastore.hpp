@@ -3,12 +3,14 @@
 #include "daemon/config.hpp"
 #include "daemon/timestamp.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <expected>
 #include <map>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,6 +46,16 @@ struct Selection {
   Instant now;                             // for counting anchors in the future
   std::vector<std::string> held_subjects;  // subject_column values under an active hold
   LinkedFiles* linked_files = nullptr;     // set when the rule has `files`
+  // Set by SIGTERM: the reads before the first batch (count, count_by_anchor, plan_run), which
+  // may scan a whole table, give up with CensusStopped once it is true. Batches never look at
+  // it: the engine finishes the one under way, as SPEC 5 says.
+  const std::atomic<bool>* stop = nullptr;
+};
+
+// Thrown by a census that `Selection::stop` ended; nothing was changed.
+class CensusStopped : public std::runtime_error {
+public:
+  CensusStopped() : std::runtime_error("stopped by signal during the census") {}
 };
 
 // The census of a rule's rows, as the report and the mass-deletion breaker need it.

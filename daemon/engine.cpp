@@ -290,9 +290,25 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
   if (!schema.errors.empty())
     return refuse(fmt::format("{}", fmt::join(schema.errors, "; ")));
 
+  // SIGTERM during the reads before the first batch (a census can scan a whole table) ends the
+  // run at once: nothing has changed yet.
+  const auto stopped_before_changes = [&]() {
+    outcome.result = "partial";
+    outcome.message = adapters::CensusStopped().what();
+    spdlog::warn("rule {}: {}", rule.id, outcome.message);
+    if (!options.dry_run)
+      m_state->append_audit("rule_done", rule.id, 0,
+                            message_detail(run_id, outcome.result, outcome.message));
+    return outcome;
+  };
+
   HeldSubjects held = held_subjects(rule, now);
-  adapters::Selection selection{rule, outcome.cutoff, now, held.subjects, linked_files};
-  outcome.counts = store.count(selection);
+  adapters::Selection selection{rule, outcome.cutoff, now, held.subjects, linked_files, &m_stop};
+  try {
+    outcome.counts = store.count(selection);
+  } catch (const adapters::CensusStopped&) {
+    return stopped_before_changes();
+  }
   outcome.counted = true;
   if (held.suspended) {
     outcome.result = "held";
@@ -315,7 +331,12 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
   }
 
   const auto started = Clock::now();
-  const adapters::RunPlan plan = store.plan_run(selection);
+  adapters::RunPlan plan;
+  try {
+    plan = store.plan_run(selection);
+  } catch (const adapters::CensusStopped&) {
+    return stopped_before_changes();
+  }
   const milliseconds batch_aim =
       rule.batch_time *
       (plan.in_physical_order ? k_work_share_in_physical_order : k_work_share_of_batch_time) / 100;

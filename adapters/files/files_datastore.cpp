@@ -29,6 +29,12 @@ constexpr std::size_t k_max_held_directories = 256;
 constexpr std::int64_t k_min_seconds = -62135596800;
 constexpr std::int64_t k_max_seconds = 253402300799;
 
+// A census of a large tree takes a while: it looks at SIGTERM after every entry.
+void throw_if_stopped(const Selection& selection) {
+  if (selection.stop != nullptr && selection.stop->load())
+    throw CensusStopped();
+}
+
 // A file's mtime, floored to the millisecond: `mtime < cutoff` is exact because cutoffs are
 // whole milliseconds.
 Instant mtime_of(const struct stat& status) {
@@ -117,6 +123,7 @@ public:
     RuleCounts counts;
     TreeWalker walker(m_root, GlobPattern(selection.rule.glob));
     while (const auto entry = walker.next()) {
+      throw_if_stopped(selection);
       if (entry->kind == TreeWalker::Kind::symlink) {
         ++counts.refused;  // never followed, never removed
         continue;
@@ -141,6 +148,7 @@ public:
     std::vector<std::int64_t> buckets(edges.size() + 1, 0);
     TreeWalker walker(m_root, GlobPattern(selection.rule.glob));
     while (const auto entry = walker.next()) {
+      throw_if_stopped(selection);
       if (entry->kind != TreeWalker::Kind::regular)
         continue;
       const auto bucket = std::upper_bound(edges.begin(), edges.end(), mtime_of(entry->status));

@@ -10,9 +10,14 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <map>
+#include <mutex>
 #include <set>
+#include <stop_token>
+#include <thread>
 
 namespace retentiond::adapters::postgres {
 namespace {
@@ -25,7 +30,45 @@ constexpr std::chrono::milliseconds k_lock_timeout{500};
 constexpr std::int64_t k_max_linked_files_per_batch = 256;
 constexpr std::string_view k_lock_not_available = "55P03";
 constexpr std::string_view k_undefined_function = "42883";
+constexpr std::string_view k_query_canceled = "57014";
+// How often a census looks at Selection::stop while the server counts.
+constexpr std::chrono::milliseconds k_stop_poll{20};
 constexpr int k_oldest_server = 140000;  // PQserverVersion's form of 14.0
+
+// While it lives, a thread looks at `stop` every k_stop_poll and, once it is set, cancels the
+// statement the connection is running (the server ends it with query_canceled). The census
+// runs in the calling thread meanwhile, and the thread is gone before the next statement.
+class CancelOnStop {
+public:
+  CancelOnStop(pqxx::connection_base& connection, const std::atomic<bool>* stop) {
+    if (stop == nullptr)
+      return;
+    if (stop->load())
+      throw CensusStopped();
+    m_watch = std::jthread([this, &connection, stop](std::stop_token done) {
+      std::unique_lock lock(m_mutex);
+      while (!done.stop_requested()) {
+        if (stop->load()) {
+          try {
+            connection.cancel_query();
+          } catch (const std::exception& error) {
+            spdlog::warn("cannot cancel the census on SIGTERM: {}", error.what());
+          }
+          return;
+        }
+        // Woken early when the census ends (the jthread asks the token to stop).
+        m_wake.wait_for(lock, done, k_stop_poll, [] { return false; });
+      }
+    });
+  }
+  CancelOnStop(const CancelOnStop&) = delete;
+  CancelOnStop& operator=(const CancelOnStop&) = delete;
+
+private:
+  std::mutex m_mutex;
+  std::condition_variable_any m_wake;
+  std::jthread m_watch;  // last: joined first
+};
 
 pqxx::result run(pqxx::transaction_base& tx, const SqlFragment& fragment) {
   std::vector<const char*> params;
@@ -355,7 +398,7 @@ public:
   }
 
   RuleCounts count(const Selection& selection) override {
-    return guarded([&] {
+    return stoppable(selection, [&] {
       // One snapshot for the census and the linked paths.
       HeldValues held = held_values(selection);
       pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(*m_connection);
@@ -383,7 +426,7 @@ public:
 
   std::vector<std::int64_t> count_by_anchor(const Selection& selection,
                                             const std::vector<Instant>& edges) override {
-    return guarded([&] {
+    return stoppable(selection, [&] {
       pqxx::read_transaction tx(*m_connection);
       const RuleStatements statements(selection, anchor_kind_of(tx, selection.rule));
       const pqxx::row row = run(tx, statements.count_by_anchor(edges)).at(0);
@@ -396,9 +439,7 @@ public:
   }
 
   RunPlan plan_run(const Selection& selection) override {
-    const std::string key = run_key(selection);
-    if (key != m_walk.run)
-      guarded([&] { start_walk(selection, key); });
+    stoppable(selection, [&] { walk_for(selection); });
     // Rows are locked one by one, never the whole table: no writer waits for a batch to end.
     return {};
   }
@@ -414,7 +455,7 @@ public:
         throw std::runtime_error(fmt::format("datastore '{}': mask 'hmac' on column '{}' needs a "
                                              "key, and none is configured",
                                              m_name, mask.column));
-    plan_run(selection);
+    guarded([&] { walk_for(selection); });
     if (m_walk.done)
       return nullptr;
     // Each linked file stays open (by descriptor) until the batch commits: keep batches with
@@ -844,6 +885,30 @@ private:
 
   // Runs `work`, turning libpq's and the server's errors into messages that name the
   // datastore.
+  // Starts the walk of the selection's run unless it is the one under way.
+  void walk_for(const Selection& selection) {
+    const std::string key = run_key(selection);
+    if (key != m_walk.run)
+      start_walk(selection, key);
+  }
+
+  // Runs the reads of a census, like guarded, so that Selection::stop ends them
+  // (CensusStopped).
+  template <typename Reads>
+  auto stoppable(const Selection& selection, Reads&& reads) -> decltype(reads()) {
+    return guarded([&] {
+      const CancelOnStop cancel(*m_connection, selection.stop);
+      try {
+        return reads();
+      } catch (const pqxx::sql_error& error) {
+        if (error.sqlstate() == k_query_canceled && selection.stop != nullptr &&
+            selection.stop->load())
+          throw CensusStopped();
+        throw;
+      }
+    });
+  }
+
   template <typename Work> auto guarded(Work&& work) -> decltype(work()) {
     try {
       return work();

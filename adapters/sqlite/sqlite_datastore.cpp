@@ -9,6 +9,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <limits>
 #include <map>
@@ -38,6 +39,11 @@ constexpr std::chrono::seconds k_application_quiet{1};
 // SQLite's automatic checkpoint, which runs inside COMMIT, only when the checkpoints between
 // batches fall behind (64 MiB of log at 4 KiB pages).
 constexpr int k_backstop_checkpoint_pages = 16'384;
+// SQLite virtual machine instructions between two looks at Selection::stop during a census:
+// microseconds of work, so SIGTERM ends even a scan of a large table at once.
+constexpr int k_census_progress_steps = 1000;
+// How long a census waiting for a lock sleeps between two tries (and two looks at the stop).
+constexpr std::chrono::milliseconds k_census_busy_step{5};
 // How long the final TRUNCATE checkpoint, which holds off the application's writers, waits for
 // readers of the WAL to finish.
 constexpr std::chrono::milliseconds k_truncate_wait{20};
@@ -66,6 +72,53 @@ std::int64_t execute(SQLite::Database& db, const SqlFragment& fragment) {
   bind_all(statement, fragment.values);
   return statement.exec();
 }
+
+// While it lives, a census on `db` ends soon after `stop` is set: SQLite asks the progress
+// handler every k_census_progress_steps instructions of a statement (a non-zero answer ends it
+// with SQLITE_INTERRUPT), and the busy handler, which waits for a lock the application holds
+// as busy_timeout would, gives up (SQLITE_BUSY).
+class InterruptOnStop {
+public:
+  InterruptOnStop(sqlite3* db, const std::atomic<bool>* stop,
+                  std::chrono::milliseconds busy_timeout)
+      : m_db(db), m_stop(stop), m_busy_timeout(busy_timeout) {
+    if (m_stop == nullptr)
+      return;
+    if (m_stop->load())
+      throw CensusStopped();
+    sqlite3_progress_handler(m_db, k_census_progress_steps, &on_progress, this);
+    sqlite3_busy_handler(m_db, &on_busy, this);
+  }
+  ~InterruptOnStop() {
+    if (m_stop == nullptr)
+      return;
+    sqlite3_progress_handler(m_db, 0, nullptr, nullptr);
+    sqlite3_busy_timeout(m_db, static_cast<int>(m_busy_timeout.count()));
+  }
+  InterruptOnStop(const InterruptOnStop&) = delete;
+  InterruptOnStop& operator=(const InterruptOnStop&) = delete;
+
+private:
+  static int on_progress(void* self) {
+    return static_cast<InterruptOnStop*>(self)->m_stop->load() ? 1 : 0;
+  }
+
+  static int on_busy(void* self, int attempts) {
+    auto& guard = *static_cast<InterruptOnStop*>(self);
+    const auto now = std::chrono::steady_clock::now();
+    if (attempts == 0)
+      guard.m_busy_since = now;
+    if (guard.m_stop->load() || now - guard.m_busy_since >= guard.m_busy_timeout)
+      return 0;
+    std::this_thread::sleep_for(k_census_busy_step);
+    return 1;
+  }
+
+  sqlite3* m_db;
+  const std::atomic<bool>* m_stop;
+  std::chrono::milliseconds m_busy_timeout;
+  std::chrono::steady_clock::time_point m_busy_since;
+};
 
 class SqliteBatch final : public Batch {
 public:
@@ -244,6 +297,10 @@ public:
   }
 
   RuleCounts count(const Selection& selection) override {
+    return stoppable(selection, [&] { return census(selection); });
+  }
+
+  RuleCounts census(const Selection& selection) {
     const RuleStatements statements(selection);
     // The census takes a while on a large table: a commit by the application meanwhile shows
     // it is writing before the first batch (see start_walk).
@@ -330,21 +387,21 @@ public:
 
   std::vector<std::int64_t> count_by_anchor(const Selection& selection,
                                             const std::vector<Instant>& edges) override {
-    const RuleStatements statements(selection);
-    std::vector<std::int64_t> counts;
-    std::optional<Instant> from;
-    for (const Instant& edge : edges) {
-      counts.push_back(scalar(statements.count_anchors(from, edge)));
-      from = edge;
-    }
-    counts.push_back(scalar(statements.count_anchors(from, std::nullopt)));
-    return counts;
+    return stoppable(selection, [&] {
+      const RuleStatements statements(selection);
+      std::vector<std::int64_t> counts;
+      std::optional<Instant> from;
+      for (const Instant& edge : edges) {
+        counts.push_back(scalar(statements.count_anchors(from, edge)));
+        from = edge;
+      }
+      counts.push_back(scalar(statements.count_anchors(from, std::nullopt)));
+      return counts;
+    });
   }
 
   RunPlan plan_run(const Selection& selection) override {
-    const std::string key = run_key(selection);
-    if (key != m_walk.run)
-      start_walk(selection, key);
+    stoppable(selection, [&] { walk_for(selection); });
     return {.in_physical_order = m_walk.in_physical_order};
   }
 
@@ -352,7 +409,7 @@ public:
                                      std::chrono::steady_clock::duration budget) override {
     if (m_mode == OpenMode::read_only)
       throw std::runtime_error(fmt::format("datastore '{}' is open read-only", m_name));
-    plan_run(selection);
+    walk_for(selection);
     // Each linked file stays open (by descriptor) until the batch commits: keep batches with
     // files small enough for the process's descriptor limit.
     if (selection.linked_files != nullptr)
@@ -479,6 +536,13 @@ private:
   // make every small transaction rewrite pages all over the anchor's index, which then no
   // longer fits the page cache. A band's part of the index does, so a batch costs what its rows
   // cost.
+  // Starts the walk of the selection's run unless it is the one under way.
+  void walk_for(const Selection& selection) {
+    const std::string key = run_key(selection);
+    if (key != m_walk.run)
+      start_walk(selection, key);
+  }
+
   void start_walk(const Selection& selection, const std::string& key) {
     // The table of refused rows exists only where batches can run.
     if (m_mode == OpenMode::read_write)
@@ -665,6 +729,21 @@ private:
     if (rule.age_from)
       return has_leading_index(rule.age_from->table, rule.age_from->column);
     return has_leading_index(rule.table, rule.age_column);
+  }
+
+  // Runs the reads of a census so that Selection::stop ends them (CensusStopped).
+  template <typename Reads>
+  auto stoppable(const Selection& selection, Reads&& reads) -> decltype(reads()) {
+    const InterruptOnStop interrupt(m_db.getHandle(), selection.stop, m_busy_timeout);
+    try {
+      return reads();
+    } catch (const SQLite::Exception& error) {
+      const int code = error.getErrorCode() & 0xff;
+      if (selection.stop != nullptr && selection.stop->load() &&
+          (code == SQLITE_INTERRUPT || code == SQLITE_BUSY))
+        throw CensusStopped();
+      throw;
+    }
   }
 
   // Copies what the WAL holds into the database file, without waiting for anyone (PASSIVE):

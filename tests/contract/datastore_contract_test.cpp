@@ -23,18 +23,24 @@
 #include <spdlog/fmt/fmt.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <expected>
 #include <fstream>
 #include <functional>
 #include <iterator>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <numeric>
 #include <optional>
 #include <set>
 #include <stdexcept>
+#include <stop_token>
 #include <string>
+#include <thread>
 #include <variant>
 #include <vector>
 
@@ -86,6 +92,9 @@ public:
                               const std::string& child, const std::string& foreign_key) = 0;
   // Everything the datastore stores, as bytes: equal snapshots mean nothing was written.
   virtual std::string snapshot() = 0;
+  // Takes, from another connection, a lock that makes every reader of `table` wait (as an
+  // application's long write transaction can); released when the result is destroyed.
+  virtual std::shared_ptr<void> lock_out_readers(const std::string& table) = 0;
 };
 
 using DatastoreFactory =
@@ -192,6 +201,13 @@ public:
               parent + "\" WHEN EXISTS (SELECT 1 FROM \"" + child + "\" WHERE \"" + foreign_key +
               "\" = OLD.\"" + key + "\") BEGIN SELECT RAISE(ABORT, 'parent deleted before its " +
               "children'); END");
+  }
+
+  // An exclusive lock of the rollback journal: readers get SQLITE_BUSY until it is released.
+  std::shared_ptr<void> lock_out_readers(const std::string&) override {
+    auto writer = std::make_shared<SQLite::Database>(m_config.path, SQLite::OPEN_READWRITE);
+    writer->exec("BEGIN EXCLUSIVE");
+    return writer;
   }
 
   std::string snapshot() override {
@@ -302,6 +318,18 @@ public:
                       const std::string& foreign_key) override {
     exec("ALTER TABLE " + quoted(child) + " ADD FOREIGN KEY (" + quoted(foreign_key) +
          ") REFERENCES " + quoted(parent) + "(" + quoted(key) + ")");
+  }
+
+  std::shared_ptr<void> lock_out_readers(const std::string& table) override {
+    create_pending();
+    struct Lock {
+      pqxx::connection connection;
+      pqxx::work transaction;
+      explicit Lock(const std::string& dsn) : connection(dsn), transaction(connection) {}
+    };
+    auto lock = std::make_shared<Lock>(m_config.dsn);
+    lock->transaction.exec("LOCK TABLE " + quoted(table) + " IN ACCESS EXCLUSIVE MODE");
+    return lock;
   }
 
   // The schema and every row of every relation, with each row's address (ctid) and the
@@ -1300,6 +1328,52 @@ void read_only_changes_nothing(const ContractTarget& target) {
   CHECK(ids_of(*fixture, "accounts") == std::vector<std::int64_t>{1, 2, 3});
 }
 
+// SIGTERM during the reads before the first batch: they give up at once, even while waiting
+// for a lock the application holds; batches never look at the flag.
+void census_stops_on_signal(const ContractTarget& target) {
+  auto fixture = target.fixture();
+  build_accounts(*fixture);
+  const Rule rule = accounts_rule();
+  auto store = target.open(fixture->config(), OpenMode::read_write);
+  std::atomic<bool> stop{false};
+  Selection selection = select_for(rule);
+  selection.stop = &stop;
+  const std::string before = fixture->snapshot();
+
+  SUBCASE("set before the census") {
+    stop = true;
+    CHECK(error_of([&] { store->count(selection); }) == "stopped by signal during the census");
+    CHECK_THROWS_AS(store->count_by_anchor(selection, {k_cutoff}), adapters::CensusStopped);
+    CHECK_THROWS_AS(store->plan_run(selection), adapters::CensusStopped);
+    CHECK(fixture->snapshot() == before);
+  }
+  SUBCASE("set while the census waits for a lock") {
+    std::shared_ptr<void> lock = fixture->lock_out_readers("accounts");
+    std::mutex mutex;
+    std::condition_variable_any counted;
+    // Sets the flag once the census waits, and releases the lock 10 s later at the latest: an
+    // adapter that does not look at the flag fails this clause instead of hanging it.
+    std::jthread signal([&](std::stop_token census_done) {
+      std::this_thread::sleep_for(std::chrono::milliseconds{100});
+      stop = true;
+      std::unique_lock guard(mutex);
+      counted.wait_for(guard, census_done, std::chrono::seconds{10}, [] { return false; });
+      lock.reset();
+    });
+    const auto started = std::chrono::steady_clock::now();
+    CHECK(error_of([&] { store->count(selection); }) == "stopped by signal during the census");
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds{5});
+    signal.request_stop();
+  }
+  SUBCASE("batches still run while it is set") {
+    CHECK(store->count(selection).due == 2);
+    store->plan_run(selection);
+    stop = true;
+    CHECK(drain(*store, selection) == std::pair<std::int64_t, std::int64_t>{2, 4});
+    CHECK(ids_of(*fixture, "accounts") == std::vector<std::int64_t>{3});
+  }
+}
+
 void finish_run_after_changes(const ContractTarget& target) {
   auto fixture = target.fixture();
   build_accounts(*fixture);
@@ -1396,6 +1470,10 @@ TEST_CASE("datastore contract: check_schema errors and warnings") {
 
 TEST_CASE("datastore contract: read_only leaves the datastore byte-identical") {
   for_each_target(read_only_changes_nothing);
+}
+
+TEST_CASE("datastore contract: a stop (SIGTERM) ends the census, not the batches") {
+  for_each_target(census_stops_on_signal);
 }
 
 TEST_CASE("datastore contract: finish_run after a run that changed rows") {
@@ -1498,6 +1576,52 @@ TEST_CASE("sqlite datastore: a deleted row's values do not linger in the file") 
   const std::string bytes = fixture.snapshot();
   CHECK(bytes.find("SECRET-VALUE-4711") == std::string::npos);
   CHECK(bytes.find("kept-value") != std::string::npos);
+}
+
+namespace {
+
+// Linked files of which none exists; the first lookup sets `stop`, as a SIGTERM arriving in
+// the middle of a census statement would.
+class StopOnFirstLookup final : public adapters::LinkedFiles {
+public:
+  explicit StopOnFirstLookup(std::atomic<bool>& stop) : m_stop(stop) {}
+
+  std::expected<std::unique_ptr<adapters::ResolvedFile>, std::string>
+  resolve(std::string_view) override {
+    ++lookups;
+    m_stop = true;
+    return std::unique_ptr<adapters::ResolvedFile>{};
+  }
+
+  int lookups = 0;
+
+private:
+  std::atomic<bool>& m_stop;
+};
+
+}  // namespace
+
+TEST_CASE("sqlite datastore: a stop in the middle of a census statement ends it at once") {
+  SqliteFixture fixture;
+  fixture.create_table(
+      "videos", {{"id", ColumnType::key}, {"at", ColumnType::integer}, {"path", ColumnType::text}});
+  std::vector<std::vector<Cell>> rows;
+  for (std::int64_t id = 1; id <= 2000; ++id)
+    rows.push_back({id, k_cutoff_s - id, "videos/" + std::to_string(id) + ".mp4"});
+  fixture.insert("videos", {"id", "at", "path"}, rows);
+  Rule rule = make_rule("videos", "at", AgeFormat::unix_seconds);
+  rule.files = LinkedFilesConfig{"media", "path"};
+  std::atomic<bool> stop{false};
+  StopOnFirstLookup files(stop);
+  Selection selection = select_for(rule);
+  selection.linked_files = &files;
+  selection.stop = &stop;
+  auto store = adapters::sqlite::open_sqlite_datastore(fixture.config(), OpenMode::read_write, {});
+
+  CHECK(error_of([&] { store->count(selection); }) == "stopped by signal during the census");
+  // The statement listing the due paths ended within a few rows of the flag, not after 2000.
+  CHECK(files.lookups >= 1);
+  CHECK(files.lookups < 200);
 }
 
 // ---------------------------------------------------------------------------------------------

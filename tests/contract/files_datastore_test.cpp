@@ -1,12 +1,14 @@
 #include "adapters/datastore.hpp"
 #include "tests/support/files.hpp"
 #include "tests/support/temp_dir.hpp"
+#include "tests/support/text.hpp"
 
 #include <doctest/doctest.h>
 
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +17,7 @@
 #include <string>
 
 using namespace retentiond;
+using retentiond::test::error_of;
 using retentiond::test::TempDir;
 namespace fs = std::filesystem;
 using retentiond::test::tree_set;
@@ -124,6 +127,21 @@ TEST_CASE("files datastore: count classifies matching files by mtime") {
 
   const auto buckets = store->count_by_anchor(selection, {media.cutoff, media.now});
   CHECK(buckets == std::vector<std::int64_t>{2, 2, 1});
+}
+
+TEST_CASE("files datastore: a stop (SIGTERM) ends the census, not the batches") {
+  MediaTree media;
+  auto store =
+      adapters::open_datastore(files_config(media.root), adapters::OpenMode::read_write, {});
+  const Rule rule = file_rule("uploads/tmp/**");
+  const std::atomic<bool> stop{true};
+  adapters::Selection selection{rule, media.cutoff, media.now, {}, nullptr, &stop};
+  const std::string before = tree(media.root);
+
+  CHECK(error_of([&] { store->count(selection); }) == "stopped by signal during the census");
+  CHECK_THROWS_AS(store->count_by_anchor(selection, {media.cutoff}), adapters::CensusStopped);
+  CHECK(tree(media.root) == before);
+  CHECK(run_batches(*store, selection, 10) == std::vector<std::int64_t>{2});
 }
 
 TEST_CASE("files datastore: batches remove exactly the due files") {

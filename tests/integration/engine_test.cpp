@@ -544,6 +544,51 @@ TEST_CASE("engine: an --all hold suspends a rule until released") {
   CHECK(state.verify_audit().ok);
 }
 
+TEST_CASE("engine: SIGTERM during a census ends the run before any change") {
+  Site site;
+  Scenario scenario;
+  scenario.build(site);
+  const auto config = site.configure(Scenario::rules());
+  const auto tables = [&] {
+    std::map<std::string, std::map<std::int64_t, std::string>> rows;
+    for (const char* table : {"logs", "accounts", "sessions", "errors", "notes"})
+      rows[table] = site.dump(table);
+    return rows;
+  };
+  const auto before = tables();
+  SqliteStateStore state(site.state_path(), StateStore::Mode::read_write);
+
+  // The signal arrives as the first rule starts: its census gives up, the others never start.
+  std::atomic<bool> stop{false};
+  RunOptions options;
+  std::string first;
+  options.still_due = [&](const Rule& rule) {
+    first = rule.id;
+    stop = true;
+    return true;
+  };
+  Engine engine(config, &state, adapters::AdapterSecrets{}, stop);
+  const RunSummary summary = engine.run_once(options);
+
+  REQUIRE(summary.outcomes.size() == 3);
+  for (const RuleOutcome& outcome : summary.outcomes) {
+    CAPTURE(outcome.rule);
+    CHECK(outcome.result == "partial");
+    CHECK(outcome.rows == 0);
+    CHECK(outcome.message == (outcome.rule == first ? "stopped by signal during the census"
+                                                    : "stopped before this rule started"));
+  }
+  CHECK(tables() == before);
+  CHECK(entries_of(state, first, "batch").empty());
+  const auto done = entries_of(state, first, "rule_done");
+  REQUIRE(done.size() == 1);
+  CHECK(done.front().detail.find("\"result\":\"partial\"") != std::string::npos);
+  const auto runs = state.last_runs(first, 5);
+  REQUIRE(runs.size() == 1);
+  CHECK(runs.front().result == "partial");
+  CHECK(state.verify_audit().ok);
+}
+
 TEST_CASE("engine: subject holds spare the held rows, and release lets them go") {
   Site site;
   Scenario scenario;
