@@ -58,6 +58,12 @@ public:
   CensusStopped() : std::runtime_error("stopped by signal during the census") {}
 };
 
+// For a census's own loops: throws CensusStopped once `selection.stop` is set.
+inline void throw_if_stopped(const Selection& selection) {
+  if (selection.stop != nullptr && selection.stop->load())
+    throw CensusStopped();
+}
+
 // The census of a rule's rows, as the report and the mass-deletion breaker need it.
 struct RuleCounts {
   std::int64_t table_rows = 0;        // every row of the table, matched or not (the breaker's base)

@@ -29,12 +29,6 @@ constexpr std::size_t k_max_held_directories = 256;
 constexpr std::int64_t k_min_seconds = -62135596800;
 constexpr std::int64_t k_max_seconds = 253402300799;
 
-// A census of a large tree takes a while: it looks at SIGTERM after every entry.
-void throw_if_stopped(const Selection& selection) {
-  if (selection.stop != nullptr && selection.stop->load())
-    throw CensusStopped();
-}
-
 // A file's mtime, floored to the millisecond: `mtime < cutoff` is exact because cutoffs are
 // whole milliseconds.
 Instant mtime_of(const struct stat& status) {
@@ -123,7 +117,7 @@ public:
     RuleCounts counts;
     TreeWalker walker(m_root, GlobPattern(selection.rule.glob));
     while (const auto entry = walker.next()) {
-      throw_if_stopped(selection);
+      throw_if_stopped(selection);  // a large tree takes a while
       if (entry->kind == TreeWalker::Kind::symlink) {
         ++counts.refused;  // never followed, never removed
         continue;

@@ -48,13 +48,15 @@ public:
     m_watch = std::jthread([this, &connection, stop](std::stop_token done) {
       std::unique_lock lock(m_mutex);
       while (!done.stop_requested()) {
+        // Again at every poll: the server drops a cancel that finds no statement running
+        // (between two statements, or while the client checks linked files).
         if (stop->load()) {
           try {
             connection.cancel_query();
           } catch (const std::exception& error) {
             spdlog::warn("cannot cancel the census on SIGTERM: {}", error.what());
+            return;
           }
-          return;
         }
         // Woken early when the census ends (the jthread asks the token to stop).
         m_wake.wait_for(lock, done, k_stop_poll, [] { return false; });
@@ -417,7 +419,7 @@ public:
       if (!census[8].is_null())
         counts.oldest_due = from_unix_millis(census[8].as<std::int64_t>());
       if (selection.linked_files != nullptr)
-        count_refused_files(tx, statements, *selection.linked_files, counts);
+        count_refused_files(tx, statements, selection, counts);
       tx.commit();
       m_census = {run_key(selection), counts};
       return counts;
@@ -439,7 +441,12 @@ public:
   }
 
   RunPlan plan_run(const Selection& selection) override {
-    stoppable(selection, [&] { walk_for(selection); });
+    try {
+      stoppable(selection, [&] { walk_for(selection); });
+    } catch (const CensusStopped&) {
+      m_walk = {};  // half planned: the next call plans again
+      throw;
+    }
     // Rows are locked one by one, never the whole table: no writer waits for a batch to end.
     return {};
   }
@@ -628,10 +635,11 @@ private:
 
   // Due rows whose linked file would be refused stay: they are `refused`, not `due`.
   void count_refused_files(pqxx::transaction_base& tx, const RuleStatements& statements,
-                           LinkedFiles& linked, RuleCounts& counts) {
+                           const Selection& selection, RuleCounts& counts) {
     counts.oldest_due.reset();
     for (const pqxx::row& row : run(tx, statements.due_paths())) {
-      if (!row[0].is_null() && !linked.resolve(row[0].as<std::string>()))
+      throw_if_stopped(selection);  // the paths are checked here, not by the server
+      if (!row[0].is_null() && !selection.linked_files->resolve(row[0].as<std::string>()))
         ++counts.refused;
       else if (!counts.oldest_due && !row[1].is_null())
         counts.oldest_due = from_unix_millis(row[1].as<std::int64_t>());
@@ -883,8 +891,6 @@ private:
       check.errors.push_back(fmt::format("column '{}.{}' {}", table, column, kind.error()));
   }
 
-  // Runs `work`, turning libpq's and the server's errors into messages that name the
-  // datastore.
   // Starts the walk of the selection's run unless it is the one under way.
   void walk_for(const Selection& selection) {
     const std::string key = run_key(selection);
@@ -909,6 +915,8 @@ private:
     });
   }
 
+  // Runs `work`, turning libpq's and the server's errors into messages that name the
+  // datastore.
   template <typename Work> auto guarded(Work&& work) -> decltype(work()) {
     try {
       return work();

@@ -401,7 +401,12 @@ public:
   }
 
   RunPlan plan_run(const Selection& selection) override {
-    stoppable(selection, [&] { walk_for(selection); });
+    try {
+      stoppable(selection, [&] { walk_for(selection); });
+    } catch (const CensusStopped&) {
+      m_walk = {};  // half planned: the next call plans again
+      throw;
+    }
     return {.in_physical_order = m_walk.in_physical_order};
   }
 
@@ -524,6 +529,13 @@ private:
     return !rule.match.empty() || rule.anonymized_column.has_value();
   }
 
+  // Starts the walk of the selection's run unless it is the one under way.
+  void walk_for(const Selection& selection) {
+    const std::string key = run_key(selection);
+    if (key != m_walk.run)
+      start_walk(selection, key);
+  }
+
   // Chooses the access path for a run. Walking rowid slices touches each table page once and
   // keeps every transaction's cost proportional to its slice, whatever the time order of the
   // rows; but when few rows are due, reading the whole table to find them is waste, and the
@@ -536,13 +548,6 @@ private:
   // make every small transaction rewrite pages all over the anchor's index, which then no
   // longer fits the page cache. A band's part of the index does, so a batch costs what its rows
   // cost.
-  // Starts the walk of the selection's run unless it is the one under way.
-  void walk_for(const Selection& selection) {
-    const std::string key = run_key(selection);
-    if (key != m_walk.run)
-      start_walk(selection, key);
-  }
-
   void start_walk(const Selection& selection, const std::string& key) {
     // The table of refused rows exists only where batches can run.
     if (m_mode == OpenMode::read_write)
@@ -797,7 +802,9 @@ private:
     if (found == m_statements.end())
       found = m_statements.try_emplace(fragment.text, m_db, fragment.text).first;
     SQLite::Statement& statement = found->second;
-    statement.reset();
+    // Not reset(), which throws again the error of the statement's last step: a statement that
+    // failed once (a census stopped, a lock not granted) is reusable.
+    statement.tryReset();
     statement.clearBindings();
     bind_all(statement, fragment.values);
     return statement;
