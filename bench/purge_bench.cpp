@@ -973,9 +973,11 @@ void measure_delete(const Options& options, const fs::path& dir, Scenario& scena
       progress(fmt::format("{}: single DELETE (run {}/{})", scenario.name, repetition + 1,
                            options.repeat));
       fresh_copy(scenario.dataset.path, work);
-      ApplicationWriter writer(work, k_writer_interval, options.writer_sync);
+      std::optional<ApplicationWriter> writer;
+      if (scenario.with_writer)
+        writer.emplace(work, k_writer_interval, options.writer_sync);
       const BaselineRun run = baseline_delete(work);
-      WriterStats stats = writer.finish();
+      WriterStats stats = writer ? writer->finish() : WriterStats{};
       const auto inserted = static_cast<std::int64_t>(stats.latencies_ms.size()) - stats.failed;
       const std::int64_t deleted =
           scenario.dataset.rows + inserted - count_rows(work, "connection_logs");
@@ -991,10 +993,12 @@ void measure_delete(const Options& options, const fs::path& dir, Scenario& scena
       progress(fmt::format("{}: retentiond once (run {}/{})", scenario.name, repetition + 1,
                            options.repeat));
       fresh_copy(scenario.dataset.path, work);
-      ApplicationWriter writer(work, k_writer_interval, options.writer_sync);
+      std::optional<ApplicationWriter> writer;
+      if (scenario.with_writer)
+        writer.emplace(work, k_writer_interval, options.writer_sync);
       RetentiondRun run =
           run_retentiond(options, dir / "state", work, k_delete_rule, "connection_logs");
-      WriterStats stats = writer.finish();
+      WriterStats stats = writer ? writer->finish() : WriterStats{};
       read_audit(options, run);
       const auto inserted = static_cast<std::int64_t>(stats.latencies_ms.size()) - stats.failed;
       const std::int64_t deleted =
@@ -1222,6 +1226,15 @@ int run(const Options& options) {
        {},
        {},
        true});
+  // The same table and purge with no application writing: what retentiond's batches cost
+  // against the single statement before any room is left for the application.
+  scenarios.push_back(
+      {"delete, append-only, no writer",
+       generate_connection_logs(dir / "append-solo.db",
+                                {options.rows, 2.0 / 3.0, three_years, Order::append_only}, now, 2),
+       {},
+       {},
+       false});
   scenarios.push_back(
       {"anonymize",
        generate_accounts(dir / "accounts.db", {options.rows, 2.0 / 3.0, three_years, Order::random},
