@@ -106,6 +106,10 @@ std::optional<std::string> mass_change_problem(const Rule& rule,
                      fraction * 100.0, rule.max_fraction, rule.id);
 }
 
+bool cut_short_by_signal(const RunRecord& run) {
+  return run.result == "partial" && run.message.starts_with(k_stopped_by_signal);
+}
+
 bool RunSummary::any_failed() const {
   return std::any_of(outcomes.begin(), outcomes.end(), [](const RuleOutcome& outcome) {
     return outcome.result == "refused" || outcome.result == "error";
@@ -353,7 +357,7 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
   while (true) {
     if (m_stop.load()) {
       outcome.result = "partial";
-      outcome.message = "stopped by signal";
+      outcome.message = k_stopped_by_signal;
       break;
     }
     if (rule.max_runtime && Clock::now() - started >= *rule.max_runtime) {

@@ -176,8 +176,9 @@ private:
       if (m_last_run.contains(rule.id))
         continue;
       const std::vector<RunRecord> runs = m_state.last_runs(rule.id, 1);
-      // A run still "running" died with its process: the rule carries on at once.
-      if (runs.empty() || runs.front().result == "running")
+      // A run still "running" died with its process, and one that SIGTERM cut short did not
+      // finish either: the rule carries on at once.
+      if (runs.empty() || runs.front().result == "running" || cut_short_by_signal(runs.front()))
         continue;
       if (auto started = parse_iso8601(runs.front().started))
         m_last_run[rule.id] = *started;
@@ -193,7 +194,7 @@ private:
   // the rule after `since`, when this one last did: its schedule then counts from that run.
   bool ran_elsewhere(const Rule& rule, std::optional<Instant> since) {
     const std::vector<RunRecord> runs = m_state.last_runs(rule.id, 1);
-    if (runs.empty() || runs.front().result == "running")
+    if (runs.empty() || runs.front().result == "running" || cut_short_by_signal(runs.front()))
       return false;
     const auto started = parse_iso8601(runs.front().started);
     // This process's own run is recorded a moment after it noted the start.

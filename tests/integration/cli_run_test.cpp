@@ -379,4 +379,14 @@ TEST_CASE("run: SIGTERM during a run finishes the current batch, audits it and e
   CHECK(contains(log.out, "\"kind\":\"rule_done\""));
   CHECK(contains(log.out, "\"result\":\"partial\""));
   CHECK(contains(daemon->err(), "warning rule logs: partial: stopped by signal"));
+
+  SUBCASE("the cut-short run does not count: started again, the service carries on at once") {
+    service.write_config(service.logs_rule());  // default batch_time: the rest goes quickly
+    auto again = service.start();
+    REQUIRE(service.notify().wait_for("STATUS=running rule logs"));
+    REQUIRE(service.notify().wait_for("STATUS=idle: next rule logs at "));
+    CHECK(service.ids("logs") == std::vector<std::int64_t>{4, 5});
+    again->signal(SIGTERM);
+    CHECK(again->wait(k_patience) == 0);
+  }
 }
