@@ -52,10 +52,13 @@ struct Selection {
   const std::atomic<bool>* stop = nullptr;
 };
 
+// Why a run ends early on SIGTERM or SIGINT (a census adds " during the census").
+inline constexpr std::string_view k_stopped_by_signal = "stopped by signal";
+
 // Thrown by a census that `Selection::stop` ended; nothing was changed.
 class CensusStopped : public std::runtime_error {
 public:
-  CensusStopped() : std::runtime_error("stopped by signal during the census") {}
+  CensusStopped() : std::runtime_error(std::string{k_stopped_by_signal} + " during the census") {}
 };
 
 // For a census's own loops: throws CensusStopped once `selection.stop` is set.

@@ -107,7 +107,7 @@ std::optional<std::string> mass_change_problem(const Rule& rule,
 }
 
 bool cut_short_by_signal(const RunRecord& run) {
-  return run.result == "partial" && run.message.starts_with(k_stopped_by_signal);
+  return run.result == "partial" && run.message.starts_with(adapters::k_stopped_by_signal);
 }
 
 bool RunSummary::any_failed() const {
@@ -297,9 +297,9 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
 
   // SIGTERM during the reads before the first batch (a census can scan a whole table) ends the
   // run at once: nothing has changed yet.
-  const auto stopped_before_changes = [&]() {
+  const auto stopped_before_changes = [&](const adapters::CensusStopped& stopped) {
     outcome.result = "partial";
-    outcome.message = adapters::CensusStopped().what();
+    outcome.message = stopped.what();
     spdlog::warn("rule {}: {}", rule.id, outcome.message);
     if (!options.dry_run)
       m_state->append_audit("rule_done", rule.id, 0,
@@ -311,8 +311,8 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
   adapters::Selection selection{rule, outcome.cutoff, now, held.subjects, linked_files, &m_stop};
   try {
     outcome.counts = store.count(selection);
-  } catch (const adapters::CensusStopped&) {
-    return stopped_before_changes();
+  } catch (const adapters::CensusStopped& stopped) {
+    return stopped_before_changes(stopped);
   }
   outcome.counted = true;
   if (held.suspended) {
@@ -339,8 +339,8 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
   adapters::RunPlan plan;
   try {
     plan = store.plan_run(selection);
-  } catch (const adapters::CensusStopped&) {
-    return stopped_before_changes();
+  } catch (const adapters::CensusStopped& stopped) {
+    return stopped_before_changes(stopped);
   }
   const milliseconds batch_aim =
       rule.batch_time *
@@ -357,7 +357,7 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
   while (true) {
     if (m_stop.load()) {
       outcome.result = "partial";
-      outcome.message = k_stopped_by_signal;
+      outcome.message = adapters::k_stopped_by_signal;
       break;
     }
     if (rule.max_runtime && Clock::now() - started >= *rule.max_runtime) {

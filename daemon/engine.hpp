@@ -13,7 +13,6 @@
 #include <optional>
 #include <set>
 #include <string>
-#include <string_view>
 #include <vector>
 
 namespace retentiond {
@@ -47,10 +46,6 @@ struct RuleOutcome {
   int backlog_runs = 0;       // runs in a row, this one included, that ended with rows due
   bool counted = false;       // the census was taken: `counts` and `backlog_runs` are real
 };
-
-// The message of a run that SIGTERM or SIGINT cut short, between batches or (followed by
-// "during the census") before the first.
-inline constexpr std::string_view k_stopped_by_signal = "stopped by signal";
 
 // Whether `run` was cut short by SIGTERM or SIGINT. Like a run that died with its process, it
 // does not count as the rule's last run: the service runs the rule again when it starts.

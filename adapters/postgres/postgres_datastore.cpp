@@ -43,8 +43,6 @@ public:
   CancelOnStop(pqxx::connection_base& connection, const std::atomic<bool>* stop) {
     if (stop == nullptr)
       return;
-    if (stop->load())
-      throw CensusStopped();
     m_watch = std::jthread([this, &connection, stop](std::stop_token done) {
       std::unique_lock lock(m_mutex);
       while (!done.stop_requested()) {
@@ -441,12 +439,7 @@ public:
   }
 
   RunPlan plan_run(const Selection& selection) override {
-    try {
-      stoppable(selection, [&] { walk_for(selection); });
-    } catch (const CensusStopped&) {
-      m_walk = {};  // half planned: the next call plans again
-      throw;
-    }
+    stoppable(selection, [&] { walk_for(selection); });
     // Rows are locked one by one, never the whole table: no writer waits for a batch to end.
     return {};
   }
@@ -894,14 +887,21 @@ private:
   // Starts the walk of the selection's run unless it is the one under way.
   void walk_for(const Selection& selection) {
     const std::string key = run_key(selection);
-    if (key != m_walk.run)
+    if (key == m_walk.run)
+      return;
+    try {
       start_walk(selection, key);
+    } catch (...) {
+      m_walk = {};  // half planned (stopped, or failed): the next call plans again
+      throw;
+    }
   }
 
   // Runs the reads of a census, like guarded, so that Selection::stop ends them
   // (CensusStopped).
   template <typename Reads>
   auto stoppable(const Selection& selection, Reads&& reads) -> decltype(reads()) {
+    throw_if_stopped(selection);
     return guarded([&] {
       const CancelOnStop cancel(*m_connection, selection.stop);
       try {

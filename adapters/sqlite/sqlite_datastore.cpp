@@ -84,8 +84,6 @@ public:
       : m_db(db), m_stop(stop), m_busy_timeout(busy_timeout) {
     if (m_stop == nullptr)
       return;
-    if (m_stop->load())
-      throw CensusStopped();
     sqlite3_progress_handler(m_db, k_census_progress_steps, &on_progress, this);
     sqlite3_busy_handler(m_db, &on_busy, this);
   }
@@ -401,12 +399,7 @@ public:
   }
 
   RunPlan plan_run(const Selection& selection) override {
-    try {
-      stoppable(selection, [&] { walk_for(selection); });
-    } catch (const CensusStopped&) {
-      m_walk = {};  // half planned: the next call plans again
-      throw;
-    }
+    stoppable(selection, [&] { walk_for(selection); });
     return {.in_physical_order = m_walk.in_physical_order};
   }
 
@@ -532,8 +525,14 @@ private:
   // Starts the walk of the selection's run unless it is the one under way.
   void walk_for(const Selection& selection) {
     const std::string key = run_key(selection);
-    if (key != m_walk.run)
+    if (key == m_walk.run)
+      return;
+    try {
       start_walk(selection, key);
+    } catch (...) {
+      m_walk = {};  // half planned (stopped, or failed): the next call plans again
+      throw;
+    }
   }
 
   // Chooses the access path for a run. Walking rowid slices touches each table page once and
@@ -739,6 +738,7 @@ private:
   // Runs the reads of a census so that Selection::stop ends them (CensusStopped).
   template <typename Reads>
   auto stoppable(const Selection& selection, Reads&& reads) -> decltype(reads()) {
+    throw_if_stopped(selection);
     const InterruptOnStop interrupt(m_db.getHandle(), selection.stop, m_busy_timeout);
     try {
       return reads();
