@@ -21,6 +21,12 @@ using std::chrono::milliseconds;
 // Batch sizing: start small, then scale by measured time towards the rule's batch_time. The
 // unit is the adapter's (rows, or a slice of rows); the engine only compares durations.
 constexpr std::int64_t k_first_batch_size = 200;
+// The same when the due rows lie in the table's physical order (RunPlan). Such a batch stops at
+// its deadline within a piece (an eighth of its size), so the first one starts with pieces of
+// 1,600 neighbouring rows, the whole of the ramp's second batch: two short transactions less,
+// each with its audit entry, checkpoint and wait for the application's writer (1M append-only
+// rows: a median 0.58 s against 0.59 s, 20 paired runs).
+constexpr std::int64_t k_first_batch_size_in_physical_order = 12'800;
 // The share (%) of batch_time given to a batch's own statements, the part that holds the
 // datastore's write lock. A writer of the application that queues behind a batch sleeps in
 // SQLite's busy handler and retries 1, 3, 8, 18, 33, 53 ms after it arrived: a batch that ends
@@ -349,7 +355,8 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
       "rule {}: run planned in {} us; batches of {} ms{}", rule.id,
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started).count(),
       batch_aim.count(), plan.in_physical_order ? " (rows in the table's order)" : "");
-  std::int64_t limit = k_first_batch_size;
+  std::int64_t limit =
+      plan.in_physical_order ? k_first_batch_size_in_physical_order : k_first_batch_size;
   // What follows a batch's statements (its audit entry and commit), as the last batch took:
   // the statements must end that much before the aim.
   Clock::duration batch_tail{0};
