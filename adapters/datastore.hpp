@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <expected>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -50,6 +51,11 @@ struct Selection {
   // may scan a whole table, give up with CensusStopped once it is true. Batches never look at
   // it: the engine finishes the one under way, as SPEC 5 says.
   const std::atomic<bool>* stop = nullptr;
+  // Called now and then while those reads make progress, on the thread that runs them: the
+  // service feeds systemd's watchdog with it, so that a census longer than WatchdogSec= is not
+  // taken for a hang. A count that PostgreSQL's server runs gives no sign of progress (a long
+  // statement looks like a lost connection) and does not call it.
+  const std::function<void()>* progress = nullptr;
 };
 
 // Why a run ends early on SIGTERM or SIGINT (a census adds " during the census").
@@ -61,10 +67,18 @@ public:
   CensusStopped() : std::runtime_error(std::string{k_stopped_by_signal} + " during the census") {}
 };
 
-// For a census's own loops: throws CensusStopped once `selection.stop` is set.
+// Throws CensusStopped once `selection.stop` is set.
 inline void throw_if_stopped(const Selection& selection) {
   if (selection.stop != nullptr && selection.stop->load())
     throw CensusStopped();
+}
+
+// For a census's own loops, at every step: throws CensusStopped once `selection.stop` is set,
+// and tells `selection.progress` that the census is moving.
+inline void census_step(const Selection& selection) {
+  throw_if_stopped(selection);
+  if (selection.progress != nullptr)
+    (*selection.progress)();
 }
 
 // The census of a rule's rows, as the report and the mass-deletion breaker need it.

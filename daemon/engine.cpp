@@ -314,7 +314,13 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
   };
 
   HeldSubjects held = held_subjects(rule, now);
-  adapters::Selection selection{rule, outcome.cutoff, now, held.subjects, linked_files, &m_stop};
+  adapters::Selection selection{rule,
+                                outcome.cutoff,
+                                now,
+                                held.subjects,
+                                linked_files,
+                                &m_stop,
+                                options.on_census_progress ? &options.on_census_progress : nullptr};
   try {
     outcome.counts = store.count(selection);
   } catch (const adapters::CensusStopped& stopped) {

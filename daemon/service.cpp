@@ -205,7 +205,7 @@ private:
   }
 
   void run_rule(const Rule& rule) {
-    // The census of a large table may take a while before the first batch feeds the watchdog.
+    // The run feeds it too: after each batch, and while its census makes progress.
     feed_watchdog(false);
     const std::optional<Instant> previous = last_run_of(rule);
     m_last_run[rule.id] = now_utc();
@@ -221,6 +221,8 @@ private:
       m_metrics.record_batch(batch_rule.id, took);
       feed_watchdog(false);
     };
+    // A census of a large table can outlast WatchdogSec= while it makes progress.
+    options.on_census_progress = [this] { feed_watchdog(false); };
     try {
       Engine engine(m_config, &m_state, secrets_of(*m_config), m_stop);
       for (const RuleOutcome& outcome : engine.run_once(options).outcomes) {
@@ -294,9 +296,9 @@ private:
     m_notifier.notify("STATUS=" + status);
   }
 
-  // WATCHDOG=1 from the scheduling loop and from each batch's completion, so a hung run (not
-  // just a live process) makes systemd restart the service. `always`: the loop is about to
-  // sleep for up to one period.
+  // WATCHDOG=1 from the scheduling loop, from each batch's completion and from a census that
+  // makes progress, so a hung run (not just a live process) makes systemd restart the service.
+  // `always`: the loop is about to sleep for up to one period.
   void feed_watchdog(bool always) {
     const auto period = m_notifier.watchdog_period();
     if (!period)

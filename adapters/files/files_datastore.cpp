@@ -117,7 +117,7 @@ public:
     RuleCounts counts;
     TreeWalker walker(m_root, GlobPattern(selection.rule.glob));
     while (const auto entry = walker.next()) {
-      throw_if_stopped(selection);  // a large tree takes a while
+      census_step(selection);  // a large tree takes a while
       if (entry->kind == TreeWalker::Kind::symlink) {
         ++counts.refused;  // never followed, never removed
         continue;
@@ -142,7 +142,7 @@ public:
     std::vector<std::int64_t> buckets(edges.size() + 1, 0);
     TreeWalker walker(m_root, GlobPattern(selection.rule.glob));
     while (const auto entry = walker.next()) {
-      throw_if_stopped(selection);
+      census_step(selection);
       if (entry->kind != TreeWalker::Kind::regular)
         continue;
       const auto bucket = std::upper_bound(edges.begin(), edges.end(), mtime_of(entry->status));

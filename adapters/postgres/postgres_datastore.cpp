@@ -631,7 +631,7 @@ private:
                            const Selection& selection, RuleCounts& counts) {
     counts.oldest_due.reset();
     for (const pqxx::row& row : run(tx, statements.due_paths())) {
-      throw_if_stopped(selection);  // the paths are checked here, not by the server
+      census_step(selection);  // the paths are checked here, not by the server
       if (!row[0].is_null() && !selection.linked_files->resolve(row[0].as<std::string>()))
         ++counts.refused;
       else if (!counts.oldest_due && !row[1].is_null())

@@ -42,6 +42,9 @@ constexpr int k_backstop_checkpoint_pages = 16'384;
 // SQLite virtual machine instructions between two looks at Selection::stop during a census:
 // microseconds of work, so SIGTERM ends even a scan of a large table at once.
 constexpr int k_census_progress_steps = 1000;
+// Looks at the stop between two reports of progress (for the service's watchdog): a few
+// milliseconds of work.
+constexpr std::uint64_t k_census_steps_per_progress = 1000;
 // How long a census waiting for a lock sleeps between two tries (and two looks at the stop).
 constexpr std::chrono::milliseconds k_census_busy_step{5};
 // How long the final TRUNCATE checkpoint, which holds off the application's writers, waits for
@@ -73,40 +76,46 @@ std::int64_t execute(SQLite::Database& db, const SqlFragment& fragment) {
   return statement.exec();
 }
 
-// While it lives, a census on `db` ends soon after `stop` is set: SQLite asks the progress
-// handler every k_census_progress_steps instructions of a statement (a non-zero answer ends it
-// with SQLITE_INTERRUPT), and the busy handler, which waits for a lock the application holds
-// as busy_timeout would, gives up (SQLITE_BUSY).
-class InterruptOnStop {
+// While it lives, a census on `db` ends soon after Selection::stop is set: SQLite asks the
+// progress handler every k_census_progress_steps instructions of a statement (a non-zero answer
+// ends it with SQLITE_INTERRUPT), and the busy handler, which waits for a lock the application
+// holds as busy_timeout would, gives up (SQLITE_BUSY). Every k_census_steps_per_progress of those
+// calls the progress handler also tells Selection::progress; a wait for a lock is no progress.
+class CensusWatch {
 public:
-  InterruptOnStop(sqlite3* db, const std::atomic<bool>* stop,
-                  std::chrono::milliseconds busy_timeout)
-      : m_db(db), m_stop(stop), m_busy_timeout(busy_timeout) {
-    if (m_stop == nullptr)
+  CensusWatch(sqlite3* db, const Selection& selection, std::chrono::milliseconds busy_timeout)
+      : m_db(db), m_stop(selection.stop), m_progress(selection.progress),
+        m_busy_timeout(busy_timeout) {
+    if (m_stop == nullptr && m_progress == nullptr)
       return;
     sqlite3_progress_handler(m_db, k_census_progress_steps, &on_progress, this);
     sqlite3_busy_handler(m_db, &on_busy, this);
   }
-  ~InterruptOnStop() {
-    if (m_stop == nullptr)
+  ~CensusWatch() {
+    if (m_stop == nullptr && m_progress == nullptr)
       return;
     sqlite3_progress_handler(m_db, 0, nullptr, nullptr);
     sqlite3_busy_timeout(m_db, static_cast<int>(m_busy_timeout.count()));
   }
-  InterruptOnStop(const InterruptOnStop&) = delete;
-  InterruptOnStop& operator=(const InterruptOnStop&) = delete;
+  CensusWatch(const CensusWatch&) = delete;
+  CensusWatch& operator=(const CensusWatch&) = delete;
 
 private:
+  bool stopped() const { return m_stop != nullptr && m_stop->load(); }
+
   static int on_progress(void* self) {
-    return static_cast<InterruptOnStop*>(self)->m_stop->load() ? 1 : 0;
+    auto& watch = *static_cast<CensusWatch*>(self);
+    if (watch.m_progress != nullptr && ++watch.m_steps % k_census_steps_per_progress == 0)
+      (*watch.m_progress)();
+    return watch.stopped() ? 1 : 0;
   }
 
   static int on_busy(void* self, int attempts) {
-    auto& guard = *static_cast<InterruptOnStop*>(self);
+    auto& watch = *static_cast<CensusWatch*>(self);
     const auto now = std::chrono::steady_clock::now();
     if (attempts == 0)
-      guard.m_busy_since = now;
-    if (guard.m_stop->load() || now - guard.m_busy_since >= guard.m_busy_timeout)
+      watch.m_busy_since = now;
+    if (watch.stopped() || now - watch.m_busy_since >= watch.m_busy_timeout)
       return 0;
     std::this_thread::sleep_for(k_census_busy_step);
     return 1;
@@ -114,8 +123,10 @@ private:
 
   sqlite3* m_db;
   const std::atomic<bool>* m_stop;
+  const std::function<void()>* m_progress;
   std::chrono::milliseconds m_busy_timeout;
   std::chrono::steady_clock::time_point m_busy_since;
+  std::uint64_t m_steps = 0;
 };
 
 class SqliteBatch final : public Batch {
@@ -739,7 +750,7 @@ private:
   template <typename Reads>
   auto stoppable(const Selection& selection, Reads&& reads) -> decltype(reads()) {
     throw_if_stopped(selection);
-    const InterruptOnStop interrupt(m_db.getHandle(), selection.stop, m_busy_timeout);
+    const CensusWatch watch(m_db.getHandle(), selection, m_busy_timeout);
     try {
       return reads();
     } catch (const SQLite::Exception& error) {

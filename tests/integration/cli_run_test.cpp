@@ -72,6 +72,7 @@ public:
         continue;
       std::string message(buffer, static_cast<std::size_t>(n));
       m_messages.push_back(message);
+      m_arrivals.push_back(std::chrono::steady_clock::now());
       if (message.starts_with(prefix))
         return message;
     }
@@ -80,10 +81,20 @@ public:
 
   const std::vector<std::string>& messages() const { return m_messages; }
 
+  // When each message that starts with `prefix` arrived.
+  std::vector<std::chrono::steady_clock::time_point> arrivals(std::string_view prefix) const {
+    std::vector<std::chrono::steady_clock::time_point> times;
+    for (std::size_t i = 0; i < m_messages.size(); ++i)
+      if (m_messages[i].starts_with(prefix))
+        times.push_back(m_arrivals[i]);
+    return times;
+  }
+
 private:
   std::filesystem::path m_path;
   int m_fd = -1;
   std::vector<std::string> m_messages;
+  std::vector<std::chrono::steady_clock::time_point> m_arrivals;  // of each message
 };
 
 // A TCP port nobody listens on right now (the kernel's choice for port 0).
@@ -333,6 +344,53 @@ TEST_CASE("run: a run that died with its process does not count: the rule carrie
   REQUIRE(service.notify().wait_for("STATUS=idle: next rule logs at "));
   daemon->signal(SIGTERM);
   CHECK(daemon->wait(k_patience) == 0);
+}
+
+TEST_CASE("run: a census longer than the watchdog's timeout keeps feeding it") {
+  Service service;
+  {
+    // No index on a text anchor: each count of the census reads and parses every row.
+    SQLite::Database db(service.app(), SQLite::OPEN_READWRITE);
+    db.exec("CREATE TABLE visits(id INTEGER PRIMARY KEY, at TEXT)");
+    db.exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000) "
+            "INSERT INTO visits SELECT i, strftime('%Y-%m-%dT%H:%M:%SZ', 'now', "
+            "'-' || (i % 1000) || ' days') FROM n");
+  }
+  // 97% of the rows are due: the breaker refuses the rule after its census, before any batch.
+  service.write_config(R"toml(
+[rules.visits]
+description = "Visits are kept 30 days"
+policy = "Privacy policy, section VI"
+datastore = "app"
+table = "visits"
+age_column = "at"
+age_format = "iso8601"
+retain = "30 days"
+action = "delete"
+schedule = "hourly"
+max_fraction = 0.5
+)toml");
+  auto daemon = service.start("500000");  // WatchdogSec=0.5s: WATCHDOG=1 every 250 ms
+  REQUIRE(service.notify().wait_for("STATUS=running rule visits"));
+  REQUIRE(service.notify().wait_for("STATUS=idle: "));
+  daemon->signal(SIGTERM);
+  REQUIRE(daemon->wait(k_patience) == 0);
+  CHECK(contains(daemon->err(), "rule visits: refused: "));
+  CHECK(service.ids("visits").size() == 1'000'000);
+
+  // systemd would have killed the service had WATCHDOG=1 not come within 0.5 s at any point of
+  // the run, which takes several times that.
+  const auto run_started = service.notify().arrivals("STATUS=running rule visits").front();
+  const auto run_ended = service.notify().arrivals("STATUS=idle: ").back();
+  REQUIRE(run_ended - run_started > 1500ms);
+  auto last_fed = run_started;
+  for (const auto fed : service.notify().arrivals("WATCHDOG=1")) {
+    if (fed < run_started || fed > run_ended)
+      continue;
+    CHECK(fed - last_fed < 500ms);
+    last_fed = fed;
+  }
+  CHECK(run_ended - last_fed < 500ms);
 }
 
 TEST_CASE("run: SIGTERM during a run finishes the current batch, audits it and exits 0") {
