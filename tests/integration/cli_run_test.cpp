@@ -59,9 +59,10 @@ public:
   const std::filesystem::path& path() const { return m_path; }
 
   // The next message that starts with `prefix`, skipping others (kept in messages()); nothing
-  // when none comes within k_patience.
-  std::optional<std::string> wait_for(std::string_view prefix) {
-    const auto deadline = std::chrono::steady_clock::now() + k_patience;
+  // when none comes within `patience`.
+  std::optional<std::string> wait_for(std::string_view prefix,
+                                      std::chrono::seconds patience = k_patience) {
+    const auto deadline = std::chrono::steady_clock::now() + patience;
     while (std::chrono::steady_clock::now() < deadline) {
       pollfd waiting{m_fd, POLLIN, 0};
       if (::poll(&waiting, 1, 100) <= 0)
@@ -352,7 +353,7 @@ TEST_CASE("run: a census longer than the watchdog's timeout keeps feeding it") {
     // No index on a text anchor: each count of the census reads and parses every row.
     SQLite::Database db(service.app(), SQLite::OPEN_READWRITE);
     db.exec("CREATE TABLE visits(id INTEGER PRIMARY KEY, at TEXT)");
-    db.exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000) "
+    db.exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 800000) "
             "INSERT INTO visits SELECT i, strftime('%Y-%m-%dT%H:%M:%SZ', 'now', "
             "'-' || (i % 1000) || ' days') FROM n");
   }
@@ -372,17 +373,18 @@ max_fraction = 0.5
 )toml");
   auto daemon = service.start("500000");  // WatchdogSec=0.5s: WATCHDOG=1 every 250 ms
   REQUIRE(service.notify().wait_for("STATUS=running rule visits"));
-  REQUIRE(service.notify().wait_for("STATUS=idle: "));
+  // About 2 s, ten times that with sanitizers.
+  REQUIRE(service.notify().wait_for("STATUS=idle: ", 120s));
   daemon->signal(SIGTERM);
   REQUIRE(daemon->wait(k_patience) == 0);
   CHECK(contains(daemon->err(), "rule visits: refused: "));
-  CHECK(service.ids("visits").size() == 1'000'000);
+  CHECK(service.ids("visits").size() == 800'000);
 
   // systemd would have killed the service had WATCHDOG=1 not come within 0.5 s at any point of
-  // the run, which takes several times that.
+  // the run, which takes longer than that.
   const auto run_started = service.notify().arrivals("STATUS=running rule visits").front();
   const auto run_ended = service.notify().arrivals("STATUS=idle: ").back();
-  REQUIRE(run_ended - run_started > 1500ms);
+  REQUIRE(run_ended - run_started > 1s);
   auto last_fed = run_started;
   for (const auto fed : service.notify().arrivals("WATCHDOG=1")) {
     if (fed < run_started || fed > run_ended)
