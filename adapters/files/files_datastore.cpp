@@ -177,6 +177,9 @@ public:
         walked_all = true;
         break;
       }
+      // Few due files in a large tree: the batch walks as long as a census.
+      if (selection.progress != nullptr)
+        (*selection.progress)();
       if (entry->kind != TreeWalker::Kind::regular || !(mtime_of(entry->status) < selection.cutoff))
         continue;
       const std::vector<SharedFd> directories = walker->last_directories();

@@ -34,6 +34,10 @@ constexpr int k_census_probes = 32;
 // Statements per batch of a slice (see change_in_pieces): a batch that runs slow stops a piece,
 // about a quarter of its time, before it would have passed its deadline.
 constexpr std::int64_t k_pieces_per_batch = 8;
+// A piece is at most twice the largest one the walk has changed, and the first is at most this
+// many rows: a run's first batch, whatever its size, finds the table's pace in pieces of 200,
+// 400, 800... rows, and stops at its deadline before a piece it cannot afford.
+constexpr std::int64_t k_first_piece = 200;
 // An application that has not committed for this long is idle: batches follow each other.
 constexpr std::chrono::seconds k_application_quiet{1};
 // SQLite's automatic checkpoint, which runs inside COMMIT, only when the checkpoints between
@@ -348,7 +352,7 @@ public:
     }
     snapshot.commit();
     if (selection.linked_files != nullptr)
-      count_refused_files(statements, *selection.linked_files, counts);
+      count_refused_files(statements, selection, counts);
     m_census = {run_key(selection), counts};
     return counts;
   }
@@ -523,6 +527,7 @@ private:
     std::int64_t last_rowid = -1;  // of the current band, when it started
     bool done = false;
     bool in_physical_order = false;  // many due rows, in rowid order (see RunPlan)
+    std::int64_t largest_piece = 0;  // rows, see k_first_piece
   };
 
   static std::string run_key(const Selection& selection) {
@@ -683,8 +688,8 @@ private:
   }
 
   // Changes the slice of `limit` rows from `lo` on in pieces, one statement each, and starts no
-  // piece that the previous one's duration says would end more than `budget` after the batch
-  // got the write lock: a batch that runs slower than its size promised (pages not in the
+  // piece that the previous one's pace says would end more than `budget` after the batch got
+  // the write lock: a batch that runs slower than its size promised (pages not in the
   // cache, a busy disk) still ends in time for the application's writer. Returns the end of
   // what it covered and whether the band ended.
   std::pair<std::int64_t, bool> change_in_pieces(SqliteBatch& batch,
@@ -697,20 +702,29 @@ private:
                                                   : batch.locked_at() + budget;
     const std::int64_t piece = std::max<std::int64_t>(1, limit / k_pieces_per_batch);
     std::int64_t covered = 0;
+    const auto next_size = [&] {
+      return std::min({piece, limit - covered, std::max(k_first_piece, 2 * m_walk.largest_piece)});
+    };
+    std::int64_t size = next_size();
     while (true) {
       const auto piece_started = steady_clock::now();
-      const std::int64_t size = std::min(piece, limit - covered);
       const auto [hi, band_ended] = slice_end(statements.table(), lo, size);
       batch.change_all(prepared(statements.change_range(lo, hi, m_walk.bands[m_walk.band])));
+      m_walk.largest_piece = std::max(m_walk.largest_piece, size);
       covered += size;
       lo = hi;
       if (band_ended || covered >= limit)
         return {hi, band_ended};
+      // The next piece takes as long per row as this one did.
+      const std::int64_t next = next_size();
       const auto now = steady_clock::now();
-      if (now + (now - piece_started) > deadline) {
+      const auto next_takes = std::chrono::duration_cast<steady_clock::duration>(
+          (now - piece_started) * (static_cast<double>(next) / static_cast<double>(size)));
+      if (now + next_takes > deadline) {
         batch.set_stopped_at_deadline(covered);
         return {hi, false};
       }
+      size = next;
     }
   }
 
@@ -830,13 +844,15 @@ private:
   }
 
   // Due rows whose linked file would be refused stay: they are `refused`, not `due`.
-  void count_refused_files(const RuleStatements& statements, LinkedFiles& linked,
+  void count_refused_files(const RuleStatements& statements, const Selection& selection,
                            RuleCounts& counts) {
+    LinkedFiles& linked = *selection.linked_files;
     const SqlFragment query = statements.due_paths();
     SQLite::Statement paths(m_db, query.text);
     bind_all(paths, query.values);
     counts.oldest_due.reset();
     while (paths.executeStep()) {
+      census_step(selection);  // each path is a few lookups in the file system
       if (!paths.getColumn(0).isNull() && !linked.resolve(paths.getColumn(0).getString()))
         ++counts.refused;
       else if (!counts.oldest_due)

@@ -1625,6 +1625,32 @@ TEST_CASE(
   CHECK(ids_of(fixture, "logs") == left);
 }
 
+TEST_CASE("sqlite datastore: a walk's pieces start at 200 rows and double, whatever the batch") {
+  SqliteFixture fixture;
+  fixture.create_table("logs", {{"id", ColumnType::key}, {"at", ColumnType::integer}});
+  std::vector<std::vector<Cell>> rows;
+  for (std::int64_t id = 1; id <= 20'000; ++id)
+    rows.push_back({id, k_cutoff_s - 1});
+  fixture.insert("logs", {"id", "at"}, rows);
+  auto store = adapters::sqlite::open_sqlite_datastore(fixture.config(), OpenMode::read_write, {});
+  const Rule rule = make_rule("logs", "at", AgeFormat::unix_seconds);
+  const auto batch_rows = [&](std::optional<std::chrono::steady_clock::duration> budget) {
+    auto batch = budget ? store->begin_batch(select_for(rule), 12'800, *budget)
+                        : store->begin_batch(select_for(rule), 12'800);
+    const std::int64_t changed = batch->rows();
+    batch->commit();
+    return changed;
+  };
+
+  // No time at all: one piece, 200 rows, then twice that; a piece is an eighth of the batch
+  // only once the walk has changed pieces half that size.
+  CHECK(batch_rows(std::chrono::steady_clock::duration{0}) == 200);
+  CHECK(batch_rows(std::chrono::steady_clock::duration{0}) == 400);
+  CHECK(batch_rows(std::nullopt) == 12'800);
+  CHECK(batch_rows(std::chrono::steady_clock::duration{0}) == 1'600);
+  CHECK(ids_of(fixture, "logs").size() == 20'000 - 200 - 400 - 12'800 - 1'600);
+}
+
 TEST_CASE("sqlite datastore: a deleted row's values do not linger in the file") {
   SqliteFixture fixture;
   fixture.create_table(

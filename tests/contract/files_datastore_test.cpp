@@ -144,6 +144,22 @@ TEST_CASE("files datastore: a stop (SIGTERM) ends the census, not the batches") 
   CHECK(run_batches(*store, selection, 10) == std::vector<std::int64_t>{2});
 }
 
+TEST_CASE("files datastore: the census and the batches' walk report progress at every entry") {
+  MediaTree media;
+  auto store =
+      adapters::open_datastore(files_config(media.root), adapters::OpenMode::read_write, {});
+  const Rule rule = file_rule("uploads/tmp/**");
+  int calls = 0;
+  const std::function<void()> progress = [&calls] { ++calls; };
+  adapters::Selection selection{rule, media.cutoff, media.now, {}, nullptr, nullptr, &progress};
+
+  store->count(selection);
+  CHECK(calls == 8);  // five files, three symlinks (the fifo is not a file)
+  calls = 0;
+  CHECK(run_batches(*store, selection, 10) == std::vector<std::int64_t>{2});
+  CHECK(calls == 8);
+}
+
 TEST_CASE("files datastore: batches remove exactly the due files") {
   MediaTree media;
   const std::string before = tree(media.root);
