@@ -51,11 +51,11 @@ struct Selection {
   // may scan a whole table, give up with CensusStopped once it is true. Batches never look at
   // it: the engine finishes the one under way, as SPEC 5 says.
   const std::atomic<bool>* stop = nullptr;
-  // Called now and then while those reads make progress (and while a files batch walks its
-  // tree), on the thread that runs them; it must not throw. The service feeds systemd's
-  // watchdog with it, so that a census longer than WatchdogSec= is not taken for a hang. A
-  // count that PostgreSQL's server runs gives no sign of progress (a long statement looks like
-  // a lost connection) and does not call it.
+  // Called often while those reads make progress (and while a files batch walks its tree), on
+  // the thread that runs them: microseconds apart, so it must be cheap, and it must not throw.
+  // The service feeds systemd's watchdog with it, so that a census longer than WatchdogSec= is
+  // not taken for a hang. A count that PostgreSQL's server runs gives no sign of progress (a
+  // long statement looks like a lost connection) and does not call it.
   const std::function<void()>* progress = nullptr;
 };
 

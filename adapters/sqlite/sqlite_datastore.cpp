@@ -46,9 +46,6 @@ constexpr int k_backstop_checkpoint_pages = 16'384;
 // SQLite virtual machine instructions between two looks at Selection::stop during a census:
 // microseconds of work, so SIGTERM ends even a scan of a large table at once.
 constexpr int k_census_progress_steps = 1000;
-// Looks at the stop between two reports of progress (for the service's watchdog): a few
-// milliseconds of work.
-constexpr std::uint64_t k_census_steps_per_progress = 1000;
 // How long a census waiting for a lock sleeps between two tries (and two looks at the stop).
 constexpr std::chrono::milliseconds k_census_busy_step{5};
 // How long the final TRUNCATE checkpoint, which holds off the application's writers, waits for
@@ -83,8 +80,10 @@ std::int64_t execute(SQLite::Database& db, const SqlFragment& fragment) {
 // While it lives, a census on `db` ends soon after Selection::stop is set: SQLite asks the
 // progress handler every k_census_progress_steps instructions of a statement (a non-zero answer
 // ends it with SQLITE_INTERRUPT), and the busy handler, which waits for a lock the application
-// holds as busy_timeout would, gives up (SQLITE_BUSY). Every k_census_steps_per_progress of those
-// calls the progress handler also tells Selection::progress; a wait for a lock is no progress.
+// holds as busy_timeout would, gives up (SQLITE_BUSY). The progress handler also tells
+// Selection::progress at every call, which keeps its own time: a thousand instructions can take
+// a millisecond (a cold disk, or malloc under a sanitizer), so a million could take seconds. A
+// wait for a lock is no progress.
 class CensusWatch {
 public:
   CensusWatch(sqlite3* db, const Selection& selection, std::chrono::milliseconds busy_timeout)
@@ -109,7 +108,7 @@ private:
 
   static int on_progress(void* self) {
     auto& watch = *static_cast<CensusWatch*>(self);
-    if (watch.m_progress != nullptr && ++watch.m_steps % k_census_steps_per_progress == 0)
+    if (watch.m_progress != nullptr)
       (*watch.m_progress)();
     return watch.stopped() ? 1 : 0;
   }
@@ -130,7 +129,6 @@ private:
   const std::function<void()>* m_progress;
   std::chrono::milliseconds m_busy_timeout;
   std::chrono::steady_clock::time_point m_busy_since;
-  std::uint64_t m_steps = 0;
 };
 
 class SqliteBatch final : public Batch {

@@ -443,11 +443,11 @@ TEST_CASE("engine: every walk of a large table leaves exactly the rows it must")
     CHECK(first_batch <= 200);
 }
 
-TEST_CASE("engine: a census tells on_census_progress it is moving, every million instructions") {
+TEST_CASE("engine: a census tells on_census_progress it is moving") {
   Site site;
   auto& db = site.app();
-  // No index on the anchor: the census reads every row several times (SQLite runs some twenty
-  // instructions per row), and the breaker then refuses the rule before any batch.
+  // No index on the anchor: the census reads every row several times, and the breaker then
+  // refuses the rule before any batch.
   db.exec("CREATE TABLE visits(id INTEGER PRIMARY KEY, at INTEGER)");
   db.exec("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 400000) "
           "INSERT INTO visits SELECT i, i FROM n");
@@ -462,7 +462,7 @@ TEST_CASE("engine: a census tells on_census_progress it is moving, every million
 
   CHECK(outcome_of(summary, "visits").result == "refused");
   CHECK(site.row_count("visits") == 400'000);
-  CHECK(calls >= 5);
+  CHECK(calls >= 1000);  // every thousand instructions: some twenty per row and count
   // Nothing else calls it.
   calls = 0;
   CHECK(outcome_of(run(config, state), "visits").result == "refused");
