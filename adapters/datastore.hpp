@@ -106,7 +106,9 @@ struct SchemaCheck {
 struct RunPlan {
   // The due rows lie in the table's physical order (rows appended in time order): each batch
   // changes pages no other batch touches, so a batch costs in proportion to its rows whatever
-  // its length (the engine gives these batches a larger share of batch_time).
+  // its length. The engine gives these batches a larger share of batch_time and a large first
+  // size: an adapter that says so changes a batch in pieces that start small and stop at its
+  // deadline.
   bool in_physical_order = false;
 };
 
