@@ -74,12 +74,17 @@ inline void throw_if_stopped(const Selection& selection) {
     throw CensusStopped();
 }
 
-// For a census's own loops, at every step: throws CensusStopped once `selection.stop` is set,
-// and tells `selection.progress` that the census is moving.
-inline void census_step(const Selection& selection) {
-  throw_if_stopped(selection);
+// Tells `selection.progress`, when set, that a long read is moving.
+inline void report_progress(const Selection& selection) {
   if (selection.progress != nullptr)
     (*selection.progress)();
+}
+
+// For a census's own loops, at every step: throws CensusStopped once `selection.stop` is set,
+// and reports progress.
+inline void census_step(const Selection& selection) {
+  throw_if_stopped(selection);
+  report_progress(selection);
 }
 
 // The census of a rule's rows, as the report and the mass-deletion breaker need it.

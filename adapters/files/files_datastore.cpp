@@ -178,8 +178,7 @@ public:
         break;
       }
       // Few due files in a large tree: the batch walks as long as a census.
-      if (selection.progress != nullptr)
-        (*selection.progress)();
+      report_progress(selection);
       if (entry->kind != TreeWalker::Kind::regular || !(mtime_of(entry->status) < selection.cutoff))
         continue;
       const std::vector<SharedFd> directories = walker->last_directories();

@@ -89,13 +89,13 @@ public:
   CensusWatch(sqlite3* db, const Selection& selection, std::chrono::milliseconds busy_timeout)
       : m_db(db), m_stop(selection.stop), m_progress(selection.progress),
         m_busy_timeout(busy_timeout) {
-    if (m_stop == nullptr && m_progress == nullptr)
+    if (!watching())
       return;
     sqlite3_progress_handler(m_db, k_census_progress_steps, &on_progress, this);
     sqlite3_busy_handler(m_db, &on_busy, this);
   }
   ~CensusWatch() {
-    if (m_stop == nullptr && m_progress == nullptr)
+    if (!watching())
       return;
     sqlite3_progress_handler(m_db, 0, nullptr, nullptr);
     sqlite3_busy_timeout(m_db, static_cast<int>(m_busy_timeout.count()));
@@ -104,6 +104,7 @@ public:
   CensusWatch& operator=(const CensusWatch&) = delete;
 
 private:
+  bool watching() const { return m_stop != nullptr || m_progress != nullptr; }
   bool stopped() const { return m_stop != nullptr && m_stop->load(); }
 
   static int on_progress(void* self) {
