@@ -5,6 +5,7 @@
 #include "daemon/engine.hpp"
 #include "daemon/instance_lock.hpp"
 #include "daemon/json_writer.hpp"
+#include "daemon/logging.hpp"
 #include "daemon/report.hpp"
 #include "daemon/service.hpp"
 #include "daemon/service_metrics.hpp"
@@ -85,10 +86,11 @@ bool lock_state(const Config& config, std::optional<InstanceLock>& lock) {
   if (acquired)
     lock.emplace(std::move(*acquired));
   else
-    std::cerr << fmt::format(
-        "retentiond: error: another retentiond{} holds the lock on {}; try again "
-        "when it has finished\n",
-        holder.empty() ? "" : " (pid " + holder + ")", config.state_path.string());
+    print_message(
+        spdlog::level::err,
+        fmt::format("retentiond: error: another retentiond{} holds the lock on {}; try again "
+                    "when it has finished",
+                    holder.empty() ? "" : " (pid " + holder + ")", config.state_path.string()));
   return lock.has_value();
 }
 
@@ -147,16 +149,18 @@ int command_check(const CommandLine& line, const Config& config) {
   }
   int problems = 0;
   adapters::DatastorePool stores(config, adapters::OpenMode::read_only, secrets);
-  const auto complain = [&](std::string_view level, const Rule& rule, const std::string& message) {
-    std::cerr << fmt::format("retentiond: {}: {}: rules.{}: {}\n", level, rule.position.to_string(),
-                             rule.id, message);
+  const auto complain = [&](spdlog::level::level_enum level, const Rule& rule,
+                            const std::string& message) {
+    print_message(level, fmt::format("retentiond: {}: {}: rules.{}: {}",
+                                     level == spdlog::level::warn ? "warning" : "error",
+                                     rule.position.to_string(), rule.id, message));
   };
   // A PostgreSQL state is a server too: reach it as every command will.
   if (!config.state_dsn.empty()) {
     try {
       (void)open_state_store(config, StateStore::Mode::read_only, audit_key_of(config));
     } catch (const std::exception& error) {
-      std::cerr << fmt::format("retentiond: error: state: {}\n", error.what());
+      print_message(spdlog::level::err, fmt::format("retentiond: error: state: {}", error.what()));
       ++problems;
     }
   }
@@ -165,21 +169,21 @@ int command_check(const CommandLine& line, const Config& config) {
       adapters::Datastore& store = stores.get(rule.datastore);
       const adapters::SchemaCheck check = store.check_schema(rule);
       for (const std::string& warning : check.warnings)
-        complain("warning", rule, warning);
+        complain(spdlog::level::warn, rule, warning);
       for (const std::string& error : check.errors)
-        complain("error", rule, error);
+        complain(spdlog::level::err, rule, error);
       problems += static_cast<int>(check.errors.size());
       if (check.errors.empty() && rule.action != Action::keep) {
         const Instant now = now_utc();
         const adapters::Selection selection{rule, now, now, {}, stores.linked_files_of(rule)};
         const adapters::RuleCounts counts = store.count(selection);
         if (counts.wrong_scale > 0) {
-          complain("error", rule, wrong_scale_problem(rule, counts.wrong_scale));
+          complain(spdlog::level::err, rule, wrong_scale_problem(rule, counts.wrong_scale));
           ++problems;
         }
       }
     } catch (const std::exception& error) {
-      complain("error", rule, error.what());
+      complain(spdlog::level::err, rule, error.what());
       ++problems;
     }
   }
@@ -309,8 +313,8 @@ int command_audit(const CommandLine& line, const Config& config) {
   if (line.command[1] == "verify") {
     const AuditVerification result = state->verify_audit();
     if (!result.ok) {
-      std::cerr << fmt::format("retentiond: error: audit log {} is broken: {}\n", state->describe(),
-                               result.problem);
+      print_message(spdlog::level::err, fmt::format("retentiond: error: audit log {} is broken: {}",
+                                                    state->describe(), result.problem));
       return k_exit_rule_failed;
     }
     std::cout << fmt::format("audit log verified: {} entries, head {}\n", result.entries,
@@ -403,17 +407,17 @@ int command_hold(const CommandLine& line, const Config& config) {
     }
     // No state file: no hold was ever added. Say so rather than create an empty state.
     if (config.state_dsn.empty() && !std::filesystem::exists(config.state_path)) {
-      std::cerr << fmt::format(
-          "retentiond: error: hold {} does not exist (no state file at {}: no hold was ever "
-          "added; see retentiond hold list)\n",
-          id, config.state_path.string());
+      print_message(spdlog::level::err,
+                    fmt::format("retentiond: error: hold {} does not exist (no state file at {}: "
+                                "no hold was ever added; see retentiond hold list)",
+                                id, config.state_path.string()));
       return k_exit_rule_failed;
     }
     const auto state = open_state_store(config, StateStore::Mode::read_write, audit_key_of(config));
     try {
       state->release_hold(id, *line.reason, now);
     } catch (const std::runtime_error& error) {
-      std::cerr << fmt::format("retentiond: error: {}\n", error.what());
+      print_message(spdlog::level::err, fmt::format("retentiond: error: {}", error.what()));
       return k_exit_rule_failed;
     }
     std::cout << fmt::format("hold {} released\n", id);

@@ -2,14 +2,13 @@
 #include "daemon/cli.hpp"
 #include "daemon/commands.hpp"
 #include "daemon/config.hpp"
+#include "daemon/logging.hpp"
 #include "daemon/service.hpp"
-
-#include <spdlog/sinks/stdout_color_sinks.h>
-#include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <csignal>
 #include <iostream>
+#include <string>
 #include <sys/resource.h>
 
 namespace {
@@ -38,17 +37,6 @@ void raise_descriptor_limit() {
   }
 }
 
-void configure_logging(const std::string& level) {
-  auto logger = spdlog::stderr_color_mt("retentiond");
-  spdlog::set_default_logger(logger);
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
-  const auto parsed = spdlog::level::from_str(level);
-  if (parsed == spdlog::level::off && level != "off")
-    throw retentiond::UsageError("--log-level '" + level +
-                                 "': expected trace, debug, info, warn, error or off");
-  spdlog::set_level(parsed);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -71,13 +59,13 @@ int main(int argc, char** argv) {
     raise_descriptor_limit();
     return run_command(line, g_stop);
   } catch (const UsageError& error) {
-    std::cerr << "retentiond: error: " << error.what() << "\n";
+    print_message(spdlog::level::err, std::string("retentiond: error: ") + error.what());
     return k_exit_usage;
   } catch (const ConfigError& error) {
-    std::cerr << "retentiond: error: " << error.what() << "\n";
+    print_message(spdlog::level::err, std::string("retentiond: error: ") + error.what());
     return k_exit_config;
   } catch (const std::exception& error) {
-    std::cerr << "retentiond: error: " << error.what() << "\n";
+    print_message(spdlog::level::err, std::string("retentiond: error: ") + error.what());
     return k_exit_rule_failed;
   }
 }

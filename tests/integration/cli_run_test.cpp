@@ -22,6 +22,7 @@
 #include <sstream>
 #include <string>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <thread>
 #include <unistd.h>
@@ -314,6 +315,56 @@ TEST_CASE("run: enforces due rules at start-up, tells systemd, serves metrics, r
   service.write_config(service.logs_rule());  // `audit verify` reads the config too
   const auto verify = run_retentiond({"-c", service.config().string(), "audit", "verify"});
   CHECK(verify.exit_code == 0);
+}
+
+TEST_CASE("run: writing to systemd's journal, each line carries its priority and no time") {
+  Service service;
+  // The stream systemd would connect: the service's stderr file, named by DEVICE:INODE.
+  const std::filesystem::path err = service.config().parent_path() / "err.txt";
+  std::ofstream{err};
+  struct stat stream {};
+  REQUIRE(::stat(err.c_str(), &stream) == 0);
+  const std::string journal_stream =
+      std::to_string(stream.st_dev) + ":" + std::to_string(stream.st_ino);
+
+  auto daemon = service.start("", {{"JOURNAL_STREAM", journal_stream}});
+  REQUIRE(service.notify().wait_for("STATUS=idle: next rule logs at "));
+  service.write_config(service.logs_rule() + "bogus = 1\n");
+  daemon->signal(SIGHUP);
+  REQUIRE(service.notify().wait_for("READY=1\nSTATUS=idle: next rule logs at "));
+  daemon->signal(SIGTERM);
+  REQUIRE(daemon->wait(k_patience) == 0);
+
+  const std::vector<std::string> lines = retentiond::test::lines_of(daemon->err());
+  REQUIRE(lines.size() >= 4);
+  CHECK(lines.front().starts_with("<6>service started: 1 rules"));
+  CHECK(contains(daemon->err(), "\n<6>rule logs: 3 rows deleted, 0 dependent rows deleted (ok)"));
+  CHECK(contains(daemon->err(),
+                 "\n<3>configuration reload failed, still running the previous one: " +
+                     service.config().string() +
+                     ":20:1: rules.logs: unknown key 'bogus'; expected one of: action, "));
+  CHECK(lines.back() == "<6>service stopped");
+  for (const std::string& line : lines)
+    CHECK_MESSAGE((line.size() > 3 && line[0] == '<' && line[2] == '>'), line);
+
+  SUBCASE("an error that ends the program has its priority too") {
+    // The configuration with `bogus` is still in place.
+    auto refused = service.start("", {{"JOURNAL_STREAM", journal_stream}});
+    REQUIRE(refused->wait(k_patience) == 78);
+    CHECK(refused->err().starts_with("<3>retentiond: error: " + service.config().string() +
+                                     ":20:1: rules.logs: unknown key 'bogus'; expected one of: "));
+    CHECK(retentiond::test::lines_of(refused->err()).size() == 1);
+  }
+  SUBCASE("stderr redirected elsewhere than the journal: lines carry their time and level") {
+    service.write_config(service.logs_rule());
+    auto elsewhere = service.start("", {{"JOURNAL_STREAM", std::to_string(stream.st_dev) + ":1"}});
+    REQUIRE(service.notify().wait_for("READY=1"));
+    elsewhere->signal(SIGTERM);
+    REQUIRE(elsewhere->wait(k_patience) == 0);
+    const std::string first = retentiond::test::lines_of(elsewhere->err()).front();
+    CHECK(first.substr(0, 4) == retentiond::format_iso8601(retentiond::now_utc()).substr(0, 4));
+    CHECK(contains(first, "Z info service started: 1 rules"));
+  }
 }
 
 TEST_CASE("run: a rule that ran within its interval waits; one that never ran runs at start-up") {

@@ -1,0 +1,97 @@
+#include "daemon/logging.hpp"
+
+#include "daemon/cli.hpp"
+
+#include <spdlog/pattern_formatter.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <charconv>
+#include <cstdlib>
+#include <iostream>
+#include <memory>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace retentiond {
+namespace {
+
+bool stderr_is_journal() {
+  static const bool connected = is_journal_stream(STDERR_FILENO, std::getenv("JOURNAL_STREAM"));
+  return connected;
+}
+
+// The pattern flag %* : the line's priority prefix for the journal.
+class JournalPrefixFlag final : public spdlog::custom_flag_formatter {
+public:
+  void format(const spdlog::details::log_msg& message, const std::tm&,
+              spdlog::memory_buf_t& line) override {
+    const std::string_view prefix = journal_prefix(message.level);
+    line.append(prefix.data(), prefix.data() + prefix.size());
+  }
+  std::unique_ptr<custom_flag_formatter> clone() const override {
+    return std::make_unique<JournalPrefixFlag>();
+  }
+};
+
+}  // namespace
+
+bool is_journal_stream(int fd, const char* journal_stream) {
+  if (journal_stream == nullptr)
+    return false;
+  const std::string_view text(journal_stream);
+  const std::size_t colon = text.find(':');
+  if (colon == std::string_view::npos)
+    return false;
+  const auto number = [](std::string_view digits, unsigned long long& value) {
+    const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+    return error == std::errc{} && end == digits.data() + digits.size() && !digits.empty();
+  };
+  unsigned long long device = 0;
+  unsigned long long inode = 0;
+  if (!number(text.substr(0, colon), device) || !number(text.substr(colon + 1), inode))
+    return false;
+  struct stat stream {};
+  return ::fstat(fd, &stream) == 0 && stream.st_dev == device && stream.st_ino == inode;
+}
+
+std::string_view journal_prefix(spdlog::level::level_enum level) {
+  switch (level) {
+  case spdlog::level::critical: return "<2>";
+  case spdlog::level::err: return "<3>";
+  case spdlog::level::warn: return "<4>";
+  case spdlog::level::info: return "<6>";
+  default: return "<7>";
+  }
+}
+
+void configure_logging(const std::string& level) {
+  const auto parsed = spdlog::level::from_str(level);
+  if (parsed == spdlog::level::off && level != "off")
+    throw UsageError("--log-level '" + level +
+                     "': expected trace, debug, info, warn, error or off");
+  auto logger = spdlog::stderr_color_mt("retentiond");
+  if (stderr_is_journal()) {
+    auto formatter = std::make_unique<spdlog::pattern_formatter>();
+    formatter->add_flag<JournalPrefixFlag>('*').set_pattern("%*%v");
+    logger->set_formatter(std::move(formatter));
+  } else {
+    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
+  }
+  logger->set_level(parsed);
+  spdlog::set_default_logger(std::move(logger));
+}
+
+void print_message(spdlog::level::level_enum level, std::string_view text) {
+  const std::string_view prefix = stderr_is_journal() ? journal_prefix(level) : "";
+  std::string lines;
+  while (!text.empty()) {
+    const std::size_t end = text.find('\n');
+    const std::string_view line = text.substr(0, end);
+    lines.append(prefix).append(line).push_back('\n');
+    text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
+  }
+  std::cerr << lines << std::flush;
+}
+
+}  // namespace retentiond
