@@ -1,5 +1,7 @@
 #include "daemon/service_metrics.hpp"
 
+#include "daemon/process_metrics.hpp"
+
 #include <spdlog/fmt/fmt.h>
 
 #include <algorithm>
@@ -107,6 +109,10 @@ std::string ServiceMetrics::render() const {
   if (m_last_reload_success)
     text += fmt::format("retentiond_config_last_reload_success_timestamp_seconds {}\n",
                         to_unix_seconds(*m_last_reload_success));
+  metric_family(text, "retentiond_build_info", "gauge",
+                "The version of retentiond serving these metrics (always 1).");
+  text += "retentiond_build_info{version=\"" RETENTIOND_VERSION "\"} 1\n";
+  append_process_metrics(text);
   return text;
 }
 

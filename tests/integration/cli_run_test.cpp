@@ -261,6 +261,9 @@ TEST_CASE("run: enforces due rules at start-up, tells systemd, serves metrics, r
     CHECK(contains(response, "\n# TYPE retentiond_batch_duration_seconds histogram\n"));
     CHECK(contains(response, "\nretentiond_config_last_reload_successful 1\n"));
     CHECK(contains(response, "\nretentiond_last_success_timestamp_seconds{rule=\"logs\"} "));
+    CHECK(contains(response, "\nretentiond_build_info{version=\"" RETENTIOND_VERSION "\"} 1\n"));
+    CHECK(contains(response, "\nprocess_open_fds "));
+    CHECK(contains(response, "\nprocess_start_time_seconds "));
     CHECK(http_request(service.port(), "GET /other HTTP/1.1").starts_with("HTTP/1.1 404 "));
     CHECK(http_request(service.port(), "POST /metrics HTTP/1.1").starts_with("HTTP/1.1 405 "));
   }

@@ -5,7 +5,12 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <ctime>
+#include <fcntl.h>
 #include <string>
+#include <sys/resource.h>
+#include <unistd.h>
+#include <vector>
 
 using namespace std::chrono_literals;
 using retentiond::RuleOutcome;
@@ -77,4 +82,42 @@ TEST_CASE("service metrics: reload status, and rules a reload removed disappear"
   CHECK(contains(text, "\nretentiond_config_last_reload_success_timestamp_seconds 1795000000\n"));
   CHECK(contains(text, "{rule=\"cookies\"}"));
   CHECK_FALSE(contains(text, "{rule=\"logs\""));
+}
+
+TEST_CASE("service metrics: the version, and the process metrics of Prometheus client libraries") {
+  const std::string text = ServiceMetrics().render();
+  CHECK(contains(text, "# TYPE retentiond_build_info gauge\n"
+                       "retentiond_build_info{version=\"" RETENTIOND_VERSION "\"} 1\n"));
+  // name -> value, for the unlabelled series
+  const auto value = [&](const std::string& name) {
+    const std::string line_start = "\n" + name + " ";
+    const std::size_t at = text.find(line_start);
+    REQUIRE_MESSAGE(at != std::string::npos, name);
+    CHECK(contains(text, "# TYPE " + name + " "));
+    return std::stod(text.substr(at + line_start.size()));
+  };
+  CHECK(contains(text, "# TYPE process_cpu_seconds_total counter\n"));
+  CHECK(value("process_cpu_seconds_total") >= 0);
+  CHECK(value("process_resident_memory_bytes") > 1e6);
+  CHECK(value("process_virtual_memory_bytes") > value("process_resident_memory_bytes"));
+  struct rlimit limit {};
+  REQUIRE(::getrlimit(RLIMIT_NOFILE, &limit) == 0);
+  CHECK(value("process_max_fds") == static_cast<double>(limit.rlim_cur));
+  // This test process started within the last day, before now.
+  const double now = static_cast<double>(::time(nullptr));
+  CHECK(value("process_start_time_seconds") <= now + 1);
+  CHECK(value("process_start_time_seconds") > now - 86'400);
+
+  SUBCASE("open descriptors are counted as they are opened") {
+    const double before = value("process_open_fds");
+    std::vector<int> opened;
+    for (int i = 0; i < 10; ++i)
+      opened.push_back(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    const std::string after_text = ServiceMetrics().render();
+    const std::size_t at = after_text.find("\nprocess_open_fds ");
+    REQUIRE(at != std::string::npos);
+    CHECK(std::stod(after_text.substr(at + 18)) == before + 10);
+    for (const int fd : opened)
+      ::close(fd);
+  }
 }
