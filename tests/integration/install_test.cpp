@@ -85,6 +85,7 @@ TEST_CASE("install: the program, its module, the units, the account and the docu
                        "/var/lib/retentiond/metrics.prom\n"));
     CHECK(fs::exists(installed.docs() / "README.md"));
     CHECK(fs::exists(installed.docs() / "operations.md"));
+    CHECK(fs::exists(installed.usr() / "share" / "man" / "man8" / "retentiond.8"));
 
     std::vector<std::string> verify = {"verify", "--man=no"};
     for (const std::string& unit : k_units)
