@@ -2,7 +2,7 @@
 
 #include "daemon/cli.hpp"
 
-#include <spdlog/pattern_formatter.h>
+#include <spdlog/formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -21,16 +21,26 @@ bool stderr_is_journal() {
   return connected;
 }
 
-// The pattern flag %* : the line's priority prefix for the journal.
-class JournalPrefixFlag final : public spdlog::custom_flag_formatter {
+// Lines for the journal: the priority prefix and the message, again after every line break in
+// the message (a value echoed in an error may hold one), so no part is logged at another level.
+class JournalFormatter final : public spdlog::formatter {
 public:
-  void format(const spdlog::details::log_msg& message, const std::tm&,
-              spdlog::memory_buf_t& line) override {
+  void format(const spdlog::details::log_msg& message, spdlog::memory_buf_t& line) override {
     const std::string_view prefix = journal_prefix(message.level);
-    line.append(prefix.data(), prefix.data() + prefix.size());
+    std::string_view text(message.payload.data(), message.payload.size());
+    while (true) {
+      line.append(prefix.data(), prefix.data() + prefix.size());
+      const std::size_t end = text.find('\n');
+      const std::string_view part = text.substr(0, end);
+      line.append(part.data(), part.data() + part.size());
+      line.push_back('\n');
+      if (end == std::string_view::npos)
+        return;
+      text.remove_prefix(end + 1);
+    }
   }
-  std::unique_ptr<custom_flag_formatter> clone() const override {
-    return std::make_unique<JournalPrefixFlag>();
+  std::unique_ptr<spdlog::formatter> clone() const override {
+    return std::make_unique<JournalFormatter>();
   }
 };
 
@@ -72,9 +82,7 @@ void configure_logging(const std::string& level) {
                      "': expected trace, debug, info, warn, error or off");
   auto logger = spdlog::stderr_color_mt("retentiond");
   if (stderr_is_journal()) {
-    auto formatter = std::make_unique<spdlog::pattern_formatter>();
-    formatter->add_flag<JournalPrefixFlag>('*').set_pattern("%*%v");
-    logger->set_formatter(std::move(formatter));
+    logger->set_formatter(std::make_unique<JournalFormatter>());
   } else {
     logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
   }

@@ -4,12 +4,14 @@
 
 #include <spdlog/fmt/fmt.h>
 
+#include <charconv>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <optional>
 #include <sstream>
 #include <sys/resource.h>
+#include <system_error>
 #include <unistd.h>
 #include <vector>
 
@@ -35,11 +37,12 @@ std::optional<double> field_number(const std::vector<std::string>& fields, std::
   const std::size_t index = proc_field - 3;
   if (index >= fields.size())
     return std::nullopt;
-  try {
-    return std::stod(fields[index]);
-  } catch (const std::exception&) {
+  const std::string& text = fields[index];
+  double value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (error != std::errc{} || end != text.data() + text.size())
     return std::nullopt;
-  }
+  return value;
 }
 
 // When the system booted (Unix time): /proc/stat's btime.

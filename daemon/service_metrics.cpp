@@ -56,6 +56,13 @@ void ServiceMetrics::record_reload(bool ok, Instant when) {
 }
 
 std::string ServiceMetrics::render() const {
+  std::string text = render_recorded();
+  // Outside the lock: reading /proc never holds up the scheduler's record_batch.
+  append_process_metrics(text);
+  return text;
+}
+
+std::string ServiceMetrics::render_recorded() const {
   const std::scoped_lock lock(m_mutex);
   std::string text;
   metric_family(
@@ -112,7 +119,6 @@ std::string ServiceMetrics::render() const {
   metric_family(text, "retentiond_build_info", "gauge",
                 "The version of retentiond serving these metrics (always 1).");
   text += "retentiond_build_info{version=\"" RETENTIOND_VERSION "\"} 1\n";
-  append_process_metrics(text);
   return text;
 }
 

@@ -34,10 +34,13 @@ public:
   // Drops the series of rules a reload removed.
   void keep_only(const std::vector<std::string>& rules);
 
-  // The exposition text, every metric family with its HELP and TYPE.
+  // The exposition text, every metric family with its HELP and TYPE, the process metrics last.
   std::string render() const;
 
 private:
+  // The families recorded here, under the lock.
+  std::string render_recorded() const;
+
   struct Histogram {
     std::array<std::uint64_t, k_batch_buckets.size()> buckets{};  // not cumulative here
     std::uint64_t count = 0;
