@@ -1,8 +1,8 @@
 // `cmake --install` on a host: the program finds its PostgreSQL module in the installed tree,
-// systemd accepts the units (which name the installed program) and rates their hardening, the
-// account they run as can be created, and the example configuration with the shipped rules is
-// valid. Needs /usr/bin/systemd-analyze and /usr/bin/systemd-sysusers (Debian package `systemd`,
-// which tools/install-build-deps installs).
+// systemd accepts the units (which name the installed program), rates their hardening and
+// enables them, the account they run as can be created, and the example configuration with the
+// shipped rules is valid. Needs systemd-analyze, systemctl and systemd-sysusers (Debian package
+// `systemd`, which tools/install-build-deps installs).
 #include "tests/support/files.hpp"
 #include "tests/support/run_binary.hpp"
 #include "tests/support/temp_dir.hpp"
@@ -28,9 +28,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// Where the Debian package puts them (/bin is /usr/bin on a merged /usr, not everywhere).
 const fs::path k_systemd_analyze = "/usr/bin/systemd-analyze";
-const fs::path k_systemd_sysusers = "/usr/bin/systemd-sysusers";
-const fs::path k_systemctl = "/usr/bin/systemctl";
+const fs::path k_systemd_sysusers = "/bin/systemd-sysusers";
+const fs::path k_systemctl = "/bin/systemctl";
 const std::vector<std::string> k_units = {"retentiond.service", "retentiond-once.service",
                                           "retentiond-once.timer"};
 
