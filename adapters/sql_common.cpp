@@ -62,4 +62,8 @@ std::optional<int> year_of(std::string_view date) {
   }
   return year;
 }
+std::string run_key(const Selection& selection) {
+  return selection.rule.id + "@" + format_iso8601(selection.cutoff);
+}
+
 }  // namespace retentiond::adapters

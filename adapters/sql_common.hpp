@@ -1,5 +1,6 @@
 #pragma once
 
+#include "adapters/datastore.hpp"
 #include "daemon/config.hpp"
 
 #include <optional>
@@ -26,5 +27,25 @@ std::vector<std::string> columns_named(const Rule& rule);
 std::optional<std::string> ip_prefix(std::string_view address);
 // The year of an ISO 8601 date ("1985-06-15" -> 1985); nothing for anything else.
 std::optional<int> year_of(std::string_view date);
+
+// Which run of its rule `selection` belongs to ("rule@cutoff"): the census and the walk an
+// adapter keeps from one call to the next belong to that run.
+std::string run_key(const Selection& selection);
+
+// Plans the walk of `selection`'s run with `start(key)`, unless `walk` (whose `run` is the key
+// of the run it belongs to) is that run's already. A walk stopped or failed while planning is
+// forgotten, so that the next call plans again.
+template <typename Walk, typename Start>
+void walk_for(Walk& walk, const Selection& selection, Start&& start) {
+  const std::string key = run_key(selection);
+  if (key == walk.run)
+    return;
+  try {
+    start(key);
+  } catch (...) {
+    walk = {};
+    throw;
+  }
+}
 
 }  // namespace retentiond::adapters

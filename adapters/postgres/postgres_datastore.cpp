@@ -548,10 +548,6 @@ private:
     bool by_value = false;  // the type has an equality operator (and is no array)
   };
 
-  static std::string run_key(const Selection& selection) {
-    return selection.rule.id + "@" + format_iso8601(selection.cutoff);
-  }
-
   // Chooses the access path for a run. Walking the table by ranges of pages (ctid ranges, a
   // TID Range Scan) touches each page once and keeps every transaction's cost proportional to
   // its slice; rows the application appends meanwhile lie beyond the last page and wait for
@@ -886,15 +882,8 @@ private:
 
   // Starts the walk of the selection's run unless it is the one under way.
   void walk_for(const Selection& selection) {
-    const std::string key = run_key(selection);
-    if (key == m_walk.run)
-      return;
-    try {
-      start_walk(selection, key);
-    } catch (...) {
-      m_walk = {};  // half planned (stopped, or failed): the next call plans again
-      throw;
-    }
+    adapters::walk_for(m_walk, selection,
+                       [&](const std::string& key) { start_walk(selection, key); });
   }
 
   // Runs the reads of a census, like guarded, so that Selection::stop ends them

@@ -529,25 +529,14 @@ private:
     std::int64_t largest_piece = 0;  // rows, see k_first_piece
   };
 
-  static std::string run_key(const Selection& selection) {
-    return selection.rule.id + "@" + format_iso8601(selection.cutoff);
-  }
-
   static bool statements_need_match(const Rule& rule) {
     return !rule.match.empty() || rule.anonymized_column.has_value();
   }
 
   // Starts the walk of the selection's run unless it is the one under way.
   void walk_for(const Selection& selection) {
-    const std::string key = run_key(selection);
-    if (key == m_walk.run)
-      return;
-    try {
-      start_walk(selection, key);
-    } catch (...) {
-      m_walk = {};  // half planned (stopped, or failed): the next call plans again
-      throw;
-    }
+    adapters::walk_for(m_walk, selection,
+                       [&](const std::string& key) { start_walk(selection, key); });
   }
 
   // Chooses the access path for a run. Walking rowid slices touches each table page once and
