@@ -111,6 +111,7 @@ CREATE TABLE videos (
 );
 CREATE INDEX videos_reviewed_at ON videos (reviewed_at);
 CREATE INDEX videos_account_id ON videos (account_id);
+CREATE INDEX videos_storage_path ON videos (storage_path);
 
 CREATE TABLE prospects (
   id           INTEGER PRIMARY KEY,

@@ -268,13 +268,19 @@ public:
       return {};
     const Rule& rule = selection.rule;
     const std::size_t masks_from = rule.files ? 3 : 2;
+    // A file that a row outside the batch still names stays (the row goes), and a file two
+    // rows of the batch name is removed once.
+    std::set<std::string> keep;
+    if (selection.linked_files != nullptr)
+      keep = shared_paths(statements, locked);
     std::vector<std::string> tids;
     std::vector<pqxx::result::size_type> kept;  // their rows in `locked`
     for (pqxx::result::size_type index = 0; index < locked.size(); ++index) {
       const pqxx::row row = locked[index];
       const std::string tid = row[0].as<std::string>();
       if (selection.linked_files != nullptr && !row[2].is_null()) {
-        auto file = selection.linked_files->resolve(row[2].as<std::string>());
+        const std::string path = row[2].as<std::string>();
+        auto file = selection.linked_files->resolve(path);
         if (!file) {
           // Named by its primary key when it has a single-column one: a ctid is only where the
           // row happens to be stored.
@@ -284,7 +290,7 @@ public:
           refused.push_back(tid);
           continue;
         }
-        if (*file)
+        if (*file && keep.insert(path).second)
           m_files.push_back(std::move(*file));
       }
       tids.push_back(tid);
@@ -319,6 +325,24 @@ public:
     }
     m_rows = run(m_work, statements.anonymize_rows(tids, masked)).affected_rows();
     return last;
+  }
+
+  // The linked paths of the `locked` rows that another row of the table names too.
+  std::set<std::string> shared_paths(const RuleStatements& statements, const pqxx::result& locked) {
+    std::vector<SqlValue> paths;
+    std::vector<std::string> tids;
+    for (const pqxx::row row : locked) {
+      tids.push_back(row[0].as<std::string>());
+      if (!row[2].is_null())
+        paths.emplace_back(row[2].as<std::string>());
+    }
+    std::set<std::string> shared;
+    if (paths.empty())
+      return shared;
+    for (const pqxx::row row :
+         run(m_work, statements.shared_paths(text_array(paths), tid_array(tids))))
+      shared.insert(row[0].as<std::string>());
+    return shared;
   }
 
   std::int64_t selected() const { return m_selected; }
@@ -371,6 +395,11 @@ public:
                                                rule.table, rule.age_column, rule.table,
                                                rule.age_column));
       }
+      if (rule.files && check.errors.empty() && !table.indexed.contains(rule.files->path_column))
+        check.warnings.push_back(fmt::format(
+            "no index on {}.{}: each batch scans {} for rows that still name its files (CREATE "
+            "INDEX ON {}({}))",
+            rule.table, rule.files->path_column, rule.table, rule.table, rule.files->path_column));
       for (const ColumnMask& mask : rule.masks) {
         const auto type = table.types.find(mask.column);
         if (mask.mask != Mask::null && type != table.types.end() && !is_text_type(type->second))

@@ -477,6 +477,14 @@ SqlFragment RuleStatements::lock_batch(const std::optional<Range>& range, std::i
   return query;
 }
 
+SqlFragment RuleStatements::shared_paths(const std::string& paths, const std::string& tids) const {
+  return sql(fmt::format("SELECT DISTINCT o.{0}::text FROM {1} AS o WHERE o.{0}::text = "
+                         "ANY(?::text[]) AND NOT (o.ctid = ANY(?::tid[]))",
+                         quote_identifier(m_rule.files->path_column),
+                         quote_identifier(m_rule.table)),
+             {paths, tids});
+}
+
 SqlFragment RuleStatements::delete_children(const Cascade& cascade, const std::string& tids) const {
   return sql(fmt::format("DELETE FROM {} WHERE {} IN (SELECT t.{} FROM {} AS t WHERE t.ctid = "
                          "ANY(?::tid[]))",

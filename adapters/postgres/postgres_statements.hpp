@@ -92,6 +92,9 @@ public:
   SqlFragment lock_batch(const std::optional<Range>& range, std::int64_t limit,
                          const std::string& refused,
                          const std::optional<std::string>& key_column) const;
+  // Which of `paths` (a text[] literal of linked paths) a row other than those in `tids` (a
+  // tid[] literal) names too: their files stay. Compared as text, as stored.
+  SqlFragment shared_paths(const std::string& paths, const std::string& tids) const;
   // Deletes one cascade's children of the rows in `tids` (a tid[] literal).
   SqlFragment delete_children(const Cascade& cascade, const std::string& tids) const;
   // Deletes the rows in `tids`.

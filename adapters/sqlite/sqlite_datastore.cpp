@@ -205,20 +205,26 @@ public:
   void set_stopped_at_deadline(std::int64_t covered) { m_covered = covered; }
 
 private:
-  // Resolves each row's file beneath the files root; a refused path keeps its row.
+  // Resolves each row's file beneath the files root; a refused path keeps its row. A file
+  // that a row outside the batch still names stays (the row goes), and a file two rows of the
+  // batch name is removed once.
   void resolve_linked_files(const RuleStatements& statements, LinkedFiles& linked) {
-    const SqlFragment query = statements.linked_paths();
-    SQLite::Statement paths(m_db, query.text);
+    std::set<std::string> keep;
+    SQLite::Statement shared(m_db, statements.shared_paths().text);
+    while (shared.executeStep())
+      keep.insert(shared.getColumn(0).getString());
+    SQLite::Statement paths(m_db, statements.linked_paths().text);
     std::vector<std::int64_t> refused;
     while (paths.executeStep()) {
       if (paths.getColumn(1).isNull())
         continue;
       const std::int64_t rowid = paths.getColumn(0).getInt64();
-      auto file = linked.resolve(paths.getColumn(1).getString());
+      const std::string path = paths.getColumn(1).getString();
+      auto file = linked.resolve(path);
       if (!file) {
         m_refusals.emplace_back(fmt::format("rowid {}", rowid), file.error());
         refused.push_back(rowid);
-      } else if (*file) {
+      } else if (*file && keep.insert(path).second) {
         m_files.push_back(std::move(*file));
       }
     }
@@ -295,6 +301,12 @@ public:
                                            rule.table, rule.age_column, rule.table,
                                            rule.age_column));
     }
+    if (rule.files && check.errors.empty() &&
+        !has_leading_index(rule.table, rule.files->path_column))
+      check.warnings.push_back(fmt::format(
+          "no index on {}.{}: each batch scans {} for rows that still name its files (CREATE "
+          "INDEX ON {}({}))",
+          rule.table, rule.files->path_column, rule.table, rule.table, rule.files->path_column));
     for (const Cascade& cascade : rule.cascade) {
       check_table(check, cascade.table, {cascade.foreign_key});
       if (!table_has_column(rule.table, cascade.key))

@@ -405,6 +405,14 @@ SqlFragment RuleStatements::linked_paths() const {
                          quote_identifier(m_rule.table), k_batch_table));
 }
 
+SqlFragment RuleStatements::shared_paths() const {
+  return sql(fmt::format("SELECT DISTINCT o.{0} FROM {1} AS o WHERE o.{0} IN (SELECT t.{0} FROM "
+                         "{1} AS t WHERE t.rowid IN (SELECT id FROM {2})) AND o.rowid NOT IN "
+                         "(SELECT id FROM {2})",
+                         quote_identifier(m_rule.files->path_column),
+                         quote_identifier(m_rule.table), k_batch_table));
+}
+
 SqlFragment RuleStatements::due_paths() const {
   SqlFragment query =
       sql(fmt::format("SELECT t.{}, ", quote_identifier(m_rule.files->path_column)));

@@ -84,6 +84,9 @@ public:
   SqlFragment select_batch(std::int64_t limit) const;
   // (rowid, linked path) of the rows in k_batch_table, for rules with `files`.
   SqlFragment linked_paths() const;
+  // The linked paths of rows in k_batch_table that a row outside it names too (held, not due,
+  // not matched): their files stay. Compared as stored.
+  SqlFragment shared_paths() const;
   // (linked path, anchor as unix ms) of every due, unheld row, oldest first, for counting
   // refusals.
   SqlFragment due_paths() const;

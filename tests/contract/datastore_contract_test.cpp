@@ -52,6 +52,7 @@ using adapters::RuleCounts;
 using adapters::Selection;
 using retentiond::test::error_of;
 using retentiond::test::file_bytes;
+using retentiond::test::tree_set;
 
 namespace {
 
@@ -1306,6 +1307,21 @@ void schema_checks(const ContractTarget& target) {
     CHECK(check.errors.empty());
     CHECK(check.warnings.empty());
   }
+  SUBCASE("linked files without an index on their path: each batch scans the table") {
+    fixture->create_table(
+        "clips",
+        {{"id", ColumnType::key}, {"at", ColumnType::integer}, {"path", ColumnType::text}});
+    fixture->create_index("clips", "at");
+    Rule rule = make_rule("clips", "at", AgeFormat::unix_seconds);
+    rule.files = LinkedFilesConfig{"media", "path"};
+    const auto check = store->check_schema(rule);
+    CHECK(check.errors.empty());
+    CHECK(check.warnings ==
+          std::vector<std::string>{"no index on clips.path: each batch scans clips for rows that "
+                                   "still name its files (CREATE INDEX ON clips(path))"});
+    fixture->create_index("clips", "path");
+    CHECK(store->check_schema(rule).warnings.empty());
+  }
 }
 
 void read_only_changes_nothing(const ContractTarget& target) {
@@ -1437,6 +1453,59 @@ void census_stops_on_signal(const ContractTarget& target) {
   }
 }
 
+// A linked file goes only when no row the run keeps names it: not a held row's, not a row's
+// that is not due, and a file two due rows name is removed once, whether one batch or two
+// delete them.
+void linked_files_named_elsewhere_stay(const ContractTarget& target, std::int64_t limit) {
+  retentiond::test::TempDir dir;
+  const std::filesystem::path root = dir / "media";
+  std::filesystem::create_directories(root / "v");
+  for (const std::string name : {"held.mp4", "young.mp4", "twice.mp4", "alone.mp4"})
+    std::ofstream(root / "v" / name) << "video";
+  auto fixture = target.fixture();
+  fixture->create_table("videos", {{"id", ColumnType::key},
+                                   {"at", ColumnType::integer},
+                                   {"owner", ColumnType::integer},
+                                   {"path", ColumnType::text}});
+  const std::int64_t old = k_cutoff_s - k_day_s;
+  using std::string;
+  fixture->insert("videos", {"id", "at", "owner", "path"},
+                  {{std::int64_t{1}, old, std::int64_t{1}, string{"v/held.mp4"}},
+                   {std::int64_t{2}, old, std::int64_t{7}, string{"v/held.mp4"}},  // held
+                   {std::int64_t{3}, old, std::int64_t{1}, string{"v/young.mp4"}},
+                   {std::int64_t{4}, k_cutoff_s + 1, std::int64_t{1}, string{"v/young.mp4"}},
+                   {std::int64_t{5}, old, std::int64_t{1}, string{"v/twice.mp4"}},
+                   {std::int64_t{6}, old, std::int64_t{1}, string{"v/twice.mp4"}},
+                   {std::int64_t{7}, old, std::int64_t{1}, string{"v/alone.mp4"}}});
+  DatastoreConfig media;
+  media.name = "media";
+  media.type = "files";
+  media.root = root;
+  auto files = adapters::files::open_files_datastore(media, OpenMode::read_write, {});
+  Rule rule = make_rule("videos", "at", AgeFormat::unix_seconds);
+  rule.files = LinkedFilesConfig{"media", "path"};
+  rule.subject_column = "owner";
+  Selection selection = select_for(rule, {"7"});
+  selection.linked_files = files->linked_files();
+  auto store = target.open(fixture->config(), OpenMode::read_write);
+
+  CHECK(store->count(selection).due == 5);
+  std::int64_t rows = 0;
+  std::int64_t removed = 0;
+  while (auto batch = store->begin_batch(selection, limit)) {
+    rows += batch->rows();
+    removed += batch->files();
+    batch->commit();
+    CHECK(batch->vanished() == 0);
+    if (batch->exhausted())
+      break;
+  }
+  CHECK(rows == 5);
+  CHECK(removed == 2);
+  CHECK(ids_of(*fixture, "videos") == std::vector<std::int64_t>{2, 4});
+  CHECK(tree_set(root) == std::set<std::string>{"v/", "v/held.mp4", "v/young.mp4"});
+}
+
 void finish_run_after_changes(const ContractTarget& target) {
   auto fixture = target.fixture();
   build_accounts(*fixture);
@@ -1537,6 +1606,17 @@ TEST_CASE("datastore contract: read_only leaves the datastore byte-identical") {
 
 TEST_CASE("datastore contract: a stop (SIGTERM) ends the census, not the batches") {
   for_each_target(census_stops_on_signal);
+}
+
+TEST_CASE("datastore contract: a linked file another row still names stays") {
+  SUBCASE("in one batch") {
+    for_each_target(
+        [](const ContractTarget& target) { linked_files_named_elsewhere_stay(target, 100); });
+  }
+  SUBCASE("one row a batch") {
+    for_each_target(
+        [](const ContractTarget& target) { linked_files_named_elsewhere_stay(target, 1); });
+  }
 }
 
 TEST_CASE("datastore contract: finish_run after a run that changed rows") {
