@@ -1,5 +1,7 @@
 #include "adapters/sql_common.hpp"
 
+#include <spdlog/fmt/fmt.h>
+
 #include <arpa/inet.h>
 
 #include <cctype>
@@ -64,6 +66,20 @@ std::optional<int> year_of(std::string_view date) {
 }
 std::string run_key(const Selection& selection) {
   return selection.rule.id + "@" + format_iso8601(selection.cutoff);
+}
+
+std::string not_unique_cascade_key(const Rule& rule, const Cascade& cascade) {
+  return fmt::format("cascade key {}.{} (of {}) is not unique: rows sharing a value would share "
+                     "children, which could go with another row; make it the primary key or "
+                     "add a unique index on it (CREATE UNIQUE INDEX ON {}({}))",
+                     rule.table, cascade.key, cascade.table, rule.table, cascade.key);
+}
+
+std::string not_unique_parent_key(const ParentAnchor& parent) {
+  return fmt::format("age_from key {}.{} is not unique: a row could have several parents and "
+                     "several ages; make it the primary key or add a unique index on it (CREATE "
+                     "UNIQUE INDEX ON {}({}))",
+                     parent.table, parent.key, parent.table, parent.key);
 }
 
 }  // namespace retentiond::adapters

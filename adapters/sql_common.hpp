@@ -28,6 +28,12 @@ std::optional<std::string> ip_prefix(std::string_view address);
 // The year of an ISO 8601 date ("1985-06-15" -> 1985); nothing for anything else.
 std::optional<int> year_of(std::string_view date);
 
+// Why a rule whose cascade key, or whose parent's key (age_from), is not unique is refused:
+// rows would share it, and a kept row's children could go with a deleted row's, or a row's
+// age come from either parent.
+std::string not_unique_cascade_key(const Rule& rule, const Cascade& cascade);
+std::string not_unique_parent_key(const ParentAnchor& parent);
+
 // Which run of its rule `selection` belongs to ("rule@cutoff"): the census and the walk an
 // adapter keeps from one call to the next belong to that run.
 std::string run_key(const Selection& selection);

@@ -169,6 +169,7 @@ struct TableInfo {
   std::string name;                          // as SQL names it (regclass text: quoted if need be)
   std::map<std::string, std::string> types;  // column -> type name (a domain's base type)
   std::set<std::string> indexed;             // columns that lead an index
+  std::set<std::string> unique;              // columns a unique index (not partial) covers alone
   std::vector<std::string> children;  // tables that inherit from it (INHERITS), as regclass text
   std::vector<std::string> parents;   // tables it inherits from (partitions excluded)
 };
@@ -208,7 +209,10 @@ TableInfo table_info(pqxx::transaction_base& tx, const std::string& table) {
   const pqxx::result columns = run(
       tx, {"SELECT a.attname::text, (CASE WHEN ty.typtype = 'd' THEN base.typname ELSE "
            "ty.typname END)::text, EXISTS (SELECT 1 FROM pg_catalog.pg_index AS i WHERE "
-           "i.indrelid = a.attrelid AND i.indkey[0] = a.attnum) FROM pg_catalog.pg_attribute AS a "
+           "i.indrelid = a.attrelid AND i.indkey[0] = a.attnum), EXISTS (SELECT 1 FROM "
+           "pg_catalog.pg_index AS i WHERE i.indrelid = a.attrelid AND i.indisunique AND "
+           "i.indnkeyatts = 1 AND i.indkey[0] = a.attnum AND i.indpred IS NULL) FROM "
+           "pg_catalog.pg_attribute AS a "
            "JOIN pg_catalog.pg_type AS ty ON ty.oid = a.atttypid LEFT JOIN pg_catalog.pg_type AS "
            "base ON base.oid = ty.typbasetype WHERE a.attrelid = to_regclass(?) AND a.attnum > 0 "
            "AND NOT a.attisdropped",
@@ -218,6 +222,8 @@ TableInfo table_info(pqxx::transaction_base& tx, const std::string& table) {
     info.types.emplace(name, column[1].as<std::string>());
     if (column[2].as<bool>())
       info.indexed.insert(name);
+    if (column[3].as<bool>())
+      info.unique.insert(name);
   }
   return info;
 }
@@ -383,6 +389,8 @@ public:
         const TableInfo parent_table = table_info(tx, parent->table);
         check_table(check, parent_table, parent->table, {parent->column, parent->key});
         check_anchor(check, parent_table, parent->table, parent->column, rule.age_format);
+        if (check.errors.empty() && !parent_table.unique.contains(parent->key))
+          check.errors.push_back(not_unique_parent_key(*parent));
         if (check.errors.empty() && !parent_table.indexed.contains(parent->key))
           check.warnings.push_back(
               fmt::format("no index on {}.{}: every lookup of a parent scans {}", parent->table,
@@ -414,6 +422,8 @@ public:
         if (!table.kind.empty() && !table.types.contains(cascade.key))
           check.errors.push_back(fmt::format("table '{}' has no column '{}' (cascade key of {})",
                                              rule.table, cascade.key, cascade.table));
+        else if (!table.kind.empty() && !table.unique.contains(cascade.key))
+          check.errors.push_back(not_unique_cascade_key(rule, cascade));
         if (check.errors.empty() && !child.indexed.contains(cascade.foreign_key))
           check.warnings.push_back(
               fmt::format("no index on {}.{}: each batch scans {} to find children", cascade.table,

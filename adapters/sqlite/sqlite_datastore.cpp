@@ -291,6 +291,8 @@ public:
                                          rule.table));
     if (const auto& parent = rule.age_from) {
       check_table(check, parent->table, {parent->column, parent->key});
+      if (check.errors.empty() && !is_unique_key(parent->table, parent->key))
+        check.errors.push_back(not_unique_parent_key(*parent));
       if (check.errors.empty() && !has_leading_index(parent->table, parent->key))
         check.warnings.push_back(fmt::format("no index on {}.{}: every lookup of a parent scans {}",
                                              parent->table, parent->key, parent->table));
@@ -312,6 +314,8 @@ public:
       if (!table_has_column(rule.table, cascade.key))
         check.errors.push_back(fmt::format("table '{}' has no column '{}' (cascade key of {})",
                                            rule.table, cascade.key, cascade.table));
+      else if (!is_unique_key(rule.table, cascade.key))
+        check.errors.push_back(not_unique_cascade_key(rule, cascade));
       if (check.errors.empty() && !has_leading_index(cascade.table, cascade.foreign_key))
         check.warnings.push_back(
             fmt::format("no index on {}.{}: each batch scans {} to find children", cascade.table,
@@ -913,6 +917,30 @@ private:
     SQLite::Statement query(m_db, "SELECT wr FROM pragma_table_list(?)");
     query.bind(1, table);
     return query.executeStep() && query.getColumn(0).getInt() != 0;
+  }
+
+  // Whether no two rows of `table` can hold the same `column`: an INTEGER PRIMARY KEY (the
+  // rowid), or a unique index, not partial, on that column alone.
+  bool is_unique_key(const std::string& table, const std::string& column) {
+    SQLite::Statement query(
+        m_db, "SELECT count(*) FROM pragma_index_list(?1) AS il WHERE il.\"unique\" "
+              "AND NOT il.partial AND (SELECT count(*) FROM pragma_index_info(il.name)) "
+              "= 1 AND (SELECT name FROM pragma_index_info(il.name)) = ?2");
+    query.bind(1, table);
+    query.bind(2, column);
+    query.executeStep();
+    return query.getColumn(0).getInt() > 0 || is_rowid_alias(table, column);
+  }
+
+  bool is_rowid_alias(const std::string& table, const std::string& column) {
+    SQLite::Statement pk(m_db,
+                         "SELECT count(*) FROM pragma_table_info(?1) WHERE pk = 1 AND name = ?2 "
+                         "AND upper(type) = 'INTEGER' AND (SELECT count(*) FROM "
+                         "pragma_table_info(?1) WHERE pk > 0) = 1");
+    pk.bind(1, table);
+    pk.bind(2, column);
+    pk.executeStep();
+    return pk.getColumn(0).getInt() > 0;
   }
 
   bool has_leading_index(const std::string& table, const std::string& column) {

@@ -80,7 +80,10 @@ public:
   // The datastore the factory opens.
   virtual const DatastoreConfig& config() const = 0;
   virtual void create_table(const std::string& table, const std::vector<Column>& columns) = 0;
-  virtual void create_index(const std::string& table, const std::string& column) = 0;
+  // An index on `column`; `kind` "UNIQUE" makes it unique, "UNIQUE ... WHERE" unique over the
+  // rows with `column` > 0 only (partial).
+  virtual void create_index(const std::string& table, const std::string& column,
+                            const std::string& kind = "") = 0;
   // Inserts rows given as values for `columns`, in order.
   virtual void insert(const std::string& table, const std::vector<std::string>& columns,
                       const std::vector<std::vector<Cell>>& rows) = 0;
@@ -97,6 +100,18 @@ public:
   // application's long write transaction can); released when the result is destroyed.
   virtual std::shared_ptr<void> lock_out_readers(const std::string& table) = 0;
 };
+
+// CREATE [UNIQUE] INDEX for FixtureBuilder::create_index; `quote` quotes a name.
+std::string index_sql(const std::string& table, const std::string& column, const std::string& kind,
+                      const std::function<std::string(const std::string&)>& quote) {
+  const bool unique = kind.starts_with("UNIQUE");
+  const bool partial = kind.ends_with("WHERE");
+  const std::string name =
+      table + "_" + column + (unique ? "_unique" : "") + (partial ? "_some" : "");
+  return std::string("CREATE ") + (unique ? "UNIQUE " : "") + "INDEX " + quote(name) + " ON " +
+         quote(table) + "(" + quote(column) + ")" +
+         (partial ? " WHERE " + quote(column) + " > 0" : "");
+}
 
 using DatastoreFactory =
     std::function<std::unique_ptr<Datastore>(const DatastoreConfig&, OpenMode)>;
@@ -140,9 +155,10 @@ public:
     m_db.exec(sql + ")");
   }
 
-  void create_index(const std::string& table, const std::string& column) override {
-    m_db.exec("CREATE INDEX \"" + table + "_" + column + "\" ON \"" + table + "\"(\"" + column +
-              "\")");
+  void create_index(const std::string& table, const std::string& column,
+                    const std::string& kind = "") override {
+    m_db.exec(
+        index_sql(table, column, kind, [](const std::string& name) { return "\"" + name + "\""; }));
   }
 
   void insert(const std::string& table, const std::vector<std::string>& columns,
@@ -262,10 +278,10 @@ public:
     m_pending[table] = columns;
   }
 
-  void create_index(const std::string& table, const std::string& column) override {
+  void create_index(const std::string& table, const std::string& column,
+                    const std::string& kind = "") override {
     create_pending();
-    exec("CREATE INDEX " + quoted(table + "_" + column) + " ON " + quoted(table) + "(" +
-         quoted(column) + ")");
+    exec(index_sql(table, column, kind, quoted));
   }
 
   void insert(const std::string& table, const std::vector<std::string>& columns,
@@ -1306,6 +1322,35 @@ void schema_checks(const ContractTarget& target) {
     const auto check = store->check_schema(make_rule("indexed", "at", AgeFormat::unix_seconds));
     CHECK(check.errors.empty());
     CHECK(check.warnings.empty());
+  }
+  SUBCASE("a cascade key or a parent key that is not unique is an error") {
+    fixture->create_table(
+        "parents",
+        {{"id", ColumnType::key}, {"at", ColumnType::integer}, {"code", ColumnType::integer}});
+    fixture->create_index("parents", "at");
+    fixture->create_table("kids", {{"id", ColumnType::key}, {"parent_code", ColumnType::integer}});
+    fixture->create_index("kids", "parent_code");
+    Rule cascade = make_rule("parents", "at", AgeFormat::unix_seconds);
+    cascade.cascade = {{"kids", "parent_code", "code"}};
+    Rule child = make_rule("kids", "", AgeFormat::unix_seconds);
+    child.age_from = ParentAnchor{"parents", "at", "code", "parent_code"};
+    const std::vector<std::string> cascade_error{
+        "cascade key parents.code (of kids) is not unique: rows sharing a value would share "
+        "children, which could go with another row; make it the primary key or add a unique "
+        "index on it (CREATE UNIQUE INDEX ON parents(code))"};
+    const std::vector<std::string> parent_error{
+        "age_from key parents.code is not unique: a row could have several parents and several "
+        "ages; make it the primary key or add a unique index on it (CREATE UNIQUE INDEX ON "
+        "parents(code))"};
+    CHECK(store->check_schema(cascade).errors == cascade_error);
+    CHECK(store->check_schema(child).errors == parent_error);
+    fixture->create_index("parents", "code");                  // an index, not unique
+    fixture->create_index("parents", "code", "UNIQUE WHERE");  // unique for some rows only
+    CHECK(store->check_schema(cascade).errors == cascade_error);
+    CHECK(store->check_schema(child).errors == parent_error);
+    fixture->create_index("parents", "code", "UNIQUE");
+    CHECK(store->check_schema(cascade).errors.empty());
+    CHECK(store->check_schema(child).errors.empty());
   }
   SUBCASE("linked files without an index on their path: each batch scans the table") {
     fixture->create_table(
