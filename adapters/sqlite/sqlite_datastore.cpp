@@ -932,6 +932,7 @@ private:
     return query.getColumn(0).getInt() > 0 || is_rowid_alias(table, column);
   }
 
+  // Whether `column` is the table's INTEGER PRIMARY KEY, another name for its rowid.
   bool is_rowid_alias(const std::string& table, const std::string& column) {
     SQLite::Statement pk(m_db,
                          "SELECT count(*) FROM pragma_table_info(?1) WHERE pk = 1 AND name = ?2 "
@@ -950,16 +951,8 @@ private:
     query.bind(1, table);
     query.bind(2, column);
     query.executeStep();
-    if (query.getColumn(0).getInt() > 0)
-      return true;
     // An INTEGER PRIMARY KEY is the rowid itself: indexed without an index.
-    SQLite::Statement pk(m_db,
-                         "SELECT count(*) FROM pragma_table_info(?1) WHERE pk = 1 AND name = ?2 "
-                         "AND upper(type) = 'INTEGER'");
-    pk.bind(1, table);
-    pk.bind(2, column);
-    pk.executeStep();
-    return pk.getColumn(0).getInt() > 0;
+    return query.getColumn(0).getInt() > 0 || is_rowid_alias(table, column);
   }
 
   std::string m_name;
