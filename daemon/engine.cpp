@@ -214,7 +214,7 @@ void Engine::audit_refusals(const Rule& rule, std::int64_t run_id,
   json.key("refusals");
   json.begin_array();
   for (const auto& [what, reason] : refusals) {
-    spdlog::warn("rule {}: {} kept: linked file refused: {}", rule.id, what, reason);
+    spdlog::warn("rule {}: {} kept, refused: {}", rule.id, what, reason);
     json.begin_object();
     json.field("record", what);
     json.field("reason", reason);

@@ -73,6 +73,8 @@ void optional_seconds(JsonWriter& json, const std::optional<std::chrono::millise
 }  // namespace
 
 std::string report_target(const Rule& rule) {
+  if (!rule.glob.empty())
+    return fmt::format("{} (age from mtime)", rule.glob);
   if (rule.age_from)
     return fmt::format("{} (age from {}.{})", rule.table, rule.age_from->table,
                        rule.age_from->column);

@@ -50,14 +50,18 @@ struct Resume {
 // batch uncommitted leaves the tree as it was.
 class FilesBatch final : public Batch {
 public:
-  FilesBatch(std::vector<std::unique_ptr<HeldFile>> files, bool exhausted,
+  FilesBatch(std::vector<std::unique_ptr<HeldFile>> files,
+             std::vector<std::pair<std::string, std::string>> refusals, bool exhausted,
              std::optional<Resume>& resume_slot, Resume resume)
-      : m_files(std::move(files)), m_exhausted(exhausted), m_resume_slot(resume_slot),
-        m_resume(std::move(resume)) {}
+      : m_files(std::move(files)), m_refusals(std::move(refusals)), m_exhausted(exhausted),
+        m_resume_slot(resume_slot), m_resume(std::move(resume)) {}
 
   std::int64_t rows() const override { return static_cast<std::int64_t>(m_files.size()); }
   std::int64_t children() const override { return 0; }
   bool exhausted() const override { return m_exhausted; }
+  const std::vector<std::pair<std::string, std::string>>& refusals() const override {
+    return m_refusals;
+  }
 
   void commit() override {
     std::int64_t gone = 0;
@@ -79,6 +83,7 @@ public:
 private:
   std::int64_t m_vanished = 0;
   std::vector<std::unique_ptr<HeldFile>> m_files;
+  std::vector<std::pair<std::string, std::string>> m_refusals;  // due symlinks it passed
   bool m_exhausted;
   std::optional<Resume>& m_resume_slot;
   Resume m_resume;
@@ -119,7 +124,9 @@ public:
     while (const auto entry = walker.next()) {
       census_step(selection);  // a large tree takes a while
       if (entry->kind == TreeWalker::Kind::symlink) {
-        ++counts.refused;  // never followed, never removed
+        // Never followed, never removed: a due one is refused, as the batches say.
+        if (mtime_of(entry->status) < selection.cutoff)
+          ++counts.refused;
         continue;
       }
       ++counts.table_rows;
@@ -169,9 +176,10 @@ public:
       walker = std::make_unique<TreeWalker>(m_root, GlobPattern(rule.glob));
 
     std::vector<std::unique_ptr<HeldFile>> files;
+    std::vector<std::pair<std::string, std::string>> refusals;
     std::unordered_set<const UniqueFd*> held_directories;
     bool walked_all = false;
-    while (static_cast<std::int64_t>(files.size()) < limit) {
+    while (static_cast<std::int64_t>(files.size() + refusals.size()) < limit) {
       const auto entry = walker->next();
       if (!entry) {
         walked_all = true;
@@ -179,8 +187,12 @@ public:
       }
       // Few due files in a large tree: the batch walks as long as a census.
       report_progress(selection);
-      if (entry->kind != TreeWalker::Kind::regular || !(mtime_of(entry->status) < selection.cutoff))
+      if (!(mtime_of(entry->status) < selection.cutoff))
         continue;
+      if (entry->kind == TreeWalker::Kind::symlink) {
+        refusals.emplace_back("file " + entry->path, fmt::format("symlink at '{}'", entry->path));
+        continue;
+      }
       const std::vector<SharedFd> directories = walker->last_directories();
       std::size_t new_directories = 0;
       for (const SharedFd& directory : directories)
@@ -193,10 +205,10 @@ public:
         held_directories.insert(directory.get());
       files.push_back(walker->hold_last());
     }
-    if (files.empty())
+    if (files.empty() && refusals.empty())
       return nullptr;
     const bool exhausted = walked_all;
-    return std::make_unique<FilesBatch>(std::move(files), exhausted, m_resume,
+    return std::make_unique<FilesBatch>(std::move(files), std::move(refusals), exhausted, m_resume,
                                         Resume{rule.id, selection.cutoff, std::move(walker)});
   }
 

@@ -26,15 +26,20 @@ using std::chrono::hours;
 
 namespace {
 
-void write_file(const fs::path& path, Instant mtime, const std::string& bytes = "data") {
-  fs::create_directories(path.parent_path());
-  std::ofstream(path, std::ios::binary) << bytes;
+// Sets the mtime of `path` itself (of a symlink, not of what it points at).
+void set_mtime(const fs::path& path, Instant mtime) {
   const std::int64_t millis = to_unix_millis(mtime);
   timespec times[2];
   times[0].tv_sec = static_cast<time_t>(millis / 1000);
   times[0].tv_nsec = static_cast<long>((millis % 1000) * 1000000);
   times[1] = times[0];
   REQUIRE(::utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW) == 0);
+}
+
+void write_file(const fs::path& path, Instant mtime, const std::string& bytes = "data") {
+  fs::create_directories(path.parent_path());
+  std::ofstream(path, std::ios::binary) << bytes;
+  set_mtime(path, mtime);
 }
 
 // tree_set(root), sorted and joined with spaces, so a mismatch prints legibly.
@@ -62,24 +67,38 @@ Rule file_rule(std::string glob) {
   return rule;
 }
 
-// Runs batches of `limit` until the datastore reports nothing more, as the engine does.
-// Returns the rows of every batch.
-std::vector<std::int64_t> run_batches(adapters::Datastore& store,
-                                      const adapters::Selection& selection, std::int64_t limit) {
+// What batches did: the files each batch that removed some removed, and every refused record.
+struct Batches {
   std::vector<std::int64_t> rows;
+  std::set<std::string> refused;
+};
+
+// Runs batches of `limit` until the datastore reports nothing more, as the engine does.
+Batches run_batches(adapters::Datastore& store, const adapters::Selection& selection,
+                    std::int64_t limit) {
+  Batches done;
   for (int guard = 0; guard < 1000; ++guard) {
     auto batch = store.begin_batch(selection, limit);
     if (!batch)
       break;
     CHECK(batch->children() == 0);
     CHECK(batch->files() == 0);
-    rows.push_back(batch->rows());
+    CHECK(batch->rows() + static_cast<std::int64_t>(batch->refusals().size()) <= limit);
+    if (batch->rows() > 0)
+      done.rows.push_back(batch->rows());
+    for (const auto& [record, reason] : batch->refusals()) {
+      CHECK(reason == "symlink at '" + record.substr(5) + "'");
+      done.refused.insert(record);
+    }
     batch->commit();
     if (batch->exhausted())
       break;
   }
-  return rows;
+  return done;
 }
+
+const std::set<std::string> k_old_links{"file uploads/tmp/inner_link",
+                                        "file uploads/tmp/outer_link"};
 
 struct MediaTree {
   TempDir dir;
@@ -96,8 +115,10 @@ struct MediaTree {
     write_file(root / "uploads/keep/old.bin", now - days{30});  // outside the glob
     write_file(dir / "outside.bin", now - days{30}, "outside");
     fs::create_symlink("../keep/old.bin", root / "uploads/tmp/inner_link");
+    set_mtime(root / "uploads/tmp/inner_link", now - days{30});
     fs::create_symlink(dir / "outside.bin", root / "uploads/tmp/outer_link");
-    fs::create_directory_symlink(dir.path(), root / "uploads/tmp/dir_link");
+    set_mtime(root / "uploads/tmp/outer_link", now - days{30});
+    fs::create_directory_symlink(dir.path(), root / "uploads/tmp/dir_link");  // young
     REQUIRE(::mkfifo((root / "uploads/tmp/fifo").c_str(), 0600) == 0);
   }
 };
@@ -118,7 +139,7 @@ TEST_CASE("files datastore: count classifies matching files by mtime") {
   CHECK(counts.total == 5);
   CHECK(counts.due == 2);
   CHECK(counts.future == 1);
-  CHECK(counts.refused == 3);  // the three symlinks, whatever they point at
+  CHECK(counts.refused == 2);  // the two old symlinks, whatever they point at
   CHECK(counts.held == 0);
   CHECK(counts.undated == 0);
   CHECK(counts.unreadable == 0);
@@ -141,7 +162,7 @@ TEST_CASE("files datastore: a stop (SIGTERM) ends the census, not the batches") 
   CHECK(error_of([&] { store->count(selection); }) == "stopped by signal during the census");
   CHECK_THROWS_AS(store->count_by_anchor(selection, {media.cutoff}), adapters::CensusStopped);
   CHECK(tree(media.root) == before);
-  CHECK(run_batches(*store, selection, 10) == std::vector<std::int64_t>{2});
+  CHECK(run_batches(*store, selection, 10).rows == std::vector<std::int64_t>{2});
 }
 
 TEST_CASE("files datastore: the census and the batches' walk report progress at every entry") {
@@ -156,7 +177,7 @@ TEST_CASE("files datastore: the census and the batches' walk report progress at 
   store->count(selection);
   CHECK(calls == 8);  // five files, three symlinks (the fifo is not a file)
   calls = 0;
-  CHECK(run_batches(*store, selection, 10) == std::vector<std::int64_t>{2});
+  CHECK(run_batches(*store, selection, 10).rows == std::vector<std::int64_t>{2});
   CHECK(calls == 8);
 }
 
@@ -173,22 +194,27 @@ TEST_CASE("files datastore: batches remove exactly the due files") {
     auto batch = store->begin_batch(selection, 100);
     REQUIRE(batch != nullptr);
     CHECK(batch->rows() == 2);
+    CHECK(batch->refusals().size() == 2);  // the old symlinks, for the audit log
     CHECK(batch->exhausted());
     CHECK(tree(media.root) == before);  // nothing changes before commit
     batch->commit();
   }
-  SUBCASE("batches of one") {
-    CHECK(run_batches(*store, selection, 1) == std::vector<std::int64_t>{1, 1});
+  SUBCASE("batches of one: a refused symlink takes a file's place") {
+    const Batches done = run_batches(*store, selection, 1);
+    CHECK(done.rows == std::vector<std::int64_t>{1, 1});
+    CHECK(done.refused == k_old_links);
   }
   SUBCASE("an uncommitted batch changes nothing and the next one finds the same files") {
     {
-      auto batch = store->begin_batch(selection, 1);
+      auto batch = store->begin_batch(selection, 3);
       REQUIRE(batch != nullptr);
-      CHECK(batch->rows() == 1);
+      CHECK(batch->rows() + static_cast<std::int64_t>(batch->refusals().size()) == 3);
       CHECK_FALSE(batch->exhausted());
     }
     CHECK(tree(media.root) == before);
-    CHECK(run_batches(*store, selection, 1) == std::vector<std::int64_t>{1, 1});
+    const Batches done = run_batches(*store, selection, 1);
+    CHECK(done.rows == std::vector<std::int64_t>{1, 1});
+    CHECK(done.refused == k_old_links);
   }
 
   CHECK(tree(media.root) ==
@@ -197,8 +223,12 @@ TEST_CASE("files datastore: batches remove exactly the due files") {
         "uploads/tmp/outer_link uploads/tmp/young.bin");
   CHECK(fs::exists(media.dir / "outside.bin"));
   CHECK(fs::is_symlink(media.root / "uploads/tmp/outer_link"));
-  CHECK(store->begin_batch(selection, 100) == nullptr);
+  // The next run removes nothing and refuses the old symlinks again.
+  const Batches again = run_batches(*store, selection, 100);
+  CHECK(again.rows.empty());
+  CHECK(again.refused == k_old_links);
   CHECK(store->count(selection).due == 0);
+  CHECK(store->count(selection).refused == 2);
 }
 
 TEST_CASE("files datastore: a tree with one file per directory is removed in bounded batches") {
@@ -213,7 +243,7 @@ TEST_CASE("files datastore: a tree with one file per directory is removed in bou
   const adapters::Selection selection{rule, now - days{7}, now, {}, nullptr};
   CHECK(store->count(selection).due == 300);
 
-  const std::vector<std::int64_t> rows = run_batches(*store, selection, 1000);
+  const std::vector<std::int64_t> rows = run_batches(*store, selection, 1000).rows;
   REQUIRE(rows.size() >= 2);  // the directories one batch may hold open are capped
   std::int64_t sum = 0;
   for (const std::int64_t count : rows)

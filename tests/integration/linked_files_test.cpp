@@ -183,6 +183,7 @@ struct AuditSummary {
   int refused_entries = 0;                       // `refused` entries naming linked files
   int rule_refusals = 0;                         // `refused` entries refusing the whole rule
   std::map<std::int64_t, std::string> refusals;  // rowid -> reason, over every refused entry
+  std::set<std::string> files_refused;           // "file PATH" records (file rules)
   int rowids_named_twice = 0;                    // a rowid in more than one refusal
   int refused_with_rows = 0;                     // refused entries with rows != 0
   int rule_done = 0;
@@ -215,6 +216,10 @@ AuditSummary summarize(const std::vector<Audited>& entries, const std::string& r
       for (std::int64_t i = 0; i < count; ++i) {
         const std::string at = "$.refusals[" + std::to_string(i) + "]";
         const std::string record = detail.text(at + ".record");
+        if (record.starts_with("file ")) {
+          summary.files_refused.insert(record);
+          continue;
+        }
         REQUIRE(record.starts_with("rowid "));
         const std::int64_t rowid = std::stoll(record.substr(6));
         if (summary.refusals.contains(rowid))
@@ -500,6 +505,10 @@ struct TmpScenario {
   static constexpr std::int64_t due = 4;
   static constexpr std::int64_t refused = 2;
   static constexpr std::int64_t total = 8;
+  // The due symlinks the glob matches: never followed, never removed, refused and audited.
+  static std::set<std::string> refused_links() {
+    return {"file tmp/linkdir", "file tmp/old-link.bin"};
+  }
 
   std::set<std::string> tree_before;
   std::map<std::string, std::string> outside_before;
@@ -846,6 +855,7 @@ TEST_CASE("linked files: a file rule removes old files, keeps young ones and nev
     CHECK(audit.batch_rows == TmpScenario::due);
     CHECK(audit.errors == 0);
     CHECK(audit.rule_refusals == 0);
+    CHECK(audit.files_refused == TmpScenario::refused_links());
     CHECK(state.verify_audit().ok);
 
     const Report after = report_now(*config, site.state());
@@ -860,6 +870,7 @@ TEST_CASE("linked files: a file rule removes old files, keeps young ones and nev
     const std::string at = rule_path(before, "tmp_files");
     CHECK(before.text(at + ".status") == "due");
     CHECK(before.text(at + ".datastore") == "media");
+    CHECK(before.text(at + ".target") == "tmp/** (age from mtime)");
     CHECK(before.integer(at + ".due") == TmpScenario::due);
     CHECK(before.integer(at + ".refused") == TmpScenario::refused);
     CHECK(before.integer(at + ".total") == TmpScenario::total);
@@ -875,6 +886,8 @@ TEST_CASE("linked files: a file rule removes old files, keeps young ones and nev
     const AuditSummary audit =
         summarize(audited_from(site.cli({"audit", "log", "--format", "json"}).out), "tmp_files");
     CHECK(audit.batch_rows == TmpScenario::due);
+    CHECK(audit.files_refused == TmpScenario::refused_links());
+    CHECK(audit.refused_with_rows == 0);
     CHECK(site.cli({"audit", "verify"}).exit_code == 0);
 
     Json after(site.cli({"report", "--format", "json"}).out);
