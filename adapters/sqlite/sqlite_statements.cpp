@@ -112,7 +112,8 @@ SqlValue RuleStatements::numeric_value(Instant instant) const {
 // to numbers. The conditions are then plain ranges that an index on the anchor answers alone.
 // For text anchors, a comparison of the text lets an index narrow the scan (a local time is at
 // most 14 hours after, or 12 hours before, its UTC instant: a day of margin), and julianday()
-// then compares the instants exactly.
+// then compares the instants exactly. The lower bound is a date alone: a text that starts with
+// it sorts after it whatever separates the time ('T' or a space, which sorts before 'T').
 SqlFragment RuleStatements::before(Instant instant) const {
   const std::string& a = m_anchor;
   if (numeric_anchor())
@@ -129,8 +130,9 @@ SqlFragment RuleStatements::at_or_after(Instant instant) const {
     return sql(fmt::format("({0} >= ? AND {0} < '')", a), {numeric_value(instant)});
   return sql("(")
       .append(readable())
-      .append(sql(fmt::format(" AND {0} >= ? AND julianday({0}) >= julianday(?))", a),
-                  {format_iso8601(instant - std::chrono::days{1}), format_iso8601(instant)}));
+      .append(sql(
+          fmt::format(" AND {0} >= ? AND julianday({0}) >= julianday(?))", a),
+          {format_iso8601(instant - std::chrono::days{1}).substr(0, 10), format_iso8601(instant)}));
 }
 
 SqlFragment RuleStatements::due() const {

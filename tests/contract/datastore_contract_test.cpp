@@ -714,15 +714,19 @@ void counts_iso8601(const ContractTarget& target) {
   row(17, 1'700'000'000.5);                         // a number: unreadable
   row(18, string{"2024-07-01T13:00:00Z"});          // future
   row(19, string{"2024-06-01T25:00:00Z"});          // no such hour: unreadable
+  // A day before now, local time far behind UTC, space separator: 2024-07-01T13:59Z, future;
+  // then 10:00Z, not.
+  row(20, string{"2024-06-30 23:59:00-14:00"});
+  row(21, string{"2024-06-30 22:00:00-12:00"});
   fixture->insert("logs", {"id", "at"}, rows);
   const Rule rule = make_rule("logs", "at", AgeFormat::iso8601);
   auto store = target.open(fixture->config(), OpenMode::read_write);
   check_counts(store->count(select_for(rule)),
-               expect(19, 19, 6, 0, 1, 5, 1, 0, at("2023-01-01T00:00:00Z")));
+               expect(21, 21, 6, 0, 1, 5, 2, 0, at("2023-01-01T00:00:00Z")));
 
   CHECK(drain(*store, select_for(rule)).first == 6);
   CHECK(ids_of(*fixture, "logs") ==
-        std::vector<std::int64_t>{1, 3, 6, 7, 9, 12, 13, 14, 15, 16, 17, 18, 19});
+        std::vector<std::int64_t>{1, 3, 6, 7, 9, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21});
 }
 
 void impossible_days_are_unreadable(const ContractTarget& target) {
