@@ -1,9 +1,12 @@
 #include "adapters/sql_common.hpp"
 
+#include "daemon/timestamp.hpp"
+
 #include <spdlog/fmt/fmt.h>
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cstring>
 
@@ -53,17 +56,16 @@ std::optional<std::string> ip_prefix(std::string_view address) {
   return std::nullopt;
 }
 
-std::optional<int> year_of(std::string_view date) {
-  if (date.size() < 4 || (date.size() > 4 && date[4] != '-'))
+std::optional<std::string> year_of(std::string_view date) {
+  if (date.size() < 4 || !std::all_of(date.begin(), date.begin() + 4, [](char c) {
+        return std::isdigit(static_cast<unsigned char>(c));
+      }))
     return std::nullopt;
-  int year = 0;
-  for (std::size_t i = 0; i < 4; ++i) {
-    if (!std::isdigit(static_cast<unsigned char>(date[i])))
-      return std::nullopt;
-    year = year * 10 + (date[i] - '0');
-  }
-  return year;
+  if (date.size() > 4 && !parse_iso8601(date))
+    return std::nullopt;
+  return std::string(date.substr(0, 4));
 }
+
 std::string run_key(const Selection& selection) {
   return selection.rule.id + "@" + format_iso8601(selection.cutoff);
 }

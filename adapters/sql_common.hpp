@@ -25,8 +25,10 @@ std::vector<std::string> columns_named(const Rule& rule);
 // IPv4 -> its /24 ("192.0.2.77" -> "192.0.2.0"), IPv6 -> its /48. Anything that is not an IP
 // address yields nothing: a value the mask cannot understand is not kept.
 std::optional<std::string> ip_prefix(std::string_view address);
-// The year of an ISO 8601 date ("1985-06-15" -> 1985); nothing for anything else.
-std::optional<int> year_of(std::string_view date);
+// The year of an ISO 8601 date or timestamp, four digits ("1985-06-15" -> "1985", "0985-01-01"
+// -> "0985"), or of a year alone ("1985"); nothing for anything else, a date that does not
+// exist ("1985-13-45") included.
+std::optional<std::string> year_of(std::string_view date);
 
 // Why a rule whose cascade key, or whose parent's key (age_from), is not unique is refused:
 // rows would share it, and a kept row's children could go with a deleted row's, or a row's

@@ -21,10 +21,7 @@ std::optional<std::string> apply_client_mask(Mask mask, const std::optional<std:
       throw std::runtime_error("mask 'hmac': no hmac key is configured");
     return hmac_sha256_hex(hmac_key, *value);
   case Mask::ip_prefix: return ip_prefix(*value);
-  case Mask::year:
-    if (const auto year = year_of(*value))
-      return std::to_string(*year);
-    return std::nullopt;
+  case Mask::year: return year_of(*value);
   case Mask::null:
   case Mask::redact: break;
   }

@@ -49,7 +49,7 @@ void year_function(sqlite3_context* context, int, sqlite3_value** argv) {
   const auto year = year_of(text_of(argv[0]));
   if (!year)
     return sqlite3_result_null(context);
-  sqlite3_result_int(context, *year);
+  sqlite3_result_text(context, year->c_str(), static_cast<int>(year->size()), SQLITE_TRANSIENT);
 }
 
 void delete_key(void* key) {

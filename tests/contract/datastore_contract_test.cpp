@@ -1098,11 +1098,11 @@ void build_people(FixtureBuilder& fixture) {
           {std::int64_t{1}, old, string{"ann@example.com"}, string{"192.0.2.77"}, string{"Ann"},
            string{"+1 555 0100"}, string{"1985-06-15"}},
           {std::int64_t{2}, old, nullptr, string{"2001:db8:abcd:1234::1"}, nullptr, nullptr,
-           nullptr},
+           string{"0985-01-01"}},
           {std::int64_t{3}, old, string{"bob@example.com"}, string{"not-an-ip"}, string{"Bob"},
            string{""}, string{"1999-12-31T23:00:00Z"}},
           {std::int64_t{4}, old, string{"ann@example.com"}, nullptr, string{"Ann"}, string{"0"},
-           string{"unknown"}},
+           string{"1985-13-45"}},  // no such date: no year
           {std::int64_t{5}, k_cutoff_s + 1, string{"young@example.com"}, string{"198.51.100.9"},
            string{"Young"}, string{"+1 555 0199"}, string{"2001-01-01"}},
       });
@@ -1141,7 +1141,7 @@ void anonymize_masks(const ContractTarget& target) {
       "people", {"id", "seen", "email", "ip", "name", "phone", "born", "anonymized_at"});
   REQUIRE(rows.size() == 5);
   CHECK(rows[0] == TextRow{"1", old, ann, "192.0.2.0", Text{}, "[redacted]", "1985", done});
-  CHECK(rows[1] == TextRow{"2", old, Text{}, "2001:db8:abcd::", Text{}, Text{}, Text{}, done});
+  CHECK(rows[1] == TextRow{"2", old, Text{}, "2001:db8:abcd::", Text{}, Text{}, "0985", done});
   CHECK(rows[2] == TextRow{"3", old, bob, Text{}, Text{}, "[redacted]", "1999", done});
   CHECK(rows[3] == TextRow{"4", old, ann, Text{}, Text{}, "[redacted]", Text{}, done});
   CHECK(rows[4] == before_young);
