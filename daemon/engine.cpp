@@ -471,9 +471,11 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
   json.field("unreadable", counts.unreadable);
   json.end_object();
   m_state->append_audit("rule_done", rule.id, 0, json.str());
-  spdlog::info("rule {}: {} rows {}, {} dependent rows deleted ({}), cutoff {}", rule.id,
-               outcome.rows - outcome.children,
+  // outcome.rows counts the dependent rows and linked files too (as the audit log does).
+  spdlog::info("rule {}: {} rows {}, {} dependent rows deleted{} ({}), cutoff {}", rule.id,
+               outcome.rows - outcome.children - outcome.files,
                rule.action == Action::anonymize ? "anonymized" : "deleted", outcome.children,
+               rule.files ? fmt::format(", {} linked files removed", outcome.files) : "",
                outcome.result, format_iso8601(outcome.cutoff));
   return outcome;
 }

@@ -18,6 +18,7 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <doctest/doctest.h>
+#include <spdlog/fmt/fmt.h>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -652,6 +653,10 @@ TEST_CASE("linked files, cli: once, report --format json, audit log --format jso
         std::vector<std::string>{
             "rejected_videos: ok (" +
             std::to_string(VideosScenario::due_rows + VideosScenario::due_files) + " rows)"});
+  // The log tells rows and files apart.
+  CHECK(contains(once.err, fmt::format(" info rule rejected_videos: {} rows deleted, 0 dependent "
+                                       "rows deleted, {} linked files removed (ok), cutoff ",
+                                       VideosScenario::due_rows, VideosScenario::due_files)));
   scenario.check_after_run(site);
 
   const RunResult log = site.cli({"audit", "log", "--format", "json"});
