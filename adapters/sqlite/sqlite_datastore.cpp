@@ -2,6 +2,7 @@
 
 #include "adapters/sqlite/sqlite_masks.hpp"
 #include "adapters/sqlite/sqlite_statements.hpp"
+#include "adapters/sqlite/sqlite_time.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <spdlog/fmt/fmt.h>
@@ -255,6 +256,7 @@ public:
       : m_name(config.name), m_mode(mode), m_busy_timeout(config.busy_timeout),
         m_db(open(config, mode)) {
     register_masks(m_db.getHandle(), secrets.hmac_key);
+    register_time_functions(m_db.getHandle());
     if (mode == OpenMode::read_only) {
       m_db.exec("PRAGMA query_only = ON");
       return;

@@ -26,6 +26,13 @@ SqlValue to_sql_value(const MatchValue& value) {
       value);
 }
 
+// A text bound that sorts after every anchor text dated before `instant`: its ISO form, or past
+// the year 9999 (five digits, which would sort low), one after every four-digit date.
+std::string text_bound_after(Instant instant) {
+  const std::string text = format_iso8601(instant);
+  return text.size() > 4 && text[4] == '-' ? text : "9999-12-32";
+}
+
 SqlFragment sql(std::string text, std::vector<SqlValue> values = {}) {
   return {std::move(text), std::move(values)};
 }
@@ -84,13 +91,11 @@ SqlFragment RuleStatements::readable() const {
   case AgeFormat::unix_millis: return sql(fmt::format("(typeof({0}) IN ('integer', 'real'))", a));
   case AgeFormat::iso8601:
   case AgeFormat::native:
-    // GLOB pins the shape, the round trip through julianday() refuses dates SQLite would
-    // silently normalise (2024-02-30 -> 2024-03-01), and julianday() refuses a malformed time
-    // or offset.
+    // GLOB turns most other text away cheaply; retentiond_iso8601_ms() (sqlite_time) then
+    // reads exactly parse_iso8601's grammar.
     return sql(fmt::format("(typeof({0}) = 'text' AND {0} GLOB "
                            "'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*' AND "
-                           "date(julianday(substr({0}, 1, 10))) IS substr({0}, 1, 10) AND "
-                           "julianday({0}) IS NOT NULL)",
+                           "retentiond_iso8601_ms({0}) IS NOT NULL)",
                            a));
   }
   return sql("0");
@@ -111,17 +116,18 @@ SqlValue RuleStatements::numeric_value(Instant instant) const {
 // text and blob, so `anchor < number` holds for numbers only, and `anchor < ''` bounds a range
 // to numbers. The conditions are then plain ranges that an index on the anchor answers alone.
 // For text anchors, a comparison of the text lets an index narrow the scan (a local time is at
-// most 14 hours after, or 12 hours before, its UTC instant: a day of margin), and julianday()
-// then compares the instants exactly. The lower bound is a date alone: a text that starts with
-// it sorts after it whatever separates the time ('T' or a space, which sorts before 'T').
+// most 14 hours after, or 12 hours before, its UTC instant: a day of margin), and
+// retentiond_iso8601_ms() then compares the instants exactly. The lower bound is a date alone: a
+// text that starts with it sorts after it whatever separates the time ('T' or a space, which sorts
+// before 'T').
 SqlFragment RuleStatements::before(Instant instant) const {
   const std::string& a = m_anchor;
   if (numeric_anchor())
     return sql(fmt::format("({} < ?)", a), {numeric_value(instant)});
   return sql("(")
       .append(readable())
-      .append(sql(fmt::format(" AND {0} < ? AND julianday({0}) < julianday(?))", a),
-                  {format_iso8601(instant + std::chrono::days{1}), format_iso8601(instant)}));
+      .append(sql(fmt::format(" AND {0} < ? AND retentiond_iso8601_ms({0}) < ?)", a),
+                  {text_bound_after(instant + std::chrono::days{1}), to_unix_millis(instant)}));
 }
 
 SqlFragment RuleStatements::at_or_after(Instant instant) const {
@@ -131,8 +137,8 @@ SqlFragment RuleStatements::at_or_after(Instant instant) const {
   return sql("(")
       .append(readable())
       .append(sql(
-          fmt::format(" AND {0} >= ? AND julianday({0}) >= julianday(?))", a),
-          {format_iso8601(instant - std::chrono::days{1}).substr(0, 10), format_iso8601(instant)}));
+          fmt::format(" AND {0} >= ? AND retentiond_iso8601_ms({0}) >= ?)", a),
+          {format_iso8601(instant - std::chrono::days{1}).substr(0, 10), to_unix_millis(instant)}));
 }
 
 SqlFragment RuleStatements::due() const {
@@ -198,8 +204,7 @@ SqlFragment RuleStatements::anchor_millis() const {
   switch (m_rule.age_format) {
   case AgeFormat::unix_seconds: return sql(fmt::format("CAST({} * 1000 AS INTEGER)", a));
   case AgeFormat::unix_millis: return sql(fmt::format("CAST({} AS INTEGER)", a));
-  default:
-    return sql(fmt::format("CAST(round((julianday({}) - 2440587.5) * 86400000.0) AS INTEGER)", a));
+  default: return sql(fmt::format("retentiond_iso8601_ms({})", a));
   }
 }
 
@@ -271,7 +276,7 @@ SqlFragment RuleStatements::oldest_due() const {
   if (numeric_anchor())
     query.append(" ORDER BY " + m_anchor);
   else
-    query.append(" ORDER BY julianday(" + m_anchor + ")");
+    query.append(" ORDER BY retentiond_iso8601_ms(" + m_anchor + ")");
   return query.append(" LIMIT 1");
 }
 

@@ -2149,48 +2149,50 @@ TEST_CASE("postgres datastore: linked files go first, then their rows; refused p
   CHECK(ids_of(fixture, "videos") == std::vector<std::int64_t>{3, 6});
 }
 
-TEST_CASE("postgres datastore: iso8601 text is read with exactly parse_iso8601's grammar") {
-  const std::vector<std::string> texts{
-      "2024-02-29", "2023-02-29", "1900-02-29", "2000-02-29", "0000-02-29",
-      "0000-01-01T00:00:00+01:00", "9999-12-31T23:59:59.999999999Z", "1969-12-31T23:59:59.999Z",
-      "2024-06-01T12:00+0530", "2024-06-01T12:00:00-2359", "2024-06-01T12:00:00.5+02:00",
-      "2024-06-01 08:15:30.25",
-      // Unreadable: ten fraction digits, an empty fraction, hour 24, a leap second, offsets
-      // out of range or without minutes, lower case, spaces, short fields, no time after T, an
-      // offset after a bare date, month 0, day 0, June 31.
-      "2024-06-01T12:00:00.1234567891Z", "2024-06-01T12:00:00.Z", "2024-06-01T24:00:00Z",
-      "2024-06-01T23:59:60Z", "2024-06-01T12:00:00+24:00", "2024-06-01T12:00:00+05:60",
-      "2024-06-01T12:00:00+02", "2024-06-01t12:00:00z", "2024-06-01 12:00:00 ", " 2024-06-01",
-      "2024-6-01", "2024-06-01T12", "2024-06-01Z", "2024-00-10", "2024-06-00", "2024-06-31"};
-  PostgresFixture fixture;
-  fixture.create_table("logs", {{"id", ColumnType::key}, {"at", ColumnType::text}});
-  std::vector<std::vector<Cell>> rows;
-  std::vector<Instant> instants;  // of the readable ones
-  for (std::size_t i = 0; i < texts.size(); ++i) {
-    rows.push_back({static_cast<std::int64_t>(i), texts[i]});
-    if (const auto instant = parse_iso8601(texts[i]))
-      instants.push_back(*instant);
-  }
-  fixture.insert("logs", {"id", "at"}, rows);
-  const Rule rule = make_rule("logs", "at", AgeFormat::iso8601);
-  auto store = open_postgres(fixture.config(), OpenMode::read_only);
-  const auto due_at = [&](Instant cutoff) {
-    return store->count(Selection{rule, cutoff, cutoff, {}}).due;
-  };
-  CHECK(store->count(select_for(rule)).unreadable ==
-        static_cast<std::int64_t>(texts.size() - instants.size()));
-  // Each readable anchor is the very instant parse_iso8601 reads: due one millisecond after
-  // it, not at it.
-  for (const Instant instant : instants) {
-    CAPTURE(format_iso8601(instant));
-    const auto older = [&](Instant cutoff) {
-      return std::count_if(instants.begin(), instants.end(),
-                           [&](Instant other) { return other < cutoff; });
+TEST_CASE("datastore contract: iso8601 text is read with exactly parse_iso8601's grammar") {
+  for_each_target([](const ContractTarget& target) {
+    const std::vector<std::string> texts{
+        "2024-02-29", "2023-02-29", "1900-02-29", "2000-02-29", "0000-02-29",
+        "0000-01-01T00:00:00+01:00", "9999-12-31T23:59:59.999999999Z", "1969-12-31T23:59:59.999Z",
+        "2024-06-01T12:00+0530", "2024-06-01T12:00:00-2359", "2024-06-01T12:00:00.5+02:00",
+        "2024-06-01 08:15:30.25",
+        // Unreadable: ten fraction digits, an empty fraction, hour 24, a leap second, offsets
+        // out of range or without minutes, lower case, spaces, short fields, no time after T, an
+        // offset after a bare date, month 0, day 0, June 31.
+        "2024-06-01T12:00:00.1234567891Z", "2024-06-01T12:00:00.Z", "2024-06-01T24:00:00Z",
+        "2024-06-01T23:59:60Z", "2024-06-01T12:00:00+24:00", "2024-06-01T12:00:00+05:60",
+        "2024-06-01T12:00:00+02", "2024-06-01t12:00:00z", "2024-06-01 12:00:00 ", " 2024-06-01",
+        "2024-6-01", "2024-06-01T12", "2024-06-01Z", "2024-00-10", "2024-06-00", "2024-06-31"};
+    auto fixture = target.fixture();
+    fixture->create_table("logs", {{"id", ColumnType::key}, {"at", ColumnType::text}});
+    std::vector<std::vector<Cell>> rows;
+    std::vector<Instant> instants;  // of the readable ones
+    for (std::size_t i = 0; i < texts.size(); ++i) {
+      rows.push_back({static_cast<std::int64_t>(i), texts[i]});
+      if (const auto instant = parse_iso8601(texts[i]))
+        instants.push_back(*instant);
+    }
+    fixture->insert("logs", {"id", "at"}, rows);
+    const Rule rule = make_rule("logs", "at", AgeFormat::iso8601);
+    auto store = target.open(fixture->config(), OpenMode::read_only);
+    const auto due_at = [&](Instant cutoff) {
+      return store->count(Selection{rule, cutoff, cutoff, {}}).due;
     };
-    CHECK(due_at(instant) == older(instant));
-    CHECK(due_at(instant + std::chrono::milliseconds{1}) ==
-          older(instant + std::chrono::milliseconds{1}));
-  }
+    CHECK(store->count(select_for(rule)).unreadable ==
+          static_cast<std::int64_t>(texts.size() - instants.size()));
+    // Each readable anchor is the very instant parse_iso8601 reads: due one millisecond after
+    // it, not at it.
+    for (const Instant instant : instants) {
+      CAPTURE(format_iso8601(instant));
+      const auto older = [&](Instant cutoff) {
+        return std::count_if(instants.begin(), instants.end(),
+                             [&](Instant other) { return other < cutoff; });
+      };
+      CHECK(due_at(instant) == older(instant));
+      CHECK(due_at(instant + std::chrono::milliseconds{1}) ==
+            older(instant + std::chrono::milliseconds{1}));
+    }
+  });
 }
 
 namespace {
