@@ -84,4 +84,11 @@ std::string not_unique_parent_key(const ParentAnchor& parent) {
                      parent.table, parent.key, parent.table, parent.key);
 }
 
+std::string not_null_anchor_cleared(const Rule& rule) {
+  return fmt::format("column '{}.{}' is NOT NULL: anonymizing without anonymized_column clears "
+                     "the anchor to mark a row done, which this column refuses; set "
+                     "anonymized_column (a column the engine fills when it anonymizes a row)",
+                     rule.table, rule.age_column);
+}
+
 }  // namespace retentiond::adapters

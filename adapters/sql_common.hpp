@@ -36,6 +36,10 @@ std::optional<std::string> year_of(std::string_view date);
 std::string not_unique_cascade_key(const Rule& rule, const Cascade& cascade);
 std::string not_unique_parent_key(const ParentAnchor& parent);
 
+// Why a rule that anonymizes without anonymized_column on a NOT NULL anchor is refused: the
+// engine marks such a row done by clearing its anchor.
+std::string not_null_anchor_cleared(const Rule& rule);
+
 // Which run of its rule `selection` belongs to ("rule@cutoff"): the census and the walk an
 // adapter keeps from one call to the next belong to that run.
 std::string run_key(const Selection& selection);

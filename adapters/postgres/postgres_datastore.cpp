@@ -170,6 +170,7 @@ struct TableInfo {
   std::map<std::string, std::string> types;  // column -> type name (a domain's base type)
   std::set<std::string> indexed;             // columns that lead an index
   std::set<std::string> unique;              // columns a unique index (not partial) covers alone
+  std::set<std::string> not_null;            // columns declared NOT NULL
   std::vector<std::string> children;  // tables that inherit from it (INHERITS), as regclass text
   std::vector<std::string> parents;   // tables it inherits from (partitions excluded)
 };
@@ -211,8 +212,8 @@ TableInfo table_info(pqxx::transaction_base& tx, const std::string& table) {
            "ty.typname END)::text, EXISTS (SELECT 1 FROM pg_catalog.pg_index AS i WHERE "
            "i.indrelid = a.attrelid AND i.indkey[0] = a.attnum), EXISTS (SELECT 1 FROM "
            "pg_catalog.pg_index AS i WHERE i.indrelid = a.attrelid AND i.indisunique AND "
-           "i.indnkeyatts = 1 AND i.indkey[0] = a.attnum AND i.indpred IS NULL) FROM "
-           "pg_catalog.pg_attribute AS a "
+           "i.indnkeyatts = 1 AND i.indkey[0] = a.attnum AND i.indpred IS NULL), a.attnotnull "
+           "FROM pg_catalog.pg_attribute AS a "
            "JOIN pg_catalog.pg_type AS ty ON ty.oid = a.atttypid LEFT JOIN pg_catalog.pg_type AS "
            "base ON base.oid = ty.typbasetype WHERE a.attrelid = to_regclass(?) AND a.attnum > 0 "
            "AND NOT a.attisdropped",
@@ -224,6 +225,8 @@ TableInfo table_info(pqxx::transaction_base& tx, const std::string& table) {
       info.indexed.insert(name);
     if (column[3].as<bool>())
       info.unique.insert(name);
+    if (column[4].as<bool>())
+      info.not_null.insert(name);
   }
   return info;
 }
@@ -397,6 +400,9 @@ public:
                           parent->key, parent->table));
       } else if (!rule.age_column.empty()) {
         check_anchor(check, table, rule.table, rule.age_column, rule.age_format);
+        if (check.errors.empty() && rule.action == Action::anonymize && !rule.anonymized_column &&
+            table.not_null.contains(rule.age_column))
+          check.errors.push_back(not_null_anchor_cleared(rule));
         if (check.errors.empty() && !table.indexed.contains(rule.age_column))
           check.warnings.push_back(fmt::format("no index on {}.{}: finding expired rows scans the "
                                                "whole table (CREATE INDEX ON {}({}))",

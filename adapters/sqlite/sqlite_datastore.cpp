@@ -298,12 +298,15 @@ public:
       if (check.errors.empty() && !has_leading_index(parent->table, parent->key))
         check.warnings.push_back(fmt::format("no index on {}.{}: every lookup of a parent scans {}",
                                              parent->table, parent->key, parent->table));
-    } else if (!rule.age_column.empty() && check.errors.empty() &&
-               !has_leading_index(rule.table, rule.age_column)) {
-      check.warnings.push_back(fmt::format("no index on {}.{}: finding expired rows scans the "
-                                           "whole table (CREATE INDEX ON {}({}))",
-                                           rule.table, rule.age_column, rule.table,
-                                           rule.age_column));
+    } else if (!rule.age_column.empty() && check.errors.empty()) {
+      if (rule.action == Action::anonymize && !rule.anonymized_column &&
+          is_not_null(rule.table, rule.age_column))
+        check.errors.push_back(not_null_anchor_cleared(rule));
+      if (!has_leading_index(rule.table, rule.age_column))
+        check.warnings.push_back(fmt::format("no index on {}.{}: finding expired rows scans the "
+                                             "whole table (CREATE INDEX ON {}({}))",
+                                             rule.table, rule.age_column, rule.table,
+                                             rule.age_column));
     }
     if (rule.files && check.errors.empty() &&
         !has_leading_index(rule.table, rule.files->path_column))
@@ -893,6 +896,15 @@ private:
 
   bool table_has_column(const std::string& table, const std::string& column) {
     return columns_of(table).contains(column);
+  }
+
+  bool is_not_null(const std::string& table, const std::string& column) {
+    SQLite::Statement query(
+        m_db, "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2 AND \"notnull\"");
+    query.bind(1, table);
+    query.bind(2, column);
+    query.executeStep();
+    return query.getColumn(0).getInt() > 0;
   }
 
   void check_table(SchemaCheck& check, const std::string& table,

@@ -68,6 +68,7 @@ enum class ColumnType { key, integer, real, text };
 struct Column {
   std::string name;
   ColumnType type = ColumnType::integer;
+  bool not_null = false;
 };
 
 // A row read back: each value in its text form, nullopt for NULL.
@@ -151,7 +152,8 @@ public:
   void create_table(const std::string& table, const std::vector<Column>& columns) override {
     std::string sql = "CREATE TABLE \"" + table + "\"(";
     for (std::size_t i = 0; i < columns.size(); ++i)
-      sql += (i == 0 ? "\"" : ", \"") + columns[i].name + "\" " + sql_type(columns[i].type);
+      sql += (i == 0 ? "\"" : ", \"") + columns[i].name + "\" " + sql_type(columns[i].type) +
+             (columns[i].not_null ? " NOT NULL" : "");
     m_db.exec(sql + ")");
   }
 
@@ -429,7 +431,8 @@ private:
       case ColumnType::real: type = text ? "text" : "double precision"; break;
       case ColumnType::text: type = "text"; break;
       }
-      sql += (i == 0 ? "" : ", ") + quoted(columns[i].name) + " " + type;
+      sql += (i == 0 ? "" : ", ") + quoted(columns[i].name) + " " + type +
+             (columns[i].not_null ? " NOT NULL" : "");
     }
     pqxx::nontransaction statement(m_connection);
     statement.exec(sql + ")");
@@ -1355,6 +1358,23 @@ void schema_checks(const ContractTarget& target) {
     fixture->create_index("parents", "code", "UNIQUE");
     CHECK(store->check_schema(cascade).errors.empty());
     CHECK(store->check_schema(child).errors.empty());
+  }
+  SUBCASE("anonymize without anonymized_column on a NOT NULL anchor is an error") {
+    fixture->create_table("members", {{"id", ColumnType::key},
+                                      {"seen", ColumnType::integer, true},
+                                      {"email", ColumnType::text},
+                                      {"anonymized_at", ColumnType::integer}});
+    fixture->create_index("members", "seen");
+    Rule rule = make_rule("members", "seen", AgeFormat::unix_seconds);
+    rule.action = Action::anonymize;
+    rule.masks = {{"email", Mask::redact}};
+    CHECK(store->check_schema(rule).errors ==
+          std::vector<std::string>{
+              "column 'members.seen' is NOT NULL: anonymizing without anonymized_column clears "
+              "the anchor to mark a row done, which this column refuses; set anonymized_column "
+              "(a column the engine fills when it anonymizes a row)"});
+    rule.anonymized_column = "anonymized_at";
+    CHECK(store->check_schema(rule).errors.empty());
   }
   SUBCASE("linked files without an index on their path: each batch scans the table") {
     fixture->create_table(
