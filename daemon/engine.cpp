@@ -132,6 +132,21 @@ HeldSubjects Engine::held_subjects(const Rule& rule, Instant now) const {
   return held_subjects_of(rule, m_state->holds(false, now));
 }
 
+void audit_config_change(StateStore& state, const Config& config) {
+  if (state.last_config_digest() == config.digest)
+    return;
+  JsonWriter json;
+  json.begin_object();
+  json.field("digest", config.digest);
+  json.key("files");
+  json.begin_array();
+  for (const auto& file : config.files)
+    json.value(file.string());
+  json.end_array();
+  json.end_object();
+  state.append_audit("config", "", 0, json.str());
+}
+
 RunSummary Engine::run_once(const RunOptions& options) {
   std::vector<const Rule*> rules;
   for (const Rule& rule : m_config->rules)
@@ -141,18 +156,7 @@ RunSummary Engine::run_once(const RunOptions& options) {
       rules.push_back(&rule);
 
   if (!options.dry_run) {
-    if (m_state->last_config_digest() != m_config->digest) {
-      JsonWriter json;
-      json.begin_object();
-      json.field("digest", m_config->digest);
-      json.key("files");
-      json.begin_array();
-      for (const auto& file : m_config->files)
-        json.value(file.string());
-      json.end_array();
-      json.end_object();
-      m_state->append_audit("config", "", 0, json.str());
-    }
+    audit_config_change(*m_state, *m_config);
     JsonWriter json;
     json.begin_object();
     json.field("command", options.command);

@@ -69,6 +69,12 @@ std::string wrong_scale_problem(const Rule& rule, std::int64_t rows);
 std::optional<std::string> mass_change_problem(const Rule& rule,
                                                const adapters::RuleCounts& counts);
 
+// Appends a `config` audit entry (digest and files) when `config`'s digest is not the last one
+// audited; nothing otherwise. Every run does it first; the service also at start-up and at
+// each reload, so the log dates a change when it was made. Throws std::runtime_error when the
+// entry cannot be written.
+void audit_config_change(StateStore& state, const Config& config);
+
 // Plans and enforces rules: cutoff, census, holds, mass-deletion breaker, then time-boxed
 // batches, each audited before it commits. Sees datastores only through adapters::Datastore.
 class Engine {

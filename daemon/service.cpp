@@ -64,6 +64,7 @@ public:
         metrics_server = std::make_unique<MetricsServer>(*m_config->metrics_listen,
                                                          [this] { return m_metrics.render(); });
       m_metrics.record_reload(true, now_utc());
+      audit_config();
       learn_last_runs();
       spdlog::info("service started: {} rules{}", m_config->rules.size(),
                    m_config->metrics_listen ? ", metrics on " + *m_config->metrics_listen : "");
@@ -171,6 +172,16 @@ private:
 
   // When each rule last started, from the run history: a rule that ran recently before a
   // restart is not run again at once.
+  // The configuration in use, audited when it changed; a state out of reach leaves that to
+  // the next run, which audits it before anything else.
+  void audit_config() {
+    try {
+      audit_config_change(m_state, *m_config);
+    } catch (const std::exception& error) {
+      spdlog::warn("configuration change not audited yet: {}", error.what());
+    }
+  }
+
   void learn_last_runs() {
     for (const Rule& rule : m_config->rules) {
       if (m_last_run.contains(rule.id))
@@ -279,6 +290,7 @@ private:
     }
     // The new configuration is in use whatever this read does: new rules learn their last run
     // from the history, or (the state out of reach) run when due and fail there, audited.
+    audit_config();
     try {
       learn_last_runs();
     } catch (const std::exception& error) {

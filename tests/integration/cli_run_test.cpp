@@ -299,6 +299,26 @@ TEST_CASE("run: enforces due rules at start-up, tells systemd, serves metrics, r
     CHECK(contains(service.metrics(), "\nretentiond_config_last_reload_successful 0\n"));
   }
 
+  SUBCASE("a configuration changed on SIGHUP is audited at once, though no rule runs") {
+    const auto entries_of_kind = [&](const std::string& kind) {
+      const auto log =
+          run_retentiond({"-c", service.config().string(), "audit", "log", "--format", "json"});
+      REQUIRE(log.exit_code == 0);
+      int count = 0;
+      for (const std::string& line : retentiond::test::lines_of(log.out))
+        count += contains(line, "\"kind\":\"" + kind + "\"") ? 1 : 0;
+      return count;
+    };
+    CHECK(entries_of_kind("config") == 1);
+    const int runs = entries_of_kind("run_start");
+    std::string changed = service.logs_rule();
+    changed.replace(changed.find("kept 12 months"), 14, "kept a year");
+    service.write_config(changed);
+    daemon->signal(SIGHUP);
+    REQUIRE(service.notify().wait_for("READY=1\n"));
+    CHECK(entries_of_kind("config") == 2);
+    CHECK(entries_of_kind("run_start") == runs);  // logs ran within the hour: no run
+  }
   SUBCASE("a valid config on SIGHUP is used at once: its new rule runs") {
     service.write_config(service.logs_rule() + service.events_rule());
     daemon->signal(SIGHUP);
