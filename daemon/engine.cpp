@@ -431,7 +431,8 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
     }
     outcome.rows += changed;
     outcome.children += batch->children();
-    outcome.files += batch->files();
+    // Linked files someone else removed first are not counted (they are out of `changed`).
+    outcome.files += batch->files() - (rule.files ? batch->vanished() : 0);
     const bool exhausted = batch->exhausted();
     const bool cut_short = batch->cut_short();
     const std::optional<std::int64_t> covered = batch->stopped_at_deadline();

@@ -170,8 +170,6 @@ private:
     return {next, next_time};
   }
 
-  // When each rule last started, from the run history: a rule that ran recently before a
-  // restart is not run again at once.
   // The configuration in use, audited when it changed; a state out of reach leaves that to
   // the next run, which audits it before anything else.
   void audit_config() {
@@ -182,6 +180,8 @@ private:
     }
   }
 
+  // When each rule last started, from the run history: a rule that ran recently before a
+  // restart is not run again at once.
   void learn_last_runs() {
     for (const Rule& rule : m_config->rules) {
       if (m_last_run.contains(rule.id))

@@ -212,6 +212,7 @@ TableInfo table_info(pqxx::transaction_base& tx, const std::string& table) {
            "ty.typname END)::text, EXISTS (SELECT 1 FROM pg_catalog.pg_index AS i WHERE "
            "i.indrelid = a.attrelid AND i.indkey[0] = a.attnum), EXISTS (SELECT 1 FROM "
            "pg_catalog.pg_index AS i WHERE i.indrelid = a.attrelid AND i.indisunique AND "
+           "i.indisvalid AND "
            "i.indnkeyatts = 1 AND i.indkey[0] = a.attnum AND i.indpred IS NULL), a.attnotnull "
            "FROM pg_catalog.pg_attribute AS a "
            "JOIN pg_catalog.pg_type AS ty ON ty.oid = a.atttypid LEFT JOIN pg_catalog.pg_type AS "

@@ -478,8 +478,10 @@ SqlFragment RuleStatements::lock_batch(const std::optional<Range>& range, std::i
 }
 
 SqlFragment RuleStatements::shared_paths(const std::string& paths, const std::string& tids) const {
-  return sql(fmt::format("SELECT DISTINCT o.{0}::text FROM {1} AS o WHERE o.{0}::text = "
-                         "ANY(?::text[]) AND NOT (o.ctid = ANY(?::tid[]))",
+  // One lookup per path that stops at the first other row: a path many rows share (a
+  // placeholder) costs no more than a path of its own.
+  return sql(fmt::format("SELECT p FROM unnest(?::text[]) AS p WHERE EXISTS (SELECT 1 FROM {1} "
+                         "AS o WHERE o.{0}::text = p AND NOT (o.ctid = ANY(?::tid[])))",
                          quote_identifier(m_rule.files->path_column),
                          quote_identifier(m_rule.table)),
              {paths, tids});
