@@ -339,16 +339,17 @@ public:
 
   // The linked paths of the `locked` rows that another row of the table names too.
   std::set<std::string> shared_paths(const RuleStatements& statements, const pqxx::result& locked) {
-    std::vector<SqlValue> paths;
+    std::set<std::string> distinct;
     std::vector<std::string> tids;
     for (const pqxx::row row : locked) {
       tids.push_back(row[0].as<std::string>());
       if (!row[2].is_null())
-        paths.emplace_back(row[2].as<std::string>());
+        distinct.insert(row[2].as<std::string>());
     }
     std::set<std::string> shared;
-    if (paths.empty())
+    if (distinct.empty())
       return shared;
+    const std::vector<SqlValue> paths(distinct.begin(), distinct.end());
     for (const pqxx::row row :
          run(m_work, statements.shared_paths(text_array(paths), tid_array(tids))))
       shared.insert(row[0].as<std::string>());

@@ -478,8 +478,8 @@ SqlFragment RuleStatements::lock_batch(const std::optional<Range>& range, std::i
 }
 
 SqlFragment RuleStatements::shared_paths(const std::string& paths, const std::string& tids) const {
-  // One lookup per path that stops at the first other row: a path many rows share (a
-  // placeholder) costs no more than a path of its own.
+  // One lookup per (distinct) path, which stops at the first row outside the batch: a path many
+  // rows share (a placeholder) costs about what a path of its own does.
   return sql(fmt::format("SELECT p FROM unnest(?::text[]) AS p WHERE EXISTS (SELECT 1 FROM {1} "
                          "AS o WHERE o.{0}::text = p AND NOT (o.ctid = ANY(?::tid[])))",
                          quote_identifier(m_rule.files->path_column),

@@ -413,11 +413,11 @@ SqlFragment RuleStatements::linked_paths() const {
 }
 
 SqlFragment RuleStatements::shared_paths() const {
-  // One lookup per batch row that stops at the first other row: a path many rows share (a
-  // placeholder) costs no more than a path of its own.
-  return sql(fmt::format("SELECT DISTINCT t.{0} FROM {1} AS t WHERE t.rowid IN (SELECT id FROM "
-                         "{2}) AND EXISTS (SELECT 1 FROM {1} AS o WHERE o.{0} = t.{0} AND "
-                         "o.rowid NOT IN (SELECT id FROM {2}))",
+  // One lookup per distinct path, which stops at the first row outside the batch: a path many
+  // rows share (a placeholder) costs about what a path of its own does.
+  return sql(fmt::format("SELECT p FROM (SELECT DISTINCT t.{0} AS p FROM {1} AS t WHERE t.rowid "
+                         "IN (SELECT id FROM {2})) WHERE EXISTS (SELECT 1 FROM {1} AS o WHERE "
+                         "o.{0} = p AND o.rowid NOT IN (SELECT id FROM {2}))",
                          quote_identifier(m_rule.files->path_column),
                          quote_identifier(m_rule.table), k_batch_table));
 }
