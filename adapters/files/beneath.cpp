@@ -213,6 +213,7 @@ resolve_beneath(const std::shared_ptr<const Root>& root, std::string_view relati
     return std::unexpected("absolute path");
 
   std::vector<std::string> components;
+  bool spelled_one_way = true;
   std::size_t begin = 0;
   while (begin <= relative_path.size()) {
     std::size_t end = relative_path.find('/', begin);
@@ -223,10 +224,17 @@ resolve_beneath(const std::shared_ptr<const Root>& root, std::string_view relati
       return std::unexpected("path contains '..'");
     if (!component.empty() && component != ".")
       components.emplace_back(component);
+    else
+      spelled_one_way = false;
     begin = end + 1;
   }
   if (components.empty())
     return std::unexpected("not a regular file");  // it names the root itself
+  // Rows that name one file are found by the path as stored (a file another row still names
+  // stays): "./v/a.mp4" or "v//a.mp4" would hide a row that says "v/a.mp4".
+  if (!spelled_one_way)
+    return std::unexpected(fmt::format("path has an empty or '.' component (write it as '{}')",
+                                       join(components, components.size())));
 
   std::vector<SharedFd> directories{root_fd(root)};
   std::string walked;  // the components opened so far: "a/b"

@@ -133,6 +133,16 @@ private:
   std::chrono::steady_clock::time_point m_busy_since;
 };
 
+// Resolves a linked path read from the table. Only text is a path: a number or a blob that
+// spells one would not compare equal to the rows that store it as text (which keep its file).
+std::expected<std::unique_ptr<ResolvedFile>, std::string>
+resolve_linked(LinkedFiles& linked, const SQLite::Column& path) {
+  if (!path.isText())
+    return std::unexpected(
+        fmt::format("path is stored as {}, not text", path.isBlob() ? "a blob" : "a number"));
+  return linked.resolve(path.getString());
+}
+
 class SqliteBatch final : public Batch {
 public:
   explicit SqliteBatch(SQLite::Database& db) : m_db(db) {
@@ -221,7 +231,7 @@ private:
         continue;
       const std::int64_t rowid = paths.getColumn(0).getInt64();
       const std::string path = paths.getColumn(1).getString();
-      auto file = linked.resolve(path);
+      auto file = resolve_linked(linked, paths.getColumn(1));
       if (!file) {
         m_refusals.emplace_back(fmt::format("rowid {}", rowid), file.error());
         refused.push_back(rowid);
@@ -862,7 +872,7 @@ private:
     counts.oldest_due.reset();
     while (paths.executeStep()) {
       census_step(selection);  // each path is a few lookups in the file system
-      if (!paths.getColumn(0).isNull() && !linked.resolve(paths.getColumn(0).getString()))
+      if (!paths.getColumn(0).isNull() && !resolve_linked(linked, paths.getColumn(0)))
         ++counts.refused;
       else if (!counts.oldest_due)
         counts.oldest_due = from_unix_millis(paths.getColumn(1).getInt64());

@@ -498,6 +498,15 @@ const std::int64_t k_now_ms = to_unix_millis(k_now);
 constexpr std::int64_t k_day_s = 86'400;
 
 // A delete rule on `table`; its id is the table's name unless given.
+// A files datastore named "media" over `root`, for rules with files = { "media", PATH }.
+std::unique_ptr<Datastore> open_media(const std::filesystem::path& root) {
+  DatastoreConfig media;
+  media.name = "media";
+  media.type = "files";
+  media.root = root;
+  return adapters::files::open_files_datastore(media, OpenMode::read_write, {});
+}
+
 Rule make_rule(const std::string& table, const std::string& age_column, AgeFormat format,
                const std::string& id = "") {
   Rule rule;
@@ -1546,11 +1555,7 @@ void linked_files_named_elsewhere_stay(const ContractTarget& target, std::int64_
                    {std::int64_t{5}, old, std::int64_t{1}, string{"v/twice.mp4"}},
                    {std::int64_t{6}, old, std::int64_t{1}, string{"v/twice.mp4"}},
                    {std::int64_t{7}, old, std::int64_t{1}, string{"v/alone.mp4"}}});
-  DatastoreConfig media;
-  media.name = "media";
-  media.type = "files";
-  media.root = root;
-  auto files = adapters::files::open_files_datastore(media, OpenMode::read_write, {});
+  auto files = open_media(root);
   Rule rule = make_rule("videos", "at", AgeFormat::unix_seconds);
   rule.files = LinkedFilesConfig{"media", "path"};
   rule.subject_column = "owner";
@@ -1732,6 +1737,41 @@ TEST_CASE("sqlite datastore: read_only on a WAL-mode file leaves it byte-identic
     store->finish_run();
   }
   CHECK(file_bytes(config.path) == before);
+}
+
+TEST_CASE("sqlite datastore: a linked path stored as a blob is refused, its row kept") {
+  // A blob compares unequal to the same text, so a row that stores the path as text could not
+  // keep the file: the blob is no path.
+  retentiond::test::TempDir dir;
+  std::filesystem::create_directories(dir / "media/v");
+  std::ofstream(dir / "media/v/a.mp4") << "video";
+  SqliteFixture fixture;
+  fixture.create_table(
+      "videos", {{"id", ColumnType::key}, {"at", ColumnType::integer}, {"path", ColumnType::text}});
+  {
+    SQLite::Database db(fixture.config().path, SQLite::OPEN_READWRITE);
+    db.exec(fmt::format("INSERT INTO videos VALUES (1, {0}, CAST('v/a.mp4' AS BLOB)), (2, {0}, "
+                        "'v/gone.mp4')",
+                        k_cutoff_s - k_day_s));
+  }
+  auto files = open_media(dir / "media");
+  Rule rule = make_rule("videos", "at", AgeFormat::unix_seconds);
+  rule.files = LinkedFilesConfig{"media", "path"};
+  Selection selection = select_for(rule);
+  selection.linked_files = files->linked_files();
+  auto store = adapters::sqlite::open_sqlite_datastore(fixture.config(), OpenMode::read_write, {});
+
+  const RuleCounts counts = store->count(selection);
+  CHECK(counts.due == 1);
+  CHECK(counts.refused == 1);
+  auto batch = store->begin_batch(selection, 10);
+  REQUIRE(batch != nullptr);
+  CHECK(batch->rows() == 1);
+  CHECK(batch->refusals() == std::vector<std::pair<std::string, std::string>>{
+                                 {"rowid 1", "path is stored as a blob, not text"}});
+  batch->commit();
+  CHECK(ids_of(fixture, "videos") == std::vector<std::int64_t>{1});
+  CHECK(std::filesystem::exists(dir / "media/v/a.mp4"));
 }
 
 TEST_CASE("sqlite datastore: hmac without a key fails the batch and changes nothing") {
@@ -2130,11 +2170,7 @@ TEST_CASE("postgres datastore: linked files go first, then their rows; refused p
                   {std::int64_t{4}, old, string{"videos/gone.mp4"}},  // already gone: not an error
                   {std::int64_t{5}, old, nullptr},
                   {std::int64_t{6}, k_cutoff_s + 1, string{"videos/6.mp4"}}});
-  DatastoreConfig media;
-  media.name = "media";
-  media.type = "files";
-  media.root = dir / "media";
-  auto files = adapters::files::open_files_datastore(media, OpenMode::read_write, {});
+  auto files = open_media(dir / "media");
   Rule rule = make_rule("videos", "at", AgeFormat::unix_seconds);
   rule.files = LinkedFilesConfig{"media", "path"};
   Selection selection = select_for(rule);
