@@ -91,4 +91,11 @@ std::string not_null_anchor_cleared(const Rule& rule) {
                      rule.table, rule.age_column);
 }
 
+std::string no_index_on_linked_path(const Rule& rule) {
+  return fmt::format("no index on {}.{}: each batch scans {} for rows that still name its files "
+                     "(CREATE INDEX ON {}({}))",
+                     rule.table, rule.files->path_column, rule.table, rule.table,
+                     rule.files->path_column);
+}
+
 }  // namespace retentiond::adapters

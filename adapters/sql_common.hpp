@@ -40,6 +40,9 @@ std::string not_unique_parent_key(const ParentAnchor& parent);
 // engine marks such a row done by clearing its anchor.
 std::string not_null_anchor_cleared(const Rule& rule);
 
+// The warning of check_schema when the linked files' path column has no index.
+std::string no_index_on_linked_path(const Rule& rule);
+
 // Which run of its rule `selection` belongs to ("rule@cutoff"): the census and the walk an
 // adapter keeps from one call to the next belong to that run.
 std::string run_key(const Selection& selection);

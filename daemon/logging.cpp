@@ -21,23 +21,27 @@ bool stderr_is_journal() {
   return connected;
 }
 
-// Lines for the journal: the priority prefix and the message, again after every line break in
-// the message (a value echoed in an error may hold one), so no part is logged at another level.
+// `text` with `prefix` before each of its lines, each ended by a line break (a final break
+// ends the last line rather than starting an empty one).
+std::string prefixed_lines(std::string_view prefix, std::string_view text) {
+  std::string lines;
+  do {
+    const std::size_t end = text.find('\n');
+    lines.append(prefix).append(text.substr(0, end)).push_back('\n');
+    text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
+  } while (!text.empty());
+  return lines;
+}
+
+// Lines for the journal: the priority prefix before every line of the message (a value echoed
+// in an error may hold a line break), so no part is logged at another level.
 class JournalFormatter final : public spdlog::formatter {
 public:
   void format(const spdlog::details::log_msg& message, spdlog::memory_buf_t& line) override {
-    const std::string_view prefix = journal_prefix(message.level);
-    std::string_view text(message.payload.data(), message.payload.size());
-    while (true) {
-      line.append(prefix.data(), prefix.data() + prefix.size());
-      const std::size_t end = text.find('\n');
-      const std::string_view part = text.substr(0, end);
-      line.append(part.data(), part.data() + part.size());
-      line.push_back('\n');
-      if (end == std::string_view::npos)
-        return;
-      text.remove_prefix(end + 1);
-    }
+    const std::string lines =
+        prefixed_lines(journal_prefix(message.level),
+                       std::string_view(message.payload.data(), message.payload.size()));
+    line.append(lines.data(), lines.data() + lines.size());
   }
   std::unique_ptr<spdlog::formatter> clone() const override {
     return std::make_unique<JournalFormatter>();
@@ -91,15 +95,7 @@ void configure_logging(const std::string& level) {
 }
 
 void print_message(spdlog::level::level_enum level, std::string_view text) {
-  const std::string_view prefix = stderr_is_journal() ? journal_prefix(level) : "";
-  std::string lines;
-  while (!text.empty()) {
-    const std::size_t end = text.find('\n');
-    const std::string_view line = text.substr(0, end);
-    lines.append(prefix).append(line).push_back('\n');
-    text.remove_prefix(end == std::string_view::npos ? text.size() : end + 1);
-  }
-  std::cerr << lines << std::flush;
+  std::cerr << prefixed_lines(stderr_is_journal() ? journal_prefix(level) : "", text) << std::flush;
 }
 
 }  // namespace retentiond

@@ -412,10 +412,7 @@ public:
                                                rule.age_column));
       }
       if (rule.files && check.errors.empty() && !table.indexed.contains(rule.files->path_column))
-        check.warnings.push_back(fmt::format(
-            "no index on {}.{}: each batch scans {} for rows that still name its files (CREATE "
-            "INDEX ON {}({}))",
-            rule.table, rule.files->path_column, rule.table, rule.table, rule.files->path_column));
+        check.warnings.push_back(no_index_on_linked_path(rule));
       for (const ColumnMask& mask : rule.masks) {
         const auto type = table.types.find(mask.column);
         if (mask.mask != Mask::null && type != table.types.end() && !is_text_type(type->second))

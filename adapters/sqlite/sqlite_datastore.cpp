@@ -320,10 +320,7 @@ public:
     }
     if (rule.files && check.errors.empty() &&
         !has_leading_index(rule.table, rule.files->path_column))
-      check.warnings.push_back(fmt::format(
-          "no index on {}.{}: each batch scans {} for rows that still name its files (CREATE "
-          "INDEX ON {}({}))",
-          rule.table, rule.files->path_column, rule.table, rule.table, rule.files->path_column));
+      check.warnings.push_back(no_index_on_linked_path(rule));
     for (const Cascade& cascade : rule.cascade) {
       check_table(check, cascade.table, {cascade.foreign_key});
       if (!table_has_column(rule.table, cascade.key))
@@ -909,12 +906,8 @@ private:
   }
 
   bool is_not_null(const std::string& table, const std::string& column) {
-    SQLite::Statement query(
-        m_db, "SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2 AND \"notnull\"");
-    query.bind(1, table);
-    query.bind(2, column);
-    query.executeStep();
-    return query.getColumn(0).getInt() > 0;
+    return counts_any("SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2 AND \"notnull\"",
+                      table, column);
   }
 
   void check_table(SchemaCheck& check, const std::string& table,
@@ -946,37 +939,36 @@ private:
   // Whether no two rows of `table` can hold the same `column`: an INTEGER PRIMARY KEY (the
   // rowid), or a unique index, not partial, on that column alone.
   bool is_unique_key(const std::string& table, const std::string& column) {
-    SQLite::Statement query(
-        m_db, "SELECT count(*) FROM pragma_index_list(?1) AS il WHERE il.\"unique\" "
-              "AND NOT il.partial AND (SELECT count(*) FROM pragma_index_info(il.name)) "
-              "= 1 AND (SELECT name FROM pragma_index_info(il.name)) = ?2");
-    query.bind(1, table);
-    query.bind(2, column);
-    query.executeStep();
-    return query.getColumn(0).getInt() > 0 || is_rowid_alias(table, column);
+    return counts_any("SELECT count(*) FROM pragma_index_list(?1) AS il WHERE il.\"unique\" "
+                      "AND NOT il.partial AND (SELECT count(*) FROM pragma_index_info(il.name)) "
+                      "= 1 AND (SELECT name FROM pragma_index_info(il.name)) = ?2",
+                      table, column) ||
+           is_rowid_alias(table, column);
   }
 
   // Whether `column` is the table's INTEGER PRIMARY KEY, another name for its rowid.
   bool is_rowid_alias(const std::string& table, const std::string& column) {
-    SQLite::Statement pk(m_db,
-                         "SELECT count(*) FROM pragma_table_info(?1) WHERE pk = 1 AND name = ?2 "
-                         "AND upper(type) = 'INTEGER' AND (SELECT count(*) FROM "
-                         "pragma_table_info(?1) WHERE pk > 0) = 1");
-    pk.bind(1, table);
-    pk.bind(2, column);
-    pk.executeStep();
-    return pk.getColumn(0).getInt() > 0;
+    return counts_any("SELECT count(*) FROM pragma_table_info(?1) WHERE pk = 1 AND name = ?2 "
+                      "AND upper(type) = 'INTEGER' AND (SELECT count(*) FROM "
+                      "pragma_table_info(?1) WHERE pk > 0) = 1",
+                      table, column);
   }
 
   bool has_leading_index(const std::string& table, const std::string& column) {
-    SQLite::Statement query(m_db,
-                            "SELECT count(*) FROM pragma_index_list(?1) AS il, "
-                            "pragma_index_info(il.name) AS ii WHERE ii.seqno = 0 AND ii.name = ?2");
+    // An INTEGER PRIMARY KEY is the rowid itself: indexed without an index.
+    return counts_any("SELECT count(*) FROM pragma_index_list(?1) AS il, "
+                      "pragma_index_info(il.name) AS ii WHERE ii.seqno = 0 AND ii.name = ?2",
+                      table, column) ||
+           is_rowid_alias(table, column);
+  }
+
+  // Whether the schema question `count_query` (?1 the table, ?2 the column) counts any row.
+  bool counts_any(const char* count_query, const std::string& table, const std::string& column) {
+    SQLite::Statement query(m_db, count_query);
     query.bind(1, table);
     query.bind(2, column);
     query.executeStep();
-    // An INTEGER PRIMARY KEY is the rowid itself: indexed without an index.
-    return query.getColumn(0).getInt() > 0 || is_rowid_alias(table, column);
+    return query.getColumn(0).getInt() > 0;
   }
 
   std::string m_name;
