@@ -14,12 +14,16 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <fcntl.h>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 #include <sys/stat.h>
+#include <system_error>
+#include <unistd.h>
 
 namespace retentiond {
 namespace {
@@ -110,9 +114,29 @@ void check_rule_names(const Config& config, const std::vector<std::string>& name
       throw UsageError(fmt::format("{}: unknown rule '{}' (see retentiond check)", option, name));
 }
 
+// Writes all of `text` to `fd`; false, with errno set, when it cannot (ENOSPC: a full disk).
+bool write_all(int fd, std::string_view text) {
+  while (!text.empty()) {
+    const ssize_t written = ::write(fd, text.data(), text.size());
+    if (written < 0 && errno == EINTR)
+      continue;
+    if (written < 0)
+      return false;
+    text.remove_prefix(static_cast<std::size_t>(written));
+  }
+  return true;
+}
+
+[[noreturn]] void cannot_write(const std::string& path, int error) {
+  throw std::runtime_error(
+      fmt::format("cannot write {}: {}", path, std::generic_category().message(error)));
+}
+
 void write_output(const std::optional<std::string>& output, const std::string& text) {
   if (!output || *output == "-") {
-    std::cout << text;
+    std::cout << text << std::flush;
+    if (!std::cout)
+      throw std::runtime_error("cannot write the standard output");
     return;
   }
   // A device, pipe or symlink (/dev/null, /dev/stdout, a FIFO a collector reads, a link an
@@ -120,22 +144,36 @@ void write_output(const std::optional<std::string>& output, const std::string& t
   std::error_code error;
   const auto target = std::filesystem::symlink_status(*output, error);
   if (std::filesystem::exists(target) && !std::filesystem::is_regular_file(target)) {
-    std::ofstream out(*output, std::ios::binary);
-    out << text;
-    out.flush();
-    if (!out)
-      throw std::runtime_error(fmt::format("cannot write {}", *output));
+    const int fd = ::open(output->c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+    if (fd < 0)
+      cannot_write(*output, errno);
+    const bool written = write_all(fd, text);
+    const int failure = errno;
+    ::close(fd);
+    if (!written)
+      cannot_write(*output, failure);
     return;
   }
-  // A file: write beside it, then rename, so a reader never sees half a report.
+  // A file: write beside it, then rename, so that a reader never sees half a report and a
+  // failed write (a full disk) leaves the previous one in place.
   const std::string temporary = *output + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    out << text;
-    if (!out)
-      throw std::runtime_error(fmt::format("cannot write {}", temporary));
+  int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0)
+    cannot_write(*output, errno);
+  bool written = write_all(fd, text) && ::fsync(fd) == 0;
+  int failure = errno;
+  if (::close(fd) != 0 && written) {
+    written = false;
+    failure = errno;
   }
-  std::filesystem::rename(temporary, *output);
+  if (written && ::rename(temporary.c_str(), output->c_str()) != 0) {
+    written = false;
+    failure = errno;
+  }
+  if (!written) {
+    ::unlink(temporary.c_str());
+    cannot_write(*output, failure);
+  }
 }
 
 int command_check(const CommandLine& line, const Config& config) {

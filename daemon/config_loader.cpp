@@ -10,10 +10,13 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <expected>
 #include <fstream>
 #include <glob.h>
 #include <set>
 #include <sstream>
+#include <system_error>
 
 namespace retentiond {
 
@@ -89,6 +92,15 @@ bool is_rule_id(std::string_view text) {
   });
 }
 
+std::filesystem::path resolve(const std::filesystem::path& base_dir, const std::string& text) {
+  const std::filesystem::path path{text};
+  return (path.is_absolute() ? path : base_dir / path).lexically_normal();
+}
+
+bool is_blank(std::string_view text) {
+  return text.find_first_not_of(" \t\r\n") == std::string_view::npos;
+}
+
 // Reads one TOML table strictly: every key must be consumed, types must match, and every
 // error carries the file, line and column of the offending key or value.
 class TableReader {
@@ -143,6 +155,34 @@ public:
 
   std::string required_string(std::string_view key, std::string_view hint) {
     auto value = optional_string(key);
+    if (!value)
+      fail_missing(key, fmt::format("missing key '{}' ({})", key, hint));
+    return *value;
+  }
+
+  // Text a person reads (an auditor, in the report): blank is as good as missing.
+  std::string required_text(std::string_view key, std::string_view hint) {
+    std::string value = required_string(key, hint);
+    if (is_blank(value))
+      fail_at(*m_table.get(key), key, fmt::format("empty; give {}", hint));
+    return value;
+  }
+
+  // A path, relative to `base` (the directory of the file that names it). An empty one would
+  // name `base` itself: for a files datastore's root, the directory of the configuration.
+  std::optional<std::filesystem::path>
+  optional_path(std::string_view key, const std::filesystem::path& base, std::string_view hint) {
+    auto value = optional_string(key);
+    if (!value)
+      return std::nullopt;
+    if (is_blank(*value))
+      fail_at(*m_table.get(key), key, fmt::format("empty; give {}", hint));
+    return resolve(base, *value);
+  }
+
+  std::filesystem::path required_path(std::string_view key, const std::filesystem::path& base,
+                                      std::string_view hint) {
+    auto value = optional_path(key, base, hint);
     if (!value)
       fail_missing(key, fmt::format("missing key '{}' ({})", key, hint));
     return *value;
@@ -221,10 +261,19 @@ private:
   std::set<std::string> m_consumed;
 };
 
-std::string read_file_bytes(const std::filesystem::path& path) {
+// The bytes of a configuration file, or why they cannot be read ("Permission denied", "is a
+// directory"): an unreadable file must not pass for an empty one.
+std::expected<std::string, std::string> read_file_bytes(const std::filesystem::path& path) {
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error))
+    return std::unexpected("is a directory, not a file");
   std::ifstream in(path, std::ios::binary);
+  if (!in)
+    return std::unexpected(std::generic_category().message(errno));
   std::ostringstream bytes;
   bytes << in.rdbuf();
+  if (in.bad())
+    return std::unexpected(std::generic_category().message(errno));
   return bytes.str();
 }
 
@@ -236,11 +285,6 @@ toml::table parse_toml(const std::filesystem::path& path, const std::string& byt
     throw ConfigError({path.string(), begin.line, begin.column},
                       fmt::format("invalid TOML: {}", error.description()));
   }
-}
-
-std::filesystem::path resolve(const std::filesystem::path& base_dir, const std::string& text) {
-  const std::filesystem::path path{text};
-  return (path.is_absolute() ? path : base_dir / path).lexically_normal();
 }
 
 // The libpq connection string in `reader`'s key `dsn`, checked before anything connects: libpq
@@ -297,7 +341,7 @@ public:
 
     for (const std::string& pattern : rule_globs)
       for (const auto& file : expand_glob(pattern, base, daemon))
-        read_rule_file(file);
+        read_rule_file(file, daemon);
 
     std::sort(m_config.rules.begin(), m_config.rules.end(),
               [](const Rule& a, const Rule& b) { return a.id < b.id; });
@@ -312,11 +356,13 @@ private:
   }
 
   static std::string read_main(const std::filesystem::path& path) {
-    std::error_code error;
-    if (!std::filesystem::is_regular_file(path, error))
+    auto bytes = read_file_bytes(path);
+    if (!bytes)
       throw ConfigError({path.string(), 0, 0},
-                        "cannot read the configuration file (use -c FILE or RETENTIOND_CONFIG)");
-    return read_file_bytes(path);
+                        fmt::format("cannot read the configuration file: {} (use -c FILE or "
+                                    "RETENTIOND_CONFIG)",
+                                    bytes.error()));
+    return std::move(*bytes);
   }
 
   static void reject_unknown_top_level(const toml::table& root, const std::string& file,
@@ -349,8 +395,8 @@ private:
                          "\"host=/run/postgresql dbname=retention\" (or path = \"...\" for a "
                          "SQLite state file)");
       m_config.state_dsn = *dsn;
-      if (auto password = reader.optional_string("password_file"))
-        m_config.state_password_file = resolve(base, *password);
+      m_config.state_password_file =
+          reader.optional_path("password_file", base, "the file holding the password");
     } else {
       if (const toml::node* password = reader.find("password_file"))
         reader.fail_at(*password, "password_file",
@@ -359,10 +405,12 @@ private:
         reader.fail_missing("path",
                             "missing key 'path' (the SQLite state file, e.g. "
                             "\"/var/lib/retentiond/state.db\"; or dsn for a PostgreSQL state)");
-      m_config.state_path = resolve(base, *path);
+      m_config.state_path = *reader.optional_path("path", base,
+                                                  "the SQLite state file, e.g. "
+                                                  "\"/var/lib/retentiond/state.db\"");
     }
-    if (auto key = reader.optional_string("audit_key_file"))
-      m_config.audit_key_file = resolve(base, *key);
+    m_config.audit_key_file =
+        reader.optional_path("audit_key_file", base, "the file holding the audit chain's key");
     reader.reject_unknown_keys();
   }
 
@@ -388,8 +436,8 @@ private:
       if (auto address = parse_listen_address(*m_config.metrics_listen); !address)
         reader.fail_at(*daemon.get("metrics_listen"), "metrics_listen",
                        fmt::format("'{}': {}", *m_config.metrics_listen, address.error()));
-    if (auto key = reader.optional_string("hmac_key_file"))
-      m_config.hmac_key_file = resolve(base, *key);
+    m_config.hmac_key_file =
+        reader.optional_path("hmac_key_file", base, "the file holding the hmac mask's key");
     reader.reject_unknown_keys();
     return globs;
   }
@@ -406,15 +454,22 @@ private:
         files.emplace_back(matches.gl_pathv[i]);
     ::globfree(&matches);
     const bool has_wildcard = pattern.find_first_of("*?[") != std::string::npos;
-    if (files.empty() && !has_wildcard) {
-      const toml::node* node = daemon->get("rules");
-      throw ConfigError(
-          {m_config.file.string(), node->source().begin.line, node->source().begin.column},
-          fmt::format("daemon.rules: rule file '{}' does not exist", full.string()));
-    }
+    // A pattern that finds nothing is most likely a typo, and its rules would silently not be
+    // enforced.
+    if (files.empty() && !has_wildcard)
+      fail_at_rules(daemon, fmt::format("rule file '{}' does not exist", full.string()));
     if (files.empty())
-      spdlog::warn("daemon.rules: '{}' matches no file", full.string());
+      fail_at_rules(daemon, fmt::format("'{}' matches no file (correct the pattern, or remove it "
+                                        "if no rule file is meant to be there)",
+                                        full.string()));
     return files;
+  }
+
+  [[noreturn]] void fail_at_rules(const toml::table* daemon, const std::string& message) const {
+    const toml::node* node = daemon->get("rules");
+    throw ConfigError(
+        {m_config.file.string(), node->source().begin.line, node->source().begin.column},
+        "daemon.rules: " + message);
   }
 
   void read_datastores(const toml::table& datastores, const std::string& file,
@@ -432,17 +487,17 @@ private:
       store.position = reader.position();
       store.type = reader.required_string("type", "one of: sqlite, postgres, files");
       if (store.type == "sqlite") {
-        store.path = resolve(base, reader.required_string("path", "the SQLite database file"));
+        store.path = reader.required_path("path", base, "the SQLite database file");
         if (auto timeout = reader.optional_duration("busy_timeout"))
           store.busy_timeout = *timeout;
       } else if (store.type == "postgres") {
         store.dsn = reader.required_string("dsn", "a libpq connection string");
         check_postgres_dsn(reader, store.dsn, "\"host=/run/postgresql dbname=app\"");
-        if (auto password = reader.optional_string("password_file"))
-          store.password_file = resolve(base, *password);
+        if (auto password =
+                reader.optional_path("password_file", base, "the file holding the password"))
+          store.password_file = *password;
       } else if (store.type == "files") {
-        store.root =
-            resolve(base, reader.required_string("root", "the directory the files live in"));
+        store.root = reader.required_path("root", base, "the directory the files live in");
       } else {
         reader.fail_at(
             *table->get("type"), "type",
@@ -454,8 +509,12 @@ private:
     }
   }
 
-  void read_rule_file(const std::filesystem::path& file) {
-    const std::string bytes = read_file_bytes(file);
+  void read_rule_file(const std::filesystem::path& file, const toml::table* daemon) {
+    const auto read = read_file_bytes(file);
+    if (!read)
+      fail_at_rules(daemon,
+                    fmt::format("cannot read rule file '{}': {}", file.string(), read.error()));
+    const std::string& bytes = *read;
     const toml::table root = parse_toml(file, bytes);
     m_digest_input += digest_part(file, bytes);
     m_config.files.push_back(file);
@@ -495,8 +554,8 @@ private:
     rule.id = id;
     rule.position = reader.position();
     rule.description =
-        reader.required_string("description", "what the rule promises, in plain words");
-    rule.policy = reader.required_string("policy", "the policy clause this rule enforces");
+        reader.required_text("description", "what the rule promises, in plain words");
+    rule.policy = reader.required_text("policy", "the policy clause this rule enforces");
 
     rule.datastore = reader.required_string("datastore", "the name of a [datastores.NAME] table");
     const auto store = m_config.datastores.find(rule.datastore);

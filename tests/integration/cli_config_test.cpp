@@ -208,7 +208,8 @@ TEST_CASE("a configuration file that cannot be read exits 78") {
   CHECK(result.exit_code == 78);
   CHECK(result.err ==
         "retentiond: error: " + missing +
-            ": cannot read the configuration file (use -c FILE or RETENTIOND_CONFIG)\n");
+            ": cannot read the configuration file: No such file or directory (use -c FILE or "
+            "RETENTIOND_CONFIG)\n");
   CHECK(result.out.empty());
 }
 
@@ -332,8 +333,8 @@ TEST_CASE("-c takes precedence over RETENTIOND_CONFIG, which takes precedence ov
     if (std::filesystem::exists(fallback))
       return;  // an installed configuration: nothing to learn from reading it here
     const std::string expected = "retentiond: error: " + fallback.string() +
-                                 ": cannot read the configuration file (use -c FILE or "
-                                 "RETENTIOND_CONFIG)\n";
+                                 ": cannot read the configuration file: No such file or "
+                                 "directory (use -c FILE or RETENTIOND_CONFIG)\n";
     const RunResult unset = run_retentiond({"check"});
     CHECK(unset.exit_code == 78);
     CHECK(unset.err == expected);

@@ -31,6 +31,7 @@
 
 using namespace retentiond;
 using retentiond::test::file_bytes;
+using retentiond::test::run_program;
 using retentiond::test::run_retentiond;
 using retentiond::test::RunResult;
 using retentiond::test::TempDir;
@@ -405,6 +406,25 @@ max_fraction = 1
     CHECK(report({"--output", (dir / "latest.md").string()}).exit_code == 0);
     CHECK(std::filesystem::is_symlink(dir / "latest.md"));
     CHECK(file_bytes(dir / "latest-target.md").starts_with("# Retention report\n"));
+  }
+  SUBCASE("a write that fails (the disk full) keeps the previous report") {
+    write_file(dir / "r.md", "previous report");
+    // A file size limit of 1 KiB, its signal ignored, makes write() fail with EFBIG half-way
+    // through the report, as a full disk would with ENOSPC.
+    std::vector<std::string> args{"-c",
+                                  "trap '' XFSZ; ulimit -f 1; exec \"$0\" \"$@\"",
+                                  RETENTIOND_BINARY,
+                                  "-c",
+                                  config,
+                                  "report",
+                                  "--output",
+                                  (dir / "r.md").string()};
+    const RunResult run = run_program("/bin/sh", args);
+    CHECK(run.exit_code == 1);
+    CHECK(run.err ==
+          "retentiond: error: cannot write " + (dir / "r.md").string() + ": File too large\n");
+    CHECK(file_bytes(dir / "r.md") == "previous report");
+    CHECK_FALSE(std::filesystem::exists(dir / "r.md.tmp"));
   }
   SUBCASE("unknown formats are usage errors") {
     RunResult run = report({"--format", "xml"});
