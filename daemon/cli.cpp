@@ -144,6 +144,8 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
       throw UsageError("hold add needs exactly one of --subject VALUE or --all");
     if (!line.reason)
       throw UsageError("hold add needs --reason TEXT (it is written to the audit log)");
+    if (line.subject && line.subject->empty())
+      throw UsageError("--subject: empty; give the value of the rule's subject_column to protect");
   }
   if (command == "hold release") {
     if (!line.hold_id)
@@ -151,6 +153,10 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
     if (!line.reason)
       throw UsageError("hold release needs --reason TEXT (it is written to the audit log)");
   }
+  if (line.reason && line.reason->find_first_not_of(" \t\r\n") == std::string::npos)
+    throw UsageError("--reason: empty; say why (it is written to the audit log)");
+  if ((command.starts_with("hold ") || command == "audit log") && line.rules.size() > 1)
+    throw UsageError(fmt::format("{} takes at most one --rule", command));
   return line;
 }
 

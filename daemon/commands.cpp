@@ -266,7 +266,9 @@ int command_once(const CommandLine& line, const std::shared_ptr<const Config>& c
                  const std::atomic<bool>& stop) {
   check_rule_names(*config, line.rules, "--rule");
   check_rule_names(*config, line.confirm_mass, "--confirm-mass");
-  const adapters::AdapterSecrets secrets = secrets_of(*config);
+  // A dry run opens the datastores read-only and masks nothing: it needs no hmac key.
+  const adapters::AdapterSecrets secrets =
+      line.dry_run ? adapters::AdapterSecrets{} : secrets_of(*config);
   RunOptions options;
   options.only_rules = line.rules;
   options.dry_run = line.dry_run;
@@ -333,13 +335,69 @@ std::string report_format(const CommandLine& line) {
   return "md";
 }
 
+// --format of `audit log` and `hold list`.
+std::string text_or_json(const CommandLine& line) {
+  const std::string format = line.format.value_or("text");
+  if (format != "text" && format != "json")
+    throw UsageError(fmt::format("--format '{}': expected text or json", format));
+  return format;
+}
+
+std::int64_t hold_id_of(const CommandLine& line) {
+  try {
+    std::size_t used = 0;
+    const std::int64_t id = std::stoll(*line.hold_id, &used);
+    if (used != line.hold_id->size())
+      throw std::invalid_argument("trailing");
+    return id;
+  } catch (const std::exception&) {
+    throw UsageError(fmt::format("hold release: '{}' is not a hold id (see retentiond hold list)",
+                                 *line.hold_id));
+  }
+}
+
+std::optional<Instant> hold_until(const CommandLine& line, Instant now) {
+  if (!line.until)
+    return std::nullopt;
+  const Instant until = parse_date_option("--until", *line.until);
+  if (until <= now)
+    throw UsageError(fmt::format("--until '{}' is in the past", *line.until));
+  return until;
+}
+
+// Every usage error that needs no configuration, found before it is read: `report --format
+// pdf` is exit 2 whatever state the configuration is in. (Rule names need the configuration.)
+void check_usage(const CommandLine& line) {
+  const std::string& command = line.command.front();
+  if (command == "report") {
+    (void)report_format(line);
+    if (line.as_of)
+      (void)parse_date_option("--as-of", *line.as_of);
+  }
+  if (command == "audit" && line.command[1] == "log") {
+    (void)text_or_json(line);
+    if (line.since)
+      (void)parse_date_option("--since", *line.since);
+  }
+  if (command == "hold") {
+    const std::string& verb = line.command[1];
+    if (verb == "list")
+      (void)text_or_json(line);
+    if (verb == "add")
+      (void)hold_until(line, now_utc());
+    if (verb == "release")
+      (void)hold_id_of(line);
+  }
+}
+
 int command_report(const CommandLine& line, const Config& config) {
   check_rule_names(config, line.rules, "--rule");
   const std::string format = report_format(line);
   const Instant as_of = line.as_of ? parse_date_option("--as-of", *line.as_of) : now_utc();
   const auto state = open_state_store(config, StateStore::Mode::read_only, audit_key_of(config));
   const Report report =
-      build_report(config, *state, secrets_of(config), as_of, line.rules, format == "html");
+      // Read-only datastores mask nothing: an auditor's account needs no hmac key.
+      build_report(config, *state, adapters::AdapterSecrets{}, as_of, line.rules, format == "html");
   write_output(line.output, render_report(report, format));
   const bool failed = std::any_of(report.rules.begin(), report.rules.end(),
                                   [](const RuleReport& r) { return r.status == "error"; });
@@ -359,12 +417,7 @@ int command_audit(const CommandLine& line, const Config& config) {
                              result.head_hash);
     return k_exit_ok;
   }
-  if (line.command[1] != "log")
-    throw UsageError(
-        fmt::format("unknown command 'audit {}' (see retentiond --help)", line.command[1]));
-  const std::string format = line.format.value_or("text");
-  if (format != "text" && format != "json")
-    throw UsageError(fmt::format("--format '{}': expected text or json", format));
+  const std::string format = text_or_json(line);
   AuditFilter filter;
   if (!line.rules.empty())
     filter.rule = line.rules.front();
@@ -398,11 +451,7 @@ std::string hold_json(const Hold& hold) {
 
 int command_hold(const CommandLine& line, const Config& config) {
   const std::string& verb = line.command[1];
-  if (verb != "add" && verb != "list" && verb != "release")
-    throw UsageError(fmt::format("unknown command 'hold {}' (see retentiond --help)", verb));
   check_rule_names(config, line.rules, "--rule");
-  if (line.rules.size() > 1)
-    throw UsageError("hold takes at most one --rule");
   const Instant now = now_utc();
   if (verb == "add") {
     std::optional<std::string> rule;
@@ -420,12 +469,7 @@ int command_hold(const CommandLine& line, const Config& config) {
       throw UsageError(
           "--subject: no rule has a subject_column, so the hold would protect nothing");
     }
-    std::optional<Instant> until;
-    if (line.until) {
-      until = parse_date_option("--until", *line.until);
-      if (*until <= now)
-        throw UsageError(fmt::format("--until '{}' is in the past", *line.until));
-    }
+    const std::optional<Instant> until = hold_until(line, now);
     create_state_directory(config);
     const auto state = open_state_store(config, StateStore::Mode::read_write, audit_key_of(config));
     const Hold hold = state->add_hold(line.subject, rule, *line.reason, until, now);
@@ -433,16 +477,7 @@ int command_hold(const CommandLine& line, const Config& config) {
     return k_exit_ok;
   }
   if (verb == "release") {
-    std::int64_t id = 0;
-    try {
-      std::size_t used = 0;
-      id = std::stoll(*line.hold_id, &used);
-      if (used != line.hold_id->size())
-        throw std::invalid_argument("trailing");
-    } catch (const std::exception&) {
-      throw UsageError(fmt::format("hold release: '{}' is not a hold id (see retentiond hold list)",
-                                   *line.hold_id));
-    }
+    const std::int64_t id = hold_id_of(line);
     // No state file: no hold was ever added. Say so rather than create an empty state.
     if (config.state_dsn.empty() && !std::filesystem::exists(config.state_path)) {
       print_message(spdlog::level::err,
@@ -461,9 +496,7 @@ int command_hold(const CommandLine& line, const Config& config) {
     std::cout << fmt::format("hold {} released\n", id);
     return k_exit_ok;
   }
-  const std::string format = line.format.value_or("text");
-  if (format != "text" && format != "json")
-    throw UsageError(fmt::format("--format '{}': expected text or json", format));
+  const std::string format = text_or_json(line);
   const auto state = open_state_store(config, StateStore::Mode::read_only, audit_key_of(config));
   for (const Hold& hold : state->holds(false, now)) {
     if (format == "json")
@@ -482,6 +515,7 @@ int command_hold(const CommandLine& line, const Config& config) {
 int run_command(const CommandLine& line, const std::atomic<bool>& stop) {
   const std::string& command = line.command.front();
   const std::filesystem::path config_file = config_path(line);
+  check_usage(line);
   const std::shared_ptr<const Config> config = load_config(config_file);
   if (command == "run")
     return command_run(config_file, config);

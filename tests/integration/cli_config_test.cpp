@@ -262,10 +262,64 @@ TEST_CASE("usage errors exit 2 and name the offending word") {
     usage_error({"-c", config, "once", "--confirm-mass", "session"},
                 "--confirm-mass: unknown rule 'session' (see retentiond check)");
   }
+  SUBCASE("an empty --subject or a blank --reason") {
+    usage_error({"-c", config, "hold", "add", "--subject", "", "--reason", "litigation"},
+                "--subject: empty; give the value of the rule's subject_column to protect");
+    usage_error({"-c", config, "hold", "add", "--all", "--reason", " "},
+                "--reason: empty; say why (it is written to the audit log)");
+    usage_error({"-c", config, "hold", "release", "1", "--reason", ""},
+                "--reason: empty; say why (it is written to the audit log)");
+  }
+  SUBCASE("a second --rule where one is taken") {
+    usage_error({"-c", config, "audit", "log", "--rule", "sessions", "--rule", "sessions"},
+                "audit log takes at most one --rule");
+    usage_error(
+        {"-c", config, "hold", "add", "--all", "--rule", "a", "--rule", "b", "--reason", "r"},
+        "hold add takes at most one --rule");
+  }
+  SUBCASE("usage errors come before the configuration is read") {
+    const std::string missing = (setup.path() / "missing.toml").string();
+    usage_error({"-c", missing, "report", "--format", "pdf"},
+                "--format 'pdf': unknown report format; use html, json, md or csv");
+    usage_error({"-c", missing, "report", "--as-of", "yesterday"},
+                "--as-of: 'yesterday' is not an ISO 8601 timestamp (expected YYYY-MM-DD or "
+                "YYYY-MM-DDTHH:MM:SSZ)");
+    usage_error({"-c", missing, "audit", "log", "--format", "xml"},
+                "--format 'xml': expected text or json");
+    usage_error({"-c", missing, "hold", "release", "x1", "--reason", "r"},
+                "hold release: 'x1' is not a hold id (see retentiond hold list)");
+    usage_error({"-c", missing, "hold", "add", "--all", "--reason", "r", "--until", "2001-01-01"},
+                "--until '2001-01-01' is in the past");
+  }
   SUBCASE("bad --log-level") {
     usage_error({"-c", config, "--log-level", "loud", "check"},
                 "--log-level 'loud': expected trace, debug, info, warn, error or off");
   }
+}
+
+TEST_CASE("report and dry runs need no hmac key; a run that could mask does") {
+  const Setup setup;
+  {
+    SQLite::Database db(setup.app_db().string(), SQLite::OPEN_READWRITE);
+    db.exec("ALTER TABLE sessions ADD COLUMN email TEXT");
+    db.exec("ALTER TABLE sessions ADD COLUMN anonymized_at INTEGER");
+  }
+  // An anonymize rule with the hmac mask, whose key file this account cannot read (here: it
+  // does not exist), as for an auditor's account.
+  setup.write("retentiond.toml",
+              with(with(k_valid, "action = \"delete\"",
+                        "action = \"anonymize\"\nanonymized_column = \"anonymized_at\"\n"
+                        "anonymize = { email = \"hmac\" }"),
+                   "[datastores.app]", "hmac_key_file = \"keys/hmac.key\"\n[datastores.app]"));
+  const std::string config = setup.main_file().string();
+  const RunResult report = run_retentiond({"-c", config, "report", "--format", "json"});
+  CHECK_MESSAGE(report.exit_code == 0, report.err);
+  CHECK(report.out.find("\"due\":3") != std::string::npos);
+  const RunResult dry_run = run_retentiond({"-c", config, "once", "--dry-run"});
+  CHECK_MESSAGE(dry_run.exit_code == 0, dry_run.err);
+  const RunResult once = run_retentiond({"-c", config, "once"});
+  CHECK(once.exit_code == 78);
+  CHECK(once.err.find("daemon.hmac_key_file: cannot read key file") != std::string::npos);
 }
 
 TEST_CASE("--version and --help") {
