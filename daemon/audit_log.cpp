@@ -178,4 +178,26 @@ std::string audit_entry_json(const AuditEntry& entry) {
   return json.str();
 }
 
+std::string audit_key_fingerprint(const std::optional<std::string>& key) {
+  return key ? hmac_sha256_hex(*key, "retentiond audit key fingerprint") : std::string{"none"};
+}
+
+std::optional<std::string> audit_key_mismatch(std::string_view recorded,
+                                              const std::optional<std::string>& key) {
+  if (recorded == audit_key_fingerprint(key))
+    return std::nullopt;
+  if (recorded == "none")
+    return "its audit chain has no key, but state.audit_key_file is set";
+  if (key)
+    return "its audit chain is keyed with another key than state.audit_key_file";
+  return "its audit chain is keyed, but state.audit_key_file is not set";
+}
+
+AuditVerification unverifiable_under_key(const std::string& mismatch) {
+  AuditVerification result;
+  result.ok = false;
+  result.problem = mismatch + " (verify with the key the chain was written with)";
+  return result;
+}
+
 }  // namespace retentiond

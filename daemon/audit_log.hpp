@@ -52,6 +52,20 @@ AuditEntry next_audit_entry(const ChainHead& head, std::string_view kind, std::s
                             std::int64_t rows, std::string detail_json,
                             const std::optional<std::string>& key);
 
+// Which audit key a chain is written with, without revealing it: an HMAC of a fixed text under
+// the key, or "none". A state records it with its first entry.
+std::string audit_key_fingerprint(const std::optional<std::string>& key);
+
+// Why entries written under `key` would not verify in a chain whose state recorded the
+// fingerprint `recorded` (e.g. "its audit chain is keyed, but state.audit_key_file is not
+// set"); nullopt when the key is the chain's.
+std::optional<std::string> audit_key_mismatch(std::string_view recorded,
+                                              const std::optional<std::string>& key);
+
+// The verification of a chain that cannot be checked under the configured key, for the reason
+// audit_key_mismatch gave: not ok, and no entry is named.
+AuditVerification unverifiable_under_key(const std::string& mismatch);
+
 // Checks a chain fed entry by entry in seq order: seq contiguous from 1, each prev_hash equal to
 // the previous hash, each hash matching its content. Detects edited, deleted and reordered
 // entries.

@@ -409,8 +409,13 @@ int command_audit(const CommandLine& line, const Config& config) {
   if (line.command[1] == "verify") {
     const AuditVerification result = state->verify_audit();
     if (!result.ok) {
-      print_message(spdlog::level::err, fmt::format("retentiond: error: audit log {} is broken: {}",
-                                                    state->describe(), result.problem));
+      // No failing entry: the chain could not be checked at all (another audit key).
+      print_message(
+          spdlog::level::err,
+          fmt::format(fmt::runtime(result.bad_seq ? "retentiond: error: audit log {} is broken: {}"
+                                                  : "retentiond: error: cannot verify the audit "
+                                                    "log {}: {}"),
+                      state->describe(), result.problem));
       return k_exit_rule_failed;
     }
     std::cout << fmt::format("audit log verified: {} entries, head {}\n", result.entries,

@@ -157,12 +157,6 @@ AuditEntry append_in_transaction(pqxx::work& transaction, const std::optional<st
   return entry;
 }
 
-// Which audit key a chain is written with, without revealing it: an HMAC of a fixed text under
-// the key, or "none".
-std::string audit_key_fingerprint(const std::optional<std::string>& key) {
-  return key ? hmac_sha256_hex(*key, "retentiond audit key fingerprint") : std::string{"none"};
-}
-
 // This host and process, as other hosts see it in pg_stat_activity and in lock messages.
 std::string application_name() {
   std::array<char, HOST_NAME_MAX + 1> host{};
@@ -235,6 +229,10 @@ PostgresStateStore::PostgresStateStore(std::string dsn, std::optional<std::strin
           throw std::runtime_error(
               fmt::format("schema version {} is newer than this retentiond ({})",
                           version[0][0].c_str(), k_schema_version));
+        const pqxx::result key =
+            transaction.exec("SELECT value FROM retentiond.meta WHERE key = 'audit_key'");
+        if (!key.empty())
+          m_key_problem = audit_key_mismatch(key[0][0].c_str(), m_audit_key);
       }
       return;
     }
@@ -263,16 +261,12 @@ PostgresStateStore::PostgresStateStore(std::string dsn, std::optional<std::strin
                             fingerprint);
     const std::string recorded =
         transaction.exec("SELECT value FROM retentiond.meta WHERE key = 'audit_key'")[0][0].c_str();
-    if (recorded != fingerprint)
-      throw std::runtime_error(
-          recorded == "none"
-              ? "its audit chain has no key, but state.audit_key_file is set: every host that "
-                "shares the state needs the same audit_key_file (or none)"
-          : m_audit_key
-              ? "its audit chain is keyed with another key than state.audit_key_file: "
-                "every host that shares the state needs the same audit_key_file"
-              : "its audit chain is keyed, but state.audit_key_file is not set: every host "
-                "that shares the state needs the same audit_key_file");
+    if (auto mismatch = audit_key_mismatch(recorded, m_audit_key))
+      throw std::runtime_error(*mismatch + (recorded == "none"
+                                                ? ": every host that shares the state needs the "
+                                                  "same audit_key_file (or none)"
+                                                : ": every host that shares the state needs the "
+                                                  "same audit_key_file"));
     transaction.commit();
     m_ready = true;
   } catch (const std::exception& e) {
@@ -330,6 +324,8 @@ std::vector<AuditEntry> PostgresStateStore::audit_entries(const AuditFilter& fil
 }
 
 AuditVerification PostgresStateStore::verify_audit() const {
+  if (m_key_problem)
+    return unverifiable_under_key(*m_key_problem);
   ChainVerifier verifier(m_audit_key);
   if (!m_ready)
     return verifier.result();
@@ -396,7 +392,7 @@ Hold PostgresStateStore::add_hold(std::optional<std::string> subject,
                   .as<std::int64_t>();
 
     append_in_transaction(transaction, m_audit_key, "hold_add", hold.rule.value_or(""), 0,
-                          hold_added_detail(hold));
+                          hold_added_detail(hold, m_audit_key));
     transaction.commit();
     return hold;
   } catch (const std::exception& e) {

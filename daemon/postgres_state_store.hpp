@@ -57,6 +57,8 @@ private:
   std::string m_connection_string;  // with the password: never logged
   Mode m_mode;
   std::optional<std::string> m_audit_key;
+  // Read-only: why the configured audit key is not the chain's, when the state recorded so.
+  std::optional<std::string> m_key_problem;
   std::unique_ptr<pqxx::connection> m_connection;
   bool m_ready = false;  // the schema exists (read_only may find none)
 };

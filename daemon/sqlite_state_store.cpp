@@ -14,7 +14,8 @@ namespace retentiond {
 namespace {
 
 constexpr int k_busy_timeout_ms = 10'000;
-constexpr int k_schema_version = 1;
+// 2 added meta (the audit key's fingerprint).
+constexpr int k_schema_version = 2;
 
 constexpr const char* k_schema_sql = R"sql(
 CREATE TABLE IF NOT EXISTS audit(
@@ -47,6 +48,10 @@ CREATE TABLE IF NOT EXISTS runs(
   message TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS runs_rule_id ON runs(rule, id);
+CREATE TABLE IF NOT EXISTS meta(
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
 )sql";
 
 constexpr const char* k_audit_columns = "seq, time, kind, rule, rows, detail, prev_hash, hash";
@@ -110,6 +115,47 @@ RunRecord read_run_row(const SQLite::Statement& row) {
   return run;
 }
 
+// The first table a state of schema `version` should have and does not: such a state is
+// damaged (an audit table dropped to hide what was deleted), not new.
+std::optional<std::string> missing_table(SQLite::Database& db, int version) {
+  if (version < 1)
+    return std::nullopt;
+  for (const char* table : {"audit", "holds", "runs"})
+    if (!db.tableExists(table))
+      return table;
+  if (version >= 2 && !db.tableExists("meta"))
+    return "meta";
+  return std::nullopt;
+}
+
+[[noreturn]] void throw_damaged(const std::string& table) {
+  throw std::runtime_error(fmt::format("the state is damaged: its table '{}' is missing (restore "
+                                       "the state file from a backup; audit verify cannot pass)",
+                                       table));
+}
+
+// The fingerprint of the audit key the state recorded; nullopt when none is recorded yet (a
+// new state, or one written before schema 2).
+std::optional<std::string> recorded_key_fingerprint(SQLite::Database& db) {
+  if (!db.tableExists("meta"))
+    return std::nullopt;
+  SQLite::Statement query(db, "SELECT value FROM meta WHERE key = 'audit_key'");
+  if (!query.executeStep())
+    return std::nullopt;
+  return query.getColumn(0).getString();
+}
+
+// Whether the chain's first entry is hashed under `key` (true for an empty chain): which key
+// a chain written before its key was recorded has.
+bool first_entry_hashed_under(SQLite::Database& db, const std::optional<std::string>& key) {
+  SQLite::Statement first(
+      db, fmt::format("SELECT {} FROM audit ORDER BY seq LIMIT 1", k_audit_columns));
+  if (!first.executeStep())
+    return true;
+  const AuditEntry entry = read_audit_row(first);
+  return chain_hash(entry.prev_hash, canonical_entry(entry), key) == entry.hash;
+}
+
 // Appends one entry inside the caller's BEGIN IMMEDIATE transaction. Reading the head here,
 // under the write lock, is what keeps concurrent writers from forking the chain.
 AuditEntry append_in_transaction(SQLite::Database& db, const std::optional<std::string>& key,
@@ -165,8 +211,14 @@ SqliteStateStore::SqliteStateStore(const std::filesystem::path& path, Mode mode,
         throw std::runtime_error(fmt::format("schema version {} is newer than this retentiond ({})",
                                              version, k_schema_version));
       // A file that was never initialized (e.g. empty) has nothing to report.
-      if (!m_db->tableExists("audit") || !m_db->tableExists("holds") || !m_db->tableExists("runs"))
+      if (version == 0) {
         m_db.reset();
+        return;
+      }
+      if (auto table = missing_table(*m_db, version))
+        throw_damaged(*table);
+      if (auto recorded = recorded_key_fingerprint(*m_db))
+        m_key_problem = audit_key_mismatch(*recorded, m_audit_key);
       return;
     }
 
@@ -186,10 +238,13 @@ SqliteStateStore::SqliteStateStore(const std::filesystem::path& path, Mode mode,
     if (version > k_schema_version)
       throw std::runtime_error(fmt::format("schema version {} is newer than this retentiond ({})",
                                            version, k_schema_version));
+    if (auto table = missing_table(*m_db, version))
+      throw_damaged(*table);
     if (version < k_schema_version) {
       m_db->exec(k_schema_sql);
       m_db->exec(fmt::format("PRAGMA user_version={}", k_schema_version));
     }
+    record_audit_key();
     transaction.commit();
   } catch (const std::exception& e) {
     throw std::runtime_error(
@@ -198,6 +253,25 @@ SqliteStateStore::SqliteStateStore(const std::filesystem::path& path, Mode mode,
 }
 
 SqliteStateStore::~SqliteStateStore() = default;
+
+// Entries under another key (or none) than the chain's could never be verified together with
+// it: the state records which key its chain has, and refuses to take entries under another.
+void SqliteStateStore::record_audit_key() {
+  const std::optional<std::string> recorded = recorded_key_fingerprint(*m_db);
+  if (recorded) {
+    if (auto mismatch = audit_key_mismatch(*recorded, m_audit_key))
+      throw std::runtime_error(*mismatch + ": set it as it was when the chain began (entries under "
+                                           "another key could never be verified)");
+    return;
+  }
+  if (!first_entry_hashed_under(*m_db, m_audit_key))
+    throw std::runtime_error(
+        "its audit chain's first entry does not verify under state.audit_key_file (or its "
+        "absence): set it as it was when the chain began, or see retentiond audit verify");
+  SQLite::Statement insert(*m_db, "INSERT INTO meta(key, value) VALUES('audit_key', ?)");
+  insert.bind(1, audit_key_fingerprint(m_audit_key));
+  insert.exec();
+}
 
 namespace {
 
@@ -249,6 +323,8 @@ std::vector<AuditEntry> SqliteStateStore::audit_entries(const AuditFilter& filte
 
 AuditVerification SqliteStateStore::verify_audit() const {
   ChainVerifier verifier(m_audit_key);
+  if (m_key_problem)
+    return unverifiable_under_key(*m_key_problem);
   if (!m_db)
     return verifier.result();
   SQLite::Statement query(*m_db, fmt::format("SELECT {} FROM audit ORDER BY seq", k_audit_columns));
@@ -300,7 +376,7 @@ Hold SqliteStateStore::add_hold(std::optional<std::string> subject, std::optiona
     hold.id = db.getLastInsertRowid();
 
     append_in_transaction(db, m_audit_key, "hold_add", hold.rule.value_or(""), 0,
-                          hold_added_detail(hold));
+                          hold_added_detail(hold, m_audit_key));
     transaction.commit();
     return hold;
   } catch (const std::exception& e) {

@@ -47,9 +47,13 @@ public:
   std::expected<std::unique_ptr<RuleLock>, std::string> lock_rule(std::string_view rule) override;
 
 private:
+  void record_audit_key();
+
   std::filesystem::path m_path;
   std::optional<std::string> m_audit_key;
   std::unique_ptr<SQLite::Database> m_db;
+  // Read-only: why the configured audit key is not the chain's, when the state recorded so.
+  std::optional<std::string> m_key_problem;
 };
 
 }  // namespace retentiond

@@ -1,5 +1,6 @@
 #include "daemon/state_store.hpp"
 
+#include "daemon/digest.hpp"
 #include "daemon/json_writer.hpp"
 
 #include <utility>
@@ -26,11 +27,18 @@ bool AuditFilter::admits_time(const AuditEntry& entry) const {
   return !time || *time >= *since;
 }
 
-std::string hold_added_detail(const Hold& hold) {
+std::string subject_digest(std::string_view subject, const std::optional<std::string>& audit_key) {
+  return audit_key ? "hmac-sha256:" + hmac_sha256_hex(*audit_key, subject)
+                   : "sha256:" + sha256_hex(subject);
+}
+
+std::string hold_added_detail(const Hold& hold, const std::optional<std::string>& audit_key) {
   JsonWriter detail;
   detail.begin_object();
   detail.field("hold", hold.id);
-  detail.field("subject", hold.subject);
+  detail.field("subject_digest", hold.subject
+                                     ? std::optional{subject_digest(*hold.subject, audit_key)}
+                                     : std::nullopt);
   detail.field("rule", hold.rule);
   detail.field("reason", hold.reason);
   detail.field("until", hold.until);

@@ -60,8 +60,13 @@ public:
   using std::runtime_error::runtime_error;
 };
 
+// How the audit log names a held subject: never its value (an e-mail address, say, that must
+// not outlive the rows it protected), but "sha256:HEX" of it, or "hmac-sha256:HEX" under the
+// audit key when there is one, so that an auditor who knows the value can match it.
+std::string subject_digest(std::string_view subject, const std::optional<std::string>& audit_key);
+
 // The `detail` of the hold_add and hold_release audit entries.
-std::string hold_added_detail(const Hold& hold);
+std::string hold_added_detail(const Hold& hold, const std::optional<std::string>& audit_key);
 std::string hold_released_detail(const Hold& hold);
 
 // Held while this process runs one rule; released when destroyed.

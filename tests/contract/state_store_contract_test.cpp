@@ -165,6 +165,28 @@ TEST_CASE("state contract: a deleted middle entry is detected") {
   });
 }
 
+TEST_CASE("state contract: a dropped audit table never verifies, and no new chain begins") {
+  for_each_state_backend([](const StateBackend& backend) {
+    const auto fixture = backend.fixture();
+    write_chain(*fixture->open(StateStore::Mode::read_write));
+    fixture->tamper("DROP TABLE audit");
+    // Not "verified: 0 entries": the state is damaged, whether opening or verifying says so.
+    std::string verify_error;
+    bool verified = false;
+    try {
+      verified = fixture->open(StateStore::Mode::read_only)->verify_audit().ok;
+    } catch (const std::exception& error) {
+      verify_error = error.what();
+    }
+    CHECK_FALSE(verified);
+    CHECK_MESSAGE(verify_error.find("audit") != std::string::npos, verify_error);
+    // Nor does a writer start a fresh chain that would verify.
+    const std::string append_error = error_of(
+        [&] { fixture->open(StateStore::Mode::read_write)->append_audit("run_start", "", 0); });
+    CHECK_MESSAGE(append_error.find("audit") != std::string::npos, append_error);
+  });
+}
+
 TEST_CASE("state contract: reordered entries are detected") {
   for_each_state_backend([](const StateBackend& backend) {
     // Row 2 moves to seq 3 and row 3 to seq 2.
@@ -197,12 +219,43 @@ TEST_CASE("state contract: an HMAC-keyed chain verifies only under the same key"
       CHECK(store->verify_audit().ok);
     }
     CHECK(fixture->open(StateStore::Mode::read_only, "secret-one")->verify_audit().ok);
+    // The state recorded which key its chain has: another key is named as the problem, not
+    // taken for an edited entry.
     const auto v = fixture->open(StateStore::Mode::read_only, "secret-two")->verify_audit();
     CHECK_FALSE(v.ok);
-    CHECK(v.bad_seq == 1);
-    CHECK(v.problem == "entry 1: hash does not match its content");
+    CHECK_FALSE(v.bad_seq.has_value());
+    CHECK(v.problem == "its audit chain is keyed with another key than state.audit_key_file "
+                       "(verify with the key the chain was written with)");
     // Without the key an attacker cannot even check the chain, let alone forge it.
-    CHECK_FALSE(fixture->open(StateStore::Mode::read_only)->verify_audit().ok);
+    const auto unkeyed = fixture->open(StateStore::Mode::read_only)->verify_audit();
+    CHECK_FALSE(unkeyed.ok);
+    CHECK(unkeyed.problem == "its audit chain is keyed, but state.audit_key_file is not set "
+                             "(verify with the key the chain was written with)");
+  });
+}
+
+TEST_CASE("state contract: no entry is written under another audit key than the chain's") {
+  for_each_state_backend([](const StateBackend& backend) {
+    const auto fixture = backend.fixture();
+    {
+      const auto store = fixture->open(StateStore::Mode::read_write, "secret-one");
+      write_chain(*store);
+    }
+    // Entries under another key, or none, could never be verified with the chain's.
+    const std::string other_key =
+        error_of([&] { (void)fixture->open(StateStore::Mode::read_write, "secret-two"); });
+    CHECK_MESSAGE(other_key.find(": its audit chain is keyed with another key than "
+                                 "state.audit_key_file: ") != std::string::npos,
+                  other_key);
+    const std::string no_key = error_of([&] { (void)fixture->open(StateStore::Mode::read_write); });
+    CHECK_MESSAGE(
+        no_key.find(": its audit chain is keyed, but state.audit_key_file is not set: ") !=
+            std::string::npos,
+        no_key);
+    const auto store = fixture->open(StateStore::Mode::read_write, "secret-one");
+    const auto v = store->verify_audit();
+    CHECK(v.ok);
+    CHECK(v.entries == 5);
   });
 }
 
@@ -345,12 +398,16 @@ TEST_CASE("state contract: hold changes write their audit entries in the chain")
     CHECK(entries[0].kind == "hold_add");
     CHECK(entries[0].rule == "sessions");
     CHECK(entries[0].rows == 0);
-    CHECK(entries[0].detail == R"({"hold":1,"subject":"user \"1\"","rule":"sessions",)"
-                               R"("reason":"litigation","until":"2026-07-01T00:00:00Z"})");
+    // The subject itself never enters the log: an auditor who knows it matches its digest
+    // (printf %s 'user "1"' | sha256sum).
+    CHECK(entries[0].detail ==
+          R"({"hold":1,"subject_digest":"sha256:)"
+          R"(4b8c4f346e059270c06870adf23244a7e281d0c7e3910f8d2f0172182976e546","rule":"sessions",)"
+          R"("reason":"litigation","until":"2026-07-01T00:00:00Z"})");
     CHECK(entries[1].kind == "hold_add");
     CHECK(entries[1].rule.empty());
     CHECK(entries[1].detail ==
-          R"({"hold":2,"subject":null,"rule":null,"reason":"freeze","until":null})");
+          R"({"hold":2,"subject_digest":null,"rule":null,"reason":"freeze","until":null})");
     CHECK(entries[2].kind == "hold_release");
     CHECK(entries[2].rows == 0);
     CHECK(entries[2].detail == R"({"hold":2,"reason":"thawed"})");

@@ -31,18 +31,19 @@ Instant at(std::string_view text) {
 
 }  // namespace
 
-TEST_CASE("a new state DB gets the schema, a rollback journal and user_version 1") {
+TEST_CASE("a new state DB gets the schema, a rollback journal and user_version 2") {
   TempDir dir;
   const auto path = dir / "state.db";
   { SqliteStateStore store(path, StateStore::Mode::read_write); }
   REQUIRE(std::filesystem::exists(path));
   SQLite::Database raw(path, SQLite::OPEN_READONLY);
-  CHECK(raw.execAndGet("PRAGMA user_version").getInt() == 1);
+  CHECK(raw.execAndGet("PRAGMA user_version").getInt() == 2);
   // Not WAL: read-only opens must create no -wal/-shm files beside the state.
   CHECK(raw.execAndGet("PRAGMA journal_mode").getString() != "wal");
   CHECK(raw.tableExists("audit"));
   CHECK(raw.tableExists("holds"));
   CHECK(raw.tableExists("runs"));
+  CHECK(raw.tableExists("meta"));
 
   // Reopening keeps what is there.
   {
@@ -58,10 +59,57 @@ TEST_CASE("a state DB from a newer retentiond is refused") {
   const auto path = dir / "state.db";
   {
     SQLite::Database raw(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
-    raw.exec("PRAGMA user_version=2");
+    raw.exec("PRAGMA user_version=3");
   }
   CHECK_THROWS_AS(SqliteStateStore(path, StateStore::Mode::read_write), std::runtime_error);
   CHECK_THROWS_AS(SqliteStateStore(path, StateStore::Mode::read_only), std::runtime_error);
+}
+
+TEST_CASE("a state from schema 1 gets meta and records the key its chain was written with") {
+  TempDir dir;
+  const auto path = dir / "state.db";
+  {
+    SqliteStateStore store(path, StateStore::Mode::read_write, std::string{"key-one"});
+    store.append_audit("run_start", "", 0);
+  }
+  {
+    // As schema 1 left it: no meta table.
+    SQLite::Database raw(path, SQLite::OPEN_READWRITE);
+    raw.exec("DROP TABLE meta; PRAGMA user_version=1");
+  }
+  // The first entry shows which key the chain has: another one is refused before it writes.
+  CHECK(error_of([&] { SqliteStateStore store(path, StateStore::Mode::read_write); }) ==
+        "cannot open state database " + path.string() +
+            ": its audit chain's first entry does not verify under state.audit_key_file (or its "
+            "absence): set it as it was when the chain began, or see retentiond audit verify");
+  {
+    SqliteStateStore store(path, StateStore::Mode::read_write, std::string{"key-one"});
+    store.append_audit("run_start", "", 0);
+    CHECK(store.verify_audit().ok);
+  }
+  SQLite::Database raw(path, SQLite::OPEN_READONLY);
+  CHECK(raw.execAndGet("PRAGMA user_version").getInt() == 2);
+  CHECK(raw.execAndGet("SELECT count(*) FROM meta WHERE key = 'audit_key'").getInt() == 1);
+}
+
+TEST_CASE("a state that lost a table is damaged, not new") {
+  TempDir dir;
+  const auto path = dir / "state.db";
+  {
+    SqliteStateStore store(path, StateStore::Mode::read_write);
+    store.append_audit("run_start", "", 0);
+  }
+  {
+    SQLite::Database raw(path, SQLite::OPEN_READWRITE);
+    raw.exec("DROP TABLE audit");
+  }
+  const std::string damaged = "cannot open state database " + path.string() +
+                              ": the state is damaged: its table 'audit' is missing (restore the "
+                              "state file from a backup; audit verify cannot pass)";
+  CHECK(error_of([&] { SqliteStateStore store(path, StateStore::Mode::read_only); }) == damaged);
+  CHECK(error_of([&] { SqliteStateStore store(path, StateStore::Mode::read_write); }) == damaged);
+  SQLite::Database raw(path, SQLite::OPEN_READONLY);
+  CHECK_FALSE(raw.tableExists("audit"));  // not created anew
 }
 
 TEST_CASE("an unopenable state DB names its path") {
