@@ -202,13 +202,20 @@ std::string report_json(const Report& report) {
       json.value(format_iso8601(*entry.cutoff));
     else
       json.null();
-    json.field("due", counts.due);
-    json.field("held", counts.held);
-    json.field("undated", counts.undated);
-    json.field("unreadable", counts.unreadable);
-    json.field("refused", refused_rows(counts));
-    json.field("future", counts.future);
-    json.field("total", counts.total);
+    const auto count = [&](std::string_view name, std::int64_t value) {
+      json.key(name);
+      if (entry.counted())
+        json.value(value);
+      else
+        json.null();
+    };
+    count("due", counts.due);
+    count("held", counts.held);
+    count("undated", counts.undated);
+    count("unreadable", counts.unreadable);
+    count("refused", refused_rows(counts));
+    count("future", counts.future);
+    count("total", counts.total);
     json.key("oldest_due");
     if (counts.oldest_due)
       json.value(format_iso8601(*counts.oldest_due));

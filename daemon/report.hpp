@@ -32,6 +32,10 @@ struct RuleReport {
   std::optional<std::chrono::milliseconds> worst_overshoot;  // cutoff - oldest due anchor
   std::vector<RunRecord> last_runs;                          // newest first
   std::vector<AgeBucket> ages;  // oldest first: older, 20 buckets to twice retain, future
+
+  // Keep rules and failed rules are not counted: their counts are absent (null, empty, a
+  // dash), never a misleading zero.
+  bool counted() const { return rule->action != Action::keep && status != "error"; }
 };
 
 // Everything `report` states, whatever the format.

@@ -30,7 +30,10 @@ constexpr std::string_view k_columns[] = {"id",
                                           "last_run_result",
                                           "last_run_rows",
                                           "status",
-                                          "message"};
+                                          "message",
+                                          "config_digest",
+                                          "audit_head_hash",
+                                          "audit_verified"};
 
 std::string instant_or_empty(const std::optional<Instant>& instant) {
   return instant ? format_iso8601(*instant) : std::string{};
@@ -45,9 +48,14 @@ void write_row(std::string& out, const std::vector<std::string>& fields) {
   out += "\r\n";
 }
 
-std::vector<std::string> rule_row(const RuleReport& entry) {
+// One row per rule; the configuration and the audit chain the report speaks for are repeated
+// on every row, so that each row stands on its own wherever it is copied.
+std::vector<std::string> rule_row(const Report& report, const RuleReport& entry) {
   const Rule& rule = *entry.rule;
   const adapters::RuleCounts& c = entry.counts;
+  const auto count = [&](std::int64_t value) {
+    return entry.counted() ? std::to_string(value) : std::string{};
+  };
   const RunRecord* last = entry.last_runs.empty() ? nullptr : &entry.last_runs.front();
   std::string overshoot;
   if (entry.worst_overshoot)
@@ -61,20 +69,23 @@ std::vector<std::string> rule_row(const RuleReport& entry) {
           std::string{to_string(rule.action)},
           rule.retain.to_string(),
           instant_or_empty(entry.cutoff),
-          std::to_string(c.due),
-          std::to_string(c.held),
-          std::to_string(c.undated),
-          std::to_string(c.unreadable),
-          std::to_string(refused_rows(c)),
-          std::to_string(c.future),
-          std::to_string(c.total),
+          count(c.due),
+          count(c.held),
+          count(c.undated),
+          count(c.unreadable),
+          count(refused_rows(c)),
+          count(c.future),
+          count(c.total),
           instant_or_empty(c.oldest_due),
           overshoot,
           last ? last->started : "",
           last ? last->result : "",
           last ? std::to_string(last->rows) : "",
           entry.status,
-          entry.message};
+          entry.message,
+          report.config_digest,
+          report.audit.head_hash,
+          report.audit.ok ? "true" : "false"};
 }
 
 }  // namespace
@@ -105,7 +116,7 @@ std::string report_csv(const Report& report) {
   std::string out;
   write_row(out, {std::begin(k_columns), std::end(k_columns)});
   for (const RuleReport& entry : report.rules)
-    write_row(out, rule_row(entry));
+    write_row(out, rule_row(report, entry));
   return out;
 }
 

@@ -58,8 +58,7 @@ void write_summary(std::string& out, const Report& report) {
   for (const RuleReport& entry : report.rules) {
     const Rule& rule = *entry.rule;
     const adapters::RuleCounts& c = entry.counts;
-    // Keep rules and failed rules were not counted: a dash, not a misleading zero.
-    const bool counted = rule.action != Action::keep && entry.status != "error";
+    const bool counted = entry.counted();
     const auto count = [&](std::int64_t n) {
       return counted ? std::to_string(n) : std::string{k_none};
     };
