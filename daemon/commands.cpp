@@ -36,20 +36,21 @@ std::filesystem::path config_path(const CommandLine& line) {
   return "/etc/retentiond/retentiond.toml";
 }
 
-// Reads a secret key file. A trailing newline is not part of the key (echo adds one).
-std::string read_key_file(const Config& config, std::string_view key,
+// Reads a secret key file. A trailing newline is not part of the key (echo adds one). Errors
+// point at the key's value in the configuration (`where`).
+std::string read_key_file(const SourcePosition& where, std::string_view key,
                           const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in)
-    throw ConfigError({config.file.string(), 0, 0},
-                      fmt::format("{}: cannot read key file '{}'", key, path.string()));
+    throw ConfigError(where, fmt::format("{}: cannot read key file '{}': {}", key, path.string(),
+                                         std::generic_category().message(errno)));
   std::ostringstream bytes;
   bytes << in.rdbuf();
   std::string secret = bytes.str();
   while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r'))
     secret.pop_back();
   if (secret.size() < 16)
-    throw ConfigError({config.file.string(), 0, 0},
+    throw ConfigError(where,
                       fmt::format("{}: key file '{}' holds {} bytes; use at least 16 random bytes "
                                   "(head -c 32 /dev/urandom > FILE)",
                                   key, path.string(), secret.size()));
@@ -64,14 +65,16 @@ std::string read_key_file(const Config& config, std::string_view key,
 adapters::AdapterSecrets secrets_of(const Config& config) {
   adapters::AdapterSecrets secrets;
   if (config.hmac_key_file)
-    secrets.hmac_key = read_key_file(config, "daemon.hmac_key_file", *config.hmac_key_file);
+    secrets.hmac_key =
+        read_key_file(config.hmac_key_file_position, "daemon.hmac_key_file", *config.hmac_key_file);
   return secrets;
 }
 
 std::optional<std::string> audit_key_of(const Config& config) {
   if (!config.audit_key_file)
     return std::nullopt;
-  return read_key_file(config, "state.audit_key_file", *config.audit_key_file);
+  return read_key_file(config.audit_key_file_position, "state.audit_key_file",
+                       *config.audit_key_file);
 }
 
 void create_state_directory(const Config& config) {

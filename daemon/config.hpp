@@ -151,8 +151,10 @@ struct Config {
   std::string state_dsn;
   std::optional<std::filesystem::path> state_password_file;
   std::optional<std::filesystem::path> audit_key_file;
+  SourcePosition audit_key_file_position;  // of its value: key file errors point there
   std::optional<std::string> metrics_listen;
   std::optional<std::filesystem::path> hmac_key_file;
+  SourcePosition hmac_key_file_position;
   std::map<std::string, DatastoreConfig> datastores;
   std::vector<Rule> rules;                   // ordered by id
   std::vector<std::filesystem::path> files;  // main file, then rule files in glob order

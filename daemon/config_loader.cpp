@@ -411,6 +411,8 @@ private:
     }
     m_config.audit_key_file =
         reader.optional_path("audit_key_file", base, "the file holding the audit chain's key");
+    if (m_config.audit_key_file)
+      m_config.audit_key_file_position = reader.position_of(state->get("audit_key_file")->source());
     reader.reject_unknown_keys();
   }
 
@@ -438,6 +440,8 @@ private:
                        fmt::format("'{}': {}", *m_config.metrics_listen, address.error()));
     m_config.hmac_key_file =
         reader.optional_path("hmac_key_file", base, "the file holding the hmac mask's key");
+    if (m_config.hmac_key_file)
+      m_config.hmac_key_file_position = reader.position_of(daemon.get("hmac_key_file")->source());
     reader.reject_unknown_keys();
     return globs;
   }

@@ -56,6 +56,25 @@ std::int64_t next_batch_size(std::int64_t size, Clock::duration took, millisecon
   return std::clamp(static_cast<std::int64_t>(scaled), std::int64_t{1}, k_max_batch_size);
 }
 
+// A rule whose run failed after some of its batches committed: what they changed.
+class FailedAfterBatches : public std::runtime_error {
+public:
+  FailedAfterBatches(const std::string& what, RuleOutcome so_far)
+      : std::runtime_error(what), progress(std::move(so_far)) {}
+  RuleOutcome progress;
+};
+
+// finish_run after a failure: the checkpoint that takes deleted values out of the WAL, tried
+// once (the connection may be what failed).
+void finish_after_failure(adapters::Datastore& store, const Rule& rule) {
+  try {
+    store.finish_run();
+  } catch (const std::exception& error) {
+    spdlog::warn("rule {}: the WAL checkpoint after the failure failed too: {}", rule.id,
+                 error.what());
+  }
+}
+
 std::string batch_detail(std::int64_t run_id, int number, const Instant& cutoff,
                          const adapters::Batch& batch, const Rule& rule) {
   JsonWriter json;
@@ -255,8 +274,16 @@ RuleOutcome Engine::run_rule(const Rule& rule, adapters::Datastore& store,
   if (rule.action == Action::keep)
     return {rule.id, "keep", 0, "kept forever by policy", {}, {}};
   const Instant now = now_utc();
-  if (options.dry_run)
-    return enforce(rule, store, linked_files, options, 0, now);
+  if (options.dry_run) {
+    // One rule's failure (its datastore locked, a value the server cannot read) is its own:
+    // the others are still counted.
+    try {
+      return enforce(rule, store, linked_files, options, 0, now);
+    } catch (const std::exception& error) {
+      spdlog::error("rule {}: {}", rule.id, error.what());
+      return {rule.id, "error", 0, error.what(), {}, {}};
+    }
+  }
 
   // With a state that several hosts share, one of them runs a rule at a time; the others
   // leave it to that one.
@@ -282,8 +309,12 @@ RuleOutcome Engine::run_rule(const Rule& rule, adapters::Datastore& store,
   try {
     outcome = enforce(rule, store, linked_files, options, run_id, now);
   } catch (const std::exception& error) {
-    outcome = {rule.id, "error", 0, error.what(), {}, {}};
-    spdlog::error("rule {}: {}", rule.id, error.what());
+    const auto* failed = dynamic_cast<const FailedAfterBatches*>(&error);
+    outcome = failed != nullptr ? failed->progress : RuleOutcome{rule.id, {}, 0, {}, {}, {}};
+    outcome.result = "error";
+    outcome.message = error.what();
+    spdlog::error("rule {}: {}{}", rule.id, error.what(),
+                  outcome.rows > 0 ? fmt::format(" ({} rows changed before)", outcome.rows) : "");
     audit_rule_failure(rule, "error", error.what(), run_id);
   }
   m_state->finish_run(run_id, outcome.result, outcome.rows, outcome.message, now_utc());
@@ -376,91 +407,99 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
   // take: committing wide rows can take a third of the time their statements took.
   Clock::duration batch_tail = batch_aim / 2;
   int batches = 0;
-  while (true) {
-    if (m_stop.load()) {
-      outcome.result = "partial";
-      outcome.message = adapters::k_stopped_by_signal;
-      break;
-    }
-    if (rule.max_runtime && Clock::now() - started >= *rule.max_runtime) {
-      outcome.result = "partial";
-      outcome.message = fmt::format("max_runtime {} reached with rows still due",
-                                    format_duration(*rule.max_runtime));
-      spdlog::warn("rule {}: {}", rule.id, outcome.message);
-      warn_about_backlog(rule, run_id, outcome);
-      break;
-    }
-    // Holds are re-read before every batch so a hold placed mid-run applies to the next one.
-    held = held_subjects(rule, now);
-    selection.held_subjects = held.subjects;
-    if (held.suspended) {
-      outcome.result = "held";
-      outcome.message = "suspended by a hold on the whole rule during the run";
-      break;
-    }
-    const auto batch_started = Clock::now();
-    auto batch = store.begin_batch(
-        selection, limit, batch_aim - std::min<Clock::duration>(batch_tail, batch_aim / 2));
-    const auto statements_done = Clock::now();
-    if (!batch)
-      break;
-    std::int64_t changed = batch->rows() + batch->children() + batch->files();
-    if (!batch->refusals().empty())
-      audit_refusals(rule, run_id, batch->refusals());
-    outcome.refused += static_cast<std::int64_t>(batch->refusals().size());
-    if (changed > 0) {
-      ++batches;
-      // The audit entry commits first: a crash between the two leaves an entry for a batch
-      // that rolled back, never a change without its entry.
-      const AuditEntry entry = m_state->append_audit(
-          "batch", rule.id, changed, batch_detail(run_id, batches, outcome.cutoff, *batch, rule));
-      try {
-        batch->commit();
-      } catch (const std::exception& error) {
-        // Keep the audited sum equal to what really changed.
-        m_state->append_audit("batch", rule.id, -changed,
-                              fmt::format("{{\"run\":{},\"reverts\":{},\"reason\":{}}}", run_id,
-                                          entry.seq, json_quote(error.what())));
-        throw;
+  try {
+    while (true) {
+      if (m_stop.load()) {
+        outcome.result = "partial";
+        outcome.message = adapters::k_stopped_by_signal;
+        break;
       }
-      if (batch->vanished() > 0) {
-        changed -= batch->vanished();
-        m_state->append_audit("batch", rule.id, -batch->vanished(),
-                              fmt::format("{{\"run\":{},\"corrects\":{},\"reason\":\"files had "
-                                          "already gone when the batch removed them\"}}",
-                                          run_id, entry.seq));
+      if (rule.max_runtime && Clock::now() - started >= *rule.max_runtime) {
+        outcome.result = "partial";
+        outcome.message = fmt::format("max_runtime {} reached with rows still due",
+                                      format_duration(*rule.max_runtime));
+        spdlog::warn("rule {}: {}", rule.id, outcome.message);
+        warn_about_backlog(rule, run_id, outcome);
+        break;
       }
-    } else {
-      batch->commit();  // a slice without due rows: nothing to audit
+      // Holds are re-read before every batch so a hold placed mid-run applies to the next one.
+      held = held_subjects(rule, now);
+      selection.held_subjects = held.subjects;
+      if (held.suspended) {
+        outcome.result = "held";
+        outcome.message = "suspended by a hold on the whole rule during the run";
+        break;
+      }
+      const auto batch_started = Clock::now();
+      auto batch = store.begin_batch(
+          selection, limit, batch_aim - std::min<Clock::duration>(batch_tail, batch_aim / 2));
+      const auto statements_done = Clock::now();
+      if (!batch)
+        break;
+      std::int64_t changed = batch->rows() + batch->children() + batch->files();
+      if (!batch->refusals().empty())
+        audit_refusals(rule, run_id, batch->refusals());
+      outcome.refused += static_cast<std::int64_t>(batch->refusals().size());
+      if (changed > 0) {
+        ++batches;
+        // The audit entry commits first: a crash between the two leaves an entry for a batch
+        // that rolled back, never a change without its entry.
+        const AuditEntry entry = m_state->append_audit(
+            "batch", rule.id, changed, batch_detail(run_id, batches, outcome.cutoff, *batch, rule));
+        try {
+          batch->commit();
+        } catch (const std::exception& error) {
+          // Keep the audited sum equal to what really changed.
+          m_state->append_audit("batch", rule.id, -changed,
+                                fmt::format("{{\"run\":{},\"reverts\":{},\"reason\":{}}}", run_id,
+                                            entry.seq, json_quote(error.what())));
+          throw;
+        }
+        if (batch->vanished() > 0) {
+          changed -= batch->vanished();
+          m_state->append_audit("batch", rule.id, -batch->vanished(),
+                                fmt::format("{{\"run\":{},\"corrects\":{},\"reason\":\"files had "
+                                            "already gone when the batch removed them\"}}",
+                                            run_id, entry.seq));
+        }
+      } else {
+        batch->commit();  // a slice without due rows: nothing to audit
+      }
+      outcome.rows += changed;
+      outcome.children += batch->children();
+      // Linked files someone else removed first are not counted (they are out of `changed`).
+      outcome.files += batch->files() - (rule.files ? batch->vanished() : 0);
+      const bool exhausted = batch->exhausted();
+      const bool cut_short = batch->cut_short();
+      const std::optional<std::int64_t> covered = batch->stopped_at_deadline();
+      const Clock::duration waited_for_lock = batch->waited_for_lock();
+      batch.reset();
+      const auto batch_ended = Clock::now();
+      const auto took = batch_ended - batch_started;
+      batch_tail = batch_ended - statements_done;
+      if (options.on_batch)
+        options.on_batch(rule, took);
+      spdlog::debug("rule {}: batch of size {} changed {} rows in {} us{}", rule.id, limit, changed,
+                    std::chrono::duration_cast<std::chrono::microseconds>(took).count(),
+                    cut_short ? " (cut short)"
+                    : covered ? fmt::format(" (stopped at its deadline after {})", *covered)
+                              : "");
+      // After the last batch too: finish_run's final checkpoint holds off writers for a moment,
+      // so a writer that queued behind the last batch gets in first.
+      store.between_batches(rule.batch_time / 2);
+      if (exhausted)
+        break;
+      // A batch stopped at its deadline measured how long the part it covered takes; a wait for
+      // the write lock says nothing about the size.
+      if (!cut_short)
+        limit = next_batch_size(covered.value_or(limit), took - waited_for_lock, batch_aim);
     }
-    outcome.rows += changed;
-    outcome.children += batch->children();
-    // Linked files someone else removed first are not counted (they are out of `changed`).
-    outcome.files += batch->files() - (rule.files ? batch->vanished() : 0);
-    const bool exhausted = batch->exhausted();
-    const bool cut_short = batch->cut_short();
-    const std::optional<std::int64_t> covered = batch->stopped_at_deadline();
-    const Clock::duration waited_for_lock = batch->waited_for_lock();
-    batch.reset();
-    const auto batch_ended = Clock::now();
-    const auto took = batch_ended - batch_started;
-    batch_tail = batch_ended - statements_done;
-    if (options.on_batch)
-      options.on_batch(rule, took);
-    spdlog::debug("rule {}: batch of size {} changed {} rows in {} us{}", rule.id, limit, changed,
-                  std::chrono::duration_cast<std::chrono::microseconds>(took).count(),
-                  cut_short ? " (cut short)"
-                  : covered ? fmt::format(" (stopped at its deadline after {})", *covered)
-                            : "");
-    // After the last batch too: finish_run's final checkpoint holds off writers for a moment,
-    // so a writer that queued behind the last batch gets in first.
-    store.between_batches(rule.batch_time / 2);
-    if (exhausted)
-      break;
-    // A batch stopped at its deadline measured how long the part it covered takes; a wait for
-    // the write lock says nothing about the size.
-    if (!cut_short)
-      limit = next_batch_size(covered.value_or(limit), took - waited_for_lock, batch_aim);
+  } catch (const std::exception& error) {
+    // The batches committed before the error stay changed: the outcome counts them, and their
+    // deleted values still leave the WAL.
+    if (outcome.rows > 0)
+      finish_after_failure(store, rule);
+    throw FailedAfterBatches(error.what(), std::move(outcome));
   }
   if (outcome.rows > 0)
     store.finish_run();

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <set>
 #include <stdexcept>
 #include <vector>
 
@@ -20,6 +21,38 @@ struct ParsedDsn {
   std::string error;                                         // libpq's reason, when unparsable
 };
 
+// libpq's parse errors quote the text they stumbled on, which may be a password (`invalid
+// percent-encoded token: "Pa%55w0rd%!"`): a quoted connection keyword is shown, anything else
+// is withheld.
+std::string without_quoted_values(std::string_view message) {
+  std::set<std::string, std::less<>> keywords{"="};
+  std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> defaults(PQconndefaults(),
+                                                                        &PQconninfoFree);
+  for (const PQconninfoOption* option = defaults.get(); option && option->keyword; ++option)
+    keywords.insert(option->keyword);
+  std::string out;
+  bool withheld = false;
+  while (!message.empty()) {
+    const std::size_t open = message.find('"');
+    const std::size_t close = open == std::string_view::npos ? open : message.find('"', open + 1);
+    if (close == std::string_view::npos) {
+      out += message;
+      break;
+    }
+    const std::string_view token = message.substr(open + 1, close - open - 1);
+    out += message.substr(0, open + 1);
+    if (keywords.contains(token)) {
+      out += token;
+    } else {
+      out += "...";
+      withheld = true;
+    }
+    out += '"';
+    message.remove_prefix(close + 1);
+  }
+  return withheld ? out + " (the quoted text is withheld: it may be a password)" : out;
+}
+
 ParsedDsn parse_dsn(std::string_view dsn) {
   ParsedDsn parsed;
   char* error = nullptr;
@@ -27,11 +60,12 @@ ParsedDsn parse_dsn(std::string_view dsn) {
   std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> options(
       PQconninfoParse(text.c_str(), &error), &PQconninfoFree);
   if (!options) {
-    parsed.error = error != nullptr ? error : "out of memory";
+    std::string reason = error != nullptr ? error : "out of memory";
     PQfreemem(error);
     // libpq's messages end with a newline.
-    while (!parsed.error.empty() && parsed.error.back() == '\n')
-      parsed.error.pop_back();
+    while (!reason.empty() && reason.back() == '\n')
+      reason.pop_back();
+    parsed.error = without_quoted_values(reason);
     return parsed;
   }
   for (const PQconninfoOption* option = options.get(); option->keyword != nullptr; ++option)

@@ -303,12 +303,15 @@ public:
                                          rule.table));
     if (const auto& parent = rule.age_from) {
       check_table(check, parent->table, {parent->column, parent->key});
+      if (check.errors.empty())
+        check_numeric_anchor(check, rule, parent->table, parent->column);
       if (check.errors.empty() && !is_unique_key(parent->table, parent->key))
         check.errors.push_back(not_unique_parent_key(*parent));
       if (check.errors.empty() && !has_leading_index(parent->table, parent->key))
         check.warnings.push_back(fmt::format("no index on {}.{}: every lookup of a parent scans {}",
                                              parent->table, parent->key, parent->table));
     } else if (!rule.age_column.empty() && check.errors.empty()) {
+      check_numeric_anchor(check, rule, rule.table, rule.age_column);
       if (rule.action == Action::anonymize && !rule.anonymized_column &&
           is_not_null(rule.table, rule.age_column))
         check.errors.push_back(not_null_anchor_cleared(rule));
@@ -903,6 +906,29 @@ private:
 
   bool table_has_column(const std::string& table, const std::string& column) {
     return columns_of(table).contains(column);
+  }
+
+  // Whether SQLite gives the column TEXT affinity (its declared type names CHAR, CLOB or TEXT,
+  // and not INT): it stores every number written to it as text, and compares it as text.
+  bool has_text_affinity(const std::string& table, const std::string& column) {
+    return counts_any("SELECT count(*) FROM pragma_table_info(?1) WHERE name = ?2 AND "
+                      "upper(type) NOT LIKE '%INT%' AND (upper(type) LIKE '%CHAR%' OR "
+                      "upper(type) LIKE '%CLOB%' OR upper(type) LIKE '%TEXT%')",
+                      table, column);
+  }
+
+  // A Unix time in a column of TEXT affinity is text: it cannot be read as a number, and every
+  // comparison with the cutoff would compare text ('1000000000' < '2' ...).
+  void check_numeric_anchor(SchemaCheck& check, const Rule& rule, const std::string& table,
+                            const std::string& column) {
+    if ((rule.age_format != AgeFormat::unix_seconds && rule.age_format != AgeFormat::unix_millis) ||
+        !has_text_affinity(table, column))
+      return;
+    check.errors.push_back(fmt::format(
+        "{}.{} is declared as text, so SQLite stores the numbers of age_format '{}' in it as "
+        "text, which cannot be compared with the cutoff (declare the column INTEGER, or keep "
+        "ISO 8601 text in it with age_format = \"iso8601\")",
+        table, column, to_string(rule.age_format)));
   }
 
   bool is_not_null(const std::string& table, const std::string& column) {

@@ -148,6 +148,10 @@ SqlFragment RuleStatements::due() const {
     due.append(fmt::format(" AND {} < {}", m_anchor, k_scale_threshold));
   else if (m_rule.age_format == AgeFormat::unix_millis)
     due.append(fmt::format(" AND {} >= {}", m_anchor, k_scale_threshold));
+  // Numbers only: in a column of TEXT affinity the comparisons above compare text, and '' or
+  // 'n/a' sort before any cutoff. check_schema refuses such a column; this never lets one by.
+  if (numeric_anchor())
+    due.append(fmt::format(" AND typeof({}) IN ('integer', 'real')", m_anchor));
   return sql("(").append(due).append(")");
 }
 

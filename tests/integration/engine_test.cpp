@@ -13,6 +13,7 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <doctest/doctest.h>
+#include <spdlog/fmt/fmt.h>
 
 #include <atomic>
 #include <chrono>
@@ -792,6 +793,67 @@ TEST_CASE("engine: a missing table or datastore fails its rule, the others run")
     CHECK_FALSE(std::filesystem::exists(site.dir() / "gone.db"));
     CHECK(outcome_of(summary, "logs").rows == 4);
   }
+}
+
+TEST_CASE("engine: a run that fails after some batches counts the rows they changed") {
+  Site site;
+  auto& db = site.app();
+  const std::int64_t now_s = to_unix_seconds(now_utc());
+  db.exec("CREATE TABLE logs(id INTEGER PRIMARY KEY, at INTEGER)");
+  db.exec("CREATE INDEX logs_at ON logs(at)");
+  db.exec(fmt::format("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < "
+                      "5000) INSERT INTO logs SELECT i, {} FROM n",
+                      now_s - 100 * k_day_s));
+  // The application refuses to lose row 4000: the batch that reaches it fails.
+  db.exec("CREATE TRIGGER keep_4000 BEFORE DELETE ON logs WHEN old.id = 4000 "
+          "BEGIN SELECT RAISE(ABORT, 'row 4000 is needed'); END");
+  const auto config = site.configure(
+      rule_toml("logs", "logs", "at", "unix_seconds", "30 days", "max_fraction = 1"));
+  SqliteStateStore state(site.state_path(), StateStore::Mode::read_write);
+
+  const RuleOutcome outcome = outcome_of(run(config, state), "logs");
+
+  CHECK(outcome.result == "error");
+  CHECK(outcome.message.find("row 4000 is needed") != std::string::npos);
+  const std::int64_t deleted = 5000 - site.row_count("logs");
+  CHECK(deleted > 0);  // the first batches (200 rows, then more) committed
+  CHECK(deleted < 4000);
+  CHECK(outcome.rows == deleted);
+  CHECK(batch_rows(state, "logs") == deleted);
+  const auto runs = state.last_runs("logs", 1);
+  REQUIRE(runs.size() == 1);
+  CHECK(runs.front().result == "error");
+  CHECK(runs.front().rows == deleted);
+}
+
+TEST_CASE("engine: a dry run counts every rule, whichever census fails") {
+  Site site;
+  Scenario scenario;
+  scenario.build(site);
+  // A second datastore, locked by another connection for the whole dry run.
+  const std::string locked = "[datastores.busy]\ntype = \"sqlite\"\npath = \"busy.db\"\n"
+                             "busy_timeout = \"100ms\"\n\n"
+                             "[rules.aaa_busy]\ndescription = \"d\"\npolicy = \"p\"\n"
+                             "datastore = \"busy\"\ntable = \"t\"\nage_column = \"at\"\n"
+                             "age_format = \"unix_seconds\"\nretain = \"1 day\"\n"
+                             "action = \"delete\"\n\n";
+  SQLite::Database busy((site.dir() / "busy.db").string(),
+                        SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+  busy.exec("CREATE TABLE t(id INTEGER PRIMARY KEY, at INTEGER); CREATE INDEX t_at ON t(at)");
+  const auto config = site.configure(locked + Scenario::rules());
+  SQLite::Transaction exclusive(busy, SQLite::TransactionBehavior::EXCLUSIVE);
+
+  const std::atomic<bool> stop{false};
+  Engine engine(config, nullptr, {}, stop);
+  RunOptions dry;
+  dry.dry_run = true;
+  const RunSummary summary = engine.run_once(dry);
+
+  CHECK(outcome_of(summary, "aaa_busy").result == "error");
+  CHECK(outcome_of(summary, "aaa_busy").message.find("locked") != std::string::npos);
+  CHECK(outcome_of(summary, "logs").result == "dry_run");
+  CHECK(outcome_of(summary, "logs").rows == 4);
+  CHECK(outcome_of(summary, "errors").result == "dry_run");
 }
 
 TEST_CASE("engine: deleted values do not linger in a WAL-mode datastore") {

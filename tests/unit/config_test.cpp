@@ -201,6 +201,16 @@ TEST_CASE("load_config refuses a bad configuration with its position and a way o
                  "state.dsn: not a libpq connection string: missing \"=\" after \"dbname\" in "
                  "connection info string"));
   }
+  SUBCASE("a dsn libpq cannot read never has its text echoed: it may hold a password") {
+    CHECK(dir.error_of("[state]\ndsn = \"postgresql://u:Pa%55w0rd%!@db1/state\"\n") ==
+          dir.at(2, 7,
+                 "state.dsn: not a libpq connection string: invalid percent-encoded token: "
+                 "\"...\" (the quoted text is withheld: it may be a password)"));
+    CHECK(dir.error_of("[state]\ndsn = \"host=db1 S3cret\"\n") ==
+          dir.at(2, 7,
+                 "state.dsn: not a libpq connection string: missing \"=\" after \"...\" in "
+                 "connection info string (the quoted text is withheld: it may be a password)"));
+  }
   SUBCASE("an empty state.dsn") {
     CHECK(dir.error_of("[state]\ndsn = \" \"\n") ==
           dir.at(2, 7,
