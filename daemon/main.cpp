@@ -52,9 +52,11 @@ int main(int argc, char** argv) {
       return k_exit_ok;
     }
     configure_logging(line.log_level);
+    // run and once finish the batch under way on SIGTERM; every other command changes nothing
+    // or one transaction at most, and ends at once, as a signal's default has it.
     if (line.command.front() == "run")
       block_service_signals();
-    else
+    else if (line.command.front() == "once")
       install_signal_handlers();
     raise_descriptor_limit();
     return run_command(line, g_stop);

@@ -27,6 +27,9 @@ namespace {
 // later lock requests behind the batch; rows of the rule's table are never waited for (SKIP
 // LOCKED).
 constexpr std::chrono::milliseconds k_lock_timeout{500};
+// How long a census waits for a table another session locked whole (ALTER TABLE, VACUUM FULL,
+// LOCK TABLE): the rules after it on the datastore wait as long.
+constexpr std::chrono::seconds k_census_lock_timeout{10};
 constexpr std::int64_t k_max_linked_files_per_batch = 256;
 constexpr std::string_view k_lock_not_available = "55P03";
 constexpr std::string_view k_undefined_function = "42883";
@@ -171,6 +174,7 @@ struct TableInfo {
   std::set<std::string> indexed;             // columns that lead an index
   std::set<std::string> unique;              // columns a unique index (not partial) covers alone
   std::set<std::string> not_null;            // columns declared NOT NULL
+  std::map<std::string, int> max_length;     // varchar(n) and char(n) columns -> n
   std::vector<std::string> children;  // tables that inherit from it (INHERITS), as regclass text
   std::vector<std::string> parents;   // tables it inherits from (partitions excluded)
 };
@@ -213,7 +217,9 @@ TableInfo table_info(pqxx::transaction_base& tx, const std::string& table) {
            "i.indrelid = a.attrelid AND i.indkey[0] = a.attnum), EXISTS (SELECT 1 FROM "
            "pg_catalog.pg_index AS i WHERE i.indrelid = a.attrelid AND i.indisunique AND "
            "i.indisvalid AND "
-           "i.indnkeyatts = 1 AND i.indkey[0] = a.attnum AND i.indpred IS NULL), a.attnotnull "
+           "i.indnkeyatts = 1 AND i.indkey[0] = a.attnum AND i.indpred IS NULL), a.attnotnull, "
+           "(CASE WHEN coalesce(base.typname, ty.typname) IN ('varchar', 'bpchar') THEN "
+           "greatest(a.atttypmod, ty.typtypmod) - 4 END) "
            "FROM pg_catalog.pg_attribute AS a "
            "JOIN pg_catalog.pg_type AS ty ON ty.oid = a.atttypid LEFT JOIN pg_catalog.pg_type AS "
            "base ON base.oid = ty.typbasetype WHERE a.attrelid = to_regclass(?) AND a.attnum > 0 "
@@ -228,6 +234,8 @@ TableInfo table_info(pqxx::transaction_base& tx, const std::string& table) {
       info.unique.insert(name);
     if (column[4].as<bool>())
       info.not_null.insert(name);
+    if (!column[5].is_null() && column[5].as<int>() > 0)
+      info.max_length.emplace(name, column[5].as<int>());
   }
   return info;
 }
@@ -420,6 +428,15 @@ public:
                                              "(use it on a text column, or mask 'null')",
                                              rule.table, mask.column, type->second,
                                              to_string(mask.mask)));
+        // ip_prefix and year write no more than the value they replace; these write a fixed
+        // length, which every batch would fail on.
+        const auto length = table.max_length.find(mask.column);
+        const int written = mask.mask == Mask::redact ? 10 : mask.mask == Mask::hmac ? 64 : 0;
+        if (length != table.max_length.end() && written > length->second)
+          check.errors.push_back(fmt::format(
+              "column '{}.{}' holds at most {} characters: mask '{}' writes {} (widen the "
+              "column, or use mask 'null')",
+              rule.table, mask.column, length->second, to_string(mask.mask), written));
       }
       for (const Cascade& cascade : rule.cascade) {
         const TableInfo child = table_info(tx, cascade.table);
@@ -446,9 +463,22 @@ public:
       // One snapshot for the census and the linked paths.
       HeldValues held = held_values(selection);
       pqxx::transaction<pqxx::repeatable_read, pqxx::read_only> tx(*m_connection);
+      tx.exec(fmt::format("SET LOCAL lock_timeout = '{}s'", k_census_lock_timeout.count()));
       const RuleStatements statements(selection, anchor_kind_of(tx, selection.rule),
                                       std::move(held));
-      const pqxx::row census = run(tx, statements.census()).at(0);
+      pqxx::result result;
+      try {
+        result = run(tx, statements.census());
+      } catch (const pqxx::sql_error& error) {
+        if (error.sqlstate() != k_lock_not_available)
+          throw;
+        throw std::runtime_error(fmt::format(
+            "datastore '{}': another session held a lock on '{}' for more than {} s (ALTER "
+            "TABLE, VACUUM FULL or LOCK TABLE); nothing was counted or changed, the next run "
+            "tries again",
+            m_name, selection.rule.table, k_census_lock_timeout.count()));
+      }
+      const pqxx::row census = result.at(0);
       RuleCounts counts;
       counts.table_rows = scalar(census[0]);
       counts.total = scalar(census[1]);

@@ -1996,6 +1996,19 @@ TEST_CASE("postgres datastore: check_schema names anchor types, relations and ma
                                 "it on a text column, or mask 'null')",
                                 "column 'logs.ip' has type inet: mask 'ip_prefix' writes text "
                                 "(use it on a text column, or mask 'null')"});
+  // A fixed-length mask that does not fit the column would fail every batch.
+  fixture.exec("CREATE TABLE people(id bigint PRIMARY KEY, at bigint, phone varchar(10), "
+               "code char(9), email varchar(64), nick varchar)");
+  Rule narrow = make_rule("people", "at", AgeFormat::unix_seconds);
+  narrow.action = Action::anonymize;
+  narrow.masks = {{"phone", Mask::redact}, {"email", Mask::hmac}, {"nick", Mask::hmac}};
+  CHECK(errors(narrow).empty());
+  narrow.masks = {{"code", Mask::redact}, {"phone", Mask::hmac}, {"email", Mask::ip_prefix}};
+  CHECK(errors(narrow) ==
+        Errors{"column 'people.code' holds at most 9 characters: mask 'redact' writes 10 (widen "
+               "the column, or use mask 'null')",
+               "column 'people.phone' holds at most 10 characters: mask 'hmac' writes 64 (widen "
+               "the column, or use mask 'null')"});
   // The census refuses what check_schema reports, rather than guess.
   CHECK(error_of([&] { store->count(select_for(make_rule("logs", "at", AgeFormat::native))); }) ==
         "datastore 'contract': column 'logs.at' has type int8: without age_format the anchor "
@@ -2067,6 +2080,27 @@ TEST_CASE("postgres datastore: password_file") {
     CHECK(error_of([&] { read_password_file(config.password_file); }) ==
           "password file " + config.password_file.string() + " is empty");
   }
+}
+
+TEST_CASE("postgres datastore: a census waits a bounded time for a table locked whole") {
+  PostgresFixture fixture;
+  fixture.create_table("logs", {{"id", ColumnType::key}, {"at", ColumnType::integer}});
+  fixture.insert("logs", {"id", "at"}, {{std::int64_t{1}, k_cutoff_s - 1}});
+  const Rule rule = make_rule("logs", "at", AgeFormat::unix_seconds);
+  auto store = open_postgres(fixture.config(), OpenMode::read_write);
+  // A migration (ALTER TABLE) or VACUUM FULL takes the whole table.
+  pqxx::connection migration(fixture.config().dsn);
+  pqxx::work holding(migration);
+  holding.exec("LOCK TABLE logs IN ACCESS EXCLUSIVE MODE");
+
+  const auto started = std::chrono::steady_clock::now();
+  CHECK(error_of([&] { store->count(select_for(rule)); }) ==
+        "datastore 'contract': another session held a lock on 'logs' for more than 10 s (ALTER "
+        "TABLE, VACUUM FULL or LOCK TABLE); nothing was counted or changed, the next run tries "
+        "again");
+  CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds{20});
+  holding.abort();
+  CHECK(store->count(select_for(rule)).due == 1);  // the connection is fine afterwards
 }
 
 TEST_CASE("postgres datastore: rows another session holds locked are skipped, not waited for") {

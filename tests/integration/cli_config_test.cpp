@@ -9,11 +9,13 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <csignal>
 #include <fstream>
 #include <iterator>
 #include <set>
 #include <string>
 #include <string_view>
+#include <thread>
 
 using retentiond::test::file_bytes;
 using retentiond::test::run_retentiond;
@@ -320,6 +322,22 @@ TEST_CASE("report and dry runs need no hmac key; a run that could mask does") {
   const RunResult once = run_retentiond({"-c", config, "once"});
   CHECK(once.exit_code == 78);
   CHECK(once.err.find("daemon.hmac_key_file: cannot read key file") != std::string::npos);
+}
+
+TEST_CASE("report ends at once on SIGTERM, even while it waits for a locked datastore") {
+  const Setup setup;
+  setup.write("retentiond.toml",
+              with(k_valid, "path = \"app.db\"", "path = \"app.db\"\nbusy_timeout = \"60s\""));
+  SQLite::Database app(setup.app_db().string(), SQLite::OPEN_READWRITE);
+  SQLite::Transaction exclusive(app, SQLite::TransactionBehavior::EXCLUSIVE);
+  const TempDir output;
+  retentiond::test::RunningRetentiond report(
+      {"-c", setup.main_file().string(), "report", "--format", "json"}, {}, output.path());
+  std::this_thread::sleep_for(std::chrono::milliseconds{300});
+  REQUIRE(report.running());  // waiting for the lock
+  report.signal(SIGTERM);
+  // It changes nothing, so nothing needs finishing: killed by the signal, as by default.
+  CHECK(report.wait(std::chrono::seconds{5}) == 128 + SIGTERM);
 }
 
 TEST_CASE("--version and --help") {
