@@ -418,7 +418,6 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
         outcome.result = "partial";
         outcome.message = fmt::format("max_runtime {} reached with rows still due",
                                       format_duration(*rule.max_runtime));
-        spdlog::warn("rule {}: {}", rule.id, outcome.message);
         warn_about_backlog(rule, run_id, outcome);
         break;
       }
@@ -520,11 +519,14 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
   json.end_object();
   m_state->append_audit("rule_done", rule.id, 0, json.str());
   // outcome.rows counts the dependent rows and linked files too (as the audit log does).
-  spdlog::info("rule {}: {} rows {}, {} dependent rows deleted{} ({}), cutoff {}", rule.id,
-               outcome.rows - outcome.children - outcome.files,
-               rule.action == Action::anonymize ? "anonymized" : "deleted", outcome.children,
-               rule.files ? fmt::format(", {} linked files removed", outcome.files) : "",
-               outcome.result, format_iso8601(outcome.cutoff));
+  // A run cut short (max_runtime, a signal, a hold) is worth a look: a warning, with why.
+  spdlog::log(outcome.result == "ok" ? spdlog::level::info : spdlog::level::warn,
+              "rule {}: {} rows {}, {} dependent rows deleted{} ({}{}), cutoff {}", rule.id,
+              outcome.rows - outcome.children - outcome.files,
+              rule.action == Action::anonymize ? "anonymized" : "deleted", outcome.children,
+              rule.files ? fmt::format(", {} linked files removed", outcome.files) : "",
+              outcome.result, outcome.message.empty() ? "" : ": " + outcome.message,
+              format_iso8601(outcome.cutoff));
   return outcome;
 }
 

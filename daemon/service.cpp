@@ -115,13 +115,7 @@ private:
 
   void schedule_until_stopped() {
     while (!m_stop.load()) {
-      bool reload = false;
-      {
-        const std::scoped_lock lock(m_mutex);
-        reload = std::exchange(m_reload_requested, false);
-      }
-      if (reload)
-        reload_config();
+      reload_if_requested();
       const auto [rule, due] = next_due_rule();
       const Instant now = now_utc();
       if (rule != nullptr && due <= now) {
@@ -215,7 +209,23 @@ private:
     return true;
   }
 
+  // A SIGHUP is taken by the scheduling loop, and between the batches of a run: a long run
+  // does not hold it back (systemctl reload waits for it).
+  void reload_if_requested() {
+    bool reload = false;
+    {
+      const std::scoped_lock lock(m_mutex);
+      reload = std::exchange(m_reload_requested, false);
+    }
+    if (reload)
+      reload_config();
+  }
+
   void run_rule(const Rule& rule) {
+    // A reload between batches replaces m_config: the run keeps the configuration it started
+    // with (`rule` is one of its rules), and the next run takes the new one.
+    const std::shared_ptr<const Config> config = m_config;
+    m_running_rule = rule.id;
     // The run feeds it too: after each batch, and while its census makes progress.
     feed_watchdog(false);
     const std::optional<Instant> previous = last_run_of(rule);
@@ -231,18 +241,15 @@ private:
     options.on_batch = [this](const Rule& batch_rule, std::chrono::nanoseconds took) {
       m_metrics.record_batch(batch_rule.id, took);
       feed_watchdog(false);
+      reload_if_requested();
     };
     // A census of a large table can outlast WatchdogSec= while it makes progress.
     options.on_census_progress = [this] { feed_watchdog(false); };
     try {
-      Engine engine(m_config, &m_state, secrets_of(*m_config), m_stop);
-      for (const RuleOutcome& outcome : engine.run_once(options).outcomes) {
+      Engine engine(config, &m_state, secrets_of(*config), m_stop);
+      // The engine has logged each outcome that is not ok, and why.
+      for (const RuleOutcome& outcome : engine.run_once(options).outcomes)
         m_metrics.record_run(outcome, m_state.last_success(outcome.rule));
-        // The engine has said why a rule was skipped: another host has it.
-        if (outcome.result != "ok" && outcome.result != "skipped")
-          spdlog::warn("rule {}: {}{}", outcome.rule, outcome.result,
-                       outcome.message.empty() ? "" : ": " + outcome.message);
-      }
     } catch (const std::exception& error) {
       // The state DB or a key file failed: the next run tries again, the service stays up.
       spdlog::error("rule {}: {}", rule.id, error.what());
@@ -251,6 +258,7 @@ private:
       failed.result = "error";
       m_metrics.record_run(failed, std::nullopt);
     }
+    m_running_rule.reset();
     feed_watchdog(false);
   }
 
@@ -269,6 +277,14 @@ private:
                                       "restart (systemctl restart retentiond)",
                                       describe_state_dsn(m_config->state_dsn),
                                       describe_state_dsn(fresh->state_dsn)));
+      // The chain is written with the key it began with: entries under another could never
+      // be verified with it.
+      if (audit_key_of(*fresh) != audit_key_of(*m_config))
+        throw ConfigError(fresh->audit_key_file ? fresh->audit_key_file_position
+                                                : SourcePosition{fresh->file.string(), 0, 0},
+                          "state.audit_key_file: the audit key changed; the audit chain stays "
+                          "under the key it began with (undo the change; a new key takes a new "
+                          "state and a restart)");
       if (fresh->metrics_listen != m_config->metrics_listen)
         spdlog::warn("daemon.metrics_listen changed: the new address applies after a restart");
       if (fresh->state_password_file != m_config->state_password_file)
@@ -283,10 +299,12 @@ private:
       m_metrics.record_reload(true, now_utc());
       spdlog::info("configuration reloaded: {} rules, digest {}", m_config->rules.size(),
                    m_config->digest);
+      m_reload_failed = false;
     } catch (const std::exception& error) {
       m_metrics.record_reload(false, now_utc());
       spdlog::error("configuration reload failed, still running the previous one: {}",
                     error.what());
+      m_reload_failed = true;
     }
     // The new configuration is in use whatever this read does: new rules learn their last run
     // from the history, or (the state out of reach) run when due and fail there, audited.
@@ -296,7 +314,7 @@ private:
     } catch (const std::exception& error) {
       spdlog::warn("{}", error.what());
     }
-    m_status = idle_status();
+    m_status = m_running_rule ? "running rule " + *m_running_rule : idle_status();
     m_notifier.notify("READY=1\nSTATUS=" + m_status);
   }
 
@@ -327,11 +345,13 @@ private:
     return idle_status(rule, due);
   }
 
-  static std::string idle_status(const Rule* rule, Instant due) {
+  std::string idle_status(const Rule* rule, Instant due) const {
+    // A rejected reload stays visible in systemctl status until one succeeds.
+    const std::string_view reload = m_reload_failed ? " (last reload failed: see the log)" : "";
     if (rule == nullptr)
-      return "idle: no rule to enforce";
-    return fmt::format("idle: next rule {} at {}", rule->id,
-                       format_iso8601(std::max(due, now_utc())));
+      return fmt::format("idle: no rule to enforce{}", reload);
+    return fmt::format("idle: next rule {} at {}{}", rule->id,
+                       format_iso8601(std::max(due, now_utc())), reload);
   }
 
   std::filesystem::path m_config_file;
@@ -342,6 +362,8 @@ private:
   std::map<std::string, Instant> m_last_run;
   Clock::time_point m_last_watchdog{};
   std::string m_status;  // the last STATUS= sent
+  std::optional<std::string> m_running_rule;
+  bool m_reload_failed = false;
 
   std::mutex m_mutex;  // guards the requests below
   std::condition_variable m_wake;

@@ -191,8 +191,11 @@ max_fraction = 1.0
 )toml";
   }
 
-  void write_config(const std::string& rules) const {
-    std::ofstream(config()) << "[state]\npath = \"state.db\"\n[daemon]\nmetrics_listen = "
+  // `state` adds keys to [state] (audit_key_file, say).
+  void write_config(const std::string& rules, const std::string& state = "") const {
+    std::ofstream(config()) << "[state]\npath = \"state.db\"\n"
+                            << state
+                            << "[daemon]\nmetrics_listen = "
                                "\"127.0.0.1:"
                             << m_port << "\"\n[datastores.app]\ntype = \"sqlite\"\npath = "
                             << "\"app.db\"\n"
@@ -521,7 +524,8 @@ TEST_CASE("run: SIGTERM during a run finishes the current batch, audits it and e
   CHECK(sum.getColumn(0).getInt64() == 399'906 - left);
   CHECK(contains(log.out, "\"kind\":\"rule_done\""));
   CHECK(contains(log.out, "\"result\":\"partial\""));
-  CHECK(contains(daemon->err(), "warning rule logs: partial: stopped by signal"));
+  CHECK(contains(daemon->err(), "warning rule logs: "));
+  CHECK(contains(daemon->err(), "(partial: stopped by signal), cutoff "));
 
   SUBCASE("the cut-short run does not count: started again, the service carries on at once") {
     service.write_config(service.logs_rule());  // default batch_time: the rest goes quickly
@@ -532,4 +536,52 @@ TEST_CASE("run: SIGTERM during a run finishes the current batch, audits it and e
     again->signal(SIGTERM);
     CHECK(again->wait(k_patience) == 0);
   }
+}
+
+TEST_CASE("run: SIGHUP during a long run is taken between its batches; a new audit key is "
+          "refused") {
+  Service service;
+  {
+    SQLite::Database db(service.app(), SQLite::OPEN_READWRITE);
+    const std::int64_t old = retentiond::to_unix_seconds(retentiond::now_utc()) - 400 * k_day_s;
+    db.exec("WITH RECURSIVE n(i) AS (SELECT 100 UNION ALL SELECT i + 1 FROM n WHERE i < 400000) "
+            "INSERT INTO logs SELECT i, " +
+            std::to_string(old) + " FROM n");
+  }
+  const std::filesystem::path dir = service.config().parent_path();
+  std::ofstream(dir / "audit.key") << "first-audit-key-0123456789";
+  std::filesystem::permissions(dir / "audit.key", std::filesystem::perms::owner_read);
+  const std::string key_one = "audit_key_file = \"audit.key\"\n";
+  const std::string rule = service.logs_rule() + "batch_time = \"1ms\"\n";
+  service.write_config(rule, key_one);
+  auto daemon = service.start();
+  REQUIRE(service.notify().wait_for("STATUS=running rule logs"));
+  const auto deadline = std::chrono::steady_clock::now() + k_patience;
+  while (service.ids("logs").size() == 399'906 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(5ms);
+
+  // A new rule, mid-run: reloaded at the next batch, not when the run ends.
+  service.write_config(rule + service.events_rule(), key_one);
+  daemon->signal(SIGHUP);
+  REQUIRE(service.notify().wait_for("RELOADING=1"));
+  CHECK(service.notify().wait_for("READY=1") == "READY=1\nSTATUS=running rule logs");
+  CHECK(service.ids("logs").size() > 2);  // the run goes on
+  CHECK(contains(daemon->err(), "configuration reloaded: 2 rules"));
+
+  // Another audit key: entries under it could never be verified with the chain.
+  std::ofstream(dir / "other.key") << "second-audit-key-0123456789";
+  std::filesystem::permissions(dir / "other.key", std::filesystem::perms::owner_read);
+  service.write_config(rule + service.events_rule(), "audit_key_file = \"other.key\"\n");
+  daemon->signal(SIGHUP);
+  REQUIRE(service.notify().wait_for("RELOADING=1"));
+  REQUIRE(service.notify().wait_for("READY=1"));
+  CHECK(contains(daemon->err(), service.config().string() +
+                                    ":3:18: state.audit_key_file: the audit key changed; the "
+                                    "audit chain stays under the key it began with (undo the "
+                                    "change; a new key takes a new state and a restart)"));
+  daemon->signal(SIGTERM);
+  REQUIRE(daemon->wait(k_patience) == 0);
+  service.write_config(rule + service.events_rule(), key_one);
+  const auto verify = run_retentiond({"-c", service.config().string(), "audit", "verify"});
+  CHECK_MESSAGE(verify.exit_code == 0, verify.err);
 }
