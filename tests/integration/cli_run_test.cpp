@@ -223,6 +223,15 @@ private:
   int m_port;
 };
 
+// Expired rows 100-400000 in `logs`: enough for many batches of 1 ms.
+void add_expired_logs(const Service& service) {
+  SQLite::Database db(service.app(), SQLite::OPEN_READWRITE);
+  const std::int64_t old = retentiond::to_unix_seconds(retentiond::now_utc()) - 400 * k_day_s;
+  db.exec("WITH RECURSIVE n(i) AS (SELECT 100 UNION ALL SELECT i + 1 FROM n WHERE i < 400000) "
+          "INSERT INTO logs SELECT i, " +
+          std::to_string(old) + " FROM n");
+}
+
 }  // namespace
 
 TEST_CASE("run: enforces due rules at start-up, tells systemd, serves metrics, reloads, stops") {
@@ -483,14 +492,7 @@ max_fraction = 0.5
 
 TEST_CASE("run: SIGTERM during a run finishes the current batch, audits it and exits 0") {
   Service service;
-  {
-    // Enough due rows for many batches of 1 ms.
-    SQLite::Database db(service.app(), SQLite::OPEN_READWRITE);
-    const std::int64_t old = retentiond::to_unix_seconds(retentiond::now_utc()) - 400 * k_day_s;
-    db.exec("WITH RECURSIVE n(i) AS (SELECT 100 UNION ALL SELECT i + 1 FROM n WHERE i < 400000) "
-            "INSERT INTO logs SELECT i, " +
-            std::to_string(old) + " FROM n");
-  }
+  add_expired_logs(service);
   std::string rule = service.logs_rule();
   rule += "batch_time = \"1ms\"\n";
   service.write_config(rule);
@@ -541,13 +543,7 @@ TEST_CASE("run: SIGTERM during a run finishes the current batch, audits it and e
 TEST_CASE("run: SIGHUP during a long run is taken between its batches; a new audit key is "
           "refused") {
   Service service;
-  {
-    SQLite::Database db(service.app(), SQLite::OPEN_READWRITE);
-    const std::int64_t old = retentiond::to_unix_seconds(retentiond::now_utc()) - 400 * k_day_s;
-    db.exec("WITH RECURSIVE n(i) AS (SELECT 100 UNION ALL SELECT i + 1 FROM n WHERE i < 400000) "
-            "INSERT INTO logs SELECT i, " +
-            std::to_string(old) + " FROM n");
-  }
+  add_expired_logs(service);
   const std::filesystem::path dir = service.config().parent_path();
   std::ofstream(dir / "audit.key") << "first-audit-key-0123456789";
   std::filesystem::permissions(dir / "audit.key", std::filesystem::perms::owner_read);
