@@ -438,6 +438,8 @@ public:
               "column, or use mask 'null')",
               rule.table, mask.column, length->second, to_string(mask.mask), written));
       }
+      if (rule.anonymized_column)
+        check_done_marker(check, table, rule);
       for (const Cascade& cascade : rule.cascade) {
         const TableInfo child = table_info(tx, cascade.table);
         check_table(check, child, cascade.table, {cascade.foreign_key});
@@ -456,6 +458,35 @@ public:
       tx.commit();
       return check;
     });
+  }
+
+  // anonymized_column receives the time a row was anonymized, in the rule's age_format (see
+  // RuleStatements::done_marker): a column that cannot take it would fail every batch.
+  static void check_done_marker(SchemaCheck& check, const TableInfo& table, const Rule& rule) {
+    const std::string& column = *rule.anonymized_column;
+    const auto type = table.types.find(column);
+    if (type == table.types.end())
+      return;  // check_table named it
+    const bool unix_time =
+        rule.age_format == AgeFormat::unix_seconds || rule.age_format == AgeFormat::unix_millis;
+    const std::size_t width = rule.age_format == AgeFormat::unix_seconds  ? 10
+                              : rule.age_format == AgeFormat::unix_millis ? 13
+                                                                          : 24;
+    const std::set<std::string> takes = unix_time
+                                            ? std::set<std::string>{"int8", "numeric", "float8"}
+                                            : std::set<std::string>{"timestamptz", "timestamp"};
+    const auto length = table.max_length.find(column);
+    const bool fits =
+        takes.contains(type->second) ||
+        (is_text_type(type->second) &&
+         (length == table.max_length.end() || static_cast<std::size_t>(length->second) >= width));
+    if (!fits)
+      check.errors.push_back(
+          fmt::format("column '{}.{}' has type {}: anonymized_column receives the time a row was "
+                      "anonymized, {} (use a {} column)",
+                      rule.table, column, type->second,
+                      unix_time ? "a Unix time like the age column's" : "as ISO 8601 text",
+                      unix_time ? "bigint" : "timestamptz"));
   }
 
   RuleCounts count(const Selection& selection) override {

@@ -2009,6 +2009,30 @@ TEST_CASE("postgres datastore: check_schema names anchor types, relations and ma
                "the column, or use mask 'null')",
                "column 'people.phone' holds at most 10 characters: mask 'hmac' writes 64 (widen "
                "the column, or use mask 'null')"});
+  // anonymized_column receives the time of anonymization in the rule's age_format.
+  fixture.exec("CREATE TABLE members(id bigint PRIMARY KEY, at bigint, seen timestamptz, "
+               "email text, done_flag boolean, done_text varchar(12), done_at timestamptz, "
+               "done_s bigint)");
+  Rule members = make_rule("members", "at", AgeFormat::unix_seconds);
+  members.action = Action::anonymize;
+  members.masks = {{"email", Mask::redact}};
+  members.anonymized_column = "done_s";
+  CHECK(errors(members).empty());
+  members.anonymized_column = "done_text";  // 12 characters hold a Unix time in seconds
+  CHECK(errors(members).empty());
+  members.anonymized_column = "done_flag";
+  CHECK(errors(members) ==
+        Errors{"column 'members.done_flag' has type bool: anonymized_column receives the time a "
+               "row was anonymized, a Unix time like the age column's (use a bigint column)"});
+  Rule native = make_rule("members", "seen", AgeFormat::native);
+  native.action = Action::anonymize;
+  native.masks = {{"email", Mask::redact}};
+  native.anonymized_column = "done_at";
+  CHECK(errors(native).empty());
+  native.anonymized_column = "done_text";  // too short for 2026-11-24T15:12:54.968Z
+  CHECK(errors(native) ==
+        Errors{"column 'members.done_text' has type varchar: anonymized_column receives the "
+               "time a row was anonymized, as ISO 8601 text (use a timestamptz column)"});
   // The census refuses what check_schema reports, rather than guess.
   CHECK(error_of([&] { store->count(select_for(make_rule("logs", "at", AgeFormat::native))); }) ==
         "datastore 'contract': column 'logs.at' has type int8: without age_format the anchor "
