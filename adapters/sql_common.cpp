@@ -77,6 +77,16 @@ std::string not_unique_cascade_key(const Rule& rule, const Cascade& cascade) {
                      rule.table, cascade.key, cascade.table, rule.table, cascade.key);
 }
 
+std::string no_such_column(const std::string& table, const std::string& column,
+                           const std::vector<std::string>& existing) {
+  constexpr std::size_t k_listed = 12;
+  const std::vector<std::string> listed(
+      existing.begin(),
+      existing.begin() + static_cast<std::ptrdiff_t>(std::min(existing.size(), k_listed)));
+  return fmt::format("table '{}' has no column '{}' (it has {}{})", table, column,
+                     fmt::join(listed, ", "), existing.size() > k_listed ? ", ..." : "");
+}
+
 std::string not_unique_parent_key(const ParentAnchor& parent) {
   return fmt::format("age_from key {}.{} is not unique: a row could have several parents and "
                      "several ages; make it the primary key or add a unique index on it (CREATE "

@@ -40,6 +40,11 @@ std::string not_unique_parent_key(const ParentAnchor& parent);
 // engine marks such a row done by clearing its anchor.
 std::string not_null_anchor_cleared(const Rule& rule);
 
+// Why a rule naming a column its table lacks is refused, with the columns it has as the way
+// out (a misspelling is the likely cause).
+std::string no_such_column(const std::string& table, const std::string& column,
+                           const std::vector<std::string>& existing);
+
 // The warning of check_schema when the linked files' path column has no index.
 std::string no_index_on_linked_path(const Rule& rule);
 

@@ -171,6 +171,7 @@ struct TableInfo {
   std::string oid;                           // pg_class.oid, as text
   std::string name;                          // as SQL names it (regclass text: quoted if need be)
   std::map<std::string, std::string> types;  // column -> type name (a domain's base type)
+  std::vector<std::string> columns;          // in the table's order
   std::set<std::string> indexed;             // columns that lead an index
   std::set<std::string> unique;              // columns a unique index (not partial) covers alone
   std::set<std::string> not_null;            // columns declared NOT NULL
@@ -223,11 +224,12 @@ TableInfo table_info(pqxx::transaction_base& tx, const std::string& table) {
            "FROM pg_catalog.pg_attribute AS a "
            "JOIN pg_catalog.pg_type AS ty ON ty.oid = a.atttypid LEFT JOIN pg_catalog.pg_type AS "
            "base ON base.oid = ty.typbasetype WHERE a.attrelid = to_regclass(?) AND a.attnum > 0 "
-           "AND NOT a.attisdropped",
+           "AND NOT a.attisdropped ORDER BY a.attnum",
            {quote_identifier(table)}});
   for (const pqxx::row& column : columns) {
     const std::string name = column[0].as<std::string>();
     info.types.emplace(name, column[1].as<std::string>());
+    info.columns.push_back(name);
     if (column[2].as<bool>())
       info.indexed.insert(name);
     if (column[3].as<bool>())
@@ -973,7 +975,7 @@ private:
     }
     for (const std::string& column : columns)
       if (!info.types.contains(column))
-        check.errors.push_back(fmt::format("table '{}' has no column '{}'", table, column));
+        check.errors.push_back(no_such_column(table, column, info.columns));
   }
 
   void check_anchor(SchemaCheck& check, const TableInfo& info, const std::string& table,

@@ -904,6 +904,15 @@ private:
     return columns;
   }
 
+  std::vector<std::string> in_table_order(const std::string& table) {
+    SQLite::Statement query(m_db, "SELECT name FROM pragma_table_info(?) ORDER BY cid");
+    query.bind(1, table);
+    std::vector<std::string> columns;
+    while (query.executeStep())
+      columns.push_back(query.getColumn(0).getString());
+    return columns;
+  }
+
   bool table_has_column(const std::string& table, const std::string& column) {
     return columns_of(table).contains(column);
   }
@@ -953,7 +962,7 @@ private:
     const std::set<std::string> existing = columns_of(table);
     for (const std::string& column : columns)
       if (!existing.contains(column))
-        check.errors.push_back(fmt::format("table '{}' has no column '{}'", table, column));
+        check.errors.push_back(no_such_column(table, column, in_table_order(table)));
   }
 
   bool without_rowid(const std::string& table) {
