@@ -895,16 +895,8 @@ private:
     }
   }
 
-  std::set<std::string> columns_of(const std::string& table) {
-    SQLite::Statement query(m_db, "SELECT name FROM pragma_table_info(?)");
-    query.bind(1, table);
-    std::set<std::string> columns;
-    while (query.executeStep())
-      columns.insert(query.getColumn(0).getString());
-    return columns;
-  }
-
-  std::vector<std::string> in_table_order(const std::string& table) {
+  // The table's columns, in its order.
+  std::vector<std::string> columns_of(const std::string& table) {
     SQLite::Statement query(m_db, "SELECT name FROM pragma_table_info(?) ORDER BY cid");
     query.bind(1, table);
     std::vector<std::string> columns;
@@ -914,7 +906,8 @@ private:
   }
 
   bool table_has_column(const std::string& table, const std::string& column) {
-    return columns_of(table).contains(column);
+    const std::vector<std::string> columns = columns_of(table);
+    return std::find(columns.begin(), columns.end(), column) != columns.end();
   }
 
   // Whether SQLite gives the column TEXT affinity (its declared type names CHAR, CLOB or TEXT,
@@ -959,10 +952,10 @@ private:
                                          m_name, kind.getColumn(0).getString()));
       return;
     }
-    const std::set<std::string> existing = columns_of(table);
+    const std::vector<std::string> existing = columns_of(table);
     for (const std::string& column : columns)
-      if (!existing.contains(column))
-        check.errors.push_back(no_such_column(table, column, in_table_order(table)));
+      if (std::find(existing.begin(), existing.end(), column) == existing.end())
+        check.errors.push_back(no_such_column(table, column, existing));
   }
 
   bool without_rowid(const std::string& table) {
