@@ -477,7 +477,7 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
       const auto took = batch_ended - batch_started;
       batch_tail = batch_ended - statements_done;
       if (options.on_batch)
-        options.on_batch(rule, took);
+        options.on_batch(rule, took, changed);
       spdlog::debug("rule {}: batch of size {} changed {} rows in {} us{}", rule.id, limit, changed,
                     std::chrono::duration_cast<std::chrono::microseconds>(took).count(),
                     cut_short ? " (cut short)"

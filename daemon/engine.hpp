@@ -27,7 +27,7 @@ struct RunOptions {
   // it, because another process ran it in the meantime. Unset: the rule runs.
   std::function<bool(const Rule&)> still_due;
   // Called after each committed batch with its duration (metrics, the service's watchdog).
-  std::function<void(const Rule&, std::chrono::nanoseconds)> on_batch;
+  std::function<void(const Rule&, std::chrono::nanoseconds took, std::int64_t rows)> on_batch;
   // Called now and then while the reads before a rule's first batch make progress (the
   // service's watchdog; see adapters::Selection::progress).
   std::function<void()> on_census_progress;

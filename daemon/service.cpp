@@ -238,8 +238,9 @@ private:
     options.still_due = [this, previous](const Rule& locked) {
       return !ran_elsewhere(locked, previous);
     };
-    options.on_batch = [this](const Rule& batch_rule, std::chrono::nanoseconds took) {
-      m_metrics.record_batch(batch_rule.id, took);
+    options.on_batch = [this](const Rule& batch_rule, std::chrono::nanoseconds took,
+                              std::int64_t rows) {
+      m_metrics.record_batch(batch_rule.id, took, rows);
       feed_watchdog(false);
       reload_if_requested();
     };

@@ -13,9 +13,11 @@ void metric_family(std::string& text, std::string_view name, std::string_view ty
   text += fmt::format("# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
 }
 
-void ServiceMetrics::record_batch(const std::string& rule, std::chrono::nanoseconds took) {
+void ServiceMetrics::record_batch(const std::string& rule, std::chrono::nanoseconds took,
+                                  std::int64_t rows) {
   const double seconds = std::chrono::duration<double>(took).count();
   const std::scoped_lock lock(m_mutex);
+  m_rules[rule].rows_affected += rows;
   Histogram& histogram = m_rules[rule].batches;
   for (std::size_t i = 0; i < k_batch_buckets.size(); ++i)
     if (seconds <= k_batch_buckets[i]) {
@@ -30,7 +32,6 @@ void ServiceMetrics::record_run(const RuleOutcome& outcome, std::optional<Instan
   const std::scoped_lock lock(m_mutex);
   RuleMetrics& rule = m_rules[outcome.rule];
   rule.ran = true;
-  rule.rows_affected += outcome.rows;
   ++rule.runs_by_result[outcome.result];
   // A run that failed before its census says nothing about what is due: keep the last count.
   if (outcome.counted) {

@@ -28,7 +28,9 @@ public:
   static constexpr std::array<double, 9> k_batch_buckets{0.005, 0.01, 0.025, 0.05, 0.075,
                                                          0.1,   0.25, 0.5,   1.0};
 
-  void record_batch(const std::string& rule, std::chrono::nanoseconds took);
+  // A committed batch: its duration, and the rows it changed (counted as it commits, so a run
+  // that a restart cuts short still shows them).
+  void record_batch(const std::string& rule, std::chrono::nanoseconds took, std::int64_t rows);
   void record_run(const RuleOutcome& outcome, std::optional<Instant> last_success);
   void record_reload(bool ok, Instant when);
   // Drops the series of rules a reload removed.

@@ -35,10 +35,10 @@ RuleOutcome outcome(const std::string& rule, const std::string& result, std::int
 
 TEST_CASE("service metrics: batch durations are a cumulative histogram") {
   ServiceMetrics metrics;
-  metrics.record_batch("logs", 3ms);
-  metrics.record_batch("logs", 30ms);
-  metrics.record_batch("logs", 30ms);
-  metrics.record_batch("logs", 2s);
+  metrics.record_batch("logs", 3ms, 10);
+  metrics.record_batch("logs", 30ms, 100);
+  metrics.record_batch("logs", 30ms, 100);
+  metrics.record_batch("logs", 2s, 5);
   const std::string text = metrics.render();
   CHECK(contains(text, "# TYPE retentiond_batch_duration_seconds histogram\n"));
   CHECK(contains(text, "retentiond_batch_duration_seconds_bucket{rule=\"logs\",le=\"0.005\"} 1\n"
@@ -53,7 +53,8 @@ TEST_CASE("service metrics: batch durations are a cumulative histogram") {
                        "retentiond_batch_duration_seconds_bucket{rule=\"logs\",le=\"+Inf\"} 4\n"
                        "retentiond_batch_duration_seconds_sum{rule=\"logs\"} 2.063\n"
                        "retentiond_batch_duration_seconds_count{rule=\"logs\"} 4\n"));
-  // No run finished yet: no per-run gauges.
+  // Rows count as their batches commit, before the run ends; no per-run gauges yet.
+  CHECK(contains(text, "\nretentiond_rows_affected_total{rule=\"logs\"} 215\n"));
   CHECK_FALSE(contains(text, "retentiond_due_rows{"));
 }
 
@@ -67,7 +68,8 @@ TEST_CASE("service metrics: runs count by result; a run without a census keeps t
                        "retentiond_runs_total{rule=\"logs\",result=\"error\"} 1\n"
                        "retentiond_runs_total{rule=\"logs\",result=\"ok\"} 1\n"
                        "retentiond_runs_total{rule=\"logs\",result=\"partial\"} 1\n"));
-  CHECK(contains(text, "\nretentiond_rows_affected_total{rule=\"logs\"} 12\n"));
+  // Rows are counted by their batches (record_batch), not again when the run ends.
+  CHECK(contains(text, "\nretentiond_rows_affected_total{rule=\"logs\"} 0\n"));
   CHECK(contains(text, "\nretentiond_due_rows{rule=\"logs\"} 20\n"));
 }
 
