@@ -2,7 +2,9 @@
 
 #include <spdlog/fmt/fmt.h>
 
+#include <algorithm>
 #include <bitset>
+#include <cctype>
 #include <charconv>
 #include <sstream>
 #include <vector>
@@ -55,6 +57,11 @@ std::expected<std::bitset<64>, std::string> parse_cron_field(std::string_view te
       const std::size_t dash = range.find('-');
       const auto first = to_int(range.substr(0, dash));
       const auto last = dash == std::string_view::npos ? first : to_int(range.substr(dash + 1));
+      if (std::any_of(range.begin(), range.end(),
+                      [](char c) { return std::isalpha(static_cast<unsigned char>(c)); }))
+        return std::unexpected(fmt::format("{} field '{}': names are not supported; write the "
+                                           "number ({}-{})",
+                                           field.name, item, field.low, field.high));
       if (!first || !last || *first < field.low || *last > field.high || *first > *last)
         return std::unexpected(fmt::format("{} field '{}' is out of range {}-{}", field.name, item,
                                            field.low, field.high));

@@ -592,6 +592,10 @@ TEST_CASE("load_config refuses a bad configuration with its position and a way o
           dir.at(16, 12,
                  "rules.r.schedule: schedule '61 * * * *': minute field '61' is out of range "
                  "0-59"));
+    CHECK(dir.error_of(k_header + k_rule + "schedule = \"0 0 * * mon-fri\"\n") ==
+          dir.at(16, 12,
+                 "rules.r.schedule: schedule '0 0 * * mon-fri': day of week field 'mon-fri': "
+                 "names are not supported; write the number (0-7)"));
     CHECK(dir.error_of(k_header + k_rule + "schedule = \"0 0 31 2 *\"\n") ==
           dir.at(16, 12, "rules.r.schedule: schedule '0 0 31 2 *' names no date that exists"));
     CHECK(dir.error_of(k_header + k_rule + "schedule = \"*/0 * * * *\"\n") ==
