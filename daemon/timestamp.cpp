@@ -1,5 +1,7 @@
 #include "daemon/timestamp.hpp"
 
+#include <algorithm>
+
 #include <spdlog/fmt/fmt.h>
 
 #include <limits>
@@ -212,6 +214,12 @@ Instant from_unix_seconds(std::int64_t value) {
 
 Instant from_unix_millis(std::int64_t millis) {
   return Instant{milliseconds{millis}};
+}
+
+Instant from_unix_millis_in_calendar(std::int64_t millis) {
+  constexpr std::int64_t k_year_1 = -62'135'596'800'000;          // 0001-01-01T00:00:00Z
+  constexpr std::int64_t k_year_10000 = 253'402'300'800'000 - 1;  // 9999-12-31T23:59:59.999Z
+  return from_unix_millis(std::clamp(millis, k_year_1, k_year_10000));
 }
 
 }  // namespace retentiond

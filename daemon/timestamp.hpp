@@ -28,4 +28,8 @@ std::int64_t to_unix_millis(Instant instant);
 Instant from_unix_seconds(std::int64_t seconds);
 Instant from_unix_millis(std::int64_t millis);
 
+// The same, held to the years 0001-9999 that ISO 8601 text can write: an absurd anchor (-9e18
+// seconds) reads as the earliest instant, and durations from it do not overflow.
+Instant from_unix_millis_in_calendar(std::int64_t millis);
+
 }  // namespace retentiond

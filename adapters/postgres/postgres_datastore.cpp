@@ -522,7 +522,7 @@ public:
       counts.future = scalar(census[6]);
       counts.wrong_scale = scalar(census[7]);
       if (!census[8].is_null())
-        counts.oldest_due = from_unix_millis(census[8].as<std::int64_t>());
+        counts.oldest_due = from_unix_millis_in_calendar(census[8].as<std::int64_t>());
       if (selection.linked_files != nullptr)
         count_refused_files(tx, statements, selection, counts);
       tx.commit();
@@ -738,7 +738,7 @@ private:
       if (!row[0].is_null() && !selection.linked_files->resolve(row[0].as<std::string>()))
         ++counts.refused;
       else if (!counts.oldest_due && !row[1].is_null())
-        counts.oldest_due = from_unix_millis(row[1].as<std::int64_t>());
+        counts.oldest_due = from_unix_millis_in_calendar(row[1].as<std::int64_t>());
     }
     counts.due -= counts.refused;
   }

@@ -377,7 +377,7 @@ public:
     if (counts.due > 0) {
       SQLite::Statement& oldest = prepared(statements.oldest_due());
       if (oldest.executeStep() && !oldest.getColumn(0).isNull())
-        counts.oldest_due = from_unix_millis(oldest.getColumn(0).getInt64());
+        counts.oldest_due = from_unix_millis_in_calendar(oldest.getColumn(0).getInt64());
       oldest.reset();
     }
     snapshot.commit();
@@ -875,7 +875,7 @@ private:
       if (!paths.getColumn(0).isNull() && !resolve_linked(linked, paths.getColumn(0)))
         ++counts.refused;
       else if (!counts.oldest_due)
-        counts.oldest_due = from_unix_millis(paths.getColumn(1).getInt64());
+        counts.oldest_due = from_unix_millis_in_calendar(paths.getColumn(1).getInt64());
     }
     counts.due -= counts.refused;
   }

@@ -790,6 +790,20 @@ void wrong_scale_is_counted_and_never_due(const ContractTarget& target) {
   CHECK(ids_of(*fixture, "millis") == std::vector<std::int64_t>{1});
 }
 
+void absurdly_old_anchors_stay_in_the_calendar(const ContractTarget& target) {
+  auto fixture = target.fixture();
+  fixture->create_table("seconds", {{"id", ColumnType::key}, {"at", ColumnType::integer}});
+  fixture->insert("seconds", {"id", "at"},
+                  {{std::int64_t{1}, std::int64_t{-9'000'000'000'000'000'000}},
+                   {std::int64_t{2}, k_cutoff_s - 10}});
+  auto store = target.open(fixture->config(), OpenMode::read_write);
+  const RuleCounts counts =
+      store->count(select_for(make_rule("seconds", "at", AgeFormat::unix_seconds)));
+  CHECK(counts.due == 2);
+  // Held to year 1, not wrapped around into year 10850.
+  CHECK(counts.oldest_due == parse_iso8601("0001-01-01T00:00:00Z").value());
+}
+
 void wrong_scale_is_not_counted_as_future(const ContractTarget& target) {
   auto fixture = target.fixture();
   fixture->create_table("seconds", {{"id", ColumnType::key}, {"at", ColumnType::integer}});
@@ -1637,6 +1651,10 @@ TEST_CASE("datastore contract: begin_batch changes at most limit rows, exactly t
 
 TEST_CASE("datastore contract: sparse due rows in a large table") {
   for_each_target(batches_on_sparse_work);
+}
+
+TEST_CASE("datastore contract: an anchor before year 1 is the oldest due, held to year 1") {
+  for_each_target(absurdly_old_anchors_stay_in_the_calendar);
 }
 
 TEST_CASE("datastore contract: batches over keys far apart") {
