@@ -147,7 +147,8 @@ void write_output(const std::optional<std::string>& output, const std::string& t
   std::error_code error;
   const auto target = std::filesystem::symlink_status(*output, error);
   if (std::filesystem::exists(target) && !std::filesystem::is_regular_file(target)) {
-    const int fd = ::open(output->c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC);
+    // O_CREAT: a symlink whose target does not exist yet gets it created.
+    const int fd = ::open(output->c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (fd < 0)
       cannot_write(*output, errno);
     const bool written = write_all(fd, text);

@@ -218,8 +218,13 @@ RunSummary Engine::run_once(const RunOptions& options) {
             [](const RuleOutcome& a, const RuleOutcome& b) { return a.rule < b.rule; });
   // A chain cut short at its end still verifies; the log (the journal, kept apart from the
   // state) is a witness of how far it reached.
-  if (!options.dry_run)
-    spdlog::info("audit log head: {}", m_state->audit_head_hash());
+  if (!options.dry_run) {
+    try {
+      spdlog::info("audit log head: {}", m_state->audit_head_hash());
+    } catch (const std::exception& error) {
+      spdlog::warn("cannot read the audit log's head: {}", error.what());
+    }
+  }
   return summary;
 }
 
@@ -369,6 +374,7 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
   if (held.suspended) {
     outcome.result = "held";
     outcome.message = "suspended by a hold on the whole rule";
+    spdlog::warn("rule {}: {}", rule.id, outcome.message);
     if (!options.dry_run)
       m_state->append_audit("rule_done", rule.id, 0,
                             message_detail(run_id, "held", outcome.message));

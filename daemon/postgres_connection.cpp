@@ -31,26 +31,24 @@ std::string without_quoted_values(std::string_view message) {
   for (const PQconninfoOption* option = defaults.get(); option && option->keyword; ++option)
     keywords.insert(option->keyword);
   std::string out;
-  bool withheld = false;
-  while (!message.empty()) {
-    const std::size_t open = message.find('"');
+  std::size_t at = 0;
+  while (true) {
+    const std::size_t open = message.find('"', at);
     const std::size_t close = open == std::string_view::npos ? open : message.find('"', open + 1);
-    if (close == std::string_view::npos) {
-      out += message;
-      break;
-    }
+    if (close == std::string_view::npos)
+      return out.append(message.substr(at));
     const std::string_view token = message.substr(open + 1, close - open - 1);
-    out += message.substr(0, open + 1);
-    if (keywords.contains(token)) {
-      out += token;
-    } else {
-      out += "...";
-      withheld = true;
+    if (!keywords.contains(token)) {
+      // The value itself may hold quotes: withhold everything up to the message's last one.
+      const std::size_t last = message.rfind('"');
+      return out.append(message.substr(at, open - at))
+          .append("\"...\"")
+          .append(message.substr(last + 1))
+          .append(" (the quoted text is withheld: it may be a password)");
     }
-    out += '"';
-    message.remove_prefix(close + 1);
+    out.append(message.substr(at, close + 1 - at));
+    at = close + 1;
   }
-  return withheld ? out + " (the quoted text is withheld: it may be a password)" : out;
 }
 
 ParsedDsn parse_dsn(std::string_view dsn) {

@@ -474,9 +474,12 @@ public:
     const std::size_t width = rule.age_format == AgeFormat::unix_seconds  ? 10
                               : rule.age_format == AgeFormat::unix_millis ? 13
                                                                           : 24;
-    const std::set<std::string> takes = unix_time
-                                            ? std::set<std::string>{"int8", "numeric", "float8"}
-                                            : std::set<std::string>{"timestamptz", "timestamp"};
+    // Only whether it is NULL is ever read back: any type that stores the value will do.
+    const std::set<std::string> takes =
+        rule.age_format == AgeFormat::unix_seconds
+            ? std::set<std::string>{"int4", "int8", "numeric", "float4", "float8"}
+        : unix_time ? std::set<std::string>{"int8", "numeric", "float4", "float8"}
+                    : std::set<std::string>{"timestamptz", "timestamp", "date"};
     const auto length = table.max_length.find(column);
     const bool fits =
         takes.contains(type->second) ||
@@ -488,7 +491,7 @@ public:
                       "anonymized, {} (use a {} column)",
                       rule.table, column, type->second,
                       unix_time ? "a Unix time like the age column's" : "as ISO 8601 text",
-                      unix_time ? "bigint" : "timestamptz"));
+                      unix_time ? "bigint" : "timestamptz or date"));
   }
 
   RuleCounts count(const Selection& selection) override {
@@ -505,11 +508,14 @@ public:
       } catch (const pqxx::sql_error& error) {
         if (error.sqlstate() != k_lock_not_available)
           throw;
+        const Rule& rule = selection.rule;
         throw std::runtime_error(fmt::format(
-            "datastore '{}': another session held a lock on '{}' for more than {} s (ALTER "
+            "datastore '{}': another session held a lock on '{}'{} for more than {} s (ALTER "
             "TABLE, VACUUM FULL or LOCK TABLE); nothing was counted or changed, the next run "
             "tries again",
-            m_name, selection.rule.table, k_census_lock_timeout.count()));
+            m_name, rule.table,
+            rule.age_from ? fmt::format(" or its parent '{}'", rule.age_from->table) : "",
+            k_census_lock_timeout.count()));
       }
       const pqxx::row census = result.at(0);
       RuleCounts counts;

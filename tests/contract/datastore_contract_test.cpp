@@ -2055,7 +2055,8 @@ TEST_CASE("postgres datastore: check_schema names anchor types, relations and ma
   native.anonymized_column = "done_text";  // too short for 2026-11-24T15:12:54.968Z
   CHECK(errors(native) ==
         Errors{"column 'members.done_text' has type varchar: anonymized_column receives the "
-               "time a row was anonymized, as ISO 8601 text (use a timestamptz column)"});
+               "time a row was anonymized, as ISO 8601 text (use a timestamptz or date "
+               "column)"});
   // The census refuses what check_schema reports, rather than guess.
   CHECK(error_of([&] { store->count(select_for(make_rule("logs", "at", AgeFormat::native))); }) ==
         "datastore 'contract': column 'logs.at' has type int8: without age_format the anchor "

@@ -406,6 +406,10 @@ max_fraction = 1
     CHECK(report({"--output", (dir / "latest.md").string()}).exit_code == 0);
     CHECK(std::filesystem::is_symlink(dir / "latest.md"));
     CHECK(file_bytes(dir / "latest-target.md").starts_with("# Retention report\n"));
+    // A link whose target does not exist yet: the target is created.
+    std::filesystem::create_symlink(dir / "first-target.md", dir / "first.md");
+    CHECK(report({"--output", (dir / "first.md").string()}).exit_code == 0);
+    CHECK(file_bytes(dir / "first-target.md").starts_with("# Retention report\n"));
   }
   SUBCASE("a write that fails (the disk full) keeps the previous report") {
     write_file(dir / "r.md", "previous report");

@@ -206,6 +206,11 @@ TEST_CASE("load_config refuses a bad configuration with its position and a way o
           dir.at(2, 7,
                  "state.dsn: not a libpq connection string: invalid percent-encoded token: "
                  "\"...\" (the quoted text is withheld: it may be a password)"));
+    // A value with quotes of its own.
+    CHECK(dir.error_of("[state]\ndsn = 'host=db1 pa\"ss\"word'\n") ==
+          dir.at(2, 7,
+                 "state.dsn: not a libpq connection string: missing \"=\" after \"...\" in "
+                 "connection info string (the quoted text is withheld: it may be a password)"));
     CHECK(dir.error_of("[state]\ndsn = \"host=db1 S3cret\"\n") ==
           dir.at(2, 7,
                  "state.dsn: not a libpq connection string: missing \"=\" after \"...\" in "
