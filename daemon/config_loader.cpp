@@ -462,10 +462,19 @@ private:
     // enforced.
     if (files.empty() && !has_wildcard)
       fail_at_rules(daemon, fmt::format("rule file '{}' does not exist", full.string()));
-    if (files.empty())
-      fail_at_rules(daemon, fmt::format("'{}' matches no file (correct the pattern, or remove it "
-                                        "if no rule file is meant to be there)",
-                                        full.string()));
+    // An existing directory with no match yet (rules.d/ before the first rule file) is fine;
+    // a directory that is not there is most likely a typo.
+    if (files.empty()) {
+      const std::filesystem::path directory = full.parent_path();
+      std::error_code error;
+      if (directory.string().find_first_of("*?[") == std::string::npos &&
+          !std::filesystem::is_directory(directory, error))
+        fail_at_rules(daemon,
+                      fmt::format("'{}' matches no file: there is no directory '{}' (correct the "
+                                  "pattern, or remove it)",
+                                  full.string(), directory.string()));
+      spdlog::warn("daemon.rules: '{}' matches no file", full.string());
+    }
     return files;
   }
 

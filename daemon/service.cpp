@@ -52,9 +52,11 @@ constexpr std::chrono::seconds k_own_run_slack{5};
 
 class Service {
 public:
+  // `audit_key`: the key `state` was opened with, which its chain keeps.
   Service(std::filesystem::path config_file, std::shared_ptr<const Config> config,
-          StateStore& state)
-      : m_config_file(std::move(config_file)), m_config(std::move(config)), m_state(state) {}
+          StateStore& state, std::optional<std::string> audit_key)
+      : m_config_file(std::move(config_file)), m_config(std::move(config)), m_state(state),
+        m_audit_key(std::move(audit_key)) {}
 
   int run() {
     std::thread signals([this] { take_signals(); });
@@ -209,6 +211,22 @@ private:
     return true;
   }
 
+  // The configuration in use from now on: audited when it changed, its rules' metrics kept
+  // and others dropped; new rules learn their last run from the history, or (the state out of
+  // reach) run when due and fail there, audited.
+  void take_up_config() {
+    std::vector<std::string> ids;
+    for (const Rule& rule : m_config->rules)
+      ids.push_back(rule.id);
+    m_metrics.keep_only(ids);
+    audit_config();
+    try {
+      learn_last_runs();
+    } catch (const std::exception& error) {
+      spdlog::warn("{}", error.what());
+    }
+  }
+
   // A SIGHUP is taken by the scheduling loop, and between the batches of a run: a long run
   // does not hold it back (systemctl reload waits for it).
   void reload_if_requested() {
@@ -260,6 +278,8 @@ private:
       m_metrics.record_run(failed, std::nullopt);
     }
     m_running_rule.reset();
+    if (std::exchange(m_config_changed_during_run, false))
+      take_up_config();
     feed_watchdog(false);
   }
 
@@ -280,7 +300,7 @@ private:
                                       describe_state_dsn(fresh->state_dsn)));
       // The chain is written with the key it began with: entries under another could never
       // be verified with it.
-      if (audit_key_of(*fresh) != audit_key_of(*m_config))
+      if (audit_key_of(*fresh) != m_audit_key)
         throw ConfigError(fresh->audit_key_file ? fresh->audit_key_file_position
                                                 : SourcePosition{fresh->file.string(), 0, 0},
                           "state.audit_key_file: the audit key changed; the audit chain stays "
@@ -293,10 +313,6 @@ private:
                      "is read after a restart");
       (void)secrets_of(*fresh);  // unreadable key files reject the reload, not a later run
       m_config = std::move(fresh);
-      std::vector<std::string> ids;
-      for (const Rule& rule : m_config->rules)
-        ids.push_back(rule.id);
-      m_metrics.keep_only(ids);
       m_metrics.record_reload(true, now_utc());
       spdlog::info("configuration reloaded: {} rules, digest {}", m_config->rules.size(),
                    m_config->digest);
@@ -307,14 +323,12 @@ private:
                     error.what());
       m_reload_failed = true;
     }
-    // The new configuration is in use whatever this read does: new rules learn their last run
-    // from the history, or (the state out of reach) run when due and fail there, audited.
-    audit_config();
-    try {
-      learn_last_runs();
-    } catch (const std::exception& error) {
-      spdlog::warn("{}", error.what());
-    }
+    // During a run, its rule's batches still come from the configuration it started with:
+    // the new one is audited, and rules it removed leave the metrics, when the run ends.
+    if (m_running_rule)
+      m_config_changed_during_run = true;
+    else
+      take_up_config();
     m_status = m_running_rule ? "running rule " + *m_running_rule : idle_status();
     m_notifier.notify("READY=1\nSTATUS=" + m_status);
   }
@@ -358,12 +372,14 @@ private:
   std::filesystem::path m_config_file;
   std::shared_ptr<const Config> m_config;
   StateStore& m_state;
+  const std::optional<std::string> m_audit_key;
   SystemdNotifier m_notifier;
   ServiceMetrics m_metrics;
   std::map<std::string, Instant> m_last_run;
   Clock::time_point m_last_watchdog{};
   std::string m_status;  // the last STATUS= sent
   std::optional<std::string> m_running_rule;
+  bool m_config_changed_during_run = false;  // a reload took effect during the run
   bool m_reload_failed = false;
 
   std::mutex m_mutex;  // guards the requests below
@@ -389,8 +405,9 @@ int command_run(const std::filesystem::path& config_file, std::shared_ptr<const 
   std::optional<InstanceLock> lock;
   if (!lock_state(*config, lock))
     return k_exit_locked;
-  const auto state = open_state_store(*config, StateStore::Mode::read_write, audit_key_of(*config));
-  Service service(config_file, std::move(config), *state);
+  std::optional<std::string> audit_key = audit_key_of(*config);
+  const auto state = open_state_store(*config, StateStore::Mode::read_write, audit_key);
+  Service service(config_file, std::move(config), *state, std::move(audit_key));
   return service.run();
 }
 

@@ -119,7 +119,7 @@ RunRecord read_run_row(const SQLite::Statement& row) {
 // damaged (an audit table dropped to hide what was deleted), not new.
 std::optional<std::string> missing_table(SQLite::Database& db, int version) {
   if (version < 1)
-    return std::nullopt;
+    return std::nullopt;  // see reset_version
   for (const char* table : {"audit", "holds", "runs"})
     if (!db.tableExists(table))
       return table;
@@ -128,10 +128,25 @@ std::optional<std::string> missing_table(SQLite::Database& db, int version) {
   return std::nullopt;
 }
 
+// Whether a state whose schema version reads 0 has tables all the same: the version was reset
+// (which would hide the chain from read-only opens), not never set.
+bool reset_version(SQLite::Database& db) {
+  for (const char* table : {"audit", "holds", "runs", "meta"})
+    if (db.tableExists(table))
+      return true;
+  return false;
+}
+
 [[noreturn]] void throw_damaged(const std::string& table) {
   throw std::runtime_error(fmt::format("the state is damaged: its table '{}' is missing (restore "
                                        "the state file from a backup; audit verify cannot pass)",
                                        table));
+}
+
+[[noreturn]] void throw_damaged_version() {
+  throw std::runtime_error("the state is damaged: its schema version reads 0 although it has "
+                           "tables (restore the state file from a backup; audit verify cannot "
+                           "pass)");
 }
 
 // The fingerprint of the audit key the state recorded; nullopt when none is recorded yet (a
@@ -210,6 +225,8 @@ SqliteStateStore::SqliteStateStore(const std::filesystem::path& path, Mode mode,
       if (version > k_schema_version)
         throw std::runtime_error(fmt::format("schema version {} is newer than this retentiond ({})",
                                              version, k_schema_version));
+      if (version == 0 && reset_version(*m_db))
+        throw_damaged_version();
       // A file that was never initialized (e.g. empty) has nothing to report.
       if (version == 0) {
         m_db.reset();
@@ -238,6 +255,8 @@ SqliteStateStore::SqliteStateStore(const std::filesystem::path& path, Mode mode,
     if (version > k_schema_version)
       throw std::runtime_error(fmt::format("schema version {} is newer than this retentiond ({})",
                                            version, k_schema_version));
+    if (version == 0 && reset_version(*m_db))
+      throw_damaged_version();
     if (auto table = missing_table(*m_db, version))
       throw_damaged(*table);
     if (version < k_schema_version) {

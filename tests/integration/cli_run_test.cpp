@@ -575,9 +575,24 @@ TEST_CASE("run: SIGHUP during a long run is taken between its batches; a new aud
                                     ":3:18: state.audit_key_file: the audit key changed; the "
                                     "audit chain stays under the key it began with (undo the "
                                     "change; a new key takes a new state and a restart)"));
+  // The same key, moved: taken.
+  std::filesystem::rename(dir / "audit.key", dir / "moved.key");
+  const std::string moved = "audit_key_file = \"moved.key\"\n";
+  service.write_config(rule + service.events_rule(), moved);
+  daemon->signal(SIGHUP);
+  REQUIRE(service.notify().wait_for("RELOADING=1"));
+  REQUIRE(service.notify().wait_for("READY=1"));
+  CHECK(contains(daemon->err(), "configuration reloaded: 2 rules, digest"));
   daemon->signal(SIGTERM);
   REQUIRE(daemon->wait(k_patience) == 0);
-  service.write_config(rule + service.events_rule(), key_one);
+
   const auto verify = run_retentiond({"-c", service.config().string(), "audit", "verify"});
   CHECK_MESSAGE(verify.exit_code == 0, verify.err);
+  // The new configuration is audited after the run that went on under the old one.
+  const auto log = run_retentiond({"-c", service.config().string(), "audit", "log"});
+  const std::size_t rule_done = log.out.find(" rule_done ");
+  const std::size_t config = log.out.rfind(" config ");
+  REQUIRE(rule_done != std::string::npos);
+  REQUIRE(config != std::string::npos);
+  CHECK(rule_done < config);
 }

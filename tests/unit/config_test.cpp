@@ -664,12 +664,12 @@ TEST_CASE("load_config refuses a bad configuration with its position and a way o
                  "daemon.rules: rule file '" + (dir.path() / "rules.d/missing.toml").string() +
                      "' does not exist"));
   }
-  SUBCASE("a rule glob that matches nothing (a typo would leave its rules unenforced)") {
+  SUBCASE("a rule glob whose directory is not there (a typo would leave its rules unenforced)") {
     CHECK(dir.error_of(header_with_rules("[\"rulez.d/*.toml\"]")) ==
           dir.at(5, 9,
                  "daemon.rules: '" + (dir.path() / "rulez.d/*.toml").string() +
-                     "' matches no file (correct the pattern, or remove it if no rule file is "
-                     "meant to be there)"));
+                     "' matches no file: there is no directory '" +
+                     (dir.path() / "rulez.d").string() + "' (correct the pattern, or remove it)"));
   }
   SUBCASE("a rule glob that matches a directory") {
     dir.write("rules.d/a.toml", k_rule);
@@ -862,6 +862,16 @@ TEST_CASE("load_config reads a valid configuration") {
     CHECK(config->rules[1].position.to_string() == dir.main_file().string() + ":10:1");
     CHECK(config->rules[2].id == "zeta");
     CHECK(config->rules[2].position.to_string() == zeta.string() + ":1:1");
+  }
+
+  SUBCASE("a glob that matches nothing in an existing directory is a warning, not an error") {
+    std::filesystem::create_directories(dir.path() / "rules.d");
+    const spdlog::level::level_enum level = spdlog::get_level();
+    spdlog::set_level(spdlog::level::off);  // the warning it logs is expected here
+    const auto config = dir.load(header_with_rules("[\"rules.d/*.toml\"]") + k_rule);
+    spdlog::set_level(level);
+    CHECK(config->rules.size() == 1);  // written inline
+    CHECK(config->files == std::vector<std::filesystem::path>{dir.main_file()});
   }
 
   SUBCASE("relative paths are resolved against the directory of the file that names them") {

@@ -112,6 +112,25 @@ TEST_CASE("a state that lost a table is damaged, not new") {
   CHECK_FALSE(raw.tableExists("audit"));  // not created anew
 }
 
+TEST_CASE("a state whose schema version was reset to 0 is damaged, not new") {
+  TempDir dir;
+  const auto path = dir / "state.db";
+  {
+    SqliteStateStore store(path, StateStore::Mode::read_write);
+    store.append_audit("run_start", "", 0);
+  }
+  {
+    SQLite::Database raw(path, SQLite::OPEN_READWRITE);
+    raw.exec("PRAGMA user_version=0");
+  }
+  const std::string damaged = "cannot open state database " + path.string() +
+                              ": the state is damaged: its schema version reads 0 although it "
+                              "has tables (restore the state file from a backup; audit verify "
+                              "cannot pass)";
+  CHECK(error_of([&] { SqliteStateStore store(path, StateStore::Mode::read_only); }) == damaged);
+  CHECK(error_of([&] { SqliteStateStore store(path, StateStore::Mode::read_write); }) == damaged);
+}
+
 TEST_CASE("an unopenable state DB names its path") {
   TempDir dir;
   const auto path = dir / "missing-dir" / "state.db";
