@@ -157,6 +157,22 @@ AuditEntry append_in_transaction(pqxx::work& transaction, const std::optional<st
   return entry;
 }
 
+// How many of the state's tables exist: none is a new state, all of them a whole one, and
+// anything between a damaged one (a table dropped to hide what was deleted).
+constexpr int k_state_tables = 4;
+int state_tables(pqxx::transaction_base& transaction) {
+  return transaction
+      .exec("SELECT count(*) FROM (VALUES ('retentiond.meta'), ('retentiond.audit'), "
+            "('retentiond.holds'), ('retentiond.runs')) AS t(name) WHERE to_regclass(t.name) "
+            "IS NOT NULL")[0][0]
+      .as<int>();
+}
+
+[[noreturn]] void throw_damaged() {
+  throw std::runtime_error("the state is damaged: some of its tables in schema retentiond are "
+                           "missing (restore them from a backup; audit verify cannot pass)");
+}
+
 // This host and process, as other hosts see it in pg_stat_activity and in lock messages.
 std::string application_name() {
   std::array<char, HOST_NAME_MAX + 1> host{};
@@ -221,7 +237,10 @@ PostgresStateStore::PostgresStateStore(std::string dsn, std::optional<std::strin
     m_connection = std::make_unique<pqxx::connection>(m_connection_string);
     if (mode == Mode::read_only) {
       pqxx::read_transaction transaction(*m_connection);
-      m_ready = !transaction.exec("SELECT to_regclass('retentiond.meta')")[0][0].is_null();
+      const int tables = state_tables(transaction);
+      if (tables != 0 && tables != k_state_tables)
+        throw_damaged();
+      m_ready = tables == k_state_tables;
       if (m_ready) {
         const pqxx::result version =
             transaction.exec("SELECT value FROM retentiond.meta WHERE key = 'schema_version'");
@@ -239,7 +258,10 @@ PostgresStateStore::PostgresStateStore(std::string dsn, std::optional<std::strin
     pqxx::work transaction(*m_connection);
     // The schema is created once; later opens only read it, so that a role without CREATE on
     // the database (and without DDL locks on every start) can use it.
-    if (transaction.exec("SELECT to_regclass('retentiond.meta')")[0][0].is_null()) {
+    const int tables = state_tables(transaction);
+    if (tables != 0 && tables != k_state_tables)
+      throw_damaged();
+    if (tables == 0) {
       // Hosts starting together create the schema one at a time.
       transaction.exec_params("SELECT pg_advisory_xact_lock($1)", k_chain_lock);
       transaction.exec(k_schema_sql);
@@ -256,6 +278,18 @@ PostgresStateStore::PostgresStateStore(std::string dsn, std::optional<std::strin
     // One chain for every host: one key (or none) for every host. The first to write records
     // which; a host configured otherwise would write entries nobody could verify.
     const std::string fingerprint = audit_key_fingerprint(m_audit_key);
+    // A chain written before its key was recorded: its first entry tells which key it has.
+    if (transaction.exec("SELECT 1 FROM retentiond.meta WHERE key = 'audit_key'").empty()) {
+      const pqxx::result first = transaction.exec(
+          fmt::format("SELECT {} FROM retentiond.audit ORDER BY seq LIMIT 1", k_audit_columns));
+      if (!first.empty()) {
+        const AuditEntry entry = read_audit_row(first[0]);
+        if (chain_hash(entry.prev_hash, canonical_entry(entry), m_audit_key) != entry.hash)
+          throw std::runtime_error(
+              "its audit chain's first entry does not verify under state.audit_key_file (or its "
+              "absence): set it as it was when the chain began, or see retentiond audit verify");
+      }
+    }
     transaction.exec_params("INSERT INTO retentiond.meta(key, value) VALUES('audit_key', $1) "
                             "ON CONFLICT DO NOTHING",
                             fingerprint);

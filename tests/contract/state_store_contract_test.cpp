@@ -165,25 +165,29 @@ TEST_CASE("state contract: a deleted middle entry is detected") {
   });
 }
 
-TEST_CASE("state contract: a dropped audit table never verifies, and no new chain begins") {
+TEST_CASE("state contract: a dropped table never verifies, and no new chain begins") {
   for_each_state_backend([](const StateBackend& backend) {
-    const auto fixture = backend.fixture();
-    write_chain(*fixture->open(StateStore::Mode::read_write));
-    fixture->tamper("DROP TABLE audit");
-    // Not "verified: 0 entries": the state is damaged, whether opening or verifying says so.
-    std::string verify_error;
-    bool verified = false;
-    try {
-      verified = fixture->open(StateStore::Mode::read_only)->verify_audit().ok;
-    } catch (const std::exception& error) {
-      verify_error = error.what();
+    for (const std::string table : {"audit", "meta"}) {
+      CAPTURE(table);
+      const auto fixture = backend.fixture();
+      write_chain(*fixture->open(StateStore::Mode::read_write, "secret-one"));
+      fixture->tamper("DROP TABLE " + table);
+      // Not "verified: 0 entries": the state is damaged, whether opening or verifying says so.
+      std::string verify_error;
+      bool verified = false;
+      try {
+        verified = fixture->open(StateStore::Mode::read_only, "secret-one")->verify_audit().ok;
+      } catch (const std::exception& error) {
+        verify_error = error.what();
+      }
+      CHECK_FALSE(verified);
+      CHECK_MESSAGE(verify_error.find("damaged") != std::string::npos, verify_error);
+      // Nor does a writer start a fresh chain, or record another key, that would verify.
+      const std::string append_error = error_of([&] {
+        fixture->open(StateStore::Mode::read_write, "secret-two")->append_audit("run_start", "", 0);
+      });
+      CHECK_MESSAGE(append_error.find("damaged") != std::string::npos, append_error);
     }
-    CHECK_FALSE(verified);
-    CHECK_MESSAGE(verify_error.find("audit") != std::string::npos, verify_error);
-    // Nor does a writer start a fresh chain that would verify.
-    const std::string append_error = error_of(
-        [&] { fixture->open(StateStore::Mode::read_write)->append_audit("run_start", "", 0); });
-    CHECK_MESSAGE(append_error.find("audit") != std::string::npos, append_error);
   });
 }
 

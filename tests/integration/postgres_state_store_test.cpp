@@ -151,6 +151,25 @@ TEST_CASE("postgres state: every host must write the chain with the same audit k
   same.append_audit("config", "", 0);
   CHECK(same.verify_audit().ok);
   CHECK(same.verify_audit().entries == 2);
+
+  // A chain whose key is not recorded (deleted, or from before it was) takes the key its first
+  // entry verifies under, and no other.
+  {
+    pqxx::connection raw(database.dsn);
+    pqxx::work work(raw);
+    work.exec("DELETE FROM retentiond.meta WHERE key = 'audit_key'");
+    work.commit();
+  }
+  CHECK(error_of([&] {
+          PostgresStateStore other(database.dsn, std::nullopt, StateStore::Mode::read_write,
+                                   std::string{"key-two-0123456789"});
+        }) == "cannot open " + database.described +
+                  ": its audit chain's first entry does not verify under state.audit_key_file "
+                  "(or its absence): set it as it was when the chain began, or see retentiond "
+                  "audit verify");
+  PostgresStateStore again(database.dsn, std::nullopt, StateStore::Mode::read_write,
+                           std::string{"key-one-0123456789"});
+  CHECK(again.verify_audit().ok);
 }
 
 TEST_CASE("postgres state: once created, a role without CREATE privileges can use it") {
