@@ -449,9 +449,12 @@ Hold PostgresStateStore::release_hold(std::int64_t id, std::string reason, Insta
       throw HoldRefused(fmt::format("hold {} is already released", id));
     hold.released = format_iso8601(now);
     hold.release_reason = std::move(reason);
-    transaction.exec_params(
-        "UPDATE retentiond.holds SET released = $1, release_reason = $2 WHERE id = $3",
-        *hold.released, *hold.release_reason, id);
+    // A released hold protects nothing: its subject is kept as its digest, not its value.
+    if (hold.subject)
+      hold.subject = subject_digest(*hold.subject, m_audit_key);
+    transaction.exec_params("UPDATE retentiond.holds SET released = $1, release_reason = $2, "
+                            "subject = $3 WHERE id = $4",
+                            *hold.released, *hold.release_reason, hold.subject, id);
 
     append_in_transaction(transaction, m_audit_key, "hold_release", hold.rule.value_or(""), 0,
                           hold_released_detail(hold));

@@ -415,10 +415,15 @@ Hold SqliteStateStore::release_hold(std::int64_t id, std::string reason, Instant
       throw HoldRefused(fmt::format("hold {} is already released", id));
     hold->released = format_iso8601(now);
     hold->release_reason = std::move(reason);
-    SQLite::Statement update(db, "UPDATE holds SET released = ?, release_reason = ? WHERE id = ?");
+    // A released hold protects nothing: its subject is kept as its digest, not its value.
+    if (hold->subject)
+      hold->subject = subject_digest(*hold->subject, m_audit_key);
+    SQLite::Statement update(
+        db, "UPDATE holds SET released = ?, release_reason = ?, subject = ? WHERE id = ?");
     update.bind(1, *hold->released);
     update.bind(2, *hold->release_reason);
-    update.bind(3, id);
+    bind_optional(update, 3, hold->subject);
+    update.bind(4, id);
     update.exec();
 
     append_in_transaction(db, m_audit_key, "hold_release", hold->rule.value_or(""), 0,

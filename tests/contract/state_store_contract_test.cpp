@@ -379,6 +379,9 @@ TEST_CASE("state contract: holds are added, listed and released") {
     REQUIRE(after.size() == 3);
     CHECK(after[0].released == "2026-06-02T00:00:00Z");
     CHECK(after[0].release_reason == "case closed");
+    // Released, it protects nothing: the subject's value gives way to its digest.
+    CHECK(after[0].subject ==
+          "sha256:c6c289e49e9c05b2145860387b73bcb18df43fb09a1e4a4a9713c76c88bb541b");
 
     CHECK(error_of([&] { store->release_hold(1, "again", now); }) == "hold 1 is already released");
     CHECK(error_of([&] { store->release_hold(99, "nope", now); }) == "hold 99 does not exist");
