@@ -147,6 +147,9 @@ public:
   // it came to removing them (someone else removed them first). The engine audits the
   // difference so that audited counts stay equal to what retentiond really removed.
   virtual std::int64_t vanished() const { return 0; }
+  // After commit, also one that threw: how many files it removed. A removal that fails part
+  // way leaves those removed (a file cannot be put back), while the rows are undone.
+  virtual std::int64_t files_removed() const { return 0; }
 };
 
 // A datastore as the engine sees it. Implementations build every statement from validated,

@@ -454,10 +454,15 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
         try {
           batch->commit();
         } catch (const std::exception& error) {
-          // Keep the audited sum equal to what really changed.
-          m_state->append_audit("batch", rule.id, -changed,
-                                fmt::format("{{\"run\":{},\"reverts\":{},\"reason\":{}}}", run_id,
-                                            entry.seq, json_quote(error.what())));
+          // Keep the audited sum equal to what really changed: the rows are undone, but files
+          // removed before the failure stay removed.
+          const std::int64_t removed = batch->files_removed();
+          m_state->append_audit(
+              "batch", rule.id, -(changed - removed),
+              fmt::format("{{\"run\":{},\"reverts\":{},\"files_removed\":{},\"reason\":{}}}",
+                          run_id, entry.seq, removed, json_quote(error.what())));
+          outcome.rows += removed;
+          outcome.files += rule.files ? removed : 0;
           throw;
         }
         if (batch->vanished() > 0) {

@@ -99,10 +99,10 @@ std::shared_ptr<const Root> open_root(const std::string& datastore,
 
 HeldFile::HeldFile(std::shared_ptr<const Root> root, std::vector<SharedFd> directories,
                    std::vector<std::string> directory_names, std::string name,
-                   const struct stat& status)
+                   const struct stat& status, std::size_t kept_depth)
     : m_root(std::move(root)), m_directories(std::move(directories)),
       m_directory_names(std::move(directory_names)), m_name(std::move(name)),
-      m_device(status.st_dev), m_inode(status.st_ino) {}
+      m_device(status.st_dev), m_inode(status.st_ino), m_kept_depth(kept_depth) {}
 
 std::string HeldFile::relative_path() const {
   std::string path = join(m_directory_names, m_directory_names.size());
@@ -149,8 +149,9 @@ bool HeldFile::remove() {
 }
 
 void HeldFile::prune_empty_directories() const {
-  // m_directories[0] is the root: the loop never reaches it as something to remove.
-  for (std::size_t i = m_directories.size() - 1; i > 0; --i) {
+  // m_directories[0] is the root and [1..m_kept_depth] the kept ones: the loop never reaches
+  // them as something to remove.
+  for (std::size_t i = m_directories.size() - 1; i > m_kept_depth; --i) {
     const int parent = m_directories[i - 1]->get();
     const std::string& name = m_directory_names[i - 1];
     struct stat held {};
@@ -163,7 +164,12 @@ void HeldFile::prune_empty_directories() const {
       return;
     if (::unlinkat(parent, name.c_str(), AT_REMOVEDIR) != 0) {
       const int error = errno;
-      if (error != ENOTEMPTY && error != EEXIST && error != ENOENT && error != EBUSY)
+      // Not empty, gone, a mount point, or not ours to remove (EACCES, EPERM: a sticky or
+      // read-only parent): left, and said once per file only when debugging.
+      if (error == EACCES || error == EPERM)
+        spdlog::debug("datastore '{}': cannot remove directory '{}': {}", m_root->datastore,
+                      join(m_directory_names, i), errno_text(error));
+      else if (error != ENOTEMPTY && error != EEXIST && error != ENOENT && error != EBUSY)
         spdlog::warn("datastore '{}': cannot remove empty directory '{}': {}", m_root->datastore,
                      join(m_directory_names, i), errno_text(error));
       return;

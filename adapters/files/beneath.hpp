@@ -45,14 +45,17 @@ class HeldFile final : public ResolvedFile {
 public:
   // `directories` starts with the root; `directory_names[i]` is the name of directories[i + 1]
   // in directories[i]; `status` is the file's fstatat(AT_SYMLINK_NOFOLLOW) at resolution.
+  // `kept_depth`: how many directories below the root remove() never prunes (a file rule's
+  // "uploads/tmp/**" keeps uploads and uploads/tmp: they are the rule's place, not its matches).
   HeldFile(std::shared_ptr<const Root> root, std::vector<SharedFd> directories,
-           std::vector<std::string> directory_names, std::string name, const struct stat& status);
+           std::vector<std::string> directory_names, std::string name, const struct stat& status,
+           std::size_t kept_depth = 0);
 
   // Unlinks the file if it is still the one resolved (same device and inode, still a regular
   // file, its directory still beneath the root), then removes each directory it leaves empty,
-  // up to but never including the root. Returns false when the file is gone or was replaced
-  // meanwhile (the replacement is left alone). Throws std::runtime_error when the datastore is
-  // read-only, the directory was moved out of the root, or the unlink fails otherwise.
+  // up to but never including the root or the kept directories. Returns false when the file is gone
+  // or was replaced meanwhile (the replacement is left alone). Throws std::runtime_error when the
+  // datastore is read-only, the directory was moved out of the root, or the unlink fails otherwise.
   bool remove() override;
 
   // "a/b/c.jpg": the components resolved, without empty or "." ones.
@@ -67,6 +70,7 @@ private:
   std::string m_name;
   dev_t m_device;
   ino_t m_inode;
+  std::size_t m_kept_depth;
 };
 
 // Directories that files resolved earlier still hold open, offered to later resolutions so a

@@ -65,9 +65,12 @@ public:
 
   void commit() override {
     std::int64_t gone = 0;
-    for (const auto& file : m_files)
-      if (!file->remove())
+    for (const auto& file : m_files) {
+      if (file->remove())
+        ++m_removed;
+      else
         ++gone;
+    }
     if (gone > 0)
       spdlog::info("{} due file(s) had already gone when the batch committed", gone);
     m_vanished = gone;
@@ -79,9 +82,11 @@ public:
   }
 
   std::int64_t vanished() const override { return m_vanished; }
+  std::int64_t files_removed() const override { return m_removed; }
 
 private:
   std::int64_t m_vanished = 0;
+  std::int64_t m_removed = 0;
   std::vector<std::unique_ptr<HeldFile>> m_files;
   std::vector<std::pair<std::string, std::string>> m_refusals;  // due symlinks it passed
   bool m_exhausted;

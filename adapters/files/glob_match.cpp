@@ -110,6 +110,14 @@ GlobPattern::GlobPattern(std::string_view pattern) {
   });
 }
 
+std::size_t GlobPattern::literal_depth() const {
+  std::size_t depth = 0;
+  while (depth < m_segments.size() && !m_segments[depth].globstar &&
+         m_segments[depth].pattern.find_first_of("*?[\\") == std::string::npos)
+    ++depth;
+  return depth;
+}
+
 void GlobPattern::close(States& states) const {
   // A `**` in the middle may match zero components; a trailing one needs at least one.
   for (std::size_t i = 0; i + 1 < m_segments.size(); ++i)

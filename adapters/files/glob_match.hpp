@@ -33,6 +33,9 @@ public:
   bool accepts(const States& states) const;
   // Whether a longer path (one more component or several) could still match: descend if so.
   bool alive(const States& states) const;
+  // How many leading components are plain names, before the first with a wildcard: 2 for
+  // "uploads/tmp/**". The directories they name are the rule's place, not its matches.
+  std::size_t literal_depth() const;
 
 private:
   struct Segment {

@@ -258,15 +258,19 @@ public:
   bool exhausted() const override { return m_exhausted; }
   bool cut_short() const override { return m_cut_short; }
   std::int64_t vanished() const override { return m_vanished; }
+  std::int64_t files_removed() const override { return m_removed; }
   const std::vector<std::pair<std::string, std::string>>& refusals() const override {
     return m_refusals;
   }
 
   void commit() override {
     // The file goes first: a row is never deleted while its file stays behind.
-    for (auto& file : m_files)
-      if (!file->remove())
+    for (auto& file : m_files) {
+      if (file->remove())
+        ++m_removed;
+      else
         ++m_vanished;
+    }
     try {
       m_work.commit();
     } catch (const std::exception& error) {
@@ -382,6 +386,7 @@ private:
   std::int64_t m_selected = 0;
   std::int64_t m_attempted = 0;
   std::int64_t m_vanished = 0;
+  std::int64_t m_removed = 0;  // files removed at commit
   std::int64_t m_rows = 0;
   std::int64_t m_children = 0;
   std::vector<std::unique_ptr<ResolvedFile>> m_files;

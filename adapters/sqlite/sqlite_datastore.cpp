@@ -172,9 +172,12 @@ public:
 
   void commit() override {
     // The file goes first: a row is never deleted while its file stays behind.
-    for (auto& file : m_files)
-      if (!file->remove())
+    for (auto& file : m_files) {
+      if (file->remove())
+        ++m_removed;
+      else
         ++m_vanished;
+    }
     m_db.exec("COMMIT");
     m_committed = true;
   }
@@ -206,6 +209,7 @@ public:
 
   std::int64_t selected() const { return m_selected; }
   std::int64_t vanished() const override { return m_vanished; }
+  std::int64_t files_removed() const override { return m_removed; }
   bool cut_short() const override { return m_cut_short; }
   std::optional<std::int64_t> stopped_at_deadline() const override { return m_covered; }
   std::chrono::steady_clock::duration waited_for_lock() const override { return m_waited_for_lock; }
@@ -254,6 +258,7 @@ private:
   std::chrono::steady_clock::duration m_waited_for_lock{0};
   std::int64_t m_selected = 0;
   std::int64_t m_vanished = 0;
+  std::int64_t m_removed = 0;  // files removed at commit
   std::int64_t m_rows = 0;
   std::int64_t m_children = 0;
   std::vector<std::unique_ptr<ResolvedFile>> m_files;

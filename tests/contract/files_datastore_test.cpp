@@ -231,6 +231,20 @@ TEST_CASE("files datastore: batches remove exactly the due files") {
   CHECK(store->count(selection).refused == 2);
 }
 
+TEST_CASE("files datastore: directories emptied below the glob's fixed part go, that part stays") {
+  TempDir dir;
+  const fs::path root = dir / "root";
+  const Instant now = now_utc();
+  write_file(root / "uploads/tmp/sub/deeper/old.bin", now - days{30});
+  write_file(root / "uploads/tmp/old.bin", now - days{30});
+  auto store = adapters::open_datastore(files_config(root), adapters::OpenMode::read_write, {});
+  const Rule rule = file_rule("uploads/tmp/**");
+  const adapters::Selection selection{rule, now - days{7}, now, {}, nullptr};
+  CHECK(run_batches(*store, selection, 100).rows == std::vector<std::int64_t>{2});
+  // uploads/tmp is where the rule looks (the application's spool), not something it matched.
+  CHECK(tree(root) == "uploads/ uploads/tmp/");
+}
+
 TEST_CASE("files datastore: a tree with one file per directory is removed in bounded batches") {
   TempDir dir;
   const Instant now = now_utc();

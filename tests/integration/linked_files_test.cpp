@@ -21,6 +21,7 @@
 #include <spdlog/fmt/fmt.h>
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -990,4 +991,64 @@ TEST_CASE("linked files: a held row keeps its file until the hold is released") 
   CHECK(audit.batch_rows == 4);
   CHECK(audit.refused_entries == 0);
   CHECK(site.cli({"audit", "verify"}).exit_code == 0);
+}
+
+TEST_CASE("linked files: a removal that fails part way is audited as far as it went") {
+  // The failure needs a file its user cannot remove: run as nobody, in a sticky directory,
+  // next to a file root owns. Only root can set that up.
+  if (::geteuid() != 0)
+    return;
+  const passwd* nobody = ::getpwnam("nobody");
+  REQUIRE(nobody != nullptr);
+  const TempDir dir;
+  std::filesystem::permissions(dir.path(), std::filesystem::perms::all);
+  std::filesystem::create_directories(dir / "media/d");
+  std::filesystem::create_directories(dir / "state");
+  std::filesystem::permissions(dir / "media/d",
+                               std::filesystem::perms::all | std::filesystem::perms::sticky_bit);
+  REQUIRE(::chown((dir / "state").c_str(), nobody->pw_uid, nobody->pw_gid) == 0);
+  // 60 files; root owns the first made (tmpfs lists it last, ext4 in hash order), so that files
+  // are almost always removed before the one that cannot be.
+  const auto old = std::chrono::file_clock::now() - std::chrono::days{3};
+  constexpr int k_files = 60;
+  for (int i = 0; i < k_files; ++i) {
+    const std::filesystem::path file = dir / "media/d" / fmt::format("f{:02}", i);
+    std::ofstream(file) << i;
+    std::filesystem::last_write_time(file, old);
+    if (i != 0)
+      REQUIRE(::chown(file.c_str(), nobody->pw_uid, nobody->pw_gid) == 0);
+  }
+  std::ofstream(dir / "retentiond.toml") << R"([state]
+path = "state/state.db"
+
+[datastores.media]
+type = "files"
+root = "media"
+
+[rules.tmp]
+description = "Temporary files are deleted after a day"
+policy = "test policy"
+datastore = "media"
+glob = "d/**"
+retain = "1 day"
+action = "delete"
+max_fraction = 1.0
+)";
+  const std::string config = (dir / "retentiond.toml").string();
+  const RunResult once = retentiond::test::run_program(
+      "/usr/bin/setpriv", {"--reuid=nobody", "--regid=nogroup", "--clear-groups", RETENTIOND_BINARY,
+                           "-c", config, "once"});
+  CAPTURE(once.err);
+  CHECK(once.exit_code == 1);
+  CHECK(contains(once.err, "cannot remove 'd/f00'"));
+  const auto left = tree_set(dir / "media");
+  CHECK(left.contains("d/f00"));
+  const auto removed = static_cast<std::int64_t>(k_files - (left.size() - 1));  // and "d/"
+  if (removed == 0)
+    WARN_MESSAGE(false, "the unremovable file came first: nothing to learn this time");
+  // Files removed before the failure stay removed: the audit and the run say so.
+  const AuditSummary audit = summarize(
+      audited_from(run_retentiond({"-c", config, "audit", "log", "--format", "json"}).out), "tmp");
+  CHECK(audit.batch_rows == removed);
+  CHECK(contains(once.out, "tmp: error (" + std::to_string(removed) + " rows)"));
 }
