@@ -83,16 +83,10 @@ std::optional<std::string> top_level_digest(std::string_view json) {
 
 std::string canonical_entry(const AuditEntry& entry) {
   // The order and shape are part of the chain format: changing them breaks every stored log.
-  JsonWriter json;
-  json.begin_array();
-  json.value(entry.seq);
-  json.value(entry.time);
-  json.value(entry.kind);
-  json.value(entry.rule);
-  json.value(entry.rows);
-  json.value(entry.detail);  // as a string, so the hash covers the exact stored bytes
-  json.end_array();
-  return json.str();
+  // Byte-exact quoting, detail as a string: the hash covers the exact stored bytes.
+  return fmt::format("[{},{},{},{},{},{}]", entry.seq, json_quote_bytes(entry.time),
+                     json_quote_bytes(entry.kind), json_quote_bytes(entry.rule), entry.rows,
+                     json_quote_bytes(entry.detail));
 }
 
 std::string chain_hash(std::string_view prev_hash, std::string_view canonical,

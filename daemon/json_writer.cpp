@@ -96,12 +96,50 @@ void JsonWriter::raw(std::string_view json) {
   m_out += json;
 }
 
-std::string json_quote(std::string_view text) {
+namespace {
+
+// The length of the well-formed UTF-8 sequence at the start of `text` (RFC 3629: no overlong
+// forms, no surrogates, nothing above U+10FFFF), or 0 when it starts with a byte that begins
+// none.
+std::size_t utf8_sequence_length(std::string_view text) {
+  const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
+  const unsigned char lead = byte(0);
+  std::size_t length = 0;
+  unsigned char low = 0x80;
+  unsigned char high = 0xbf;
+  if (lead < 0x80)
+    return 1;
+  if (lead >= 0xc2 && lead <= 0xdf)
+    length = 2;
+  else if (lead >= 0xe0 && lead <= 0xef) {
+    length = 3;
+    low = lead == 0xe0 ? 0xa0 : 0x80;
+    high = lead == 0xed ? 0x9f : 0xbf;
+  } else if (lead >= 0xf0 && lead <= 0xf4) {
+    length = 4;
+    low = lead == 0xf0 ? 0x90 : 0x80;
+    high = lead == 0xf4 ? 0x8f : 0xbf;
+  } else {
+    return 0;
+  }
+  if (text.size() < length || byte(1) < low || byte(1) > high)
+    return 0;
+  for (std::size_t i = 2; i < length; ++i)
+    if (byte(i) < 0x80 || byte(i) > 0xbf)
+      return 0;
+  return length;
+}
+
+// `text` as a JSON string literal; `utf8_only`: bytes that are not UTF-8 are written as \xff.
+std::string quote(std::string_view text, bool utf8_only) {
   constexpr std::string_view k_hex = "0123456789abcdef";
   std::string out;
   out.reserve(text.size() + 2);
   out += '"';
-  for (const char c : text) {
+  while (!text.empty()) {
+    const char c = text.front();
+    const auto byte = static_cast<unsigned char>(c);
+    std::size_t used = 1;
     switch (c) {
     case '"': out += "\\\""; break;
     case '\\': out += "\\\\"; break;
@@ -110,20 +148,38 @@ std::string json_quote(std::string_view text) {
     case '\t': out += "\\t"; break;
     case '\b': out += "\\b"; break;
     case '\f': out += "\\f"; break;
-    default: {
-      const auto byte = static_cast<unsigned char>(c);
+    default:
       if (byte < 0x20) {
         out += "\\u00";
         out += k_hex[byte >> 4];
         out += k_hex[byte & 0x0f];
+      } else if (!utf8_only) {
+        out += c;
+      } else if (const std::size_t length = utf8_sequence_length(text); length > 0) {
+        used = length;
+        out += text.substr(0, length);
       } else {
-        out += c;  // UTF-8 sequences pass through untouched
+        // JSON is UTF-8 (RFC 8259): a byte that is not (a file name, a value from the
+        // datastore) is written as the text \xff, which names it and keeps the line valid.
+        out += "\\\\x";
+        out += k_hex[byte >> 4];
+        out += k_hex[byte & 0x0f];
       }
     }
-    }
+    text.remove_prefix(used);
   }
   out += '"';
   return out;
+}
+
+}  // namespace
+
+std::string json_quote(std::string_view text) {
+  return quote(text, true);
+}
+
+std::string json_quote_bytes(std::string_view text) {
+  return quote(text, false);
 }
 
 }  // namespace retentiond

@@ -48,7 +48,13 @@ private:
   bool m_after_key = false;
 };
 
-// `text` as a JSON string literal, quotes included.
+// `text` as a JSON string literal, quotes included. A byte that is not part of well-formed
+// UTF-8 is written as the text \xff (JSON is UTF-8).
 std::string json_quote(std::string_view text);
+
+// The same, but every byte of `text` outside the escapes passes through as it is: for the
+// audit chain's canonical form, which must tell apart every stored byte string (\xff written
+// as text and the byte 0xff hash differently) and stay what it always was.
+std::string json_quote_bytes(std::string_view text);
 
 }  // namespace retentiond
