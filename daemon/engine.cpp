@@ -467,10 +467,11 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
         }
         if (batch->vanished() > 0) {
           changed -= batch->vanished();
-          m_state->append_audit("batch", rule.id, -batch->vanished(),
-                                fmt::format("{{\"run\":{},\"corrects\":{},\"reason\":\"files had "
-                                            "already gone when the batch removed them\"}}",
-                                            run_id, entry.seq));
+          m_state->append_audit(
+              "batch", rule.id, -batch->vanished(),
+              fmt::format("{{\"run\":{},\"corrects\":{},\"reason\":\"files had "
+                          "gone or changed when the batch came to remove them\"}}",
+                          run_id, entry.seq));
         }
       } else {
         batch->commit();  // a slice without due rows: nothing to audit

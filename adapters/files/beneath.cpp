@@ -99,10 +99,13 @@ std::shared_ptr<const Root> open_root(const std::string& datastore,
 
 HeldFile::HeldFile(std::shared_ptr<const Root> root, std::vector<SharedFd> directories,
                    std::vector<std::string> directory_names, std::string name,
-                   const struct stat& status, std::size_t kept_depth)
+                   const struct stat& status, std::size_t kept_depth, bool aged_by_mtime)
     : m_root(std::move(root)), m_directories(std::move(directories)),
       m_directory_names(std::move(directory_names)), m_name(std::move(name)),
-      m_device(status.st_dev), m_inode(status.st_ino), m_kept_depth(kept_depth) {}
+      m_device(status.st_dev), m_inode(status.st_ino), m_kept_depth(kept_depth) {
+  if (aged_by_mtime)
+    m_mtime = status.st_mtim;
+}
 
 std::string HeldFile::relative_path() const {
   std::string path = join(m_directory_names, m_directory_names.size());
@@ -135,6 +138,12 @@ bool HeldFile::remove() {
   }
   if (!S_ISREG(now.st_mode) || now.st_dev != m_device || now.st_ino != m_inode) {
     spdlog::warn("datastore '{}': '{}' was replaced after it was resolved; left in place",
+                 m_root->datastore, relative_path());
+    return false;
+  }
+  if (m_mtime &&
+      (now.st_mtim.tv_sec != m_mtime->tv_sec || now.st_mtim.tv_nsec != m_mtime->tv_nsec)) {
+    spdlog::warn("datastore '{}': '{}' was written after it was found due; left in place",
                  m_root->datastore, relative_path());
     return false;
   }

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -47,9 +48,11 @@ public:
   // in directories[i]; `status` is the file's fstatat(AT_SYMLINK_NOFOLLOW) at resolution.
   // `kept_depth`: how many directories below the root remove() never prunes (a file rule's
   // "uploads/tmp/**" keeps uploads and uploads/tmp: they are the rule's place, not its matches).
+  // `aged_by_mtime`: the file was chosen for its mtime (a file rule), so a file written since
+  // (a new mtime) is left in place.
   HeldFile(std::shared_ptr<const Root> root, std::vector<SharedFd> directories,
            std::vector<std::string> directory_names, std::string name, const struct stat& status,
-           std::size_t kept_depth = 0);
+           std::size_t kept_depth = 0, bool aged_by_mtime = false);
 
   // Unlinks the file if it is still the one resolved (same device and inode, still a regular
   // file, its directory still beneath the root), then removes each directory it leaves empty,
@@ -71,6 +74,7 @@ private:
   dev_t m_device;
   ino_t m_inode;
   std::size_t m_kept_depth;
+  std::optional<struct timespec> m_mtime;  // when aged by it: the mtime it was chosen with
 };
 
 // Directories that files resolved earlier still hold open, offered to later resolutions so a

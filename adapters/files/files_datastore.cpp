@@ -72,7 +72,7 @@ public:
         ++gone;
     }
     if (gone > 0)
-      spdlog::info("{} due file(s) had already gone when the batch committed", gone);
+      spdlog::info("{} due file(s) had gone, or changed, when the batch committed", gone);
     m_vanished = gone;
     m_files.clear();
     // Only a committed batch lets the next one carry on: after a rollback the files it

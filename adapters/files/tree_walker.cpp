@@ -141,7 +141,7 @@ std::unique_ptr<HeldFile> TreeWalker::hold_last() const {
   const std::size_t slash = m_last->path.rfind('/');
   std::string name = slash == std::string::npos ? m_last->path : m_last->path.substr(slash + 1);
   return std::make_unique<HeldFile>(m_root, last_directories(), std::move(names), std::move(name),
-                                    m_last->status, m_glob.literal_depth());
+                                    m_last->status, m_glob.literal_depth(), true);
 }
 
 }  // namespace retentiond::adapters::files

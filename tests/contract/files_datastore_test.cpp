@@ -245,6 +245,25 @@ TEST_CASE("files datastore: directories emptied below the glob's fixed part go, 
   CHECK(tree(root) == "uploads/ uploads/tmp/");
 }
 
+TEST_CASE("files datastore: a file written after its batch found it due is left in place") {
+  TempDir dir;
+  const fs::path root = dir / "root";
+  const Instant now = now_utc();
+  write_file(root / "spool/a.bin", now - days{30});
+  write_file(root / "spool/b.bin", now - days{30});
+  auto store = adapters::open_datastore(files_config(root), adapters::OpenMode::read_write, {});
+  const Rule rule = file_rule("spool/*");
+  const adapters::Selection selection{rule, now - days{7}, now, {}, nullptr};
+  auto batch = store->begin_batch(selection, 100);
+  REQUIRE(batch != nullptr);
+  CHECK(batch->rows() == 2);
+  set_mtime(root / "spool/b.bin", now);  // the application writes it again meanwhile
+  batch->commit();
+  CHECK(batch->vanished() == 1);
+  CHECK(batch->files_removed() == 1);
+  CHECK(tree(root) == "spool/ spool/b.bin");
+}
+
 TEST_CASE("files datastore: a tree with one file per directory is removed in bounded batches") {
   TempDir dir;
   const Instant now = now_utc();
