@@ -126,8 +126,8 @@ public:
     m_resume.reset();
     RuleCounts counts;
     TreeWalker walker(m_root, GlobPattern(selection.rule.glob));
-    while (const auto entry = walker.next()) {
-      census_step(selection);  // a large tree takes a while
+    // A large tree takes a while: every entry read, matching or not, shows progress.
+    while (const auto entry = walker.next([&] { census_step(selection); })) {
       if (entry->kind == TreeWalker::Kind::symlink) {
         // Never followed, never removed: a due one is refused, as the batches say.
         if (mtime_of(entry->status) < selection.cutoff)
@@ -153,8 +153,7 @@ public:
     m_resume.reset();
     std::vector<std::int64_t> buckets(edges.size() + 1, 0);
     TreeWalker walker(m_root, GlobPattern(selection.rule.glob));
-    while (const auto entry = walker.next()) {
-      census_step(selection);
+    while (const auto entry = walker.next([&] { census_step(selection); })) {
       if (entry->kind != TreeWalker::Kind::regular)
         continue;
       const auto bucket = std::upper_bound(edges.begin(), edges.end(), mtime_of(entry->status));
@@ -185,13 +184,12 @@ public:
     std::unordered_set<const UniqueFd*> held_directories;
     bool walked_all = false;
     while (static_cast<std::int64_t>(files.size() + refusals.size()) < limit) {
-      const auto entry = walker->next();
+      // Few due files in a large tree: the batch walks as long as a census.
+      const auto entry = walker->next([&] { report_progress(selection); });
       if (!entry) {
         walked_all = true;
         break;
       }
-      // Few due files in a large tree: the batch walks as long as a census.
-      report_progress(selection);
       if (!(mtime_of(entry->status) < selection.cutoff))
         continue;
       if (entry->kind == TreeWalker::Kind::symlink) {

@@ -51,7 +51,7 @@ void TreeWalker::push(SharedFd fd, std::string path, std::string name, GlobPatte
                            std::move(name), std::move(states)});
 }
 
-std::optional<TreeWalker::Entry> TreeWalker::next() {
+std::optional<TreeWalker::Entry> TreeWalker::next(const std::function<void()>& on_entry) {
   if (m_replay) {
     m_replay = false;
     return m_last;
@@ -72,6 +72,8 @@ std::optional<TreeWalker::Entry> TreeWalker::next() {
     const std::string_view name = entry->d_name;
     if (name == "." || name == "..")
       continue;
+    if (on_entry)
+      on_entry();
     GlobPattern::States states = m_glob.step(top.states, name);
     const bool accepts = m_glob.accepts(states);
     const bool alive = m_glob.alive(states);

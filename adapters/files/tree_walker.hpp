@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -38,8 +39,10 @@ public:
 
   // The next matching regular file or symlink; nullopt once the whole tree has been walked.
   // Entries that vanish while walking are skipped. Throws std::runtime_error when a directory
-  // cannot be read or the tree is deeper than k_max_depth.
-  std::optional<Entry> next();
+  // cannot be read or the tree is deeper than k_max_depth. `on_entry`, when given, is called
+  // for every entry read, matching or not (a long stretch of files the glob passes over still
+  // shows progress; it may throw to end the walk).
+  std::optional<Entry> next(const std::function<void()>& on_entry = {});
   // Makes the next call to next() return the last entry again.
   void put_back();
   // Holds the last entry returned (a regular file) by the directories leading to it; they
