@@ -723,7 +723,16 @@ private:
                                    rule.datastore));
     rule.glob =
         reader.required_string("glob", "which files under the root, e.g. \"uploads/tmp/**\"");
-    if (rule.glob.empty() || rule.glob.front() == '/' || rule.glob.find("..") != std::string::npos)
+    const auto has_parent_component = [](std::string_view glob) {
+      for (std::size_t at = 0; at <= glob.size();) {
+        const std::size_t slash = std::min(glob.find('/', at), glob.size());
+        if (glob.substr(at, slash - at) == "..")
+          return true;
+        at = slash + 1;
+      }
+      return false;
+    };
+    if (rule.glob.empty() || rule.glob.front() == '/' || has_parent_component(rule.glob))
       reader.fail_at(
           *table.get("glob"), "glob",
           fmt::format("'{}' must be a relative pattern beneath the root, without '..'", rule.glob));

@@ -157,6 +157,7 @@ Report build_report(const Config& config, const StateStore& state,
         entry.counts.held += entry.counts.due;
         entry.counts.due = 0;
         entry.counts.oldest_due.reset();
+        entry.message = "suspended by a hold on the whole rule";
       }
       if (entry.counts.oldest_due)
         entry.worst_overshoot = *entry.cutoff - *entry.counts.oldest_due;

@@ -362,6 +362,16 @@ TEST_CASE("load_config refuses a bad configuration with its position and a way o
     CHECK(dir.error_of(k_header + with(k_rule, "description = \"d\"", "description = \"\"")) ==
           dir.at(8, 15, "rules.r.description: empty; give what the rule promises, in plain words"));
   }
+  SUBCASE("a file rule's glob: relative, and no '..' component") {
+    const std::string files = "[datastores.media]\ntype = \"files\"\nroot = \"media\"\n"
+                              "[rules.tmp]\ndescription = \"d\"\npolicy = \"p\"\n"
+                              "datastore = \"media\"\nretain = \"1 day\"\naction = \"delete\"\n";
+    CHECK(dir.error_of(k_header + files + "glob = \"d/../x\"\n") ==
+          dir.at(16, 8,
+                 "rules.tmp.glob: 'd/../x' must be a relative pattern beneath the root, "
+                 "without '..'"));
+    CHECK(dir.error_of(k_header + files + "glob = \"d/*..bak\"\n") == "loaded");
+  }
   SUBCASE("rule that is not a table") {
     CHECK(dir.error_of(k_header + "[rules]\nr = \"30 days\"\n") ==
           dir.at(8, 1, "rules.r: expected a table, got string '30 days'"));
