@@ -451,12 +451,18 @@ private:
                                                  const toml::table* daemon) {
     const std::filesystem::path full = resolve(base, pattern);
     glob_t matches{};
+    errno = 0;
     const int result = ::glob(full.c_str(), GLOB_ERR, nullptr, &matches);
+    const int glob_errno = errno;
     std::vector<std::filesystem::path> files;
     if (result == 0)
       for (std::size_t i = 0; i < matches.gl_pathc; ++i)
         files.emplace_back(matches.gl_pathv[i]);
     ::globfree(&matches);
+    // A directory on the way that cannot be read hides its rule files: not "no match".
+    if (result == GLOB_ABORTED && glob_errno != ENOENT && glob_errno != ENOTDIR)
+      fail_at_rules(daemon, fmt::format("cannot read the directories of '{}': {}", full.string(),
+                                        std::generic_category().message(glob_errno)));
     const bool has_wildcard = pattern.find_first_of("*?[") != std::string::npos;
     // A pattern that finds nothing is most likely a typo, and its rules would silently not be
     // enforced.

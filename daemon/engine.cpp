@@ -457,12 +457,12 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
           // Keep the audited sum equal to what really changed: the rows are undone, but files
           // removed before the failure stay removed.
           const std::int64_t removed = batch->files_removed();
+          outcome.rows += removed;
+          outcome.files += rule.files ? removed : 0;
           m_state->append_audit(
               "batch", rule.id, -(changed - removed),
               fmt::format("{{\"run\":{},\"reverts\":{},\"files_removed\":{},\"reason\":{}}}",
                           run_id, entry.seq, removed, json_quote(error.what())));
-          outcome.rows += removed;
-          outcome.files += rule.files ? removed : 0;
           throw;
         }
         if (batch->vanished() > 0) {

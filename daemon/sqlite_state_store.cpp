@@ -221,6 +221,8 @@ SqliteStateStore::SqliteStateStore(const std::filesystem::path& path, Mode mode,
       if (!std::filesystem::exists(m_path, ec))
         return;
       m_db = std::make_unique<SQLite::Database>(m_path, SQLite::OPEN_READONLY, k_busy_timeout_ms);
+      // One snapshot: a first writer creating the schema meanwhile is seen whole or not at all.
+      SQLite::Transaction snapshot(*m_db, SQLite::TransactionBehavior::DEFERRED);
       const int version = m_db->execAndGet("PRAGMA user_version").getInt();
       if (version > k_schema_version)
         throw std::runtime_error(fmt::format("schema version {} is newer than this retentiond ({})",
@@ -229,6 +231,7 @@ SqliteStateStore::SqliteStateStore(const std::filesystem::path& path, Mode mode,
         throw_damaged_version();
       // A file that was never initialized (e.g. empty) has nothing to report.
       if (version == 0) {
+        snapshot.commit();  // before the connection it belongs to goes
         m_db.reset();
         return;
       }
@@ -236,6 +239,7 @@ SqliteStateStore::SqliteStateStore(const std::filesystem::path& path, Mode mode,
         throw_damaged(*table);
       if (auto recorded = recorded_key_fingerprint(*m_db))
         m_key_problem = audit_key_mismatch(*recorded, m_audit_key);
+      snapshot.commit();
       return;
     }
 

@@ -104,7 +104,7 @@ HeldFile::HeldFile(std::shared_ptr<const Root> root, std::vector<SharedFd> direc
       m_directory_names(std::move(directory_names)), m_name(std::move(name)),
       m_device(status.st_dev), m_inode(status.st_ino), m_kept_depth(kept_depth) {
   if (aged_by_mtime)
-    m_mtime = status.st_mtim;
+    m_times = std::pair{status.st_mtim, status.st_ctim};
 }
 
 std::string HeldFile::relative_path() const {
@@ -141,8 +141,10 @@ bool HeldFile::remove() {
                  m_root->datastore, relative_path());
     return false;
   }
-  if (m_mtime &&
-      (now.st_mtim.tv_sec != m_mtime->tv_sec || now.st_mtim.tv_nsec != m_mtime->tv_nsec)) {
+  const auto same = [](const struct timespec& a, const struct timespec& b) {
+    return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+  };
+  if (m_times && (!same(now.st_mtim, m_times->first) || !same(now.st_ctim, m_times->second))) {
     spdlog::warn("datastore '{}': '{}' was written after it was found due; left in place",
                  m_root->datastore, relative_path());
     return false;

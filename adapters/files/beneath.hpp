@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 namespace retentiond::adapters::files {
@@ -74,7 +75,9 @@ private:
   dev_t m_device;
   ino_t m_inode;
   std::size_t m_kept_depth;
-  std::optional<struct timespec> m_mtime;  // when aged by it: the mtime it was chosen with
+  // When aged by its mtime: the mtime and ctime it was chosen with (the ctime changes with any
+  // write, even one that puts the mtime back, as rsync -t or touch -r do).
+  std::optional<std::pair<struct timespec, struct timespec>> m_times;
 };
 
 // Directories that files resolved earlier still hold open, offered to later resolutions so a

@@ -169,7 +169,8 @@ SqlFragment RuleStatements::held() const {
   for (std::size_t i = 0; i < m_selection.held_subjects.size(); ++i) {
     if (i > 0)
       subjects += ',';
-    subjects += json_quote(m_selection.held_subjects[i]);
+    // Byte for byte: a subject that is not UTF-8 must still equal the value it holds.
+    subjects += json_quote_bytes(m_selection.held_subjects[i]);
   }
   subjects += ']';
   const std::string subject = "t." + quote_identifier(*m_rule.subject_column);

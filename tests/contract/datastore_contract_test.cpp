@@ -1826,6 +1826,26 @@ TEST_CASE("sqlite datastore: Unix times in a column of TEXT affinity are refused
   CHECK(ids_of(fixture, "typed") == std::vector<std::int64_t>{1, 2});
 }
 
+TEST_CASE("sqlite datastore: a held subject that is not UTF-8 still holds its rows") {
+  SqliteFixture fixture;
+  fixture.create_table(
+      "people",
+      {{"id", ColumnType::key}, {"at", ColumnType::integer}, {"owner", ColumnType::text}});
+  {
+    SQLite::Database db(fixture.config().path, SQLite::OPEN_READWRITE);
+    db.exec(fmt::format("INSERT INTO people VALUES (1, {0}, CAST(X'6dfc6c6c6572' AS TEXT)), "
+                        "(2, {0}, 'other')",
+                        k_cutoff_s - k_day_s));
+  }
+  auto store = adapters::sqlite::open_sqlite_datastore(fixture.config(), OpenMode::read_write, {});
+  Rule rule = make_rule("people", "at", AgeFormat::unix_seconds);
+  rule.subject_column = "owner";
+  const Selection selection = select_for(rule, {std::string{"m\xfcller"}});
+  CHECK(store->count(selection).held == 1);
+  CHECK(drain(*store, selection).first == 1);
+  CHECK(ids_of(fixture, "people") == std::vector<std::int64_t>{1});
+}
+
 TEST_CASE("sqlite datastore: hmac without a key fails the batch and changes nothing") {
   SqliteFixture fixture;
   build_people(fixture);
