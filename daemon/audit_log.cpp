@@ -187,6 +187,13 @@ std::optional<std::string> audit_key_mismatch(std::string_view recorded,
   return "its audit chain is keyed, but state.audit_key_file is not set";
 }
 
+void require_first_entry_under_key(const AuditEntry& first, const std::optional<std::string>& key) {
+  if (chain_hash(first.prev_hash, canonical_entry(first), key) != first.hash)
+    throw std::runtime_error(
+        "its audit chain's first entry does not verify under state.audit_key_file (or its "
+        "absence): set it as it was when the chain began, or see retentiond audit verify");
+}
+
 AuditVerification unverifiable_under_key(const std::string& mismatch) {
   AuditVerification result;
   result.ok = false;

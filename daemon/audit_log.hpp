@@ -62,6 +62,11 @@ std::string audit_key_fingerprint(const std::optional<std::string>& key);
 std::optional<std::string> audit_key_mismatch(std::string_view recorded,
                                               const std::optional<std::string>& key);
 
+// Throws when entries under `key` would not chain onto a log whose first entry is `first`:
+// for a log written before its key's fingerprint was recorded, the first entry tells which key
+// it has.
+void require_first_entry_under_key(const AuditEntry& first, const std::optional<std::string>& key);
+
 // The verification of a chain that cannot be checked under the configured key, for the reason
 // audit_key_mismatch gave: not ok, and no entry is named.
 AuditVerification unverifiable_under_key(const std::string& mismatch);

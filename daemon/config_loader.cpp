@@ -292,7 +292,7 @@ toml::table parse_toml(const std::filesystem::path& path, const std::string& byt
 // Loads PostgreSQL support, so a missing module is reported at the key that needs it.
 void check_postgres_dsn(TableReader& reader, const std::string& dsn, std::string_view example) {
   const toml::node& node = *reader.find("dsn");
-  if (dsn.find_first_not_of(" \t\r\n") == std::string::npos)
+  if (is_blank(dsn))
     reader.fail_at(node, "dsn",
                    fmt::format("empty; give a libpq connection string, e.g. {}", example));
   const PostgresSupport* postgres = nullptr;

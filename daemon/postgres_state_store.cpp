@@ -282,13 +282,8 @@ PostgresStateStore::PostgresStateStore(std::string dsn, std::optional<std::strin
     if (transaction.exec("SELECT 1 FROM retentiond.meta WHERE key = 'audit_key'").empty()) {
       const pqxx::result first = transaction.exec(
           fmt::format("SELECT {} FROM retentiond.audit ORDER BY seq LIMIT 1", k_audit_columns));
-      if (!first.empty()) {
-        const AuditEntry entry = read_audit_row(first[0]);
-        if (chain_hash(entry.prev_hash, canonical_entry(entry), m_audit_key) != entry.hash)
-          throw std::runtime_error(
-              "its audit chain's first entry does not verify under state.audit_key_file (or its "
-              "absence): set it as it was when the chain began, or see retentiond audit verify");
-      }
+      if (!first.empty())
+        require_first_entry_under_key(read_audit_row(first[0]), m_audit_key);
     }
     transaction.exec_params("INSERT INTO retentiond.meta(key, value) VALUES('audit_key', $1) "
                             "ON CONFLICT DO NOTHING",

@@ -160,15 +160,13 @@ std::optional<std::string> recorded_key_fingerprint(SQLite::Database& db) {
   return query.getColumn(0).getString();
 }
 
-// Whether the chain's first entry is hashed under `key` (true for an empty chain): which key
-// a chain written before its key was recorded has.
-bool first_entry_hashed_under(SQLite::Database& db, const std::optional<std::string>& key) {
+// The chain's first entry, when it has one.
+std::optional<AuditEntry> first_audit_entry(SQLite::Database& db) {
   SQLite::Statement first(
       db, fmt::format("SELECT {} FROM audit ORDER BY seq LIMIT 1", k_audit_columns));
   if (!first.executeStep())
-    return true;
-  const AuditEntry entry = read_audit_row(first);
-  return chain_hash(entry.prev_hash, canonical_entry(entry), key) == entry.hash;
+    return std::nullopt;
+  return read_audit_row(first);
 }
 
 // Appends one entry inside the caller's BEGIN IMMEDIATE transaction. Reading the head here,
@@ -287,10 +285,8 @@ void SqliteStateStore::record_audit_key() {
                                            "another key could never be verified)");
     return;
   }
-  if (!first_entry_hashed_under(*m_db, m_audit_key))
-    throw std::runtime_error(
-        "its audit chain's first entry does not verify under state.audit_key_file (or its "
-        "absence): set it as it was when the chain began, or see retentiond audit verify");
+  if (const auto first = first_audit_entry(*m_db))
+    require_first_entry_under_key(*first, m_audit_key);
   SQLite::Statement insert(*m_db, "INSERT INTO meta(key, value) VALUES('audit_key', ?)");
   insert.bind(1, audit_key_fingerprint(m_audit_key));
   insert.exec();
