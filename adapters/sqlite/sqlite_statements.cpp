@@ -88,7 +88,10 @@ SqlFragment RuleStatements::readable() const {
   const std::string& a = m_anchor;
   switch (m_rule.age_format) {
   case AgeFormat::unix_seconds:
-  case AgeFormat::unix_millis: return sql(fmt::format("(typeof({0}) IN ('integer', 'real'))", a));
+  case AgeFormat::unix_millis:
+    // 9e999 is SQLite's infinity: a REAL column can hold it, and it is no instant.
+    return sql(
+        fmt::format("(typeof({0}) IN ('integer', 'real') AND {0} > -9e999 AND {0} < 9e999)", a));
   case AgeFormat::iso8601:
   case AgeFormat::native:
     // GLOB turns most other text away cheaply; retentiond_iso8601_ms() (sqlite_time) then
@@ -124,8 +127,9 @@ SqlValue RuleStatements::numeric_value(Instant instant) const {
 // before 'T').
 SqlFragment RuleStatements::before(Instant instant) const {
   const std::string& a = m_anchor;
+  // The '+' keeps the bound that excludes minus infinity out of the index's choice of range.
   if (numeric_anchor())
-    return sql(fmt::format("({} < ?)", a), {numeric_value(instant)});
+    return sql(fmt::format("({0} < ? AND +{0} > -9e999)", a), {numeric_value(instant)});
   return sql("(")
       .append(readable())
       .append(sql(fmt::format(" AND {0} < ? AND retentiond_iso8601_ms({0}) < ?)", a),
@@ -135,7 +139,7 @@ SqlFragment RuleStatements::before(Instant instant) const {
 SqlFragment RuleStatements::at_or_after(Instant instant) const {
   const std::string& a = m_anchor;
   if (numeric_anchor())
-    return sql(fmt::format("({0} >= ? AND {0} < '')", a), {numeric_value(instant)});
+    return sql(fmt::format("({0} >= ? AND {0} < 9e999)", a), {numeric_value(instant)});
   return sql("(")
       .append(readable())
       .append(sql(
@@ -194,11 +198,11 @@ SqlFragment RuleStatements::wrong_scale() const {
   const std::string& a = m_anchor;
   switch (m_rule.age_format) {
   case AgeFormat::unix_seconds:
-    return sql(
-        fmt::format("(typeof({0}) IN ('integer', 'real') AND {0} >= {1})", a, k_scale_threshold));
+    return sql(fmt::format("(typeof({0}) IN ('integer', 'real') AND {0} >= {1} AND {0} < 9e999)", a,
+                           k_scale_threshold));
   case AgeFormat::unix_millis:
-    return sql(
-        fmt::format("(typeof({0}) IN ('integer', 'real') AND {0} < {1})", a, k_scale_threshold));
+    return sql(fmt::format("(typeof({0}) IN ('integer', 'real') AND {0} > -9e999 AND {0} < {1})", a,
+                           k_scale_threshold));
   default: return sql("0");
   }
 }
@@ -293,13 +297,24 @@ SqlFragment RuleStatements::count_undated() const {
 }
 
 SqlFragment RuleStatements::count_unreadable() const {
-  SqlFragment query =
-      sql("SELECT count(*)").append(from_clause()).append(" WHERE ").append(matched());
-  query.append(" AND " + m_anchor + " IS NOT NULL AND NOT ").append(readable());
-  // Text and blobs sort after every number: an index on a numeric anchor finds them at once.
-  if (numeric_anchor())
-    query.append(" AND " + m_anchor + " >= ''");
-  return query;
+  const auto count_where = [&](SqlFragment condition) {
+    return sql("(SELECT count(*)")
+        .append(from_clause())
+        .append(" WHERE ")
+        .append(matched())
+        .append(" AND ")
+        .append(condition)
+        .append(")");
+  };
+  if (!numeric_anchor())
+    return sql("SELECT ").append(
+        count_where(sql(m_anchor + " IS NOT NULL AND NOT ").append(readable())));
+  // Text and blobs sort after every number, and the infinities are the numbers' two ends: an
+  // index on the anchor finds both at once.
+  return sql("SELECT ")
+      .append(count_where(sql(m_anchor + " >= ''")))
+      .append(" + ")
+      .append(count_where(sql(m_anchor + " IN (-9e999, 9e999)")));
 }
 
 SqlFragment RuleStatements::count_future() const {
@@ -326,7 +341,7 @@ SqlFragment RuleStatements::count_anchors(std::optional<Instant> from,
       sql("SELECT count(*)").append(from_clause()).append(" WHERE ").append(matched());
   const bool numeric = numeric_anchor();
   if (numeric && from && to) {
-    // One index range: with a third bound (at_or_after's "< ''"), the planner might pick that
+    // One index range: with a third bound (at_or_after's "< 9e999"), the planner might pick that
     // one as the range's end and filter the rest row by row.
     query.append(" AND ").append(before(*to)).append(fmt::format(" AND {} >= ?", m_anchor));
     query.values.push_back(numeric_value(*from));

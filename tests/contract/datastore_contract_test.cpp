@@ -1826,6 +1826,37 @@ TEST_CASE("sqlite datastore: Unix times in a column of TEXT affinity are refused
   CHECK(ids_of(fixture, "typed") == std::vector<std::int64_t>{1, 2});
 }
 
+TEST_CASE("sqlite datastore: infinities in a numeric anchor are unreadable, never due") {
+  // A REAL column holds -Inf and +Inf (SQLite's 9e999); NaN it stores as NULL.
+  for (const bool indexed : {false, true}) {
+    CAPTURE(indexed);
+    SqliteFixture fixture;
+    fixture.create_table("logs", {{"id", ColumnType::key}, {"at", ColumnType::real}});
+    if (indexed)
+      fixture.create_index("logs", "at");
+    {
+      SQLite::Database db(fixture.config().path, SQLite::OPEN_READWRITE);
+      db.exec(fmt::format("INSERT INTO logs VALUES (1, {}), (2, {}), (3, -9e999), (4, 9e999), "
+                          "(5, {}), (6, NULL), (7, {})",
+                          std::to_string(k_cutoff_s - 1) + ".5", k_cutoff_s, k_cutoff_ms - 1000,
+                          k_cutoff_s - 10 * k_day_s));
+      db.exec("CREATE TABLE millis AS SELECT id, at * 1000 AS at FROM logs");
+    }
+    auto store =
+        adapters::sqlite::open_sqlite_datastore(fixture.config(), OpenMode::read_write, {});
+    const Rule seconds = make_rule("logs", "at", AgeFormat::unix_seconds);
+    check_counts(store->count(select_for(seconds)),
+                 expect(7, 7, 2, 0, 1, 2, 0, 1, from_unix_seconds(k_cutoff_s - 10 * k_day_s)));
+    CHECK(drain(*store, select_for(seconds)).first == 2);
+    CHECK(ids_of(fixture, "logs") == std::vector<std::int64_t>{2, 3, 4, 5, 6});
+    // In milliseconds minus infinity is unreadable too, not a value "in seconds" (row 5, now a
+    // thousand times larger, lies in the future).
+    const Rule millis = make_rule("millis", "at", AgeFormat::unix_millis);
+    check_counts(store->count(select_for(millis)),
+                 expect(7, 7, 2, 0, 1, 2, 1, 0, from_unix_seconds(k_cutoff_s - 10 * k_day_s)));
+  }
+}
+
 TEST_CASE("sqlite datastore: a held subject that is not UTF-8 still holds its rows") {
   SqliteFixture fixture;
   fixture.create_table(
