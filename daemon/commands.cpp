@@ -135,7 +135,14 @@ bool write_all(int fd, std::string_view text) {
       fmt::format("cannot write {}: {}", path, std::generic_category().message(error)));
 }
 
-void write_output(const std::optional<std::string>& output, const std::string& text) {
+// Who may read a file write_output creates.
+enum class OutputAccess {
+  by_umask,  // the process's umask decides (a report: the operator's choice)
+  everyone,  // 0644 whatever the umask: metrics for a collector running as another user
+};
+
+void write_output(const std::optional<std::string>& output, const std::string& text,
+                  OutputAccess access = OutputAccess::by_umask) {
   if (!output || *output == "-") {
     std::cout << text << std::flush;
     if (!std::cout)
@@ -164,7 +171,8 @@ void write_output(const std::optional<std::string>& output, const std::string& t
   int fd = ::open(temporary.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
   if (fd < 0)
     cannot_write(*output, errno);
-  bool written = write_all(fd, text) && ::fsync(fd) == 0;
+  bool written = (access == OutputAccess::by_umask || ::fchmod(fd, 0644) == 0) &&
+                 write_all(fd, text) && ::fsync(fd) == 0;
   int failure = errno;
   if (::close(fd) != 0 && written) {
     written = false;
@@ -236,6 +244,19 @@ int command_check(const CommandLine& line, const Config& config) {
   return k_exit_ok;
 }
 
+// What a run changed, told apart: "6 rows, 2 dependent rows, 6 linked files; 3 refused". The
+// audit's `rows` is the sum of the three.
+std::string changes(const RuleOutcome& outcome) {
+  std::string text = fmt::format("{} rows", outcome.rows - outcome.children - outcome.files);
+  if (outcome.children > 0)
+    text += fmt::format(", {} dependent rows", outcome.children);
+  if (outcome.files > 0)
+    text += fmt::format(", {} linked files", outcome.files);
+  if (outcome.refused > 0)
+    text += fmt::format("; {} refused", outcome.refused);
+  return text;
+}
+
 void write_metrics(const std::string& path, const RunSummary& summary, const StateStore& state) {
   std::string text;
   metric_family(text, "retentiond_rows_affected", "gauge",
@@ -263,7 +284,8 @@ void write_metrics(const std::string& path, const RunSummary& summary, const Sta
     if (auto success = state.last_success(outcome.rule))
       text += fmt::format("retentiond_last_success_timestamp_seconds{{rule=\"{}\"}} {}\n",
                           outcome.rule, to_unix_seconds(*success));
-  write_output(path, text);
+  // The node exporter's textfile collector reads it as its own user; it holds no personal data.
+  write_output(path, text, OutputAccess::everyone);
 }
 
 int command_once(const CommandLine& line, const std::shared_ptr<const Config>& config,
@@ -307,7 +329,7 @@ int command_once(const CommandLine& line, const std::shared_ptr<const Config>& c
   Engine engine(config, state.get(), secrets, stop);
   const RunSummary summary = engine.run_once(options);
   for (const RuleOutcome& outcome : summary.outcomes)
-    std::cout << fmt::format("{}: {} ({} rows){}\n", outcome.rule, outcome.result, outcome.rows,
+    std::cout << fmt::format("{}: {} ({}){}\n", outcome.rule, outcome.result, changes(outcome),
                              outcome.message.empty() ? "" : ": " + outcome.message);
   if (line.metrics_file)
     write_metrics(*line.metrics_file, summary, *state);

@@ -59,6 +59,15 @@ void assess(RuleReport& entry, const Rule& rule, const StateStore& state, Instan
                                 format_iso8601(*success), rule.schedule.text);
     return;
   }
+  // Rows past their time that no run will change until someone looks: not "ok".
+  if (counts.refused > 0) {
+    entry.status = "refused";
+    entry.message = fmt::format(
+        "{} due {} refused and kept: an unsafe linked or listed file path (see retentiond audit "
+        "log --rule {})",
+        counts.refused, counts.refused == 1 ? "row is" : "rows are", rule.id);
+    return;
+  }
   entry.status = counts.due > 0 ? "due" : "ok";
 }
 

@@ -13,7 +13,7 @@
 --   connection_logs          20000    connected_at (unix seconds)             ~35%
 --   error_logs                3000    logged_at (ISO 8601 text)               ~45%
 --   accounts                  2000    last_seen_at (unix milliseconds)        ~12%
---   account_sessions         ~5970    (removed with their account)
+--   account_sessions         ~5970    started_at (unix milliseconds)          ~85%
 --   events                     200    ended_at (unix seconds)
 --   event_participation_logs  6000    events.ended_at via event_id            ~98%
 --   videos                    1000    reviewed_at (ISO 8601 text), rejected   ~19%
@@ -52,6 +52,7 @@ CREATE TABLE account_sessions (
   user_agent TEXT
 );
 CREATE INDEX account_sessions_account_id ON account_sessions (account_id);
+CREATE INDEX account_sessions_started_at ON account_sessions (started_at);
 
 CREATE TABLE cookies (
   id               INTEGER PRIMARY KEY,

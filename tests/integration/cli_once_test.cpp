@@ -13,12 +13,14 @@
 #include <algorithm>
 #include <cstdint>
 #include <fcntl.h>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
 #include <sstream>
 #include <string>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
 
@@ -217,7 +219,15 @@ TEST_CASE("cli: once applies every rule and reports each one") {
 TEST_CASE("cli: once --metrics-file writes the last run of each rule for Prometheus") {
   Install install;
   const std::string metrics = (install.state().parent_path() / "metrics.prom").string();
-  REQUIRE(install.cli({"once", "--metrics-file", metrics}).exit_code == 0);
+  // The systemd unit runs with UMask=0077; the node exporter reads the file as its own user.
+  const mode_t umask_before = ::umask(077);
+  const RunResult once = install.cli({"once", "--metrics-file", metrics});
+  ::umask(umask_before);
+  REQUIRE(once.exit_code == 0);
+  namespace fs = std::filesystem;
+  CHECK((fs::status(metrics).permissions() & fs::perms::all) ==
+        (fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+         fs::perms::others_read));
   const std::string text = file_bytes(metrics);
   CHECK(text.starts_with(
       "# HELP retentiond_rows_affected Rows deleted or anonymized by the last run of a rule.\n"

@@ -580,7 +580,10 @@ TEST_CASE("linked files, engine: rejected videos go with their file after 15 day
   // Before: the report counts what once will delete, and the hostile rows apart.
   const Report before = report_now(*config, site.state());
   const RuleReport& planned = report_of(before, k_rule);
-  CHECK(planned.status == "due");
+  // Rows refused now stay refused: the status says so while others are still due.
+  CHECK(planned.status == "refused");
+  CHECK(planned.message == "6 due rows are refused and kept: an unsafe linked or listed file path "
+                           "(see retentiond audit log --rule rejected_videos)");
   CHECK(planned.counts.due == VideosScenario::due_rows);
   CHECK(refused_rows(planned.counts) == VideosScenario::hostile_rows);
   CHECK(planned.counts.undated == 1);  // 9; 5 is pending, not matched
@@ -607,7 +610,7 @@ TEST_CASE("linked files, engine: rejected videos go with their file after 15 day
   // After: nothing is due, the hostile rows are still refused, the run is recorded.
   const Report after = report_now(*config, site.state());
   const RuleReport& done = report_of(after, k_rule);
-  CHECK(done.status == "ok");
+  CHECK(done.status == "refused");
   CHECK(done.counts.due == 0);
   CHECK(refused_rows(done.counts) == VideosScenario::hostile_rows);
   REQUIRE(done.last_runs.size() == 1);
@@ -638,7 +641,7 @@ TEST_CASE("linked files, cli: once, report --format json, audit log --format jso
   Json before(planned.out);
   REQUIRE(before.valid());
   const std::string at = rule_path(before, k_rule);
-  CHECK(before.text(at + ".status") == "due");
+  CHECK(before.text(at + ".status") == "refused");
   CHECK(before.text(at + ".datastore") == "app");
   CHECK(before.text(at + ".target") == "videos");
   CHECK(before.integer(at + ".due") == VideosScenario::due_rows);
@@ -651,9 +654,9 @@ TEST_CASE("linked files, cli: once, report --format json, audit log --format jso
   CAPTURE(once.err);
   CHECK(once.exit_code == 0);
   CHECK(lines_of(once.out) ==
-        std::vector<std::string>{
-            "rejected_videos: ok (" +
-            std::to_string(VideosScenario::due_rows + VideosScenario::due_files) + " rows)"});
+        std::vector<std::string>{fmt::format(
+            "rejected_videos: ok ({} rows, {} linked files; {} refused)", VideosScenario::due_rows,
+            VideosScenario::due_files, VideosScenario::hostile_rows)});
   // The log tells rows and files apart.
   CHECK(contains(once.err, fmt::format(" info rule rejected_videos: {} rows deleted, 0 dependent "
                                        "rows deleted, {} linked files removed (ok), cutoff ",
@@ -685,7 +688,7 @@ TEST_CASE("linked files, cli: once, report --format json, audit log --format jso
   Json after(done.out);
   REQUIRE(after.valid());
   CHECK(after.text(at + ".id") == k_rule);
-  CHECK(after.text(at + ".status") == "ok");
+  CHECK(after.text(at + ".status") == "refused");
   CHECK(after.integer(at + ".due") == 0);
   CHECK(after.integer(at + ".refused") == VideosScenario::hostile_rows);
   CHECK(after.integer("$.audit.verified") == 1);
@@ -816,7 +819,7 @@ TEST_CASE("linked files: directories left empty are removed up to, not including
     const RunResult once = site.cli({"once"});
     CAPTURE(once.err);
     CHECK(once.exit_code == 0);
-    CHECK(contains(once.out, "rejected_videos: ok (6 rows)"));
+    CHECK(contains(once.out, "rejected_videos: ok (3 rows, 3 linked files)"));
     CHECK(site.cli({"audit", "verify"}).exit_code == 0);
   }
   CHECK(site.ids() == range(10, 20));
@@ -828,7 +831,7 @@ TEST_CASE("linked files: directories left empty are removed up to, not including
   const RunResult last = site.cli({"once"});
   CAPTURE(last.err);
   CHECK(last.exit_code == 0);
-  CHECK(contains(last.out, "rejected_videos: ok (2 rows)"));
+  CHECK(contains(last.out, "rejected_videos: ok (1 rows, 1 linked files)"));
   CHECK(site.ids() == range(10, 20));
   CHECK(tree_set(site.root()).empty());
   CHECK(fs::is_directory(site.root()));
@@ -844,7 +847,7 @@ TEST_CASE("linked files: a file rule removes old files, keeps young ones and nev
   SUBCASE("through the engine") {
     const Report before = report_now(*config, site.state());
     const RuleReport& planned = report_of(before, "tmp_files");
-    CHECK(planned.status == "due");
+    CHECK(planned.status == "refused");
     CHECK(planned.counts.due == TmpScenario::due);
     CHECK(refused_rows(planned.counts) == TmpScenario::refused);
     CHECK(planned.counts.total == TmpScenario::total);
@@ -866,7 +869,7 @@ TEST_CASE("linked files: a file rule removes old files, keeps young ones and nev
 
     const Report after = report_now(*config, site.state());
     const RuleReport& done = report_of(after, "tmp_files");
-    CHECK(done.status == "ok");
+    CHECK(done.status == "refused");
     CHECK(done.counts.due == 0);
     CHECK(refused_rows(done.counts) == TmpScenario::refused);
   }
@@ -874,7 +877,7 @@ TEST_CASE("linked files: a file rule removes old files, keeps young ones and nev
     Json before(site.cli({"report", "--format", "json"}).out);
     REQUIRE(before.valid());
     const std::string at = rule_path(before, "tmp_files");
-    CHECK(before.text(at + ".status") == "due");
+    CHECK(before.text(at + ".status") == "refused");
     CHECK(before.text(at + ".datastore") == "media");
     CHECK(before.text(at + ".target") == "tmp/** (age from mtime)");
     CHECK(before.integer(at + ".due") == TmpScenario::due);
@@ -884,9 +887,9 @@ TEST_CASE("linked files: a file rule removes old files, keeps young ones and nev
     const RunResult once = site.cli({"once"});
     CAPTURE(once.err);
     CHECK(once.exit_code == 0);
-    CHECK(
-        lines_of(once.out) ==
-        std::vector<std::string>{"tmp_files: ok (" + std::to_string(TmpScenario::due) + " rows)"});
+    CHECK(lines_of(once.out) ==
+          std::vector<std::string>{fmt::format("tmp_files: ok ({} rows; {} refused)",
+                                               TmpScenario::due, TmpScenario::refused)});
     scenario.check_after_run(site);
 
     const AuditSummary audit =
@@ -898,7 +901,7 @@ TEST_CASE("linked files: a file rule removes old files, keeps young ones and nev
 
     Json after(site.cli({"report", "--format", "json"}).out);
     REQUIRE(after.valid());
-    CHECK(after.text(at + ".status") == "ok");
+    CHECK(after.text(at + ".status") == "refused");
     CHECK(after.integer(at + ".due") == 0);
     CHECK(after.integer(at + ".refused") == TmpScenario::refused);
   }
@@ -975,14 +978,14 @@ TEST_CASE("linked files: a held row keeps its file until the hold is released") 
   RunResult once = site.cli({"once"});
   CAPTURE(once.err);
   CHECK(once.exit_code == 0);
-  CHECK(contains(once.out, "rejected_videos: ok (2 rows)"));
+  CHECK(contains(once.out, "rejected_videos: ok (1 rows, 1 linked files)"));
   CHECK(site.ids() == concat({1}, range(10, 20)));
   CHECK(tree_set(site.root()) == std::set<std::string>{"videos/", "videos/held.mp4"});
 
   REQUIRE(site.cli({"hold", "release", "1", "--reason", "settled"}).exit_code == 0);
   once = site.cli({"once"});
   CHECK(once.exit_code == 0);
-  CHECK(contains(once.out, "rejected_videos: ok (2 rows)"));
+  CHECK(contains(once.out, "rejected_videos: ok (1 rows, 1 linked files)"));
   CHECK(site.ids() == range(10, 20));
   CHECK(tree_set(site.root()).empty());
 

@@ -929,6 +929,21 @@ TEST_CASE("load_config reads a valid configuration") {
     dir.write("rules.d/a.toml", k_rule + "# a comment\n");  // bytes, not meaning, are audited
     CHECK(dir.load(main_text)->digest != first);
   }
+
+  SUBCASE("the digest does not depend on how the configuration file is named") {
+    dir.write("rules.d/a.toml", k_rule);
+    const std::string first = dir.load(header_with_rules("[\"rules.d/*.toml\"]"))->digest;
+    const std::filesystem::path before = std::filesystem::current_path();
+    std::filesystem::current_path(dir.path());
+    const std::string relative =
+        load_config(std::filesystem::relative(dir.main_file(), dir.path()))->digest;
+    const std::string dotted = load_config(std::filesystem::path{"."} /
+                                           std::filesystem::relative(dir.main_file(), dir.path()))
+                                   ->digest;
+    std::filesystem::current_path(before);
+    CHECK(relative == first);
+    CHECK(dotted == first);
+  }
 }
 
 TEST_CASE("load_config: rules on a postgres datastore may leave out age_format (native)") {
