@@ -4,6 +4,7 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <spdlog/fmt/fmt.h>
+#include <sqlite3.h>
 
 #include <stdexcept>
 #include <system_error>
@@ -207,6 +208,29 @@ std::optional<Hold> find_hold(SQLite::Database& db, std::int64_t id) {
   return read_hold_row(query);
 }
 
+// The schema version, read on a read-only connection. A process killed while writing the state
+// leaves a journal that the next reader must roll back, which a read-only connection cannot
+// do: the write is rolled back here through a connection with write access, when this process
+// has it (an auditor's account may not).
+int read_only_user_version(SQLite::Database& db, const std::filesystem::path& path) {
+  try {
+    return db.execAndGet("PRAGMA user_version").getInt();
+  } catch (const SQLite::Exception& error) {
+    if (error.getExtendedErrorCode() != SQLITE_READONLY_ROLLBACK)
+      throw;
+  }
+  try {
+    SQLite::Database writer(path, SQLite::OPEN_READWRITE, k_busy_timeout_ms);
+    (void)writer.execAndGet("PRAGMA user_version");  // reading rolls the journal back
+  } catch (const SQLite::Exception& error) {
+    throw std::runtime_error(fmt::format(
+        "a process ended while writing it, and rolling that write back needs write access ({}); "
+        "the next once or run does it, or run this command as the state's owner",
+        error.what()));
+  }
+  return db.execAndGet("PRAGMA user_version").getInt();
+}
+
 }  // namespace
 
 SqliteStateStore::SqliteStateStore(const std::filesystem::path& path, Mode mode,
@@ -221,7 +245,7 @@ SqliteStateStore::SqliteStateStore(const std::filesystem::path& path, Mode mode,
       m_db = std::make_unique<SQLite::Database>(m_path, SQLite::OPEN_READONLY, k_busy_timeout_ms);
       // One snapshot: a first writer creating the schema meanwhile is seen whole or not at all.
       SQLite::Transaction snapshot(*m_db, SQLite::TransactionBehavior::DEFERRED);
-      const int version = m_db->execAndGet("PRAGMA user_version").getInt();
+      const int version = read_only_user_version(*m_db, m_path);
       if (version > k_schema_version)
         throw std::runtime_error(fmt::format("schema version {} is newer than this retentiond ({})",
                                              version, k_schema_version));

@@ -6,6 +6,9 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <doctest/doctest.h>
+#include <sqlite3.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <functional>
@@ -198,6 +201,42 @@ TEST_CASE("a read-only store leaves the state file byte-identical") {
   const auto wal = dir / "state.db-wal";
   if (std::filesystem::exists(wal))
     CHECK(std::filesystem::file_size(wal) == 0);
+}
+
+TEST_CASE("a read-only store rolls back the write of a process that ended while writing") {
+  TempDir dir;
+  const auto path = dir / "state.db";
+  {
+    SqliteStateStore store(path, StateStore::Mode::read_write);
+    store.append_audit("config", "", 0, R"({"digest":"abcd"})");
+  }
+  // A child process writes more than its page cache holds (so pages reach the file before the
+  // commit) and ends without committing: a hot journal is left beside the state.
+  const pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    sqlite3* db = nullptr;
+    const int opened = sqlite3_open(path.c_str(), &db);
+    const int wrote = sqlite3_exec(
+        db,
+        "PRAGMA journal_mode=PERSIST; PRAGMA cache_size=2; BEGIN IMMEDIATE; "
+        "INSERT INTO audit SELECT seq + 1000, time, kind, rule, rows, detail, prev_hash, hash "
+        "FROM audit; CREATE TABLE filler(x); "
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100) "
+        "INSERT INTO filler SELECT randomblob(4000) FROM n;",
+        nullptr, nullptr, nullptr);
+    ::_exit(opened == SQLITE_OK && wrote == SQLITE_OK ? 0 : 1);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE(WIFEXITED(status));
+  REQUIRE(WEXITSTATUS(status) == 0);
+
+  SqliteStateStore store(path, StateStore::Mode::read_only);
+  CHECK(store.audit_entries().size() == 1);
+  CHECK(store.verify_audit().ok);
+  SQLite::Database db(path.string(), SQLite::OPEN_READONLY);
+  CHECK_FALSE(db.tableExists("filler"));
 }
 
 TEST_CASE("a read-only store on an uninitialized file is empty") {
