@@ -1917,13 +1917,18 @@ TEST_CASE(
   CHECK(ids_of(fixture, "logs") == left);
 }
 
-TEST_CASE("sqlite datastore: a walk's pieces start at 200 rows and double, whatever the batch") {
-  SqliteFixture fixture;
+// A table `logs(id, at)` of `count` rows, every one due.
+void create_due_logs(SqliteFixture& fixture, std::int64_t count) {
   fixture.create_table("logs", {{"id", ColumnType::key}, {"at", ColumnType::integer}});
   std::vector<std::vector<Cell>> rows;
-  for (std::int64_t id = 1; id <= 20'000; ++id)
+  for (std::int64_t id = 1; id <= count; ++id)
     rows.push_back({id, k_cutoff_s - 1});
   fixture.insert("logs", {"id", "at"}, rows);
+}
+
+TEST_CASE("sqlite datastore: a walk's pieces start at 200 rows and double, whatever the batch") {
+  SqliteFixture fixture;
+  create_due_logs(fixture, 20'000);
   auto store = adapters::sqlite::open_sqlite_datastore(fixture.config(), OpenMode::read_write, {});
   const Rule rule = make_rule("logs", "at", AgeFormat::unix_seconds);
   const auto batch_rows = [&](std::optional<std::chrono::steady_clock::duration> budget) {
@@ -1948,11 +1953,7 @@ TEST_CASE("sqlite datastore: a batch's pages are in the WAL before the engine au
   // The engine writes a batch's audit entry between begin_batch and commit: a process killed
   // after the entry and before the commit leaves an entry for a batch that did not happen.
   SqliteFixture fixture;
-  fixture.create_table("logs", {{"id", ColumnType::key}, {"at", ColumnType::integer}});
-  std::vector<std::vector<Cell>> rows;
-  for (std::int64_t id = 1; id <= 5'000; ++id)
-    rows.push_back({id, k_cutoff_s - 1});
-  fixture.insert("logs", {"id", "at"}, rows);
+  create_due_logs(fixture, 5'000);
   {
     SQLite::Database db(fixture.config().path, SQLite::OPEN_READWRITE);
     db.exec("PRAGMA journal_mode=WAL");
