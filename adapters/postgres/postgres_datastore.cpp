@@ -279,6 +279,23 @@ public:
     }
   }
 
+  // The file that holds `table` now (pg_relation_filenode), read in the batch's transaction:
+  // once the batch has locked the table, nothing can rewrite it until the batch ends.
+  std::int64_t filenode(const std::string& table) {
+    return run(m_work, {"SELECT pg_relation_filenode(to_regclass(?))", {quote_identifier(table)}})
+        .at(0)[0]
+        .as<std::int64_t>();
+  }
+
+  // The pages `table` has now.
+  std::int64_t pages(const std::string& table) {
+    return run(m_work, {"SELECT pg_relation_size(to_regclass(?)) / "
+                        "current_setting('block_size')::bigint",
+                        {quote_identifier(table)}})
+        .at(0)[0]
+        .as<std::int64_t>();
+  }
+
   // Locks the batch's rows with `select`, resolves their linked files (a refused path keeps
   // its row, and `refused` remembers it for the rest of the run), deletes cascade children,
   // then deletes or anonymizes the rows. Returns the address of the last row locked, empty
@@ -620,6 +637,21 @@ public:
         m_walk.warned_stalled = true;
         warn_stalled(selection.rule, *batch, "the run goes on past them");
       }
+      // VACUUM FULL, CLUSTER or a rewriting ALTER TABLE since the walk began moved every row
+      // to new pages, some of them before the page the walk has reached: it starts again.
+      if (const std::int64_t filenode = batch->filenode(selection.rule.table);
+          filenode != m_walk.filenode) {
+        spdlog::info("rule {}: table '{}' was rewritten during the run (VACUUM FULL, CLUSTER, "
+                     "ALTER TABLE); its walk starts again from the first page",
+                     selection.rule.id, selection.rule.table);
+        m_walk.filenode = filenode;
+        m_walk.block = 0;
+        m_walk.offset = 0;
+        m_walk.end_block = batch->pages(selection.rule.table);
+        m_walk.done = false;
+        batch->set_cut_short(true);
+        return batch;
+      }
       if (batch->selected() == limit) {
         // The slice may hold more: the next batch starts just after this one's last row.
         std::tie(m_walk.block, m_walk.offset) = after_tid(m_name, last);
@@ -653,6 +685,7 @@ private:
     std::int64_t block = 0;  // where the next batch starts: page and line pointer
     std::int64_t offset = 0;
     std::int64_t end_block = 0;  // pages of the table when the run started
+    std::int64_t filenode = 0;   // the file that held the table then (see begin_batch)
     std::int64_t rows_per_block = 1;
     std::vector<std::string> refused;       // rows kept in this run because their file was refused
     std::optional<std::string> key_column;  // the table's primary key, when it is one column
@@ -708,10 +741,12 @@ private:
     }
     const pqxx::row size =
         run(tx, {"SELECT pg_relation_size(to_regclass(?)) / current_setting('block_size')::bigint, "
-                 "c.reltuples::bigint FROM pg_catalog.pg_class AS c WHERE c.oid = to_regclass(?)",
+                 "c.reltuples::bigint, pg_relation_filenode(c.oid) FROM pg_catalog.pg_class AS c "
+                 "WHERE c.oid = to_regclass(?)",
                  {quote_identifier(rule.table), quote_identifier(rule.table)}})
             .at(0);
     m_walk.end_block = size[0].as<std::int64_t>();
+    m_walk.filenode = size[2].as<std::int64_t>();
     std::int64_t rows = census != nullptr ? census->table_rows : size[1].as<std::int64_t>();
     if (rows < 0)  // never analyzed
       rows = run(tx, {fmt::format("SELECT count(*) FROM {}", quote_identifier(rule.table)), {}})
