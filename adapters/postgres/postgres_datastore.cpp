@@ -31,6 +31,12 @@ constexpr std::chrono::milliseconds k_lock_timeout{500};
 // LOCK TABLE): the rules after it on the datastore wait as long.
 constexpr std::chrono::seconds k_census_lock_timeout{10};
 constexpr std::int64_t k_max_linked_files_per_batch = 256;
+// Statements per batch: a batch is changed in pieces of an eighth of its size and starts no
+// piece that the previous one's pace says would end after its deadline, so that a batch whose
+// rows cost more than its size promised (pages not in the cache, a checkpoint) still ends near
+// batch_time; a DDL statement queued behind the batch's locks, and the application's
+// statements queued behind that, wait no longer.
+constexpr std::int64_t k_pieces_per_batch = 8;
 constexpr std::string_view k_lock_not_available = "55P03";
 constexpr std::string_view k_undefined_function = "42883";
 constexpr std::string_view k_query_canceled = "57014";
@@ -244,6 +250,13 @@ TableInfo table_info(pqxx::transaction_base& tx, const std::string& table) {
 
 class PostgresBatch final : public Batch {
 public:
+  // What one statement of a batch found: the address of the last row it locked (empty when it
+  // locked none) and how many it locked.
+  struct Piece {
+    std::string last;
+    std::int64_t selected = 0;
+  };
+
   PostgresBatch(pqxx::connection& connection, std::string name)
       : m_name(std::move(name)), m_work(connection) {
     m_work.exec(fmt::format("SET LOCAL lock_timeout = '{}ms'", k_lock_timeout.count()));
@@ -298,15 +311,15 @@ public:
 
   // Locks the batch's rows with `select`, resolves their linked files (a refused path keeps
   // its row, and `refused` remembers it for the rest of the run), deletes cascade children,
-  // then deletes or anonymizes the rows. Returns the address of the last row locked, empty
-  // when none was.
-  std::string apply(const RuleStatements& statements, const Selection& selection,
-                    const SqlFragment& select, const std::string& key_column,
-                    const std::string& hmac_key, std::vector<std::string>& refused) {
+  // then deletes or anonymizes the rows. A batch applies one piece after another, all in its
+  // transaction.
+  Piece apply(const RuleStatements& statements, const Selection& selection,
+              const SqlFragment& select, const std::string& key_column, const std::string& hmac_key,
+              std::vector<std::string>& refused) {
     const pqxx::result locked = run(m_work, select);
-    m_selected = static_cast<std::int64_t>(locked.size());
+    Piece piece{{}, static_cast<std::int64_t>(locked.size())};
     if (locked.empty())
-      return {};
+      return piece;
     const Rule& rule = selection.rule;
     const std::size_t masks_from = rule.files ? 3 : 2;
     // A file that a row outside the batch still names stays (the row goes), and a file two
@@ -337,17 +350,17 @@ public:
       tids.push_back(tid);
       kept.push_back(index);
     }
-    const std::string last = locked[locked.size() - 1][0].as<std::string>();
+    piece.last = locked[locked.size() - 1][0].as<std::string>();
     if (tids.empty())
-      return last;
-    m_attempted = static_cast<std::int64_t>(tids.size());
+      return piece;
+    m_attempted += static_cast<std::int64_t>(tids.size());
     const std::string tid_list = tid_array(tids);
     // Children first, in the same transaction, so no child ever points at a missing parent.
     for (const Cascade& cascade : rule.cascade)
       m_children += run(m_work, statements.delete_children(cascade, tid_list)).affected_rows();
     if (rule.action != Action::anonymize) {
-      m_rows = run(m_work, statements.delete_rows(tid_list)).affected_rows();
-      return last;
+      m_rows += run(m_work, statements.delete_rows(tid_list)).affected_rows();
+      return piece;
     }
     const std::vector<ColumnMask> masks = statements.client_masks();
     std::vector<std::vector<SqlValue>> masked(masks.size());
@@ -364,8 +377,8 @@ public:
         }
       }
     }
-    m_rows = run(m_work, statements.anonymize_rows(tids, masked)).affected_rows();
-    return last;
+    m_rows += run(m_work, statements.anonymize_rows(tids, masked)).affected_rows();
+    return piece;
   }
 
   // The linked paths of the `locked` rows that another row of the table names too.
@@ -387,7 +400,8 @@ public:
     return shared;
   }
 
-  std::int64_t selected() const { return m_selected; }
+  std::optional<std::int64_t> stopped_at_deadline() const override { return m_stopped_at; }
+  void set_stopped_at_deadline(std::int64_t covered) { m_stopped_at = covered; }
   // Rows were due and locked (and not kept for a refused file), and yet none changed: a
   // trigger returning NULL, a rewrite rule or the like suppressed the statement.
   bool stalled() const { return m_attempted > 0 && m_rows == 0; }
@@ -400,7 +414,7 @@ private:
   pqxx::work m_work;
   bool m_exhausted = false;
   bool m_cut_short = false;
-  std::int64_t m_selected = 0;
+  std::optional<std::int64_t> m_stopped_at;
   std::int64_t m_attempted = 0;
   std::int64_t m_vanished = 0;
   std::int64_t m_removed = 0;  // files removed at commit
@@ -579,10 +593,11 @@ public:
     return {};
   }
 
-  // One statement per batch: PostgreSQL locks rows, not the table, so a long batch holds up no
-  // writer of other rows and the deadline is not needed.
+  // PostgreSQL locks rows, not the table: a batch holds up no writer of other rows. But a DDL
+  // statement (ALTER TABLE) waits for the batch's table lock, and every statement on the table
+  // queues behind that: the batch keeps to its deadline (see k_pieces_per_batch).
   std::unique_ptr<Batch> begin_batch(const Selection& selection, std::int64_t limit,
-                                     std::chrono::steady_clock::duration) override {
+                                     std::chrono::steady_clock::duration budget) override {
     if (m_mode == OpenMode::read_only)
       throw std::runtime_error(fmt::format("datastore '{}' is open read-only", m_name));
     for (const ColumnMask& mask : selection.rule.masks)
@@ -602,66 +617,18 @@ public:
       // Before the batch's transaction: a held subject that does not cast fails only its own
       // statement.
       const RuleStatements statements(selection, m_walk.kind, held_values(selection));
-      if (!m_walk.by_range) {
-        auto batch = std::make_unique<PostgresBatch>(*m_connection, m_name);
-        batch->apply(statements, selection,
-                     statements.lock_batch(std::nullopt, limit, tid_array(m_walk.refused),
-                                           m_walk.key_column),
-                     m_walk.key_column.value_or(""), m_hmac_key, m_walk.refused);
-        // Found through the index: fewer rows than asked means none are left (rows another
-        // session has locked are left for the next run). Rows that stayed although the batch
-        // changed them would be found again by every batch: the run ends there.
-        m_walk.done = batch->selected() < limit || batch->stalled();
-        if (batch->stalled())
-          warn_stalled(selection.rule, *batch, "the rule stops until its next run");
-        batch->set_exhausted(m_walk.done);
-        return batch;
-      }
-      if (m_walk.block >= m_walk.end_block) {
+      if (m_walk.by_range && m_walk.block >= m_walk.end_block) {
         m_walk.done = true;
         return nullptr;
       }
-      // A slice of about `limit` rows, by the table's average rows per page.
-      const std::int64_t pages =
-          std::max<std::int64_t>(1, (limit + m_walk.rows_per_block - 1) / m_walk.rows_per_block);
-      const std::int64_t end = std::min(m_walk.block + pages, m_walk.end_block);
-      const bool whole_slice = m_walk.offset == 0 && m_walk.block + pages <= m_walk.end_block;
       auto batch = std::make_unique<PostgresBatch>(*m_connection, m_name);
-      const std::string last = batch->apply(
-          statements, selection,
-          statements.lock_batch(
-              RuleStatements::Range{tid_text(m_walk.block, m_walk.offset), tid_text(end, 0)}, limit,
-              tid_array(m_walk.refused), m_walk.key_column),
-          m_walk.key_column.value_or(""), m_hmac_key, m_walk.refused);
-      if (batch->stalled() && !m_walk.warned_stalled) {
-        m_walk.warned_stalled = true;
-        warn_stalled(selection.rule, *batch, "the run goes on past them");
-      }
-      // VACUUM FULL, CLUSTER or a rewriting ALTER TABLE since the walk began moved every row
-      // to new pages, some of them before the page the walk has reached: it starts again.
-      if (const std::int64_t filenode = batch->filenode(selection.rule.table);
-          filenode != m_walk.filenode) {
-        spdlog::info("rule {}: table '{}' was rewritten during the run (VACUUM FULL, CLUSTER, "
-                     "ALTER TABLE); its walk starts again from the first page",
-                     selection.rule.id, selection.rule.table);
-        m_walk.filenode = filenode;
-        m_walk.block = 0;
-        m_walk.offset = 0;
-        m_walk.end_block = batch->pages(selection.rule.table);
-        m_walk.done = false;
-        batch->set_cut_short(true);
-        return batch;
-      }
-      if (batch->selected() == limit) {
-        // The slice may hold more: the next batch starts just after this one's last row.
-        std::tie(m_walk.block, m_walk.offset) = after_tid(m_name, last);
-        return batch;
-      }
-      m_walk.block = end;
-      m_walk.offset = 0;
-      m_walk.done = end >= m_walk.end_block;
-      batch->set_exhausted(m_walk.done);
-      batch->set_cut_short(!whole_slice);
+      const auto deadline = budget == std::chrono::steady_clock::duration::max()
+                                ? std::chrono::steady_clock::time_point::max()
+                                : std::chrono::steady_clock::now() + budget;
+      if (m_walk.by_range)
+        change_slice(*batch, statements, selection, limit, deadline);
+      else
+        change_through_index(*batch, statements, selection, limit, deadline);
       return batch;
     });
   }
@@ -677,6 +644,108 @@ public:
   void finish_run() override {}
 
 private:
+  // Changes the batch's rows in pieces of limit / k_pieces_per_batch: `piece(size)` changes at
+  // most `size` rows and returns what it found; it runs again while it found as many as asked,
+  // the batch has not reached `limit`, and the last piece's pace says the next one ends by
+  // `deadline` (else the batch records where it stopped). Returns the last piece.
+  template <typename ChangePiece>
+  PostgresBatch::Piece change_in_pieces(PostgresBatch& batch, std::int64_t limit,
+                                        std::chrono::steady_clock::time_point deadline,
+                                        ChangePiece&& piece) {
+    using std::chrono::steady_clock;
+    const std::int64_t most = std::max<std::int64_t>(1, limit / k_pieces_per_batch);
+    std::int64_t covered = 0;
+    while (true) {
+      const std::int64_t size = std::min(most, limit - covered);
+      const auto started = steady_clock::now();
+      PostgresBatch::Piece found = piece(size);
+      covered += found.selected;
+      if (found.selected < size || covered >= limit || batch.stalled())
+        return found;
+      const std::int64_t next = std::min(most, limit - covered);
+      const auto now = steady_clock::now();
+      const auto next_takes = std::chrono::duration_cast<steady_clock::duration>(
+          (now - started) * (static_cast<double>(next) / static_cast<double>(size)));
+      if (deadline != steady_clock::time_point::max() && now + next_takes > deadline) {
+        batch.set_stopped_at_deadline(covered);
+        return found;
+      }
+    }
+  }
+
+  // A batch found through the anchor's index.
+  void change_through_index(PostgresBatch& batch, const RuleStatements& statements,
+                            const Selection& selection, std::int64_t limit,
+                            std::chrono::steady_clock::time_point deadline) {
+    std::int64_t asked = 0;
+    const PostgresBatch::Piece last =
+        change_in_pieces(batch, limit, deadline, [&](std::int64_t size) {
+          asked = size;
+          return batch.apply(statements, selection,
+                             statements.lock_batch(std::nullopt, size, tid_array(m_walk.refused),
+                                                   m_walk.key_column),
+                             m_walk.key_column.value_or(""), m_hmac_key, m_walk.refused);
+        });
+    // Fewer rows than asked means none are left (rows another session has locked are left for
+    // the next run). Rows that stayed although the batch changed them would be found again by
+    // every batch: the run ends there.
+    m_walk.done = last.selected < asked || batch.stalled();
+    if (batch.stalled())
+      warn_stalled(selection.rule, batch, "the rule stops until its next run");
+    batch.set_exhausted(m_walk.done);
+  }
+
+  // A batch over the next slice of about `limit` rows (by the table's average rows per page),
+  // from where the walk stands.
+  void change_slice(PostgresBatch& batch, const RuleStatements& statements,
+                    const Selection& selection, std::int64_t limit,
+                    std::chrono::steady_clock::time_point deadline) {
+    const std::int64_t pages =
+        std::max<std::int64_t>(1, (limit + m_walk.rows_per_block - 1) / m_walk.rows_per_block);
+    const std::int64_t end = std::min(m_walk.block + pages, m_walk.end_block);
+    const bool whole_slice = m_walk.offset == 0 && m_walk.block + pages <= m_walk.end_block;
+    bool slice_ended = false;
+    change_in_pieces(batch, limit, deadline, [&](std::int64_t size) {
+      const PostgresBatch::Piece found = batch.apply(
+          statements, selection,
+          statements.lock_batch(
+              RuleStatements::Range{tid_text(m_walk.block, m_walk.offset), tid_text(end, 0)}, size,
+              tid_array(m_walk.refused), m_walk.key_column),
+          m_walk.key_column.value_or(""), m_hmac_key, m_walk.refused);
+      // The slice may hold more: the next piece starts just after this one's last row.
+      if (found.selected == size)
+        std::tie(m_walk.block, m_walk.offset) = after_tid(m_name, found.last);
+      else
+        slice_ended = true;
+      return found;
+    });
+    if (batch.stalled() && !m_walk.warned_stalled) {
+      m_walk.warned_stalled = true;
+      warn_stalled(selection.rule, batch, "the run goes on past them");
+    }
+    // VACUUM FULL, CLUSTER or a rewriting ALTER TABLE since the walk began moved every row to
+    // new pages, some of them before the page the walk has reached: it starts again.
+    if (const std::int64_t filenode = batch.filenode(selection.rule.table);
+        filenode != m_walk.filenode) {
+      spdlog::info("rule {}: table '{}' was rewritten during the run (VACUUM FULL, CLUSTER, "
+                   "ALTER TABLE); its walk starts again from the first page",
+                   selection.rule.id, selection.rule.table);
+      m_walk.filenode = filenode;
+      m_walk.block = 0;
+      m_walk.offset = 0;
+      m_walk.end_block = batch.pages(selection.rule.table);
+      batch.set_cut_short(true);
+      return;
+    }
+    if (!slice_ended)
+      return;
+    m_walk.block = end;
+    m_walk.offset = 0;
+    m_walk.done = end >= m_walk.end_block;
+    batch.set_exhausted(m_walk.done);
+    batch.set_cut_short(!whole_slice);
+  }
+
   // Where a run's batches are in the table.
   struct Walk {
     std::string run;  // rule@cutoff

@@ -2073,6 +2073,36 @@ TEST_CASE("postgres datastore: a table rewritten during a run (VACUUM FULL) is w
   CHECK(ids_of(fixture, "logs").empty());
 }
 
+TEST_CASE("postgres datastore: a batch is changed in pieces and stops at its deadline") {
+  PostgresFixture fixture;
+  fixture.exec("CREATE TABLE logs(id bigint PRIMARY KEY, at bigint)");
+  fixture.exec(fmt::format("INSERT INTO logs SELECT i, {} FROM generate_series(1, 8000) AS i",
+                           k_cutoff_s - 1));
+  fixture.exec("ANALYZE logs");
+  auto store = open_postgres(fixture.config(), OpenMode::read_write);
+  const Rule rule = make_rule("logs", "at", AgeFormat::unix_seconds);
+  const Selection selection = select_for(rule);
+  REQUIRE(store->count(selection).due == 8000);
+  {
+    // No time at all: one piece, an eighth of the batch.
+    auto batch = store->begin_batch(selection, 8000, std::chrono::steady_clock::duration{0});
+    REQUIRE(batch);
+    CHECK(batch->rows() == 1000);
+    CHECK(batch->stopped_at_deadline() == std::optional<std::int64_t>{1000});
+    CHECK_FALSE(batch->exhausted());
+    batch->commit();
+  }
+  // Without a deadline, the next batch changes all it may, and the walk goes on after the
+  // first one's rows.
+  auto batch = store->begin_batch(selection, 8000);
+  REQUIRE(batch);
+  CHECK(batch->rows() == 7000);
+  CHECK_FALSE(batch->stopped_at_deadline());
+  batch->commit();
+  CHECK(drain(*store, selection).first == 0);
+  CHECK(ids_of(fixture, "logs").empty());
+}
+
 TEST_CASE("postgres datastore: numbers in floating-point and numeric columns") {
   PostgresFixture fixture;
   for (const std::string type : {"double precision", "numeric"}) {
