@@ -473,7 +473,12 @@ SqlFragment RuleStatements::lock_batch(const std::optional<Range>& range, std::i
   // In a range, ctid order lets the next batch start after this one's last row; otherwise the
   // anchor's order keeps the planner on its index.
   query.append(range ? " ORDER BY t.ctid" : " ORDER BY " + m_anchor);
-  query.append(sql(" LIMIT ?::bigint FOR UPDATE OF t SKIP LOCKED", {std::to_string(limit)}));
+  // Anonymizing keeps the row and its key: NO KEY UPDATE lets the application's foreign-key
+  // checks (an INSERT of a child row) through while the batch runs. A mask on a key column
+  // makes the UPDATE take the stronger lock itself.
+  query.append(sql(fmt::format(" LIMIT ?::bigint FOR {} OF t SKIP LOCKED",
+                               m_rule.action == Action::anonymize ? "NO KEY UPDATE" : "UPDATE"),
+                   {std::to_string(limit)}));
   return query;
 }
 

@@ -2103,6 +2103,32 @@ TEST_CASE("postgres datastore: a batch is changed in pieces and stops at its dea
   CHECK(ids_of(fixture, "logs").empty());
 }
 
+TEST_CASE("postgres datastore: an anonymize batch lets the application add child rows to the "
+          "rows it holds") {
+  PostgresFixture fixture;
+  fixture.exec("CREATE TABLE accounts(id bigint PRIMARY KEY, email text, at bigint, "
+               "anonymized_at bigint)");
+  fixture.exec("CREATE TABLE sessions(id bigint PRIMARY KEY, account_id bigint REFERENCES "
+               "accounts(id))");
+  fixture.exec(fmt::format("INSERT INTO accounts VALUES (1, 'a@example.org', {0}, NULL), "
+                           "(2, 'b@example.org', {0}, NULL)",
+                           k_cutoff_s - 1));
+  auto store = open_postgres(fixture.config(), OpenMode::read_write);
+  Rule rule = make_rule("accounts", "at", AgeFormat::unix_seconds);
+  rule.action = Action::anonymize;
+  rule.masks = {{"email", Mask::redact}};
+  rule.anonymized_column = "anonymized_at";
+  auto batch = store->begin_batch(select_for(rule), 10);
+  REQUIRE(batch);
+  REQUIRE(batch->rows() == 2);
+  // The foreign-key check of the insert takes a KEY SHARE lock on account 1, which the
+  // batch's lock does not conflict with: it does not wait (lock_timeout would fail it).
+  fixture.exec("SET lock_timeout = '200ms'");
+  CHECK_NOTHROW(fixture.exec("INSERT INTO sessions VALUES (1, 1)"));
+  batch->commit();
+  CHECK(ids_of(fixture, "sessions") == std::vector<std::int64_t>{1});
+}
+
 TEST_CASE("postgres datastore: numbers in floating-point and numeric columns") {
   PostgresFixture fixture;
   for (const std::string type : {"double precision", "numeric"}) {
