@@ -1137,8 +1137,22 @@ private:
             "datastore '{}': another session held a lock the batch needed for more than {} ms "
             "({}); the batch was rolled back, the next run tries again",
             m_name, k_lock_timeout.count(), first_line(error)));
+      if (error.sqlstate() == k_query_canceled &&
+          std::string_view{error.what()}.find("statement timeout") != std::string_view::npos)
+        throw std::runtime_error(fmt::format(
+            "datastore '{}': {}: statement_timeout (set for the server, the database or the "
+            "role retentiond connects as) ended it; give retentiond's role a longer one (ALTER "
+            "ROLE ... SET statement_timeout) or set it in the dsn's options",
+            m_name, first_line(error)));
       throw std::runtime_error(fmt::format("datastore '{}': {}", m_name, first_line(error)));
     } catch (const pqxx::failure& error) {
+      // libpq's words for a dead connection ("Could not obtain client encoding", "no connection
+      // to the server") do not say that it died.
+      if (!m_connection->is_open())
+        throw std::runtime_error(fmt::format(
+            "datastore '{}': the connection to the server was lost ({}); the next run connects "
+            "again",
+            m_name, first_line(error)));
       throw std::runtime_error(fmt::format("datastore '{}': {}", m_name, first_line(error)));
     }
   }

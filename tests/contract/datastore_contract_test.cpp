@@ -2129,6 +2129,32 @@ TEST_CASE("postgres datastore: an anonymize batch lets the application add child
   CHECK(ids_of(fixture, "sessions") == std::vector<std::int64_t>{1});
 }
 
+TEST_CASE("postgres datastore: a statement_timeout and a lost connection say what happened") {
+  PostgresFixture fixture;
+  fixture.exec("CREATE TABLE logs(id bigint PRIMARY KEY, at bigint)");
+  fixture.exec(fmt::format("INSERT INTO logs SELECT i, {} FROM generate_series(1, 300000) AS i",
+                           k_cutoff_s - 1));
+  const Rule rule = make_rule("logs", "at", AgeFormat::unix_seconds);
+  SUBCASE("statement_timeout") {
+    fixture.exec("DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET statement_timeout = 1', "
+                 "current_database()); END $$");
+    auto store = open_postgres(fixture.config(), OpenMode::read_write);
+    const std::string message = error_of([&] { (void)store->count(select_for(rule)); });
+    CHECK(retentiond::test::contains(
+        message, "canceling statement due to statement timeout: statement_timeout (set "
+                 "for the server, the database or the role retentiond connects as) "
+                 "ended it; give retentiond's role a longer one"));
+  }
+  SUBCASE("a lost connection") {
+    auto store = open_postgres(fixture.config(), OpenMode::read_write);
+    fixture.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> "
+                 "pg_backend_pid() AND datname = current_database()");
+    const std::string message = error_of([&] { (void)store->count(select_for(rule)); });
+    CHECK(retentiond::test::contains(
+        message, "datastore 'contract': the connection to the server was lost ("));
+  }
+}
+
 TEST_CASE("postgres datastore: numbers in floating-point and numeric columns") {
   PostgresFixture fixture;
   for (const std::string type : {"double precision", "numeric"}) {
