@@ -13,6 +13,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -257,8 +258,12 @@ public:
     std::int64_t selected = 0;
   };
 
-  PostgresBatch(pqxx::connection& connection, std::string name)
-      : m_name(std::move(name)), m_work(connection) {
+  // Asks the server, on a connection of its own, whether the transaction with this id
+  // committed: true, false (rolled back), nullopt (it cannot tell, or cannot be asked).
+  using CommitStatus = std::function<std::optional<bool>(const std::string& xid)>;
+
+  PostgresBatch(pqxx::connection& connection, std::string name, CommitStatus commit_status)
+      : m_name(std::move(name)), m_commit_status(std::move(commit_status)), m_work(connection) {
     m_work.exec(fmt::format("SET LOCAL lock_timeout = '{}ms'", k_lock_timeout.count()));
   }
 
@@ -284,8 +289,24 @@ public:
       else
         ++m_vanished;
     }
+    // The transaction's id, to ask for its outcome if the connection dies during COMMIT.
+    const pqxx::field xid = m_work.exec1("SELECT txid_current_if_assigned()::text")[0];
+    const std::string id = xid.is_null() ? "" : xid.as<std::string>();
     try {
       m_work.commit();
+    } catch (const pqxx::in_doubt_error& error) {
+      const std::optional<bool> committed = id.empty() ? std::nullopt : m_commit_status(id);
+      if (committed == true) {
+        spdlog::warn("datastore '{}': the connection was lost during COMMIT; the server says "
+                     "transaction {} committed",
+                     m_name, id);
+        return;
+      }
+      throw std::runtime_error(fmt::format(
+          "datastore '{}': the connection was lost during COMMIT ({}); {}", m_name,
+          first_line(error),
+          committed == false ? fmt::format("the server says transaction {} rolled back", id)
+                             : "whether it committed is unknown"));
     } catch (const std::exception& error) {
       throw std::runtime_error(
           fmt::format("datastore '{}': commit failed: {}", m_name, first_line(error)));
@@ -411,6 +432,7 @@ public:
 
 private:
   std::string m_name;
+  CommitStatus m_commit_status;
   pqxx::work m_work;
   bool m_exhausted = false;
   bool m_cut_short = false;
@@ -427,7 +449,7 @@ private:
 class PostgresDatastore final : public Datastore {
 public:
   PostgresDatastore(const DatastoreConfig& config, OpenMode mode, const AdapterSecrets& secrets)
-      : m_name(config.name), m_mode(mode), m_hmac_key(secrets.hmac_key),
+      : m_config(config), m_name(config.name), m_mode(mode), m_hmac_key(secrets.hmac_key),
         m_connection(connect(config, mode)) {}
 
   SchemaCheck check_schema(const Rule& rule) override {
@@ -621,7 +643,8 @@ public:
         m_walk.done = true;
         return nullptr;
       }
-      auto batch = std::make_unique<PostgresBatch>(*m_connection, m_name);
+      auto batch = std::make_unique<PostgresBatch>(
+          *m_connection, m_name, [this](const std::string& xid) { return commit_status(xid); });
       const auto deadline = budget == std::chrono::steady_clock::duration::max()
                                 ? std::chrono::steady_clock::time_point::max()
                                 : std::chrono::steady_clock::now() + budget;
@@ -1157,6 +1180,28 @@ private:
     }
   }
 
+  // See PostgresBatch::CommitStatus: txid_status, on a new connection (the batch's died).
+  std::optional<bool> commit_status(const std::string& xid) const {
+    try {
+      const auto connection = connect(m_config, OpenMode::read_only);
+      pqxx::nontransaction ask(*connection);
+      const pqxx::field status = ask.exec_params1("SELECT txid_status($1::bigint)", xid)[0];
+      if (status.is_null())
+        return std::nullopt;  // too old to know
+      const std::string text = status.as<std::string>();
+      if (text == "committed")
+        return true;
+      if (text == "aborted")
+        return false;
+      return std::nullopt;
+    } catch (const std::exception& error) {
+      spdlog::warn("datastore '{}': cannot ask the server whether transaction {} committed: {}",
+                   m_name, xid, first_line(error));
+      return std::nullopt;
+    }
+  }
+
+  DatastoreConfig m_config;
   std::string m_name;
   OpenMode m_mode;
   std::string m_hmac_key;

@@ -2155,6 +2155,30 @@ TEST_CASE("postgres datastore: a statement_timeout and a lost connection say wha
   }
 }
 
+TEST_CASE("postgres datastore: a connection lost during COMMIT asks the server how the "
+          "transaction ended") {
+  PostgresFixture fixture;
+  fixture.exec("CREATE TABLE logs(id bigint PRIMARY KEY, at bigint)");
+  fixture.exec(fmt::format("INSERT INTO logs VALUES (1, {0}), (2, {0})", k_cutoff_s - 1));
+  // A deferred trigger runs inside COMMIT: this one ends its own session there, before the
+  // commit record, so the transaction rolls back and the client cannot tell.
+  fixture.exec("CREATE FUNCTION end_session() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+               "PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NULL; END $$");
+  fixture.exec("CREATE CONSTRAINT TRIGGER end_session AFTER DELETE ON logs DEFERRABLE INITIALLY "
+               "DEFERRED FOR EACH ROW EXECUTE FUNCTION end_session()");
+  auto store = open_postgres(fixture.config(), OpenMode::read_write);
+  const Rule rule = make_rule("logs", "at", AgeFormat::unix_seconds);
+  auto batch = store->begin_batch(select_for(rule), 10);
+  REQUIRE(batch);
+  REQUIRE(batch->rows() == 2);
+  const std::string message = error_of([&] { batch->commit(); });
+  CHECK(retentiond::test::contains(message, "datastore 'contract': the connection was lost "
+                                            "during COMMIT ("));
+  CHECK(retentiond::test::contains(message, "); the server says transaction "));
+  CHECK(retentiond::test::contains(message, " rolled back"));
+  CHECK(ids_of(fixture, "logs") == std::vector<std::int64_t>{1, 2});
+}
+
 TEST_CASE("postgres datastore: numbers in floating-point and numeric columns") {
   PostgresFixture fixture;
   for (const std::string type : {"double precision", "numeric"}) {
