@@ -351,14 +351,15 @@ public:
   }
 
 private:
-  // A file's absolute path and its bytes: `-c retentiond.toml` and `-c /etc/.../retentiond.toml`
-  // name the same configuration, and must not look like a change of it in the audit log.
+  // A file's canonical path and its bytes: `-c retentiond.toml`, `-c /etc/.../retentiond.toml`
+  // and a symlink to it name the same configuration, and must not look like a change of it in
+  // the audit log.
   static std::string digest_part(const std::filesystem::path& path, const std::string& bytes) {
     std::error_code error;
-    std::filesystem::path absolute = std::filesystem::absolute(path, error);
+    std::filesystem::path canonical = std::filesystem::weakly_canonical(path, error);
     if (error)
-      absolute = path;
-    return absolute.lexically_normal().string() + '\0' + bytes + '\0';
+      canonical = std::filesystem::absolute(path, error).lexically_normal();
+    return canonical.string() + '\0' + bytes + '\0';
   }
 
   static std::string read_main(const std::filesystem::path& path) {

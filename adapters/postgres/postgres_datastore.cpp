@@ -38,6 +38,10 @@ constexpr std::int64_t k_max_linked_files_per_batch = 256;
 // batch_time; a DDL statement queued behind the batch's locks, and the application's
 // statements queued behind that, wait no longer.
 constexpr std::int64_t k_pieces_per_batch = 8;
+// How long a batch whose COMMIT lost the server waits for its transaction to end, when asked
+// at once it is still "in progress" (see PostgresDatastore::commit_status).
+constexpr int k_commit_status_attempts = 50;
+constexpr std::chrono::milliseconds k_commit_status_pause{100};
 constexpr std::string_view k_lock_not_available = "55P03";
 constexpr std::string_view k_undefined_function = "42883";
 constexpr std::string_view k_query_canceled = "57014";
@@ -282,6 +286,14 @@ public:
   }
 
   void commit() override {
+    std::string id;  // the transaction's id, to ask for its outcome if COMMIT loses the server
+    try {
+      const pqxx::field xid = m_work.exec1("SELECT txid_current_if_assigned()::text")[0];
+      id = xid.is_null() ? "" : xid.as<std::string>();
+    } catch (const std::exception& error) {
+      throw std::runtime_error(
+          fmt::format("datastore '{}': commit failed: {}", m_name, first_line(error)));
+    }
     // The file goes first: a row is never deleted while its file stays behind.
     for (auto& file : m_files) {
       if (file->remove())
@@ -289,13 +301,12 @@ public:
       else
         ++m_vanished;
     }
-    // The transaction's id, to ask for its outcome if the connection dies during COMMIT.
-    const pqxx::field xid = m_work.exec1("SELECT txid_current_if_assigned()::text")[0];
-    const std::string id = xid.is_null() ? "" : xid.as<std::string>();
     try {
       m_work.commit();
     } catch (const pqxx::in_doubt_error& error) {
-      const std::optional<bool> committed = id.empty() ? std::nullopt : m_commit_status(id);
+      if (id.empty())
+        return;  // the transaction wrote nothing: either way nothing changed
+      const std::optional<bool> committed = m_commit_status(id);
       if (committed == true) {
         spdlog::warn("datastore '{}': the connection was lost during COMMIT; the server says "
                      "transaction {} committed",
@@ -651,7 +662,7 @@ public:
       if (m_walk.by_range)
         change_slice(*batch, statements, selection, limit, deadline);
       else
-        change_through_index(*batch, statements, selection, limit, deadline);
+        change_through_index(*batch, statements, selection, limit);
       return batch;
     });
   }
@@ -696,23 +707,20 @@ private:
     }
   }
 
-  // A batch found through the anchor's index.
+  // A batch found through the anchor's index: one statement (pieces would each walk the index
+  // past the rows the earlier ones changed, which stay in it until the batch commits). Few rows
+  // are due on this path, so batches are small.
   void change_through_index(PostgresBatch& batch, const RuleStatements& statements,
-                            const Selection& selection, std::int64_t limit,
-                            std::chrono::steady_clock::time_point deadline) {
-    std::int64_t asked = 0;
-    const PostgresBatch::Piece last =
-        change_in_pieces(batch, limit, deadline, [&](std::int64_t size) {
-          asked = size;
-          return batch.apply(statements, selection,
-                             statements.lock_batch(std::nullopt, size, tid_array(m_walk.refused),
-                                                   m_walk.key_column),
-                             m_walk.key_column.value_or(""), m_hmac_key, m_walk.refused);
-        });
+                            const Selection& selection, std::int64_t limit) {
+    const PostgresBatch::Piece found =
+        batch.apply(statements, selection,
+                    statements.lock_batch(std::nullopt, limit, tid_array(m_walk.refused),
+                                          m_walk.key_column, m_walk.keys_kept),
+                    m_walk.key_column.value_or(""), m_hmac_key, m_walk.refused);
     // Fewer rows than asked means none are left (rows another session has locked are left for
     // the next run). Rows that stayed although the batch changed them would be found again by
     // every batch: the run ends there.
-    m_walk.done = last.selected < asked || batch.stalled();
+    m_walk.done = found.selected < limit || batch.stalled();
     if (batch.stalled())
       warn_stalled(selection.rule, batch, "the rule stops until its next run");
     batch.set_exhausted(m_walk.done);
@@ -733,7 +741,7 @@ private:
           statements, selection,
           statements.lock_batch(
               RuleStatements::Range{tid_text(m_walk.block, m_walk.offset), tid_text(end, 0)}, size,
-              tid_array(m_walk.refused), m_walk.key_column),
+              tid_array(m_walk.refused), m_walk.key_column, m_walk.keys_kept),
           m_walk.key_column.value_or(""), m_hmac_key, m_walk.refused);
       // The slice may hold more: the next piece starts just after this one's last row.
       if (found.selected == size)
@@ -757,6 +765,7 @@ private:
       m_walk.block = 0;
       m_walk.offset = 0;
       m_walk.end_block = batch.pages(selection.rule.table);
+      m_walk.refused.clear();  // addresses in the old file
       batch.set_cut_short(true);
       return;
     }
@@ -781,6 +790,7 @@ private:
     std::int64_t rows_per_block = 1;
     std::vector<std::string> refused;       // rows kept in this run because their file was refused
     std::optional<std::string> key_column;  // the table's primary key, when it is one column
+    bool keys_kept = false;  // no masked column is in a unique index (see lock_batch)
     bool done = false;
     bool warned_stalled = false;  // warn_stalled has spoken for this run
   };
@@ -821,6 +831,7 @@ private:
              {quote_identifier(selection.rule.table)}});
     if (!primary_key.empty())
       m_walk.key_column = primary_key[0][0].as<std::string>();
+    m_walk.keys_kept = !changes_unique_column(tx, selection.rule);
     const Rule& rule = selection.rule;
     const TableInfo anchor_table =
         table_info(tx, rule.age_from ? rule.age_from->table : rule.table);
@@ -847,6 +858,25 @@ private:
     m_walk.rows_per_block =
         std::max<std::int64_t>(1, rows / std::max<std::int64_t>(1, m_walk.end_block));
     tx.commit();
+  }
+
+  // Whether an anonymize rule writes a column of a unique index (a mask, or
+  // anonymized_column): PostgreSQL then counts the UPDATE as changing the row's key.
+  bool changes_unique_column(pqxx::transaction_base& tx, const Rule& rule) {
+    if (rule.action != Action::anonymize)
+      return true;
+    std::vector<SqlValue> columns;
+    for (const ColumnMask& mask : rule.masks)
+      columns.push_back(mask.column);
+    if (rule.anonymized_column)
+      columns.push_back(*rule.anonymized_column);
+    return run(tx, {"SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_index AS i JOIN "
+                    "pg_catalog.pg_attribute AS a ON a.attrelid = i.indrelid AND a.attnum = "
+                    "ANY(i.indkey) WHERE i.indrelid = to_regclass(?) AND i.indisunique AND "
+                    "a.attname = ANY(?::text[]))",
+                    {quote_identifier(rule.table), text_array(columns)}})
+        .at(0)[0]
+        .as<bool>();
   }
 
   AnchorKind anchor_kind_of(pqxx::transaction_base& tx, const Rule& rule) {
@@ -1185,14 +1215,18 @@ private:
     try {
       const auto connection = connect(m_config, OpenMode::read_only);
       pqxx::nontransaction ask(*connection);
-      const pqxx::field status = ask.exec_params1("SELECT txid_status($1::bigint)", xid)[0];
-      if (status.is_null())
-        return std::nullopt;  // too old to know
-      const std::string text = status.as<std::string>();
-      if (text == "committed")
-        return true;
-      if (text == "aborted")
-        return false;
+      // "in progress": the old session may still be committing when this one asks.
+      for (int attempt = 0; attempt < k_commit_status_attempts; ++attempt) {
+        const pqxx::field status = ask.exec_params1("SELECT txid_status($1::bigint)", xid)[0];
+        if (status.is_null())
+          return std::nullopt;  // too old to know
+        const std::string text = status.as<std::string>();
+        if (text == "committed")
+          return true;
+        if (text == "aborted")
+          return false;
+        std::this_thread::sleep_for(k_commit_status_pause);
+      }
       return std::nullopt;
     } catch (const std::exception& error) {
       spdlog::warn("datastore '{}': cannot ask the server whether transaction {} committed: {}",

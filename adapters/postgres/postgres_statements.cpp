@@ -455,7 +455,8 @@ std::vector<ColumnMask> RuleStatements::client_masks() const {
 
 SqlFragment RuleStatements::lock_batch(const std::optional<Range>& range, std::int64_t limit,
                                        const std::string& refused,
-                                       const std::optional<std::string>& key_column) const {
+                                       const std::optional<std::string>& key_column,
+                                       bool keys_kept) const {
   SqlFragment query = sql("SELECT t.ctid::text, ");
   query.append(key_column ? fmt::format("t.{}::text", quote_identifier(*key_column))
                           : "NULL::text");
@@ -473,12 +474,14 @@ SqlFragment RuleStatements::lock_batch(const std::optional<Range>& range, std::i
   // In a range, ctid order lets the next batch start after this one's last row; otherwise the
   // anchor's order keeps the planner on its index.
   query.append(range ? " ORDER BY t.ctid" : " ORDER BY " + m_anchor);
-  // Anonymizing keeps the row and its key: NO KEY UPDATE lets the application's foreign-key
-  // checks (an INSERT of a child row) through while the batch runs. A mask on a key column
-  // makes the UPDATE take the stronger lock itself.
-  query.append(sql(fmt::format(" LIMIT ?::bigint FOR {} OF t SKIP LOCKED",
-                               m_rule.action == Action::anonymize ? "NO KEY UPDATE" : "UPDATE"),
-                   {std::to_string(limit)}));
+  // Anonymizing keeps the row, and when it changes no column of a unique index, its key: NO KEY
+  // UPDATE then lets the application's foreign-key checks (an INSERT of a child row) through
+  // while the batch runs. Otherwise the UPDATE needs the stronger lock, which SKIP LOCKED must
+  // have taken, or it would wait for rows the application holds.
+  const bool no_key = m_rule.action == Action::anonymize && keys_kept;
+  query.append(sql(
+      fmt::format(" LIMIT ?::bigint FOR {} OF t SKIP LOCKED", no_key ? "NO KEY UPDATE" : "UPDATE"),
+      {std::to_string(limit)}));
   return query;
 }
 

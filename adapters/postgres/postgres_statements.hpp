@@ -85,13 +85,14 @@ public:
   // files, then the text of each column whose mask retentiond computes). With `range`, only
   // rows with first <= ctid < last, in ctid order; without, found through the anchor's index.
   // `refused`: rows kept in this run because their file was refused (a tid[] literal).
+  // `keys_kept`: the batch changes no column of a unique index (see RowLock).
   struct Range {
     std::string first;  // tid text form
     std::string last;
   };
   SqlFragment lock_batch(const std::optional<Range>& range, std::int64_t limit,
-                         const std::string& refused,
-                         const std::optional<std::string>& key_column) const;
+                         const std::string& refused, const std::optional<std::string>& key_column,
+                         bool keys_kept) const;
   // Which of `paths` (a text[] literal of linked paths) a row other than those in `tids` (a
   // tid[] literal) names too: their files stay. Compared as text, as stored.
   SqlFragment shared_paths(const std::string& paths, const std::string& tids) const;

@@ -943,6 +943,9 @@ TEST_CASE("load_config reads a valid configuration") {
     std::filesystem::current_path(before);
     CHECK(relative == first);
     CHECK(dotted == first);
+    const std::filesystem::path link = dir.path() / "link.toml";
+    std::filesystem::create_symlink(dir.main_file(), link);
+    CHECK(load_config(link)->digest == first);
   }
 }
 
