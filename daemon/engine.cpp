@@ -112,7 +112,8 @@ std::string wrong_scale_problem(const Rule& rule, std::int64_t rows) {
   return fmt::format("{} rows of {} look like {} but age_format is {}; correct age_format or the "
                      "data",
                      rows, anchor,
-                     rule.age_format == AgeFormat::unix_seconds ? "milliseconds" : "seconds",
+                     rule.age_format == AgeFormat::unix_seconds ? "milliseconds"
+                                                                : "seconds or microseconds",
                      to_string(rule.age_format));
 }
 

@@ -13,6 +13,9 @@ namespace {
 // below it is not a plausible one in milliseconds (before 1973-03-03): the tell-tale of a
 // column written in the other unit. The same threshold as the SQLite adapter's.
 constexpr std::string_view k_scale_threshold = "100000000000";
+// At or above 10^14 a Unix time in milliseconds is past year 5138 too: microseconds, which
+// would otherwise count as future and never expire. The same as the SQLite adapter's.
+constexpr std::string_view k_micros_threshold = "100000000000000";
 
 // A decimal number, as unix_seconds and unix_millis text anchors are written.
 constexpr std::string_view k_number_pattern = R"(^-{0,1}[0-9]+(\.[0-9]+){0,1}$)";
@@ -358,6 +361,8 @@ SqlFragment RuleStatements::future() const {
   SqlFragment future = at_or_after(m_selection.now + std::chrono::milliseconds{1});
   if (m_rule.age_format == AgeFormat::unix_seconds)
     future.append(" AND ").append(number()).append(fmt::format(" < {}", k_scale_threshold));
+  else if (m_rule.age_format == AgeFormat::unix_millis)
+    future.append(" AND ").append(number()).append(fmt::format(" < {}", k_micros_threshold));
   return sql("(").append(future).append(")");
 }
 
@@ -371,9 +376,11 @@ SqlFragment RuleStatements::wrong_scale() const {
   if (m_rule.age_format == AgeFormat::unix_millis)
     return sql("(")
         .append(readable())
-        .append(" AND ")
+        .append(" AND (")
         .append(number())
-        .append(fmt::format(" < {})", k_scale_threshold));
+        .append(fmt::format(" < {} OR ", k_scale_threshold))
+        .append(number())
+        .append(fmt::format(" >= {}))", k_micros_threshold));
   return sql("false");
 }
 

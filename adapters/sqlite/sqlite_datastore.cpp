@@ -429,7 +429,7 @@ public:
                                        const RuleCounts& counts) {
     const std::int64_t numbers = counts.table_rows - counts.undated - counts.unreadable;
     const std::int64_t too_small =
-        rule.age_format == AgeFormat::unix_millis ? counts.wrong_scale : 0;
+        rule.age_format == AgeFormat::unix_millis ? scalar(statements.count_below_scale()) : 0;
     return numbers - too_small - scalar(statements.count_numbers_not_due());
   }
 

@@ -13,6 +13,9 @@ namespace {
 // below it is not a plausible one in milliseconds (before 1973-03-03): the tell-tale of a
 // column written in the other unit.
 constexpr std::int64_t k_scale_threshold = 100'000'000'000;
+// At or above 10^14 a Unix time in milliseconds is past year 5138 too: microseconds, which
+// would otherwise count as future and never expire.
+constexpr std::int64_t k_micros_threshold = 100'000'000'000'000;
 
 SqlValue to_sql_value(const MatchValue& value) {
   return std::visit(
@@ -191,6 +194,8 @@ SqlFragment RuleStatements::future() const {
   SqlFragment future = at_or_after(m_selection.now + std::chrono::milliseconds{1});
   if (m_rule.age_format == AgeFormat::unix_seconds)
     future.append(fmt::format(" AND {} < {}", m_anchor, k_scale_threshold));
+  else if (m_rule.age_format == AgeFormat::unix_millis)
+    future.append(fmt::format(" AND {} < {}", m_anchor, k_micros_threshold));
   return future;
 }
 
@@ -201,10 +206,16 @@ SqlFragment RuleStatements::wrong_scale() const {
     return sql(fmt::format("(typeof({0}) IN ('integer', 'real') AND {0} >= {1} AND {0} < 9e999)", a,
                            k_scale_threshold));
   case AgeFormat::unix_millis:
-    return sql(fmt::format("(typeof({0}) IN ('integer', 'real') AND {0} > -9e999 AND {0} < {1})", a,
-                           k_scale_threshold));
+    return sql(fmt::format("(typeof({0}) IN ('integer', 'real') AND (({0} > -9e999 AND {0} < {1}) "
+                           "OR ({0} >= {2} AND {0} < 9e999)))",
+                           a, k_scale_threshold, k_micros_threshold));
   default: return sql("0");
   }
+}
+
+SqlFragment RuleStatements::count_below_scale() const {
+  return sql("SELECT ").append(
+      count_where(sql(fmt::format("{0} > -9e999 AND {0} < {1}", m_anchor, k_scale_threshold))));
 }
 
 SqlFragment RuleStatements::anchor_millis() const {
@@ -296,16 +307,17 @@ SqlFragment RuleStatements::count_undated() const {
       .append(" AND " + m_anchor + " IS NULL");
 }
 
+SqlFragment RuleStatements::count_where(const SqlFragment& condition) const {
+  return sql("(SELECT count(*)")
+      .append(from_clause())
+      .append(" WHERE ")
+      .append(matched())
+      .append(" AND ")
+      .append(condition)
+      .append(")");
+}
+
 SqlFragment RuleStatements::count_unreadable() const {
-  const auto count_where = [&](SqlFragment condition) {
-    return sql("(SELECT count(*)")
-        .append(from_clause())
-        .append(" WHERE ")
-        .append(matched())
-        .append(" AND ")
-        .append(condition)
-        .append(")");
-  };
   if (!numeric_anchor())
     return sql("SELECT ").append(
         count_where(sql(m_anchor + " IS NOT NULL AND NOT ").append(readable())));
@@ -327,12 +339,11 @@ SqlFragment RuleStatements::count_future() const {
 }
 
 SqlFragment RuleStatements::count_wrong_scale() const {
-  return sql("SELECT count(*)")
-      .append(from_clause())
-      .append(" WHERE ")
-      .append(matched())
-      .append(" AND ")
-      .append(wrong_scale());
+  // Milliseconds go wrong at both ends: one index range each.
+  if (m_rule.age_format == AgeFormat::unix_millis)
+    return count_below_scale().append(" + ").append(
+        count_where(sql(fmt::format("{0} >= {1} AND {0} < 9e999", m_anchor, k_micros_threshold))));
+  return sql("SELECT ").append(count_where(wrong_scale()));
 }
 
 SqlFragment RuleStatements::count_anchors(std::optional<Instant> from,

@@ -55,6 +55,8 @@ public:
   SqlFragment count_unreadable() const;
   SqlFragment count_future() const;
   SqlFragment count_wrong_scale() const;
+  // Numbers below the milliseconds' threshold (unix_millis): wrong_scale's low end.
+  SqlFragment count_below_scale() const;
   // Readable anchors of matched rows in [from, to); either bound may be absent.
   SqlFragment count_anchors(std::optional<Instant> from, std::optional<Instant> to) const;
   // Whether batches may change rows with one statement over a rowid range: no cascade, no
@@ -106,9 +108,11 @@ private:
   SqlFragment at_or_after(Instant instant) const;  // anchor >= instant (anchor readable)
   SqlFragment selectable() const;  // matched, due, not held, not refused in this run
   SqlFragment in_band(const Band& band, bool use_index) const;
-  SqlFragment held() const;           // the subject is under a hold ("0" when none)
-  SqlFragment future() const;         // readable and later than now
-  SqlFragment wrong_scale() const;    // seconds/milliseconds mix-up
+  SqlFragment held() const;         // the subject is under a hold ("0" when none)
+  SqlFragment future() const;       // readable and later than now
+  SqlFragment wrong_scale() const;  // seconds/milliseconds/microseconds mix-up
+  // "(SELECT count(*) FROM ... WHERE matched AND condition)", one term of a census sum.
+  SqlFragment count_where(const SqlFragment& condition) const;
   SqlFragment anchor_millis() const;  // the anchor as unix milliseconds (for oldest_due)
   std::string mask_expression(const ColumnMask& mask) const;
   SqlFragment done_marker() const;  // what marks an anonymized row so it never matches again

@@ -790,6 +790,33 @@ void wrong_scale_is_counted_and_never_due(const ContractTarget& target) {
   CHECK(ids_of(*fixture, "millis") == std::vector<std::int64_t>{1});
 }
 
+void microseconds_in_milliseconds_are_a_wrong_scale(const ContractTarget& target) {
+  // Microseconds in a milliseconds column would read as year 50000: counted as future, they
+  // would never expire and nothing would say so. Mostly due rows and an index: the census
+  // counts due rows as the numbers less those not due.
+  for (const bool indexed : {false, true}) {
+    CAPTURE(indexed);
+    auto fixture = target.fixture();
+    fixture->create_table("millis", {{"id", ColumnType::key}, {"at", ColumnType::integer}});
+    if (indexed)
+      fixture->create_index("millis", "at");
+    std::vector<std::vector<Cell>> rows;
+    for (std::int64_t id = 1; id <= 20; ++id)
+      rows.push_back({id, k_cutoff_ms - id * 1000});
+    rows.push_back({std::int64_t{21}, k_cutoff_ms * 1000});  // microseconds
+    rows.push_back({std::int64_t{22}, k_cutoff_s - 10});     // seconds
+    fixture->insert("millis", {"id", "at"}, rows);
+    auto store = target.open(fixture->config(), OpenMode::read_write);
+    const Rule rule = make_rule("millis", "at", AgeFormat::unix_millis);
+    const RuleCounts counts = store->count(select_for(rule));
+    CHECK(counts.wrong_scale == 2);
+    CHECK(counts.due == 20);
+    CHECK(counts.future == 0);
+    CHECK(drain(*store, select_for(rule)).first == 20);
+    CHECK(ids_of(*fixture, "millis") == std::vector<std::int64_t>{21, 22});
+  }
+}
+
 void absurdly_old_anchors_stay_in_the_calendar(const ContractTarget& target) {
   auto fixture = target.fixture();
   fixture->create_table("seconds", {{"id", ColumnType::key}, {"at", ColumnType::integer}});
@@ -1633,6 +1660,11 @@ TEST_CASE("datastore contract: wrong-scale anchors are counted and never due") {
   for_each_target(wrong_scale_is_counted_and_never_due);
 }
 
+TEST_CASE("datastore contract: microseconds in a milliseconds column are a wrong scale, not "
+          "future") {
+  for_each_target(microseconds_in_milliseconds_are_a_wrong_scale);
+}
+
 TEST_CASE("datastore contract: a wrong-scale anchor is not also counted as future") {
   for_each_target(wrong_scale_is_not_counted_as_future);
 }
@@ -1850,10 +1882,10 @@ TEST_CASE("sqlite datastore: infinities in a numeric anchor are unreadable, neve
     CHECK(drain(*store, select_for(seconds)).first == 2);
     CHECK(ids_of(fixture, "logs") == std::vector<std::int64_t>{2, 3, 4, 5, 6});
     // In milliseconds minus infinity is unreadable too, not a value "in seconds" (row 5, now a
-    // thousand times larger, lies in the future).
+    // thousand times larger, looks like microseconds).
     const Rule millis = make_rule("millis", "at", AgeFormat::unix_millis);
     check_counts(store->count(select_for(millis)),
-                 expect(7, 7, 2, 0, 1, 2, 1, 0, from_unix_seconds(k_cutoff_s - 10 * k_day_s)));
+                 expect(7, 7, 2, 0, 1, 2, 0, 1, from_unix_seconds(k_cutoff_s - 10 * k_day_s)));
   }
 }
 

@@ -470,6 +470,20 @@ TEST_CASE("engine: a census tells on_census_progress it is moving") {
   CHECK(calls == 0);
 }
 
+TEST_CASE("engine: a wrong-scale refusal names the unit the values look like") {
+  Rule rule;
+  rule.table = "logs";
+  rule.age_column = "at";
+  rule.age_format = AgeFormat::unix_seconds;
+  CHECK(wrong_scale_problem(rule, 3) ==
+        "3 rows of logs.at look like milliseconds but age_format is unix_seconds; correct "
+        "age_format or the data");
+  rule.age_format = AgeFormat::unix_millis;
+  CHECK(wrong_scale_problem(rule, 1) ==
+        "1 rows of logs.at look like seconds or microseconds but age_format is unix_millis; "
+        "correct age_format or the data");
+}
+
 TEST_CASE("engine: the mass-deletion breaker refuses, and --confirm-mass lets the run through") {
   Site site;
   auto& db = site.app();
