@@ -66,6 +66,22 @@ std::optional<std::string> year_of(std::string_view date) {
   return std::string(date.substr(0, 4));
 }
 
+std::chrono::steady_clock::time_point deadline_after(std::chrono::steady_clock::time_point from,
+                                                     std::chrono::steady_clock::duration budget) {
+  return budget == std::chrono::steady_clock::duration::max()
+             ? std::chrono::steady_clock::time_point::max()
+             : from + budget;
+}
+
+bool next_piece_passes(std::chrono::steady_clock::time_point started, std::int64_t size,
+                       std::int64_t next, std::chrono::steady_clock::time_point deadline) {
+  using std::chrono::steady_clock;
+  const auto now = steady_clock::now();
+  const auto next_takes = std::chrono::duration_cast<steady_clock::duration>(
+      (now - started) * (static_cast<double>(next) / static_cast<double>(size)));
+  return now + next_takes > deadline;
+}
+
 std::string run_key(const Selection& selection) {
   return selection.rule.id + "@" + format_iso8601(selection.cutoff);
 }

@@ -3,6 +3,8 @@
 #include "adapters/datastore.hpp"
 #include "daemon/config.hpp"
 
+#include <chrono>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -47,6 +49,21 @@ std::string no_such_column(const std::string& table, const std::string& column,
 
 // The warning of check_schema when the linked files' path column has no index.
 std::string no_index_on_linked_path(const Rule& rule);
+
+// Batches changed in pieces (a statement each) start no piece that the previous one's pace says
+// would end after the batch's deadline: a batch whose rows cost more than its size promised
+// (pages not in the cache, a checkpoint) stops a piece, an eighth of its size, before it would
+// have passed its deadline, and holds its locks no longer.
+inline constexpr std::int64_t k_pieces_per_batch = 8;
+
+// `budget` after `from`; time_point::max() for an unbounded budget (duration::max()).
+std::chrono::steady_clock::time_point deadline_after(std::chrono::steady_clock::time_point from,
+                                                     std::chrono::steady_clock::duration budget);
+
+// Whether a piece of `next` rows, taking as long per row as the piece of `size` rows that began
+// at `started` and has just ended, would end after `deadline`.
+bool next_piece_passes(std::chrono::steady_clock::time_point started, std::int64_t size,
+                       std::int64_t next, std::chrono::steady_clock::time_point deadline);
 
 // Which run of its rule `selection` belongs to ("rule@cutoff"): the census and the walk an
 // adapter keeps from one call to the next belong to that run.

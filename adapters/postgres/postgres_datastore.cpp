@@ -32,12 +32,6 @@ constexpr std::chrono::milliseconds k_lock_timeout{500};
 // LOCK TABLE): the rules after it on the datastore wait as long.
 constexpr std::chrono::seconds k_census_lock_timeout{10};
 constexpr std::int64_t k_max_linked_files_per_batch = 256;
-// Statements per batch: a batch is changed in pieces of an eighth of its size and starts no
-// piece that the previous one's pace says would end after its deadline, so that a batch whose
-// rows cost more than its size promised (pages not in the cache, a checkpoint) still ends near
-// batch_time; a DDL statement queued behind the batch's locks, and the application's
-// statements queued behind that, wait no longer.
-constexpr std::int64_t k_pieces_per_batch = 8;
 // How long a batch whose COMMIT lost the server waits for its transaction to end, when asked
 // at once it is still "in progress" (see PostgresDatastore::commit_status).
 constexpr int k_commit_status_attempts = 50;
@@ -324,21 +318,20 @@ public:
     }
   }
 
-  // The file that holds `table` now (pg_relation_filenode), read in the batch's transaction:
-  // once the batch has locked the table, nothing can rewrite it until the batch ends.
-  std::int64_t filenode(const std::string& table) {
-    return run(m_work, {"SELECT pg_relation_filenode(to_regclass(?))", {quote_identifier(table)}})
-        .at(0)[0]
-        .as<std::int64_t>();
-  }
-
-  // The pages `table` has now.
-  std::int64_t pages(const std::string& table) {
-    return run(m_work, {"SELECT pg_relation_size(to_regclass(?)) / "
-                        "current_setting('block_size')::bigint",
-                        {quote_identifier(table)}})
-        .at(0)[0]
-        .as<std::int64_t>();
+  // The file that holds `table` now (pg_relation_filenode) and its pages, read in the batch's
+  // transaction: once the batch has locked the table, nothing can rewrite it until it ends.
+  struct TableFile {
+    std::int64_t filenode = 0;
+    std::int64_t pages = 0;
+  };
+  TableFile table_file(const std::string& table) {
+    const pqxx::row file =
+        run(m_work,
+            {"SELECT pg_relation_filenode(to_regclass(?)), pg_relation_size(to_regclass(?)) "
+             "/ current_setting('block_size')::bigint",
+             {quote_identifier(table), quote_identifier(table)}})
+            .at(0);
+    return {file[0].as<std::int64_t>(), file[1].as<std::int64_t>()};
   }
 
   // Locks the batch's rows with `select`, resolves their linked files (a refused path keeps
@@ -628,7 +621,7 @@ public:
 
   // PostgreSQL locks rows, not the table: a batch holds up no writer of other rows. But a DDL
   // statement (ALTER TABLE) waits for the batch's table lock, and every statement on the table
-  // queues behind that: the batch keeps to its deadline (see k_pieces_per_batch).
+  // queues behind that: the batch keeps to its deadline (see change_slice).
   std::unique_ptr<Batch> begin_batch(const Selection& selection, std::int64_t limit,
                                      std::chrono::steady_clock::duration budget) override {
     if (m_mode == OpenMode::read_only)
@@ -656,9 +649,7 @@ public:
       }
       auto batch = std::make_unique<PostgresBatch>(
           *m_connection, m_name, [this](const std::string& xid) { return commit_status(xid); });
-      const auto deadline = budget == std::chrono::steady_clock::duration::max()
-                                ? std::chrono::steady_clock::time_point::max()
-                                : std::chrono::steady_clock::now() + budget;
+      const auto deadline = deadline_after(std::chrono::steady_clock::now(), budget);
       if (m_walk.by_range)
         change_slice(*batch, statements, selection, limit, deadline);
       else
@@ -678,35 +669,6 @@ public:
   void finish_run() override {}
 
 private:
-  // Changes the batch's rows in pieces of limit / k_pieces_per_batch: `piece(size)` changes at
-  // most `size` rows and returns what it found; it runs again while it found as many as asked,
-  // the batch has not reached `limit`, and the last piece's pace says the next one ends by
-  // `deadline` (else the batch records where it stopped). Returns the last piece.
-  template <typename ChangePiece>
-  PostgresBatch::Piece change_in_pieces(PostgresBatch& batch, std::int64_t limit,
-                                        std::chrono::steady_clock::time_point deadline,
-                                        ChangePiece&& piece) {
-    using std::chrono::steady_clock;
-    const std::int64_t most = std::max<std::int64_t>(1, limit / k_pieces_per_batch);
-    std::int64_t covered = 0;
-    while (true) {
-      const std::int64_t size = std::min(most, limit - covered);
-      const auto started = steady_clock::now();
-      PostgresBatch::Piece found = piece(size);
-      covered += found.selected;
-      if (found.selected < size || covered >= limit || batch.stalled())
-        return found;
-      const std::int64_t next = std::min(most, limit - covered);
-      const auto now = steady_clock::now();
-      const auto next_takes = std::chrono::duration_cast<steady_clock::duration>(
-          (now - started) * (static_cast<double>(next) / static_cast<double>(size)));
-      if (deadline != steady_clock::time_point::max() && now + next_takes > deadline) {
-        batch.set_stopped_at_deadline(covered);
-        return found;
-      }
-    }
-  }
-
   // A batch found through the anchor's index: one statement (pieces would each walk the index
   // past the rows the earlier ones changed, which stay in it until the batch commits). Few rows
   // are due on this path, so batches are small.
@@ -727,7 +689,9 @@ private:
   }
 
   // A batch over the next slice of about `limit` rows (by the table's average rows per page),
-  // from where the walk stands.
+  // from where the walk stands, in pieces (see k_pieces_per_batch): a DDL statement queued
+  // behind the batch's table lock, and the application's statements queued behind that, wait
+  // no longer than its deadline.
   void change_slice(PostgresBatch& batch, const RuleStatements& statements,
                     const Selection& selection, std::int64_t limit,
                     std::chrono::steady_clock::time_point deadline) {
@@ -735,36 +699,45 @@ private:
         std::max<std::int64_t>(1, (limit + m_walk.rows_per_block - 1) / m_walk.rows_per_block);
     const std::int64_t end = std::min(m_walk.block + pages, m_walk.end_block);
     const bool whole_slice = m_walk.offset == 0 && m_walk.block + pages <= m_walk.end_block;
+    const std::int64_t most = std::max<std::int64_t>(1, limit / k_pieces_per_batch);
     bool slice_ended = false;
-    change_in_pieces(batch, limit, deadline, [&](std::int64_t size) {
+    for (std::int64_t covered = 0; covered < limit && !batch.stalled();) {
+      const std::int64_t size = std::min(most, limit - covered);
+      const auto started = std::chrono::steady_clock::now();
       const PostgresBatch::Piece found = batch.apply(
           statements, selection,
           statements.lock_batch(
               RuleStatements::Range{tid_text(m_walk.block, m_walk.offset), tid_text(end, 0)}, size,
               tid_array(m_walk.refused), m_walk.key_column, m_walk.keys_kept),
           m_walk.key_column.value_or(""), m_hmac_key, m_walk.refused);
-      // The slice may hold more: the next piece starts just after this one's last row.
-      if (found.selected == size)
-        std::tie(m_walk.block, m_walk.offset) = after_tid(m_name, found.last);
-      else
+      covered += found.selected;
+      if (found.selected < size) {
         slice_ended = true;
-      return found;
-    });
+        break;
+      }
+      // The slice may hold more: the next piece starts just after this one's last row.
+      std::tie(m_walk.block, m_walk.offset) = after_tid(m_name, found.last);
+      if (covered < limit &&
+          next_piece_passes(started, size, std::min(most, limit - covered), deadline)) {
+        batch.set_stopped_at_deadline(covered);
+        break;
+      }
+    }
     if (batch.stalled() && !m_walk.warned_stalled) {
       m_walk.warned_stalled = true;
       warn_stalled(selection.rule, batch, "the run goes on past them");
     }
     // VACUUM FULL, CLUSTER or a rewriting ALTER TABLE since the walk began moved every row to
     // new pages, some of them before the page the walk has reached: it starts again.
-    if (const std::int64_t filenode = batch.filenode(selection.rule.table);
-        filenode != m_walk.filenode) {
+    if (const PostgresBatch::TableFile file = batch.table_file(selection.rule.table);
+        file.filenode != m_walk.filenode) {
       spdlog::info("rule {}: table '{}' was rewritten during the run (VACUUM FULL, CLUSTER, "
                    "ALTER TABLE); its walk starts again from the first page",
                    selection.rule.id, selection.rule.table);
-      m_walk.filenode = filenode;
+      m_walk.filenode = file.filenode;
       m_walk.block = 0;
       m_walk.offset = 0;
-      m_walk.end_block = batch.pages(selection.rule.table);
+      m_walk.end_block = file.pages;
       m_walk.refused.clear();  // addresses in the old file
       batch.set_cut_short(true);
       return;

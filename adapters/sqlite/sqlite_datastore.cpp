@@ -32,9 +32,6 @@ constexpr std::int64_t k_max_bands = 8;
 constexpr std::int64_t k_max_linked_files_per_batch = 256;
 // Rows the census looks at to guess which side of the cutoff is smaller (see mostly_due).
 constexpr int k_census_probes = 32;
-// Statements per batch of a slice (see change_in_pieces): a batch that runs slow stops a piece,
-// about a quarter of its time, before it would have passed its deadline.
-constexpr std::int64_t k_pieces_per_batch = 8;
 // A piece is at most twice the largest one the walk has changed, and the first is at most this
 // many rows: a run's first batch, whatever its size, finds the table's pace in pieces of 200,
 // 400, 800... rows, and stops at its deadline before a piece it cannot afford.
@@ -735,9 +732,7 @@ private:
                                                  std::int64_t limit,
                                                  std::chrono::steady_clock::duration budget) {
     using std::chrono::steady_clock;
-    const steady_clock::time_point deadline = budget == steady_clock::duration::max()
-                                                  ? steady_clock::time_point::max()
-                                                  : batch.locked_at() + budget;
+    const steady_clock::time_point deadline = deadline_after(batch.locked_at(), budget);
     const std::int64_t piece = std::max<std::int64_t>(1, limit / k_pieces_per_batch);
     std::int64_t covered = 0;
     const auto next_size = [&] {
@@ -753,12 +748,8 @@ private:
       lo = hi;
       if (band_ended || covered >= limit)
         return {hi, band_ended};
-      // The next piece takes as long per row as this one did.
       const std::int64_t next = next_size();
-      const auto now = steady_clock::now();
-      const auto next_takes = std::chrono::duration_cast<steady_clock::duration>(
-          (now - piece_started) * (static_cast<double>(next) / static_cast<double>(size)));
-      if (now + next_takes > deadline) {
+      if (next_piece_passes(piece_started, size, next, deadline)) {
         batch.set_stopped_at_deadline(covered);
         return {hi, false};
       }

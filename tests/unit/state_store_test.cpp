@@ -95,43 +95,41 @@ TEST_CASE("a state from schema 1 gets meta and records the key its chain was wri
   CHECK(raw.execAndGet("SELECT count(*) FROM meta WHERE key = 'audit_key'").getInt() == 1);
 }
 
-TEST_CASE("a state that lost a table is damaged, not new") {
-  TempDir dir;
-  const auto path = dir / "state.db";
+namespace {
+
+// A state with one audit entry, damaged afterwards by `damage` (SQL run on the file itself):
+// both open modes refuse it, saying `why`.
+void check_damaged(const std::filesystem::path& path, const std::string& damage,
+                   const std::string& why) {
   {
     SqliteStateStore store(path, StateStore::Mode::read_write);
     store.append_audit("run_start", "", 0);
   }
   {
     SQLite::Database raw(path, SQLite::OPEN_READWRITE);
-    raw.exec("DROP TABLE audit");
+    raw.exec(damage);
   }
   const std::string damaged = "cannot open state database " + path.string() +
-                              ": the state is damaged: its table 'audit' is missing (restore the "
-                              "state file from a backup; audit verify cannot pass)";
+                              ": the state is damaged: " + why +
+                              " (restore the state file from a backup; audit verify cannot pass)";
   CHECK(error_of([&] { SqliteStateStore store(path, StateStore::Mode::read_only); }) == damaged);
   CHECK(error_of([&] { SqliteStateStore store(path, StateStore::Mode::read_write); }) == damaged);
+}
+
+}  // namespace
+
+TEST_CASE("a state that lost a table is damaged, not new") {
+  TempDir dir;
+  const auto path = dir / "state.db";
+  check_damaged(path, "DROP TABLE audit", "its table 'audit' is missing");
   SQLite::Database raw(path, SQLite::OPEN_READONLY);
   CHECK_FALSE(raw.tableExists("audit"));  // not created anew
 }
 
 TEST_CASE("a state whose schema version was reset to 0 is damaged, not new") {
   TempDir dir;
-  const auto path = dir / "state.db";
-  {
-    SqliteStateStore store(path, StateStore::Mode::read_write);
-    store.append_audit("run_start", "", 0);
-  }
-  {
-    SQLite::Database raw(path, SQLite::OPEN_READWRITE);
-    raw.exec("PRAGMA user_version=0");
-  }
-  const std::string damaged = "cannot open state database " + path.string() +
-                              ": the state is damaged: its schema version reads 0 although it "
-                              "has tables (restore the state file from a backup; audit verify "
-                              "cannot pass)";
-  CHECK(error_of([&] { SqliteStateStore store(path, StateStore::Mode::read_only); }) == damaged);
-  CHECK(error_of([&] { SqliteStateStore store(path, StateStore::Mode::read_write); }) == damaged);
+  check_damaged(dir / "state.db", "PRAGMA user_version=0",
+                "its schema version reads 0 although it has tables");
 }
 
 TEST_CASE("an unopenable state DB names its path") {
