@@ -3,6 +3,7 @@
 #include "adapters/sqlite/sqlite_masks.hpp"
 #include "adapters/sqlite/sqlite_statements.hpp"
 #include "adapters/sqlite/sqlite_time.hpp"
+#include "adapters/sqlite/wal_checkpointer.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <spdlog/fmt/fmt.h>
@@ -46,6 +47,12 @@ constexpr int k_backstop_checkpoint_pages = 16'384;
 constexpr int k_census_progress_steps = 1000;
 // How long a census waiting for a lock sleeps between two tries (and two looks at the stop).
 constexpr std::chrono::milliseconds k_census_busy_step{5};
+// Every this many batches, a batch starts once the checkpoints of those before it are done: the
+// log is then wholly copied, and SQLite writes it from its start again instead of growing it for
+// the whole run. It holds at most this many batches' pages, about 20 MB at the default
+// batch_time. (1M append-only rows, no writer, 6 paired runs: 0.421 s, 0.432 s every 2 batches,
+// 0.464 s with each checkpoint between two batches; a single DELETE 0.419 s.)
+constexpr int k_batches_per_log_restart = 4;
 // How long the final TRUNCATE checkpoint, which holds off the application's writers, waits for
 // readers of the WAL to finish.
 constexpr std::chrono::milliseconds k_truncate_wait{20};
@@ -265,7 +272,7 @@ private:
 class SqliteDatastore final : public Datastore {
 public:
   SqliteDatastore(const DatastoreConfig& config, OpenMode mode, const AdapterSecrets& secrets)
-      : m_name(config.name), m_mode(mode), m_busy_timeout(config.busy_timeout),
+      : m_name(config.name), m_path(config.path), m_mode(mode), m_busy_timeout(config.busy_timeout),
         m_db(open(config, mode)) {
     register_masks(m_db.getHandle(), secrets.hmac_key);
     register_time_functions(m_db.getHandle());
@@ -278,8 +285,9 @@ public:
     if (m_db.execAndGet("PRAGMA journal_mode").getString() == "wal") {
       m_wal = true;
       // Each batch's pages are copied into the database file right after it commits, outside
-      // the write lock (see between_batches), instead of inside COMMIT. SQLite's own automatic
-      // checkpoint stays as a backstop, far above what one batch writes.
+      // the write lock and beside the next batch (see between_batches), instead of inside
+      // COMMIT. SQLite's own automatic checkpoint stays as a backstop, far above what one
+      // batch writes.
       m_db.exec(fmt::format("PRAGMA wal_autocheckpoint = {}", k_backstop_checkpoint_pages));
       // The checkpoint that follows each commit syncs the log before copying it: a batch is
       // durable a few milliseconds after COMMIT, and a power loss in between can only undo it
@@ -478,6 +486,10 @@ public:
       enter_band(m_walk.band + 1);
     if (m_walk.done)
       return nullptr;
+    if (m_checkpointer && ++m_batches_since_log_restart == k_batches_per_log_restart) {
+      m_checkpointer->wait();
+      m_batches_since_log_restart = 0;
+    }
     auto batch = std::make_unique<SqliteBatch>(m_db);
     // Read inside the transaction, which holds the write lock: whatever changes data_version
     // from here on was committed after this batch.
@@ -517,10 +529,11 @@ public:
   void between_batches(std::chrono::milliseconds longest) override {
     using std::chrono::steady_clock;
     // First the work the batch left that needs no lock: copying its pages from the WAL into
-    // the database file. A writer of the application that queued behind the batch gets in
-    // meanwhile; its own automatic checkpoint then finds nothing left to copy (or ours
-    // running), so the application never pays for the copy.
-    checkpoint();
+    // the database file, on the checkpointer's thread while the next batch runs. A writer of
+    // the application that queued behind the batch gets in meanwhile; its own automatic
+    // checkpoint then finds nothing left to copy (or ours running), so the application never
+    // pays for the copy.
+    checkpoint_soon();
     // data_version changes when another connection commits; begin_batch noted it inside the
     // batch's transaction. Changed since: the application's writer got in, nothing to wait
     // for. Unchanged, but the application wrote within the last second: one of its writers
@@ -548,9 +561,12 @@ public:
     // Truncating the WAL removes the last copies of deleted pages from the write-ahead log. A
     // TRUNCATE checkpoint holds off the application's writers while it copies and while it
     // waits for readers: whatever is left to copy (the last batch's pages were copied by
-    // between_batches; the application may have written since) is copied first without
+    // between_batches, once the checkpointer is through; the application may have written
+    // since) is copied first without
     // blocking anyone, and the wait for readers is short. A reader that stays longer keeps the WAL
     // until the next checkpoint (the application's own, or the next run's).
+    if (m_checkpointer)
+      m_checkpointer->wait();
     checkpoint();
     m_db.setBusyTimeout(static_cast<int>(k_truncate_wait.count()));
     SQLite::Statement truncate(m_db, "PRAGMA wal_checkpoint(TRUNCATE)");
@@ -810,20 +826,27 @@ private:
   void checkpoint() {
     if (!m_wal)
       return;
-    const auto started = std::chrono::steady_clock::now();
-    int log_frames = -1;
-    int copied_frames = -1;
-    const int result = sqlite3_wal_checkpoint_v2(
-        m_db.getHandle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_frames, &copied_frames);
-    // Busy: another connection is checkpointing right now, which copies the same pages.
-    if (result != SQLITE_OK && result != SQLITE_BUSY)
-      spdlog::warn("datastore '{}': WAL checkpoint failed: {}", m_name,
-                   sqlite3_errmsg(m_db.getHandle()));
-    spdlog::trace("datastore '{}': checkpoint copied {} of {} frames in {} us", m_name,
-                  copied_frames, log_frames,
-                  std::chrono::duration_cast<std::chrono::microseconds>(
-                      std::chrono::steady_clock::now() - started)
-                      .count());
+    checkpoint_passive(m_db.getHandle(), m_name);
+  }
+
+  // A checkpoint on the checkpointer's thread, started the first time a run's batches need one;
+  // where it cannot start, the checkpoint runs here.
+  void checkpoint_soon() {
+    if (!m_wal)
+      return;
+    if (!m_checkpointer && !m_checkpointer_failed) {
+      try {
+        m_checkpointer = std::make_unique<WalCheckpointer>(m_path, m_name, m_busy_timeout);
+      } catch (const std::exception& error) {
+        m_checkpointer_failed = true;
+        spdlog::warn("datastore '{}': checkpoints run between batches, not beside them: {}", m_name,
+                     error.what());
+      }
+    }
+    if (m_checkpointer)
+      m_checkpointer->request();
+    else
+      checkpoint();
   }
 
   // The application committed after the batch. Its frames are copied as well (a few pages):
@@ -833,7 +856,7 @@ private:
   // the final TRUNCATE, which holds off writers, has that much to cut.
   void application_got_in() {
     note_application_write();
-    checkpoint();
+    checkpoint_soon();
   }
 
   void note_application_write() {
@@ -1010,9 +1033,13 @@ private:
   }
 
   std::string m_name;
+  std::filesystem::path m_path;
   OpenMode m_mode;
   std::chrono::milliseconds m_busy_timeout;
   SQLite::Database m_db;
+  std::unique_ptr<WalCheckpointer> m_checkpointer;  // from the first batch on, in WAL mode
+  bool m_checkpointer_failed = false;
+  int m_batches_since_log_restart = 0;
   Walk m_walk;
   std::pair<std::string, RuleCounts> m_census;  // the last count(), by run key
   bool m_wal = false;                           // the datastore is in WAL mode

@@ -2002,6 +2002,44 @@ TEST_CASE("sqlite datastore: a batch's pages are in the WAL before the engine au
   CHECK(ids_of(fixture, "logs").empty());
 }
 
+TEST_CASE("sqlite datastore: batches that follow each other keep the WAL to four batches' pages") {
+  // The checkpoint after a batch runs beside the next one; every fourth batch waits for them, so
+  // SQLite writes the log from its start again instead of growing it for the whole run.
+  SqliteFixture fixture;
+  fixture.create_table(
+      "logs",
+      {{"id", ColumnType::key}, {"at", ColumnType::integer}, {"payload", ColumnType::text}});
+  {
+    SQLite::Database db(fixture.config().path, SQLite::OPEN_READWRITE);
+    db.exec("PRAGMA journal_mode=WAL");
+    db.exec(fmt::format("INSERT INTO logs(at, payload) SELECT {}, hex(randomblob(500)) FROM "
+                        "(WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i "
+                        "< 20000) SELECT i FROM n)",
+                        k_cutoff_s - 1));
+    db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+  }
+  auto store = adapters::sqlite::open_sqlite_datastore(fixture.config(), OpenMode::read_write, {});
+  const std::filesystem::path wal = fixture.config().path.string() + "-wal";
+  const Selection selection = select_for(make_rule("logs", "at", AgeFormat::unix_seconds));
+  std::uintmax_t first_batch = 0;  // the log's size after the first batch: its pages
+  std::uintmax_t largest_log = 0;
+  int batches = 0;
+  while (auto batch = store->begin_batch(selection, 1'000)) {
+    batch->commit();
+    store->between_batches(std::chrono::milliseconds{0});
+    // The file keeps its largest size: SQLite overwrites a restarted log.
+    largest_log = std::filesystem::file_size(wal);
+    if (++batches == 1)
+      first_batch = largest_log;
+  }
+  store->finish_run();
+  CHECK(batches == 20);
+  CHECK(ids_of(fixture, "logs").empty());
+  REQUIRE(first_batch > 100 * 4'096);
+  CHECK(largest_log < 5 * first_batch);
+  CHECK(std::filesystem::file_size(wal) == 0);  // finish_run truncates it
+}
+
 TEST_CASE("sqlite datastore: a deleted row's values do not linger in the file") {
   SqliteFixture fixture;
   fixture.create_table(

@@ -1,0 +1,78 @@
+#include "adapters/sqlite/wal_checkpointer.hpp"
+
+#include "tests/support/temp_dir.hpp"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <string>
+
+using retentiond::adapters::sqlite::WalCheckpointer;
+
+namespace {
+
+// A WAL-mode database whose log only its writers' checkpoints copy.
+struct WalDatabase {
+  retentiond::test::TempDir dir;
+  std::filesystem::path path = dir / "app.db";
+  SQLite::Database db{path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE};
+
+  WalDatabase() {
+    REQUIRE(db.execAndGet("PRAGMA journal_mode=WAL").getString() == "wal");
+    db.exec("PRAGMA wal_autocheckpoint=0");
+    db.exec("CREATE TABLE logs(id INTEGER PRIMARY KEY, payload BLOB)");
+  }
+
+  void write_pages(int rows) {
+    db.exec("INSERT INTO logs(payload) SELECT randomblob(3000) FROM "
+            "(WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < " +
+            std::to_string(rows) + ") SELECT i FROM n)");
+  }
+
+  // The frames in the log: SQLite restarts it at the first write after a checkpoint copied all
+  // of it. (This checkpoint of its own copies them too: the last look.)
+  int log_frames() {
+    SQLite::Statement checkpoint(db, "PRAGMA wal_checkpoint(PASSIVE)");
+    REQUIRE(checkpoint.executeStep());
+    return checkpoint.getColumn(1).getInt();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("wal checkpointer: once wait returns, the whole log is copied and SQLite writes it "
+          "from its start again") {
+  WalDatabase app;
+  WalCheckpointer checkpointer(app.path, "app", std::chrono::seconds{1});
+  app.write_pages(100);
+  checkpointer.request();
+  checkpointer.wait();
+  app.write_pages(10);
+  CHECK(app.log_frames() < 30);
+
+  // Without the checkpointer, the log grows.
+  WalDatabase alone;
+  alone.write_pages(100);
+  alone.write_pages(10);
+  CHECK(alone.log_frames() > 110);
+}
+
+TEST_CASE("wal checkpointer: requests made while it copies are answered by a later checkpoint") {
+  WalDatabase app;
+  WalCheckpointer checkpointer(app.path, "app", std::chrono::seconds{1});
+  for (int round = 0; round < 20; ++round) {
+    app.write_pages(20);
+    checkpointer.request();
+  }
+  checkpointer.wait();
+  app.write_pages(1);
+  CHECK(app.log_frames() < 10);
+}
+
+TEST_CASE("wal checkpointer: wait without a request returns, and it stops with none pending") {
+  WalDatabase app;
+  WalCheckpointer checkpointer(app.path, "app", std::chrono::seconds{1});
+  checkpointer.wait();
+}
