@@ -36,7 +36,8 @@ constexpr int k_work_share_of_batch_time = 50;
 // The same when the due rows lie in the table's physical order (RunPlan). There a batch stops at
 // its deadline within a piece and a longer batch costs no more per row, so it can use all of
 // the 33 ms: a writer that queued behind it still gets in on its retry 18 or 33 ms after it
-// arrived, and fewer batches carry fewer audit entries (1M append-only rows with a writer
+// arrived (with no margin: one that arrived as the batch began and the batch ran over, at 53
+// ms), and fewer batches carry fewer audit entries (1M append-only rows with a writer
 // every 5 ms, 8 paired runs: a median 0.485 s against 0.496 s at 60%; slowest insert 34-36 ms
 // either way).
 constexpr int k_work_share_in_physical_order = 66;

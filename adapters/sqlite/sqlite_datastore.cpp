@@ -39,7 +39,7 @@ constexpr int k_census_probes = 32;
 constexpr std::int64_t k_first_piece = 200;
 // An application that has not committed for this long is idle: batches follow each other.
 constexpr std::chrono::seconds k_application_quiet{1};
-// SQLite's automatic checkpoint, which runs inside COMMIT, only when the checkpoints between
+// SQLite's automatic checkpoint, which runs inside COMMIT, only when the checkpoints beside the
 // batches fall behind (64 MiB of log at 4 KiB pages).
 constexpr int k_backstop_checkpoint_pages = 16'384;
 // SQLite virtual machine instructions between two looks at Selection::stop during a census:
@@ -49,8 +49,9 @@ constexpr int k_census_progress_steps = 1000;
 constexpr std::chrono::milliseconds k_census_busy_step{5};
 // Every this many batches, a batch starts once the checkpoints of those before it are done: the
 // log is then wholly copied, and SQLite writes it from its start again instead of growing it for
-// the whole run. It holds at most this many batches' pages, about 20 MB at the default
-// batch_time. (1M append-only rows, no writer, 6 paired runs: 0.421 s, 0.432 s every 2 batches,
+// the whole run. It then holds at most this many batches' pages, about 20 MB at the default
+// batch_time (unless a reader of the application keeps an old snapshot, which no checkpoint
+// may copy past). (1M append-only rows, no writer, 6 paired runs: 0.421 s, 0.432 s every 2 batches,
 // 0.464 s with each checkpoint between two batches; a single DELETE 0.419 s.)
 constexpr int k_batches_per_log_restart = 4;
 // How long the final TRUNCATE checkpoint, which holds off the application's writers, waits for
@@ -290,10 +291,11 @@ public:
       // batch writes.
       m_db.exec(fmt::format("PRAGMA wal_autocheckpoint = {}", k_backstop_checkpoint_pages));
       // The checkpoint that follows each commit syncs the log before copying it: a batch is
-      // durable a few milliseconds after COMMIT, and a power loss in between can only undo it
-      // together with every later commit. Syncing in COMMIT as well would hold the write lock
-      // through an fsync for nothing.
+      // durable a few milliseconds after COMMIT (before the batch after next begins, at the
+      // latest), and a power loss in between can only undo it together with every later
+      // commit. Syncing in COMMIT as well would hold the write lock through an fsync.
       m_db.exec("PRAGMA synchronous = NORMAL");
+      start_checkpointer();
     }
     // Consecutive batches walk neighbouring pages: a cache larger than SQLite's 2 MiB default
     // keeps the interior pages of the table and its indexes between batches (batches run about
@@ -486,9 +488,15 @@ public:
       enter_band(m_walk.band + 1);
     if (m_walk.done)
       return nullptr;
-    if (m_checkpointer && ++m_batches_since_log_restart == k_batches_per_log_restart) {
-      m_checkpointer->wait();
-      m_batches_since_log_restart = 0;
+    if (m_checkpointer) {
+      // The batch before last is durable before this one begins: a power loss can undo at
+      // most two batches (usually the checkpoint ended long ago).
+      if (++m_batches_since_log_restart < k_batches_per_log_restart)
+        m_checkpointer->wait(m_checkpoint_before_last);
+      else {
+        m_checkpointer->wait();
+        m_batches_since_log_restart = 0;
+      }
     }
     auto batch = std::make_unique<SqliteBatch>(m_db);
     // Read inside the transaction, which holds the write lock: whatever changes data_version
@@ -533,7 +541,8 @@ public:
     // the application that queued behind the batch gets in meanwhile; its own automatic
     // checkpoint then finds nothing left to copy (or ours running), so the application never
     // pays for the copy.
-    checkpoint_soon();
+    m_checkpoint_before_last = m_checkpoint_last;
+    m_checkpoint_last = checkpoint_soon();
     // data_version changes when another connection commits; begin_batch noted it inside the
     // batch's transaction. Changed since: the application's writer got in, nothing to wait
     // for. Unchanged, but the application wrote within the last second: one of its writers
@@ -829,24 +838,25 @@ private:
     checkpoint_passive(m_db.getHandle(), m_name);
   }
 
-  // A checkpoint on the checkpointer's thread, started the first time a run's batches need one;
-  // where it cannot start, the checkpoint runs here.
-  void checkpoint_soon() {
-    if (!m_wal)
-      return;
-    if (!m_checkpointer && !m_checkpointer_failed) {
-      try {
-        m_checkpointer = std::make_unique<WalCheckpointer>(m_path, m_name, m_busy_timeout);
-      } catch (const std::exception& error) {
-        m_checkpointer_failed = true;
-        spdlog::warn("datastore '{}': checkpoints run between batches, not beside them: {}", m_name,
-                     error.what());
-      }
+  // Checkpoints of a datastore in WAL mode run on a thread of their own (see between_batches),
+  // with a connection opened beside m_db, on the same file. Where that cannot open, they run
+  // between batches.
+  void start_checkpointer() {
+    try {
+      m_checkpointer = std::make_unique<WalCheckpointer>(m_path, m_name, m_busy_timeout);
+    } catch (const std::exception& error) {
+      spdlog::warn("datastore '{}': checkpoints run between batches, not beside them: {}", m_name,
+                   error.what());
     }
+  }
+
+  // Asks for a checkpoint on the checkpointer's thread, and returns its ticket; without the
+  // thread, checkpoints here.
+  std::uint64_t checkpoint_soon() {
     if (m_checkpointer)
-      m_checkpointer->request();
-    else
-      checkpoint();
+      return m_checkpointer->request();
+    checkpoint();
+    return 0;
   }
 
   // The application committed after the batch. Its frames are copied as well (a few pages):
@@ -1037,9 +1047,10 @@ private:
   OpenMode m_mode;
   std::chrono::milliseconds m_busy_timeout;
   SQLite::Database m_db;
-  std::unique_ptr<WalCheckpointer> m_checkpointer;  // from the first batch on, in WAL mode
-  bool m_checkpointer_failed = false;
+  std::unique_ptr<WalCheckpointer> m_checkpointer;  // read-write, in WAL mode
   int m_batches_since_log_restart = 0;
+  std::uint64_t m_checkpoint_last = 0;         // the ticket of the last batch's checkpoint
+  std::uint64_t m_checkpoint_before_last = 0;  // and of the one before
   Walk m_walk;
   std::pair<std::string, RuleCounts> m_census;  // the last count(), by run key
   bool m_wal = false;                           // the datastore is in WAL mode

@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
+#include <algorithm>
+
 namespace retentiond::adapters::sqlite {
 
 void checkpoint_passive(sqlite3* db, const std::string& datastore) {
@@ -43,17 +45,20 @@ WalCheckpointer::~WalCheckpointer() {
   m_thread.join();
 }
 
-void WalCheckpointer::request() {
+std::uint64_t WalCheckpointer::request() {
+  std::uint64_t ticket = 0;
   {
     const std::lock_guard lock(m_mutex);
-    ++m_requested;
+    ticket = ++m_requested;
   }
   m_changed.notify_all();
+  return ticket;
 }
 
-void WalCheckpointer::wait() {
+void WalCheckpointer::wait(std::uint64_t ticket) {
   std::unique_lock lock(m_mutex);
-  m_changed.wait(lock, [&] { return m_done == m_requested; });
+  const std::uint64_t until = std::min(ticket, m_requested);
+  m_changed.wait(lock, [&] { return m_done >= until; });
 }
 
 void WalCheckpointer::loop() {

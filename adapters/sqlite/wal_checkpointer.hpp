@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -33,10 +34,12 @@ public:
   WalCheckpointer(const WalCheckpointer&) = delete;
   WalCheckpointer& operator=(const WalCheckpointer&) = delete;
 
-  // Asks for a checkpoint of everything committed so far, and returns.
-  void request();
-  // Returns once every checkpoint asked for has run.
-  void wait();
+  // Asks for a checkpoint of everything committed so far, and returns its ticket.
+  std::uint64_t request();
+  // Returns once the checkpoint of `ticket` has run (by default, of every request so far).
+  void wait(std::uint64_t ticket = k_every_request);
+
+  static constexpr std::uint64_t k_every_request = std::numeric_limits<std::uint64_t>::max();
 
 private:
   void loop();

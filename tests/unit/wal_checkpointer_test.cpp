@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <string>
 
@@ -69,6 +70,18 @@ TEST_CASE("wal checkpointer: requests made while it copies are answered by a lat
   checkpointer.wait();
   app.write_pages(1);
   CHECK(app.log_frames() < 10);
+}
+
+TEST_CASE("wal checkpointer: waiting for a ticket waits for that checkpoint") {
+  WalDatabase app;
+  WalCheckpointer checkpointer(app.path, "app", std::chrono::seconds{1});
+  app.write_pages(100);
+  const std::uint64_t ticket = checkpointer.request();
+  checkpointer.wait(ticket);
+  app.write_pages(10);
+  CHECK(app.log_frames() < 30);
+  // A ticket never handed out waits for every request so far, not forever.
+  checkpointer.wait(ticket + 10);
 }
 
 TEST_CASE("wal checkpointer: wait without a request returns, and it stops with none pending") {
