@@ -261,12 +261,16 @@ SqlFragment RuleStatements::count_matched_due_held(bool with_held) const {
 }
 
 SqlFragment RuleStatements::count_numbers_not_due() const {
-  return sql("SELECT count(*)")
-      .append(from_clause())
-      .append(" WHERE ")
-      .append(matched())
-      .append(" AND ")
-      .append(at_or_after(m_selection.cutoff));
+  // One open range from the cutoff to the index's end, which takes +Inf, text and blobs along,
+  // less those two (each a short range): a bound at 9e999 would compare every entry with a REAL
+  // (1M rows, 333k not due: 7.7 ms against 2.6).
+  return sql("SELECT ")
+      .append(
+          count_where(sql(fmt::format("{} >= ?", m_anchor), {numeric_value(m_selection.cutoff)})))
+      .append(" - ")
+      .append(count_where(sql(m_anchor + " >= ''")))
+      .append(" - ")
+      .append(count_where(sql(m_anchor + " = 9e999")));
 }
 
 SqlFragment RuleStatements::row_due_from(std::int64_t rowid) const {

@@ -40,7 +40,7 @@ public:
   SqlFragment count_matched() const;     // rows passing the match filters
   SqlFragment count_due() const;         // due rows, held or not
   // Numeric anchors at or after the cutoff: on a table whose rows are mostly due, cheaper to
-  // walk than the due ones (see SqliteDatastore::count).
+  // walk than the due ones (see SqliteDatastore::count). Meant for an index on the anchor.
   SqlFragment count_numbers_not_due() const;
   // Whether the first row at or after `rowid` is due: 1, 0, or NULL (an undated row).
   SqlFragment row_due_from(std::int64_t rowid) const;

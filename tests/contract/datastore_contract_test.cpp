@@ -1889,6 +1889,29 @@ TEST_CASE("sqlite datastore: infinities in a numeric anchor are unreadable, neve
   }
 }
 
+TEST_CASE("sqlite datastore: a census of mostly due rows counts infinities as unreadable") {
+  // Mostly due and indexed: the census counts the rows not due (an open range to the index's
+  // end, less what it takes along) and the due ones as the rest.
+  SqliteFixture fixture;
+  fixture.create_table("logs", {{"id", ColumnType::key}, {"at", ColumnType::real}});
+  fixture.create_index("logs", "at");
+  {
+    SQLite::Database db(fixture.config().path, SQLite::OPEN_READWRITE);
+    db.exec(fmt::format("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i "
+                        "< 40) INSERT INTO logs(at) SELECT {} - i * {} FROM n",
+                        k_cutoff_s, k_day_s));
+    db.exec(fmt::format("INSERT INTO logs(at) VALUES (-9e999), (9e999), (9e999), ('n/a'), "
+                        "(X'00'), (NULL), ({})",
+                        k_cutoff_s + 1));
+  }
+  auto store = adapters::sqlite::open_sqlite_datastore(fixture.config(), OpenMode::read_write, {});
+  const Rule rule = make_rule("logs", "at", AgeFormat::unix_seconds);
+  check_counts(store->count(select_for(rule)),
+               expect(47, 47, 40, 0, 1, 5, 0, 0, from_unix_seconds(k_cutoff_s - 40 * k_day_s)));
+  CHECK(drain(*store, select_for(rule)).first == 40);
+  CHECK(ids_of(fixture, "logs").size() == 7);
+}
+
 TEST_CASE("sqlite datastore: a held subject that is not UTF-8 still holds its rows") {
   SqliteFixture fixture;
   fixture.create_table(
