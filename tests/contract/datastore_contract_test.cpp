@@ -2043,7 +2043,8 @@ TEST_CASE("sqlite datastore: batches that follow each other keep the WAL to four
   }
   auto store = adapters::sqlite::open_sqlite_datastore(fixture.config(), OpenMode::read_write, {});
   const std::filesystem::path wal = fixture.config().path.string() + "-wal";
-  const Selection selection = select_for(make_rule("logs", "at", AgeFormat::unix_seconds));
+  const Rule rule = make_rule("logs", "at", AgeFormat::unix_seconds);
+  const Selection selection = select_for(rule);
   std::uintmax_t first_batch = 0;  // the log's size after the first batch: its pages
   std::uintmax_t largest_log = 0;
   int batches = 0;
