@@ -50,9 +50,9 @@ constexpr std::chrono::milliseconds k_census_busy_step{5};
 // Every this many batches, a batch starts once the checkpoints of those before it are done: the
 // log is then wholly copied, and SQLite writes it from its start again instead of growing it for
 // the whole run. It then holds at most this many batches' pages, about 20 MB at the default
-// batch_time (unless a reader of the application keeps an old snapshot, which no checkpoint
-// may copy past). (1M append-only rows, no writer, 6 paired runs: 0.421 s, 0.432 s every 2 batches,
-// 0.464 s with each checkpoint between two batches; a single DELETE 0.419 s.)
+// batch_time (unless a reader of the application keeps an old snapshot, which no checkpoint may
+// copy past). 1M append-only rows, no writer, 6 paired runs: 0.421 s; 0.432 s every 2 batches;
+// 0.464 s with each checkpoint between two batches; a single DELETE 0.419 s.
 constexpr int k_batches_per_log_restart = 4;
 // How long the final TRUNCATE checkpoint, which holds off the application's writers, waits for
 // readers of the WAL to finish.
@@ -569,11 +569,10 @@ public:
       return;
     // Truncating the WAL removes the last copies of deleted pages from the write-ahead log. A
     // TRUNCATE checkpoint holds off the application's writers while it copies and while it
-    // waits for readers: whatever is left to copy (the last batch's pages were copied by
-    // between_batches, once the checkpointer is through; the application may have written
-    // since) is copied first without
-    // blocking anyone, and the wait for readers is short. A reader that stays longer keeps the WAL
-    // until the next checkpoint (the application's own, or the next run's).
+    // waits for readers: whatever is left to copy (the checkpointer copies the last batch's
+    // pages; the application may have written since) is copied first without blocking anyone,
+    // and the wait for readers is short. A reader that stays longer keeps the WAL until the
+    // next checkpoint (the application's own, or the next run's).
     if (m_checkpointer)
       m_checkpointer->wait();
     checkpoint();
@@ -860,10 +859,11 @@ private:
   }
 
   // The application committed after the batch. Its frames are copied as well (a few pages):
-  // the next batch then finds the WAL wholly copied and SQLite writes it from the start again.
-  // Otherwise, with the application writing between every two batches, the log is never
-  // wholly copied at the start of a batch and grows for the whole run (500 MB on 5M rows), and
-  // the final TRUNCATE, which holds off writers, has that much to cut.
+  // the batch that waits for the checkpoints (see k_batches_per_log_restart) then finds the WAL
+  // wholly copied and SQLite writes it from the start again. Otherwise, with the application
+  // writing between every two batches, the log is never wholly copied at the start of a batch
+  // and grows for the whole run (500 MB on 5M rows), and the final TRUNCATE, which holds off
+  // writers, has that much to cut.
   void application_got_in() {
     note_application_write();
     checkpoint_soon();
