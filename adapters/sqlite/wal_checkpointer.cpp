@@ -1,11 +1,34 @@
 #include "adapters/sqlite/wal_checkpointer.hpp"
 
+#include "adapters/files/unique_fd.hpp"
+
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 namespace retentiond::adapters::sqlite {
+namespace {
+
+// Syncs the WAL file itself: fdatasync on a descriptor of our own writes what any connection
+// wrote to it.
+void sync_log(sqlite3* db, const std::string& datastore) {
+  const char* log = sqlite3_filename_wal(sqlite3_db_filename(db, "main"));
+  const files::UniqueFd fd(::open(log, O_RDONLY | O_CLOEXEC));
+  if (!fd || ::fdatasync(fd.get()) != 0)
+    spdlog::warn("datastore '{}': cannot sync the WAL {}: {}", datastore, log,
+                 std::strerror(errno));
+}
+
+}  // namespace
+
+bool log_needs_sync(int result, int log_frames, int copied_frames) {
+  return result != SQLITE_OK || copied_frames < log_frames;
+}
 
 void checkpoint_passive(sqlite3* db, const std::string& datastore) {
   const auto started = std::chrono::steady_clock::now();
@@ -16,6 +39,8 @@ void checkpoint_passive(sqlite3* db, const std::string& datastore) {
   // Busy: another connection is checkpointing right now, which copies the same pages.
   if (result != SQLITE_OK && result != SQLITE_BUSY)
     spdlog::warn("datastore '{}': WAL checkpoint failed: {}", datastore, sqlite3_errmsg(db));
+  if (log_needs_sync(result, log_frames, copied_frames))
+    sync_log(db, datastore);
   spdlog::trace("datastore '{}': checkpoint copied {} of {} frames in {} us", datastore,
                 copied_frames, log_frames,
                 std::chrono::duration_cast<std::chrono::microseconds>(

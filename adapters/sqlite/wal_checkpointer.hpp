@@ -16,8 +16,17 @@ struct sqlite3;
 namespace retentiond::adapters::sqlite {
 
 // Copies what the WAL of `db` holds into the database file without waiting for anyone
-// (PASSIVE): frames a reader still needs stay for the next checkpoint. A failure is logged.
+// (PASSIVE): frames a reader still needs stay for the next checkpoint. Either way every frame
+// committed before the call is on disk when it returns (see log_needs_sync). A failure is
+// logged.
 void checkpoint_passive(sqlite3* db, const std::string& datastore);
+
+// Whether a PASSIVE checkpoint that returned `result`, with `copied_frames` of `log_frames`
+// copied, may have left frames of the log unsynced. SQLite syncs the log only before it copies
+// frames; a checkpoint that copied none (a reader of the application holds an old snapshot, or
+// the first frame), gave way to another checkpointer (SQLITE_BUSY) or failed synced nothing, and
+// with synchronous = NORMAL neither did the COMMITs since the last one.
+bool log_needs_sync(int result, int log_frames, int copied_frames);
 
 // Copies a WAL-mode database's log into its file (a PASSIVE checkpoint: it waits for no one)
 // on a thread and connection of its own, so the engine's connection goes on with the next

@@ -4,12 +4,14 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <doctest/doctest.h>
+#include <sqlite3.h>
 
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <string>
 
+using retentiond::adapters::sqlite::log_needs_sync;
 using retentiond::adapters::sqlite::WalCheckpointer;
 
 namespace {
@@ -88,4 +90,28 @@ TEST_CASE("wal checkpointer: wait without a request returns, and it stops with n
   WalDatabase app;
   WalCheckpointer checkpointer(app.path, "app", std::chrono::seconds{1});
   checkpointer.wait();
+}
+
+TEST_CASE("wal checkpointer: the log is synced by hand whenever the checkpoint may not have") {
+  CHECK_FALSE(log_needs_sync(SQLITE_OK, 120, 120));  // copied all: SQLite synced it first
+  CHECK_FALSE(log_needs_sync(SQLITE_OK, 0, 0));      // nothing written
+  CHECK(log_needs_sync(SQLITE_OK, 120, 0));          // a reader's snapshot: nothing copied
+  CHECK(log_needs_sync(SQLITE_OK, 120, 80));         // part copied
+  CHECK(log_needs_sync(SQLITE_BUSY, 120, 120));      // another connection checkpointing
+  CHECK(log_needs_sync(SQLITE_IOERR, -1, -1));
+}
+
+TEST_CASE("wal checkpointer: a reader's old snapshot keeps the log, and wait still returns") {
+  WalDatabase app;
+  app.write_pages(10);
+  SQLite::Database reader(app.path, SQLite::OPEN_READONLY);
+  reader.exec("BEGIN");
+  CHECK(reader.execAndGet("SELECT count(*) FROM logs").getInt() == 10);
+  WalCheckpointer checkpointer(app.path, "app", std::chrono::seconds{1});
+  app.write_pages(100);
+  checkpointer.wait(checkpointer.request());
+  // The frames after the reader's snapshot stay in the log (and were synced by hand).
+  app.write_pages(1);
+  reader.exec("COMMIT");
+  CHECK(app.log_frames() > 100);
 }
