@@ -222,6 +222,10 @@ public:
               "children'); END");
   }
 
+  // SQL as written, on the fixture's own connection (values SQLite alone can store: blobs,
+  // infinities, text in a number's column).
+  void exec(const std::string& sql) { m_db.exec(sql); }
+
   // An exclusive lock of the rollback journal: readers get SQLITE_BUSY until it is released.
   std::shared_ptr<void> lock_out_readers(const std::string&) override {
     auto writer = std::make_shared<SQLite::Database>(m_config.path, SQLite::OPEN_READWRITE);
@@ -1799,12 +1803,9 @@ TEST_CASE("sqlite datastore: a linked path stored as a blob is refused, its row 
   SqliteFixture fixture;
   fixture.create_table(
       "videos", {{"id", ColumnType::key}, {"at", ColumnType::integer}, {"path", ColumnType::text}});
-  {
-    SQLite::Database db(fixture.config().path, SQLite::OPEN_READWRITE);
-    db.exec(fmt::format("INSERT INTO videos VALUES (1, {0}, CAST('v/a.mp4' AS BLOB)), (2, {0}, "
-                        "'v/gone.mp4')",
-                        k_cutoff_s - k_day_s));
-  }
+  fixture.exec(fmt::format("INSERT INTO videos VALUES (1, {0}, CAST('v/a.mp4' AS BLOB)), (2, {0}, "
+                           "'v/gone.mp4')",
+                           k_cutoff_s - k_day_s));
   auto files = open_media(dir / "media");
   Rule rule = make_rule("videos", "at", AgeFormat::unix_seconds);
   rule.files = LinkedFilesConfig{"media", "path"};
@@ -1832,12 +1833,9 @@ TEST_CASE("sqlite datastore: Unix times in a column of TEXT affinity are refused
   SqliteFixture fixture;
   fixture.create_table("logs", {{"id", ColumnType::key}, {"at", ColumnType::text}});
   fixture.create_index("logs", "at");
-  {
-    SQLite::Database db(fixture.config().path, SQLite::OPEN_READWRITE);
-    db.exec(fmt::format("INSERT INTO logs(at) VALUES (''), ('n/a'), (' {0}'), ('{0}'), ({0}), "
-                        "('1.6e9')",
-                        k_cutoff_s - k_day_s));
-  }
+  fixture.exec(fmt::format("INSERT INTO logs(at) VALUES (''), ('n/a'), (' {0}'), ('{0}'), ({0}), "
+                           "('1.6e9')",
+                           k_cutoff_s - k_day_s));
   auto store = adapters::sqlite::open_sqlite_datastore(fixture.config(), OpenMode::read_write, {});
   const Rule rule = make_rule("logs", "at", AgeFormat::unix_seconds);
   CHECK(store->check_schema(rule).errors ==
@@ -1848,10 +1846,7 @@ TEST_CASE("sqlite datastore: Unix times in a column of TEXT affinity are refused
   // Declared INTEGER, the column turns numeric text into numbers as it stores it; '' and 'n/a'
   // stay text, which sorts after every number and is never due.
   fixture.create_table("typed", {{"id", ColumnType::key}, {"at", ColumnType::integer}});
-  {
-    SQLite::Database db(fixture.config().path, SQLite::OPEN_READWRITE);
-    db.exec("INSERT INTO typed SELECT * FROM logs");
-  }
+  fixture.exec("INSERT INTO typed SELECT * FROM logs");
   const Rule typed = make_rule("typed", "at", AgeFormat::unix_seconds);
   CHECK(store->check_schema(typed).errors.empty());
   CHECK(drain(*store, select_for(typed)).first == 4);
@@ -1866,14 +1861,11 @@ TEST_CASE("sqlite datastore: infinities in a numeric anchor are unreadable, neve
     fixture.create_table("logs", {{"id", ColumnType::key}, {"at", ColumnType::real}});
     if (indexed)
       fixture.create_index("logs", "at");
-    {
-      SQLite::Database db(fixture.config().path, SQLite::OPEN_READWRITE);
-      db.exec(fmt::format("INSERT INTO logs VALUES (1, {}), (2, {}), (3, -9e999), (4, 9e999), "
-                          "(5, {}), (6, NULL), (7, {})",
-                          std::to_string(k_cutoff_s - 1) + ".5", k_cutoff_s, k_cutoff_ms - 1000,
-                          k_cutoff_s - 10 * k_day_s));
-      db.exec("CREATE TABLE millis AS SELECT id, at * 1000 AS at FROM logs");
-    }
+    fixture.exec(fmt::format("INSERT INTO logs VALUES (1, {}), (2, {}), (3, -9e999), (4, 9e999), "
+                             "(5, {}), (6, NULL), (7, {})",
+                             std::to_string(k_cutoff_s - 1) + ".5", k_cutoff_s, k_cutoff_ms - 1000,
+                             k_cutoff_s - 10 * k_day_s));
+    fixture.exec("CREATE TABLE millis AS SELECT id, at * 1000 AS at FROM logs");
     auto store =
         adapters::sqlite::open_sqlite_datastore(fixture.config(), OpenMode::read_write, {});
     const Rule seconds = make_rule("logs", "at", AgeFormat::unix_seconds);
@@ -1895,15 +1887,12 @@ TEST_CASE("sqlite datastore: a census of mostly due rows counts infinities as un
   SqliteFixture fixture;
   fixture.create_table("logs", {{"id", ColumnType::key}, {"at", ColumnType::real}});
   fixture.create_index("logs", "at");
-  {
-    SQLite::Database db(fixture.config().path, SQLite::OPEN_READWRITE);
-    db.exec(fmt::format("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i "
-                        "< 40) INSERT INTO logs(at) SELECT {} - i * {} FROM n",
-                        k_cutoff_s, k_day_s));
-    db.exec(fmt::format("INSERT INTO logs(at) VALUES (-9e999), (9e999), (9e999), ('n/a'), "
-                        "(X'00'), (NULL), ({})",
-                        k_cutoff_s + 1));
-  }
+  fixture.exec(fmt::format("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i "
+                           "< 40) INSERT INTO logs(at) SELECT {} - i * {} FROM n",
+                           k_cutoff_s, k_day_s));
+  fixture.exec(fmt::format("INSERT INTO logs(at) VALUES (-9e999), (9e999), (9e999), ('n/a'), "
+                           "(X'00'), (NULL), ({})",
+                           k_cutoff_s + 1));
   auto store = adapters::sqlite::open_sqlite_datastore(fixture.config(), OpenMode::read_write, {});
   const Rule rule = make_rule("logs", "at", AgeFormat::unix_seconds);
   check_counts(store->count(select_for(rule)),
@@ -1917,12 +1906,9 @@ TEST_CASE("sqlite datastore: a held subject that is not UTF-8 still holds its ro
   fixture.create_table(
       "people",
       {{"id", ColumnType::key}, {"at", ColumnType::integer}, {"owner", ColumnType::text}});
-  {
-    SQLite::Database db(fixture.config().path, SQLite::OPEN_READWRITE);
-    db.exec(fmt::format("INSERT INTO people VALUES (1, {0}, CAST(X'6dfc6c6c6572' AS TEXT)), "
-                        "(2, {0}, 'other')",
-                        k_cutoff_s - k_day_s));
-  }
+  fixture.exec(fmt::format("INSERT INTO people VALUES (1, {0}, CAST(X'6dfc6c6c6572' AS TEXT)), "
+                           "(2, {0}, 'other')",
+                           k_cutoff_s - k_day_s));
   auto store = adapters::sqlite::open_sqlite_datastore(fixture.config(), OpenMode::read_write, {});
   Rule rule = make_rule("people", "at", AgeFormat::unix_seconds);
   rule.subject_column = "owner";
@@ -2009,10 +1995,7 @@ TEST_CASE("sqlite datastore: a batch's pages are in the WAL before the engine au
   // after the entry and before the commit leaves an entry for a batch that did not happen.
   SqliteFixture fixture;
   create_due_logs(fixture, 5'000);
-  {
-    SQLite::Database db(fixture.config().path, SQLite::OPEN_READWRITE);
-    db.exec("PRAGMA journal_mode=WAL");
-  }
+  fixture.exec("PRAGMA journal_mode=WAL");
   auto store = adapters::sqlite::open_sqlite_datastore(fixture.config(), OpenMode::read_write, {});
   const std::filesystem::path wal = fixture.config().path.string() + "-wal";
   auto batch =
@@ -2032,15 +2015,13 @@ TEST_CASE("sqlite datastore: batches that follow each other keep the WAL to four
   fixture.create_table(
       "logs",
       {{"id", ColumnType::key}, {"at", ColumnType::integer}, {"payload", ColumnType::text}});
-  {
-    SQLite::Database db(fixture.config().path, SQLite::OPEN_READWRITE);
-    db.exec("PRAGMA journal_mode=WAL");
-    db.exec(fmt::format("INSERT INTO logs(at, payload) SELECT {}, hex(randomblob(500)) FROM "
-                        "(WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i "
-                        "< 20000) SELECT i FROM n)",
-                        k_cutoff_s - 1));
-    db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
-  }
+  fixture.exec("PRAGMA journal_mode=WAL");
+  fixture.exec(
+      fmt::format("INSERT INTO logs(at, payload) SELECT {}, hex(randomblob(500)) FROM "
+                  "(WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i "
+                  "< 20000) SELECT i FROM n)",
+                  k_cutoff_s - 1));
+  fixture.exec("PRAGMA wal_checkpoint(TRUNCATE)");
   auto store = adapters::sqlite::open_sqlite_datastore(fixture.config(), OpenMode::read_write, {});
   const std::filesystem::path wal = fixture.config().path.string() + "-wal";
   const Rule rule = make_rule("logs", "at", AgeFormat::unix_seconds);
