@@ -3,9 +3,11 @@
 #include "daemon/cli.hpp"
 
 #include <spdlog/formatter.h>
+#include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 #include <iostream>
@@ -48,7 +50,62 @@ public:
   }
 };
 
+// Wraps another formatter: control characters in a message are written escaped ("\n",
+// "\x1b"). Messages carry values retentiond does not choose (a stored path, a file's name in a
+// tree it walks): one must not end the line and forge another, nor reach a terminal as an
+// escape sequence.
+class EscapingFormatter final : public spdlog::formatter {
+public:
+  explicit EscapingFormatter(std::unique_ptr<spdlog::formatter> inner)
+      : m_inner(std::move(inner)) {}
+
+  void format(const spdlog::details::log_msg& message, spdlog::memory_buf_t& line) override {
+    const std::string_view payload(message.payload.data(), message.payload.size());
+    if (std::none_of(payload.begin(), payload.end(), is_control)) {
+      m_inner->format(message, line);
+      return;
+    }
+    const std::string escaped = escape_controls(payload);
+    spdlog::details::log_msg copy = message;
+    copy.payload = escaped;
+    m_inner->format(copy, line);
+    // The colour range the pattern marked (the level's name) is read from the message.
+    message.color_range_start = copy.color_range_start;
+    message.color_range_end = copy.color_range_end;
+  }
+
+  std::unique_ptr<spdlog::formatter> clone() const override {
+    return std::make_unique<EscapingFormatter>(m_inner->clone());
+  }
+
+private:
+  std::unique_ptr<spdlog::formatter> m_inner;
+};
+
 }  // namespace
+
+bool is_control(char c) {
+  const auto byte = static_cast<unsigned char>(c);
+  return byte < 0x20 || byte == 0x7f;
+}
+
+std::string escape_controls(std::string_view text) {
+  std::string escaped;
+  escaped.reserve(text.size());
+  for (const char c : text) {
+    if (!is_control(c))
+      escaped.push_back(c);
+    else if (c == '\n')
+      escaped += "\\n";
+    else if (c == '\t')
+      escaped += "\\t";
+    else if (c == '\r')
+      escaped += "\\r";
+    else
+      escaped += fmt::format("\\x{:02x}", static_cast<unsigned char>(c));
+  }
+  return escaped;
+}
 
 bool is_journal_stream(int fd, const char* journal_stream) {
   if (journal_stream == nullptr)
@@ -85,11 +142,13 @@ void configure_logging(const std::string& level) {
     throw UsageError("--log-level '" + level +
                      "': expected trace, debug, info, warn, error or off");
   auto logger = spdlog::stderr_color_mt("retentiond");
-  if (stderr_is_journal()) {
-    logger->set_formatter(std::make_unique<JournalFormatter>());
-  } else {
-    logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc);
-  }
+  if (stderr_is_journal())
+    logger->set_formatter(
+        std::make_unique<EscapingFormatter>(std::make_unique<JournalFormatter>()));
+  else
+    logger->set_formatter(
+        std::make_unique<EscapingFormatter>(std::make_unique<spdlog::pattern_formatter>(
+            "%Y-%m-%dT%H:%M:%S.%eZ %^%l%$ %v", spdlog::pattern_time_type::utc)));
   logger->set_level(parsed);
   spdlog::set_default_logger(std::move(logger));
 }

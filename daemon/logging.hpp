@@ -22,6 +22,13 @@ bool is_journal_stream(int fd, const char* journal_stream);
 // warn, "<6>" for info, "<7>" for debug and trace.
 std::string_view journal_prefix(spdlog::level::level_enum level);
 
+// Whether `c` is an ASCII control character (below 0x20, or DEL).
+bool is_control(char c);
+
+// `text` with each control character written as an escape: "\\n", "\\t", "\\r", "\\x1b".
+// Every log line goes through it: a value in a message cannot start a line of its own.
+std::string escape_controls(std::string_view text);
+
 // Sets up the default logger on stderr at `level` ("trace" ... "error", or "off"); any other
 // name is a UsageError.
 void configure_logging(const std::string& level);

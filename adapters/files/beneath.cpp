@@ -17,6 +17,9 @@ namespace {
 
 // How far climbing '..' may go before giving up: deeper than any real tree.
 constexpr int k_max_ascent = 4096;
+// Directories a stored path may go through: each one stays open while its file is held, and a
+// path deeper than any real tree is refused before it uses up the process's descriptors.
+constexpr std::size_t k_max_path_directories = 128;
 
 std::string errno_text(int error) {
   return std::generic_category().message(error);
@@ -72,6 +75,23 @@ std::string join(const std::vector<std::string>& components, std::size_t count) 
 }
 
 }  // namespace
+
+std::optional<std::string> unremovable(int directory, const struct stat& file) {
+  if (::faccessat(directory, "", W_OK | X_OK, AT_EMPTY_PATH | AT_EACCESS) != 0) {
+    const int error = errno;
+    if (error == EROFS)
+      return "cannot be removed: its directory is on a read-only file system";
+    if (error == EACCES || error == EPERM)
+      return "cannot be removed: retentiond may not write to its directory";
+    return std::nullopt;  // the question cannot be asked here (an old kernel): unlink decides
+  }
+  struct stat status {};
+  const uid_t self = ::geteuid();
+  if (self != 0 && ::fstat(directory, &status) == 0 && (status.st_mode & S_ISVTX) != 0 &&
+      file.st_uid != self && status.st_uid != self)
+    return "cannot be removed: its directory is sticky and the file belongs to another user";
+  return std::nullopt;
+}
 
 std::shared_ptr<const Root> open_root(const std::string& datastore,
                                       const std::filesystem::path& root, bool writable) {
@@ -247,6 +267,9 @@ resolve_beneath(const std::shared_ptr<const Root>& root, std::string_view relati
   }
   if (components.empty())
     return std::unexpected("not a regular file");  // it names the root itself
+  if (components.size() - 1 > k_max_path_directories)
+    return std::unexpected(
+        fmt::format("path is more than {} directories deep", k_max_path_directories));
   // Rows that name one file are found by the path as stored (a file another row still names
   // stays): "./v/a.mp4" or "v//a.mp4" would hide a row that says "v/a.mp4".
   if (!spelled_one_way)
@@ -267,23 +290,27 @@ resolve_beneath(const std::shared_ptr<const Root>& root, std::string_view relati
         continue;
       }
     }
-    const int fd = ::openat(at, component.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
+    // O_PATH with O_NOFOLLOW opens a symlink itself, so what fstat describes is the very entry
+    // held: a name swapped between a directory and a symlink is refused whichever it was.
+    UniqueFd opened(::openat(at, component.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    if (!opened) {
       const int error = errno;
-      if (error == ENOENT || error == ENAMETOOLONG)
+      if (error == ENOENT || error == ENAMETOOLONG || error == ENOTDIR)
         return nullptr;
-      if (error == ELOOP || error == ENOTDIR) {
-        struct stat status {};
-        const bool stated = ::fstatat(at, component.c_str(), &status, AT_SYMLINK_NOFOLLOW) == 0;
-        // ELOOP with O_NOFOLLOW means a symlink, even if it changed since: refuse either way.
-        if (error == ELOOP || (stated && S_ISLNK(status.st_mode)))
-          return std::unexpected(fmt::format("symlink at '{}'", walked));
-        return nullptr;  // a file where a directory would be: nothing can be beneath it
-      }
-      throw std::runtime_error(fmt::format("datastore '{}': cannot open '{}': {}", root->datastore,
-                                           walked, errno_text(error)));
+      if (error == EMFILE || error == ENFILE || error == ENOMEM)
+        throw std::runtime_error(fmt::format("datastore '{}': cannot open '{}': {}",
+                                             root->datastore, walked, errno_text(error)));
+      // Not ours to reach (EACCES): this row's file only; the others go on.
+      return std::unexpected(fmt::format("cannot open '{}': {}", walked, errno_text(error)));
     }
-    directories.push_back(std::make_shared<const UniqueFd>(fd));
+    struct stat opened_status {};
+    if (::fstat(opened.get(), &opened_status) != 0)
+      return std::unexpected(fmt::format("cannot stat '{}': {}", walked, errno_text(errno)));
+    if (S_ISLNK(opened_status.st_mode))
+      return std::unexpected(fmt::format("symlink at '{}'", walked));
+    if (!S_ISDIR(opened_status.st_mode))
+      return nullptr;  // a file where a directory would be: nothing can be beneath it
+    directories.push_back(std::make_shared<const UniqueFd>(std::move(opened)));
     if (cache != nullptr)
       cache->remember(walked, directories.back());
   }
@@ -292,15 +319,18 @@ resolve_beneath(const std::shared_ptr<const Root>& root, std::string_view relati
   struct stat status {};
   if (::fstatat(directories.back()->get(), name.c_str(), &status, AT_SYMLINK_NOFOLLOW) != 0) {
     const int error = errno;
-    if (error == ENOENT || error == ENAMETOOLONG)
+    if (error == ENOENT || error == ENAMETOOLONG || error == ENOTDIR)
       return nullptr;
-    throw std::runtime_error(fmt::format("datastore '{}': cannot stat '{}': {}", root->datastore,
-                                         join(components, components.size()), errno_text(error)));
+    return std::unexpected(fmt::format("cannot stat '{}': {}", join(components, components.size()),
+                                       errno_text(error)));
   }
   if (S_ISLNK(status.st_mode))
     return std::unexpected(fmt::format("symlink at '{}'", join(components, components.size())));
   if (!S_ISREG(status.st_mode))
     return std::unexpected("not a regular file");
+  if (root->writable)
+    if (auto reason = unremovable(directories.back()->get(), status))
+      return std::unexpected(std::move(*reason));
   components.pop_back();
   return std::make_unique<HeldFile>(root, std::move(directories), std::move(components), name,
                                     status);

@@ -35,6 +35,14 @@ struct Root {
 std::shared_ptr<const Root> open_root(const std::string& datastore,
                                       const std::filesystem::path& root, bool writable);
 
+// Why this process could not remove the file `file` (its fstat) from the directory open as
+// `directory`, as far as permissions tell before trying: no write or search permission, a
+// read-only file system, or a sticky directory where neither the file nor the directory is
+// ours. nullopt when they allow it (the unlink may still fail, which fails its batch). A row or
+// file refused this way is kept and counted, instead of stopping every later batch at its
+// unlink.
+std::optional<std::string> unremovable(int directory, const struct stat& file);
+
 // The root's descriptor as the first link of a chain of held directories.
 inline SharedFd root_fd(const std::shared_ptr<const Root>& root) {
   return {root, &root->fd};
@@ -99,9 +107,11 @@ private:
 
 // Resolves `relative_path` beneath the root (see LinkedFiles::resolve): the held file; nullptr
 // when it does not exist; or the reason it is refused: "empty path", "absolute path",
-// "path contains a NUL byte", "path contains '..'", "symlink at 'a/b'", "not a regular file".
-// `cache` (optional) shares directories with files still held. Throws std::runtime_error when
-// a directory on the way cannot be opened (permissions, EMFILE).
+// "path contains a NUL byte", "path contains '..'", "symlink at 'a/b'", "not a regular file",
+// "path is more than 128 directories deep", "cannot open 'a/b': Permission denied", or (when
+// the root is writable) why it could not be removed (see unremovable). `cache` (optional)
+// shares directories with files still held. Throws std::runtime_error only when the process
+// runs out of descriptors or memory: that is not the row's fault.
 std::expected<std::unique_ptr<HeldFile>, std::string>
 resolve_beneath(const std::shared_ptr<const Root>& root, std::string_view relative_path,
                 DirectoryCache* cache = nullptr);

@@ -139,7 +139,9 @@ public:
       const Instant mtime = mtime_of(entry->status);
       if (mtime > selection.now)
         ++counts.future;
-      if (mtime < selection.cutoff) {
+      if (mtime < selection.cutoff && walker.last_unremovable()) {
+        ++counts.refused;
+      } else if (mtime < selection.cutoff) {
         ++counts.due;
         if (!counts.oldest_due || mtime < *counts.oldest_due)
           counts.oldest_due = mtime;
@@ -194,6 +196,10 @@ public:
         continue;
       if (entry->kind == TreeWalker::Kind::symlink) {
         refusals.emplace_back("file " + entry->path, fmt::format("symlink at '{}'", entry->path));
+        continue;
+      }
+      if (auto reason = walker->last_unremovable()) {
+        refusals.emplace_back("file " + entry->path, std::move(*reason));
         continue;
       }
       const std::vector<SharedFd> directories = walker->last_directories();

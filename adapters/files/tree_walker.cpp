@@ -1,6 +1,7 @@
 #include "adapters/files/tree_walker.hpp"
 
 #include <spdlog/fmt/fmt.h>
+#include <spdlog/spdlog.h>
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -18,6 +19,10 @@ std::string errno_text(int error) {
 
 std::string shown(const std::string& path) {
   return path.empty() ? std::string(".") : path;
+}
+
+bool not_permitted(int error) {
+  return error == EACCES || error == EPERM;
 }
 
 }  // namespace
@@ -80,27 +85,35 @@ std::optional<TreeWalker::Entry> TreeWalker::next(const std::function<void()>& o
     if (!accepts && !alive)
       continue;  // nothing at or beneath this name can match: not even stat'ed
 
+    std::string path = top.path.empty() ? std::string(name) : top.path + '/' + std::string(name);
     struct stat status {};
     if (::fstatat(top.fd->get(), entry->d_name, &status, AT_SYMLINK_NOFOLLOW) != 0) {
-      if (errno == ENOENT)
+      const int error = errno;
+      if (error == ENOENT)
         continue;  // removed since it was listed
-      throw std::runtime_error(fmt::format("datastore '{}': cannot stat '{}/{}': {}",
-                                           m_root->datastore, shown(top.path), name,
-                                           errno_text(errno)));
+      if (not_permitted(error)) {
+        skip(path, fmt::format("cannot stat it: {}", errno_text(error)));
+        continue;
+      }
+      throw std::runtime_error(fmt::format("datastore '{}': cannot stat '{}': {}",
+                                           m_root->datastore, path, errno_text(error)));
     }
-    std::string path = top.path.empty() ? std::string(name) : top.path + '/' + std::string(name);
 
     if (S_ISDIR(status.st_mode) && alive) {
-      if (m_frames.size() > k_max_depth)
-        throw std::runtime_error(fmt::format("datastore '{}': '{}' is more than {} directories "
-                                             "deep; refusing to walk further",
-                                             m_root->datastore, path, k_max_depth));
+      if (m_frames.size() > k_max_depth) {
+        skip(path, fmt::format("it is more than {} directories deep", k_max_depth));
+        continue;
+      }
       const int fd =
           ::openat(top.fd->get(), entry->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (fd < 0) {
         const int error = errno;
         if (error == ENOENT || error == ELOOP || error == ENOTDIR)
           continue;  // removed or replaced since the stat: a symlink is never followed
+        if (not_permitted(error)) {
+          skip(path, fmt::format("cannot open it: {}", errno_text(error)));
+          continue;
+        }
         throw std::runtime_error(fmt::format("datastore '{}': cannot open directory '{}': {}",
                                              m_root->datastore, path, errno_text(error)));
       }
@@ -120,6 +133,11 @@ std::optional<TreeWalker::Entry> TreeWalker::next(const std::function<void()>& o
   return std::nullopt;
 }
 
+void TreeWalker::skip(const std::string& path, const std::string& reason) const {
+  spdlog::warn("datastore '{}': skipped '{}' ({}): nothing beneath it is counted or removed",
+               m_root->datastore, path, reason);
+}
+
 void TreeWalker::put_back() {
   if (m_last)
     m_replay = true;
@@ -131,6 +149,12 @@ std::vector<SharedFd> TreeWalker::last_directories() const {
   for (const Frame& frame : m_frames)
     directories.push_back(frame.fd);
   return directories;
+}
+
+std::optional<std::string> TreeWalker::last_unremovable() const {
+  if (!m_last || !m_root->writable || m_frames.empty())
+    return std::nullopt;
+  return unremovable(m_frames.back().fd->get(), m_last->status);
 }
 
 std::unique_ptr<HeldFile> TreeWalker::hold_last() const {

@@ -29,7 +29,8 @@ public:
     struct stat status {};  // fstatat(AT_SYMLINK_NOFOLLOW)
   };
 
-  // Deeper than this beneath the root, the walk throws rather than hold more descriptors.
+  // Deeper than this beneath the root, the walk skips a directory rather than hold more
+  // descriptors.
   static constexpr std::size_t k_max_depth = 128;
 
   TreeWalker(std::shared_ptr<const Root> root, GlobPattern glob);
@@ -38,8 +39,11 @@ public:
   TreeWalker& operator=(const TreeWalker&) = delete;
 
   // The next matching regular file or symlink; nullopt once the whole tree has been walked.
-  // Entries that vanish while walking are skipped. Throws std::runtime_error when a directory
-  // cannot be read or the tree is deeper than k_max_depth. `on_entry`, when given, is called
+  // Entries that vanish while walking are skipped. A directory the process may not read or
+  // search (EACCES, EPERM), or deeper than k_max_depth, is skipped with a warning: whatever is
+  // beneath it is neither counted nor removed, and the rest of the tree goes on. Throws
+  // std::runtime_error when the root cannot be read, or reading fails otherwise (EIO, EMFILE).
+  // `on_entry`, when given, is called
   // for every entry read, matching or not (a long stretch of files the glob passes over still
   // shows progress; it may throw to end the walk).
   std::optional<Entry> next(const std::function<void()>& on_entry = {});
@@ -50,8 +54,14 @@ public:
   std::unique_ptr<HeldFile> hold_last() const;
   // The directories hold_last() would share, root first.
   std::vector<SharedFd> last_directories() const;
+  // Why the last entry returned (a regular file) could not be removed (see unremovable), when
+  // the root is writable; nullopt otherwise.
+  std::optional<std::string> last_unremovable() const;
 
 private:
+  // Warns that `path` and whatever is beneath it are left out of the walk, and why.
+  void skip(const std::string& path, const std::string& reason) const;
+
   struct DirCloser {
     void operator()(DIR* dir) const noexcept;
   };

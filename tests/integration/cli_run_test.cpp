@@ -365,7 +365,7 @@ TEST_CASE("run: writing to systemd's journal, each line carries its priority and
 
   auto daemon = service.start("", {{"JOURNAL_STREAM", journal_stream}});
   REQUIRE(service.notify().wait_for("STATUS=idle: next rule logs at "));
-  // An error that echoes a value with a line break in it: two lines, both errors.
+  // An error that echoes a value with a line break in it: the break is logged as an escape.
   std::string broken = service.logs_rule();
   broken.replace(broken.find("datastore = \"app\""), 17, "datastore = \"a\\nb\"");
   service.write_config(broken);
@@ -381,7 +381,7 @@ TEST_CASE("run: writing to systemd's journal, each line carries its priority and
   CHECK(
       contains(daemon->err(), "\n<3>configuration reload failed, still running the previous one: " +
                                   service.config().string() + ":"));
-  CHECK(contains(daemon->err(), ": rules.logs.datastore: unknown datastore 'a\n<3>b' (defined: "
+  CHECK(contains(daemon->err(), ": rules.logs.datastore: unknown datastore 'a\\nb' (defined: "
                                 "app)\n"));
   CHECK(lines.back() == "<6>service stopped");
   for (const std::string& line : lines)

@@ -21,7 +21,9 @@
 #include <spdlog/fmt/fmt.h>
 
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <pwd.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -996,30 +998,18 @@ TEST_CASE("linked files: a held row keeps its file until the hold is released") 
   CHECK(site.cli({"audit", "verify"}).exit_code == 0);
 }
 
-TEST_CASE("linked files: a removal that fails part way is audited as far as it went") {
-  // The failure needs a file its user cannot remove: run as nobody, in a sticky directory,
-  // next to a file root owns. Only root can set that up.
-  if (::geteuid() != 0)
-    return;
-  const passwd* nobody = ::getpwnam("nobody");
-  REQUIRE(nobody != nullptr);
-  const TempDir dir;
-  std::filesystem::permissions(dir.path(), std::filesystem::perms::all);
+namespace {
+
+// A files datastore under `dir` with 60 due files in media/d and the rule "tmp" (glob "d/**");
+// returns the config file.
+std::string sixty_due_files(const TempDir& dir) {
   std::filesystem::create_directories(dir / "media/d");
   std::filesystem::create_directories(dir / "state");
-  std::filesystem::permissions(dir / "media/d",
-                               std::filesystem::perms::all | std::filesystem::perms::sticky_bit);
-  REQUIRE(::chown((dir / "state").c_str(), nobody->pw_uid, nobody->pw_gid) == 0);
-  // 60 files; root owns the first made (tmpfs lists it last, ext4 in hash order), so that files
-  // are almost always removed before the one that cannot be.
   const auto old = std::chrono::file_clock::now() - std::chrono::days{3};
-  constexpr int k_files = 60;
-  for (int i = 0; i < k_files; ++i) {
+  for (int i = 0; i < 60; ++i) {
     const std::filesystem::path file = dir / "media/d" / fmt::format("f{:02}", i);
     std::ofstream(file) << i;
     std::filesystem::last_write_time(file, old);
-    if (i != 0)
-      REQUIRE(::chown(file.c_str(), nobody->pw_uid, nobody->pw_gid) == 0);
   }
   std::ofstream(dir / "retentiond.toml") << R"([state]
 path = "state/state.db"
@@ -1037,18 +1027,103 @@ retain = "1 day"
 action = "delete"
 max_fraction = 1.0
 )";
-  const std::string config = (dir / "retentiond.toml").string();
+  return (dir / "retentiond.toml").string();
+}
+
+// Sets or clears a file's immutable attribute (chattr +i); false where the file system or the
+// process cannot.
+bool set_immutable(const std::filesystem::path& file, bool immutable) {
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  int flags = 0;
+  bool done = ::ioctl(fd, FS_IOC_GETFLAGS, &flags) == 0;
+  if (done) {
+    flags = immutable ? (flags | FS_IMMUTABLE_FL) : (flags & ~FS_IMMUTABLE_FL);
+    done = ::ioctl(fd, FS_IOC_SETFLAGS, &flags) == 0;
+  }
+  ::close(fd);
+  return done;
+}
+
+}  // namespace
+
+TEST_CASE("files: a file its user may not remove is refused and kept, and the others go") {
+  // Run as nobody, in a sticky directory, next to a file root owns: only root can set that up.
+  if (::geteuid() != 0)
+    return;
+  const passwd* nobody = ::getpwnam("nobody");
+  REQUIRE(nobody != nullptr);
+  const TempDir dir;
+  std::filesystem::permissions(dir.path(), std::filesystem::perms::all);
+  const std::string config = sixty_due_files(dir);
+  std::filesystem::permissions(dir / "media/d",
+                               std::filesystem::perms::all | std::filesystem::perms::sticky_bit);
+  REQUIRE(::chown((dir / "state").c_str(), nobody->pw_uid, nobody->pw_gid) == 0);
+  for (int i = 1; i < 60; ++i)
+    REQUIRE(::chown((dir / "media/d" / fmt::format("f{:02}", i)).c_str(), nobody->pw_uid,
+                    nobody->pw_gid) == 0);
   const RunResult once = retentiond::test::run_program(
       "/usr/bin/setpriv", {"--reuid=nobody", "--regid=nogroup", "--clear-groups", RETENTIOND_BINARY,
                            "-c", config, "once"});
   CAPTURE(once.err);
+  CHECK(once.exit_code == 0);
+  CHECK(contains(once.err, "rule tmp: file d/f00 kept, refused: cannot be removed: its directory "
+                           "is sticky and the file belongs to another user"));
+  CHECK(contains(once.out, "tmp: ok (59 rows"));
+  CHECK(tree_set(dir / "media") == std::set<std::string>{"d/", "d/f00"});
+  const AuditSummary audit = summarize(
+      audited_from(run_retentiond({"-c", config, "audit", "log", "--format", "json"}).out), "tmp");
+  CHECK(audit.batch_rows == 59);
+  CHECK(audit.refused_entries == 1);
+}
+
+TEST_CASE("files: a name with line breaks or escape sequences cannot forge a log line") {
+  const TempDir dir;
+  const std::string config = sixty_due_files(dir);
+  // A due symlink is refused, and its name goes into the warning that says so.
+  const fs::path link = dir / "media/d/x\n2026-01-01T00:00:00.000Z error FAKE\x1b[31m";
+  fs::create_symlink("f00", link);
+  set_mtime(link, std::time(nullptr) - 3 * k_day_s);
+  const RunResult once = run_retentiond({"-c", config, "once"});
+  CAPTURE(once.err);
+  CHECK(once.exit_code == 0);
+  CHECK(contains(once.err, "rule tmp: file d/x\\n2026-01-01T00:00:00.000Z error FAKE\\x1b[31m "
+                           "kept, refused: symlink at "
+                           "'d/x\\n2026-01-01T00:00:00.000Z error FAKE\\x1b[31m'\n"));
+  for (const std::string& line : lines_of(once.err))
+    CHECK_FALSE(line.starts_with("2026-01-01T00:00:00.000Z error FAKE"));
+  CHECK(once.err.find('\x1b') == std::string::npos);
+  // The audit log keeps the name as it is (JSON-escaped).
+  const std::string audit = run_retentiond({"-c", config, "audit", "log", "--format", "json"}).out;
+  CHECK(contains(audit, "d/x\\n2026-01-01T00:00:00.000Z error FAKE\\u001b[31m"));
+}
+
+TEST_CASE("files: a removal that fails part way is audited as far as it went") {
+  // A file whose permissions allow its removal but that cannot be unlinked: immutable (chattr
+  // +i), which only root can set, on a file system that has the attribute.
+  if (::geteuid() != 0)
+    return;
+  const TempDir dir;
+  const std::string config = sixty_due_files(dir);
+  const std::filesystem::path stuck = dir / "media/d/f30";
+  if (!set_immutable(stuck, true)) {
+    WARN_MESSAGE(false, "no immutable attribute here: the test needs it");
+    return;
+  }
+  struct Release {
+    std::filesystem::path file;
+    ~Release() { set_immutable(file, false); }
+  } release{stuck};
+  const RunResult once = run_retentiond({"-c", config, "once"});
+  CAPTURE(once.err);
   CHECK(once.exit_code == 1);
-  CHECK(contains(once.err, "cannot remove 'd/f00'"));
+  CHECK(contains(once.err, "cannot remove 'd/f30': Operation not permitted"));
   const auto left = tree_set(dir / "media");
-  CHECK(left.contains("d/f00"));
-  const auto removed = static_cast<std::int64_t>(k_files - (left.size() - 1));  // and "d/"
+  CHECK(left.contains("d/f30"));
+  const auto removed = static_cast<std::int64_t>(60 - (left.size() - 1));  // and "d/"
   if (removed == 0)
-    WARN_MESSAGE(false, "the unremovable file came first: nothing to learn this time");
+    WARN_MESSAGE(false, "the immutable file came first: nothing to learn this time");
   // Files removed before the failure stay removed: the audit and the run say so.
   const AuditSummary audit = summarize(
       audited_from(run_retentiond({"-c", config, "audit", "log", "--format", "json"}).out), "tmp");

@@ -4,13 +4,18 @@
 
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <stdio.h>
 #include <sys/stat.h>
+
+#include <atomic>
 
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 using retentiond::adapters::files::HeldFile;
@@ -105,9 +110,52 @@ TEST_CASE("hostile paths are refused and nothing outside the root is touched") {
     REQUIRE(::mkfifo((box.root / "fifo").c_str(), 0600) == 0);
     CHECK(refusal(box.root, "fifo") == "not a regular file");  // never opened, so never blocks
   }
+  SUBCASE("a path deeper than any real tree") {
+    std::string deep;
+    for (int i = 0; i < 129; ++i)
+      deep += "d/";
+    CHECK(refusal(box.root, deep + "f") == "path is more than 128 directories deep");
+  }
   CHECK(file_bytes(box.dir / "x") == "outside");
   CHECK(file_bytes(box.dir / "outdir/f") == "outside dir");
   CHECK(file_bytes(box.root / "a/b") == "inside");
+}
+
+TEST_CASE("a directory swapped with a symlink while paths resolve is refused, never missing") {
+  // The name "v" flips between a directory inside the root and a symlink to one outside that
+  // holds a file of the same name. Each resolution must see one or the other: a symlink
+  // (refused) or the directory (the file held); taking the flip for a missing file would let
+  // the row go and leave its file behind.
+  Sandbox box;
+  write_file(box.root / "v/a", "inside");
+  write_file(box.dir / "outdir/a", "outside");
+  fs::create_symlink(box.dir / "outdir", box.root / "v.link");
+  std::atomic<bool> stop{false};
+  std::thread flipper([&] {
+    while (!stop.load())
+      ::renameat2(AT_FDCWD, (box.root / "v").c_str(), AT_FDCWD, (box.root / "v.link").c_str(),
+                  RENAME_EXCHANGE);
+  });
+  const auto root = open_root("media", box.root, true);
+  int held = 0;
+  int refused = 0;
+  int missing = 0;
+  for (int i = 0; i < 20'000; ++i) {
+    const auto resolved = resolve_beneath(root, "v/a");
+    if (!resolved)
+      refused += resolved.error() == "symlink at 'v'" ? 1 : 0;
+    else if (*resolved)
+      ++held;
+    else
+      ++missing;
+  }
+  stop = true;
+  flipper.join();
+  CAPTURE(held);
+  CAPTURE(refused);
+  CHECK(missing == 0);
+  CHECK(held + refused == 20'000);
+  CHECK(file_bytes(box.dir / "outdir/a") == "outside");
 }
 
 TEST_CASE("paths are written one way, missing files are not errors") {

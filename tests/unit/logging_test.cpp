@@ -50,3 +50,12 @@ TEST_CASE("journal_prefix: syslog priorities as sd-daemon(3) prefixes") {
   CHECK(journal_prefix(spdlog::level::debug) == "<7>");
   CHECK(journal_prefix(spdlog::level::trace) == "<7>");
 }
+
+TEST_CASE("escape_controls: control characters are written as escapes, the rest as it is") {
+  CHECK(escape_controls("plain text, é and \\ stay") == "plain text, é and \\ stay");
+  CHECK(escape_controls("a\nb\tc\rd") == "a\\nb\\tc\\rd");
+  CHECK(escape_controls(std::string_view("\x1b[31m\x7f\0!", 8)) == "\\x1b[31m\\x7f\\x00!");
+  CHECK(is_control('\n'));
+  CHECK_FALSE(is_control(' '));
+  CHECK_FALSE(is_control('\xc3'));  // a byte of UTF-8
+}
