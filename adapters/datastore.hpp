@@ -194,7 +194,10 @@ public:
   virtual void between_batches(std::chrono::milliseconds longest) { (void)longest; }
   // The files datastore's resolver, used by table rules that link files; nullptr for others.
   virtual LinkedFiles* linked_files() { return nullptr; }
-  // After a run that changed rows: make deleted data unrecoverable (WAL checkpoint, ...).
+  // After a read-write run's batches, whether or not they changed rows (and after a failed run
+  // that changed some): make deleted data unrecoverable (WAL checkpoint, ...), including what
+  // an earlier run that died before its finish_run left; an adapter skips what there is
+  // nothing to do for.
   virtual void finish_run() = 0;
 };
 

@@ -454,14 +454,16 @@ int command_audit(const CommandLine& line, const Config& config) {
     filter.rule = line.rules.front();
   if (line.since)
     filter.since = parse_date_option("--since", *line.since);
-  for (const AuditEntry& entry : state->audit_entries(filter)) {
+  // Written as read, page by page: a slow reader of the output (a pager) holds no lock on the
+  // state meanwhile.
+  state->for_each_audit_entry(filter, [&](const AuditEntry& entry) {
     if (format == "json")
       std::cout << audit_entry_json(entry) << '\n';
     else
       std::cout << fmt::format("{:>6} {} {:<12} {:<20} {:>8} {}\n", entry.seq, entry.time,
                                entry.kind, entry.rule.empty() ? "-" : entry.rule, entry.rows,
                                entry.detail);
-  }
+  });
   return k_exit_ok;
 }
 

@@ -515,8 +515,11 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
       finish_after_failure(store, rule);
     throw FailedAfterBatches(error.what(), std::move(outcome));
   }
-  if (outcome.rows > 0)
-    store.finish_run();
+  // Also when this run changed nothing: a run killed before its finish_run (or whose final
+  // checkpoint a reader blocked) may have left deleted values in a SQLite WAL that the
+  // application keeps open, and no later run would otherwise take them out. The adapter skips
+  // what there is nothing to do for (an empty WAL).
+  store.finish_run();
 
   JsonWriter json;
   json.begin_object();

@@ -11,9 +11,15 @@ namespace retentiond {
 class InstanceLock {
 public:
   // Takes the lock without waiting. Returns nothing when another process holds it; `holder`
-  // then names that process's pid as written in the lock file, when known.
+  // then names that process's pid as written in the lock file, when known. Throws
+  // std::runtime_error when the lock file cannot be opened.
   static std::optional<InstanceLock> try_acquire(const std::filesystem::path& state_path,
                                                  std::string& holder);
+  // The lock file of the state at `state_path`: beside the file the path resolves to, so that
+  // every name of one state (relative, through a symlink to it or to a directory on its way)
+  // leads to one lock. Throws std::runtime_error when the path cannot be resolved.
+  static std::filesystem::path lock_path(const std::filesystem::path& state_path);
+
   ~InstanceLock();
   InstanceLock(InstanceLock&& other) noexcept;
   InstanceLock& operator=(InstanceLock&&) = delete;

@@ -10,6 +10,7 @@
 
 #include <array>
 #include <climits>
+#include <limits>
 #include <stdexcept>
 #include <utility>
 
@@ -329,27 +330,38 @@ AuditEntry PostgresStateStore::append_audit(std::string_view kind, std::string_v
   }
 }
 
-std::vector<AuditEntry> PostgresStateStore::audit_entries(const AuditFilter& filter) const {
-  std::vector<AuditEntry> entries;
+void PostgresStateStore::for_each_audit_entry(
+    const AuditFilter& filter, const std::function<void(const AuditEntry&)>& visit) const {
   if (!m_ready)
-    return entries;
-  return reading(*this, "the audit log", [&] {
-    pqxx::read_transaction transaction(*m_connection);
-    const std::string columns = k_audit_columns;
-    const pqxx::result rows =
-        filter.rule
-            ? transaction.exec_params("SELECT " + columns +
-                                          " FROM retentiond.audit WHERE rule = $1 ORDER BY seq",
-                                      *filter.rule)
-            : transaction.exec("SELECT " + columns + " FROM retentiond.audit ORDER BY seq");
-    for (const pqxx::row& row : rows) {
-      auto entry = read_audit_row(row);
-      if (!filter.admits_time(entry))
-        continue;
-      entries.push_back(std::move(entry));
-    }
-    return entries;
-  });
+    return;
+  // Keyset pages, each in a read transaction of its own that has ended before `visit` sees it:
+  // a caller that takes its time (output into a pager) keeps no transaction open on the
+  // server, where it would hold back vacuum, and memory stays flat however long the log is.
+  const std::string sql =
+      fmt::format("SELECT {} FROM retentiond.audit WHERE seq >= $1{} ORDER BY seq LIMIT $2",
+                  k_audit_columns, filter.rule ? " AND rule = $3" : "");
+  // From the lowest seq there can be: an entry numbered 0 or below, which only a tamperer
+  // writes, is still listed (and fails verification).
+  std::int64_t from = std::numeric_limits<std::int64_t>::min();
+  while (true) {
+    const std::vector<AuditEntry> page = reading(*this, "the audit log", [&] {
+      std::vector<AuditEntry> entries;
+      pqxx::read_transaction transaction(*m_connection);
+      const pqxx::result rows =
+          filter.rule ? transaction.exec_params(sql, from, k_audit_page_entries, *filter.rule)
+                      : transaction.exec_params(sql, from, k_audit_page_entries);
+      for (const pqxx::row& row : rows)
+        entries.push_back(read_audit_row(row));
+      return entries;
+    });
+    for (const AuditEntry& entry : page)
+      if (filter.admits_time(entry))
+        visit(entry);
+    if (page.size() < static_cast<std::size_t>(k_audit_page_entries) ||
+        page.back().seq == std::numeric_limits<std::int64_t>::max())
+      return;
+    from = page.back().seq + 1;
+  }
 }
 
 AuditVerification PostgresStateStore::verify_audit() const {

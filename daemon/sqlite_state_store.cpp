@@ -6,7 +6,9 @@
 #include <spdlog/fmt/fmt.h>
 #include <sqlite3.h>
 
+#include <limits>
 #include <stdexcept>
+#include <sys/stat.h>
 #include <system_error>
 #include <utility>
 
@@ -231,6 +233,21 @@ int read_only_user_version(SQLite::Database& db, const std::filesystem::path& pa
   return db.execAndGet("PRAGMA user_version").getInt();
 }
 
+// The instance lock goes by the state's name, and SQLite keeps the journal that makes a write
+// atomic beside the name the file was opened by: through two hard links, two processes would
+// each take a lock of their own, and neither would roll back a write the other left unfinished.
+// Checked once the file is open (and exists): a new state has one link.
+void refuse_hard_links(const std::filesystem::path& path) {
+  struct stat status {};
+  if (::stat(path.c_str(), &status) == 0 && status.st_nlink > 1)
+    throw std::runtime_error(fmt::format(
+        "it has {} hard links, and the instance lock and SQLite's journal go by the file's name, "
+        "so processes writing it through two names would not exclude each other; remove the "
+        "other links (find / -xdev -samefile {}) and name the state by one path (a symlink to "
+        "it is fine)",
+        status.st_nlink, path.string()));
+}
+
 }  // namespace
 
 SqliteStateStore::SqliteStateStore(const std::filesystem::path& path, Mode mode,
@@ -243,6 +260,7 @@ SqliteStateStore::SqliteStateStore(const std::filesystem::path& path, Mode mode,
       if (!std::filesystem::exists(m_path, ec))
         return;
       m_db = std::make_unique<SQLite::Database>(m_path, SQLite::OPEN_READONLY, k_busy_timeout_ms);
+      refuse_hard_links(m_path);
       // One snapshot: a first writer creating the schema meanwhile is seen whole or not at all.
       SQLite::Transaction snapshot(*m_db, SQLite::TransactionBehavior::DEFERRED);
       const int version = read_only_user_version(*m_db, m_path);
@@ -267,6 +285,7 @@ SqliteStateStore::SqliteStateStore(const std::filesystem::path& path, Mode mode,
 
     m_db = std::make_unique<SQLite::Database>(m_path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE,
                                               k_busy_timeout_ms);
+    refuse_hard_links(m_path);
     // A rollback journal, not WAL: a read-only open (report, dry runs, audit verify, an
     // auditor's account without write access) then creates no -wal/-shm files beside the
     // state. Writes are short, so readers and writers barely wait for each other. FULL makes
@@ -344,35 +363,52 @@ AuditEntry SqliteStateStore::append_audit(std::string_view kind, std::string_vie
   }
 }
 
-std::vector<AuditEntry> SqliteStateStore::audit_entries(const AuditFilter& filter) const {
-  std::vector<AuditEntry> entries;
+void SqliteStateStore::for_each_audit_entry(
+    const AuditFilter& filter, const std::function<void(const AuditEntry&)>& visit) const {
   if (!m_db)
-    return entries;
-  std::string sql = fmt::format("SELECT {} FROM audit", k_audit_columns);
+    return;
+  // Keyset pages: each statement is its own read transaction (the connection is in autocommit),
+  // which ends when the statement is destroyed, before the page is handed out. A read
+  // transaction held across the whole log would keep every batch's audit entry (and with it
+  // the batch, which holds the datastore's write lock) waiting until it ends: the state has a
+  // rollback journal, whose writers wait for readers.
+  std::string sql = fmt::format("SELECT {} FROM audit WHERE seq >= ?", k_audit_columns);
   if (filter.rule)
-    sql += " WHERE rule = ?";
-  sql += " ORDER BY seq";
-  SQLite::Statement query(*m_db, sql);
-  if (filter.rule)
-    query.bind(1, *filter.rule);
-  while (query.executeStep()) {
-    auto entry = read_audit_row(query);
-    if (!filter.admits_time(entry))
-      continue;
-    entries.push_back(std::move(entry));
+    sql += " AND rule = ?";
+  sql += " ORDER BY seq LIMIT ?";
+  // From the lowest seq there can be: an entry numbered 0 or below, which only a tamperer
+  // writes, is still listed (and fails verification).
+  std::int64_t from = std::numeric_limits<std::int64_t>::min();
+  std::vector<AuditEntry> page;
+  while (true) {
+    page.clear();
+    {
+      SQLite::Statement query(*m_db, sql);
+      int index = 1;
+      query.bind(index++, from);
+      if (filter.rule)
+        query.bind(index++, *filter.rule);
+      query.bind(index, k_audit_page_entries);
+      while (query.executeStep())
+        page.push_back(read_audit_row(query));
+    }
+    for (const AuditEntry& entry : page)
+      if (filter.admits_time(entry))
+        visit(entry);
+    if (page.size() < static_cast<std::size_t>(k_audit_page_entries) ||
+        page.back().seq == std::numeric_limits<std::int64_t>::max())
+      return;
+    from = page.back().seq + 1;
   }
-  return entries;
 }
 
 AuditVerification SqliteStateStore::verify_audit() const {
   ChainVerifier verifier(m_audit_key);
   if (m_key_problem)
     return unverifiable_under_key(*m_key_problem);
-  if (!m_db)
-    return verifier.result();
-  SQLite::Statement query(*m_db, fmt::format("SELECT {} FROM audit ORDER BY seq", k_audit_columns));
-  while (query.executeStep())
-    verifier.add(read_audit_row(query));
+  // Page by page: the chain links across pages as within one (the verifier carries the last
+  // seq and hash), so a gap or an edited entry at a page's edge is found all the same.
+  for_each_audit_entry({}, [&](const AuditEntry& entry) { verifier.add(entry); });
   return verifier.result();
 }
 

@@ -28,7 +28,8 @@ public:
 
   AuditEntry append_audit(std::string_view kind, std::string_view rule, std::int64_t rows,
                           std::string detail_json = "{}") override;
-  std::vector<AuditEntry> audit_entries(const AuditFilter& filter = {}) const override;
+  void for_each_audit_entry(const AuditFilter& filter,
+                            const std::function<void(const AuditEntry&)>& visit) const override;
   AuditVerification verify_audit() const override;
   std::string audit_head_hash() const override;
   std::optional<std::string> last_config_digest() const override;

@@ -27,6 +27,12 @@ bool AuditFilter::admits_time(const AuditEntry& entry) const {
   return !time || *time >= *since;
 }
 
+std::vector<AuditEntry> StateStore::audit_entries(const AuditFilter& filter) const {
+  std::vector<AuditEntry> entries;
+  for_each_audit_entry(filter, [&](const AuditEntry& entry) { entries.push_back(entry); });
+  return entries;
+}
+
 std::string subject_digest(std::string_view subject, const std::optional<std::string>& audit_key) {
   return audit_key ? "hmac-sha256:" + hmac_sha256_hex(*audit_key, subject)
                    : "sha256:" + sha256_hex(subject);

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <expected>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -51,6 +52,10 @@ struct AuditFilter {
   bool admits_time(const AuditEntry& entry) const;
 };
 
+// Audit entries read per transaction by for_each_audit_entry (and a SQLite state's
+// verify_audit): a few milliseconds of reading, after which a waiting writer gets in.
+inline constexpr std::int64_t k_audit_page_entries = 2'000;
+
 // What every state backend shares when it changes holds.
 
 // The documented refusals of release_hold ("hold N does not exist", "hold N is already
@@ -92,9 +97,17 @@ public:
   // Appends one entry and commits it; returns it with seq and hashes filled in.
   virtual AuditEntry append_audit(std::string_view kind, std::string_view rule, std::int64_t rows,
                                   std::string detail_json = "{}") = 0;
-  // Entries in seq order, filtered.
-  virtual std::vector<AuditEntry> audit_entries(const AuditFilter& filter = {}) const = 0;
-  // Walks the whole chain (see ChainVerifier).
+  // Calls `visit` with each entry in seq order, filtered. Reads k_audit_page_entries entries at
+  // a time, each page in a transaction of its own that has ended before `visit` sees its
+  // entries: a caller that takes its time (output into a pager) holds no lock on the state,
+  // which would delay every batch's audit entry (SQLite). Entries appended meanwhile are
+  // visited too. Exceptions from `visit` pass through unchanged.
+  virtual void for_each_audit_entry(const AuditFilter& filter,
+                                    const std::function<void(const AuditEntry&)>& visit) const = 0;
+  // Entries in seq order, filtered: for_each_audit_entry, collected.
+  std::vector<AuditEntry> audit_entries(const AuditFilter& filter = {}) const;
+  // Walks the whole chain (see ChainVerifier); a SQLite state in pages, as
+  // for_each_audit_entry.
   virtual AuditVerification verify_audit() const = 0;
   // The hash of the last entry, or k_genesis_hash when the log is empty.
   virtual std::string audit_head_hash() const = 0;

@@ -17,8 +17,10 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <system_error>
 #include <thread>
 #include <tuple>
+#include <utility>
 
 namespace retentiond::adapters::sqlite {
 namespace {
@@ -464,6 +466,8 @@ public:
   std::unique_ptr<Batch> begin_batch(const Selection& selection, std::int64_t limit,
                                      std::chrono::steady_clock::duration budget) override {
     std::unique_ptr<SqliteBatch> batch = change_batch(selection, limit, budget);
+    if (batch && batch->rows() + batch->children() > 0)
+      m_run_changed_rows = true;
     // The changed pages go to the WAL now, before the engine writes the batch's audit entry:
     // the COMMIT that follows the entry then appends one frame instead of the whole batch, so
     // the instant in which a killed process leaves an entry for a batch that did not commit is
@@ -566,7 +570,14 @@ public:
   }
 
   void finish_run() override {
-    if (m_mode == OpenMode::read_only)
+    if (m_mode == OpenMode::read_only || !m_wal)
+      return;
+    const bool changed_rows = std::exchange(m_run_changed_rows, false);
+    // An empty log holds nothing to take out: a run that changed nothing after one that
+    // finished costs no checkpoint. One that is not empty may hold an earlier run's deleted
+    // values (killed before its finish_run, with the application's connection keeping the
+    // WAL open, so that SQLite never removes it), whatever this run changed.
+    if (!changed_rows && wal_is_empty())
       return;
     // Truncating the WAL removes the last copies of deleted pages from the write-ahead log. A
     // TRUNCATE checkpoint holds off the application's writers while it copies and while it
@@ -581,10 +592,13 @@ public:
     SQLite::Statement truncate(m_db, "PRAGMA wal_checkpoint(TRUNCATE)");
     const bool blocked = truncate.executeStep() && truncate.getColumn(0).getInt() != 0;
     m_db.setBusyTimeout(static_cast<int>(m_busy_timeout.count()));
+    // After a run that changed nothing the log most likely holds only the application's own
+    // writes: a reader that blocks it is no news, and would be logged at every run.
     if (blocked)
-      spdlog::warn("datastore '{}': WAL checkpoint was blocked by a reader; deleted values stay "
-                   "in the WAL until the next checkpoint",
-                   m_name);
+      spdlog::log(changed_rows ? spdlog::level::warn : spdlog::level::debug,
+                  "datastore '{}': WAL checkpoint was blocked by a reader; deleted values stay "
+                  "in the WAL until the next checkpoint",
+                  m_name);
   }
 
 private:
@@ -838,6 +852,17 @@ private:
     checkpoint_passive(m_db.getHandle(), m_name);
   }
 
+  // Whether the WAL file is 0 bytes long (as a TRUNCATE checkpoint leaves it) or missing. One
+  // that cannot be looked at counts as not empty: better a checkpoint too many.
+  bool wal_is_empty() {
+    const char* log = sqlite3_filename_wal(sqlite3_db_filename(m_db.getHandle(), "main"));
+    std::error_code error;
+    const std::uintmax_t size = std::filesystem::file_size(log, error);
+    if (error)
+      return error == std::errc::no_such_file_or_directory;
+    return size == 0;
+  }
+
   // Checkpoints of a datastore in WAL mode run on a thread of their own (see between_batches),
   // with a connection opened beside m_db, on the same file. Where that cannot open, they run
   // between batches.
@@ -1055,6 +1080,7 @@ private:
   Walk m_walk;
   std::pair<std::string, RuleCounts> m_census;  // the last count(), by run key
   bool m_wal = false;                           // the datastore is in WAL mode
+  bool m_run_changed_rows = false;              // a batch changed rows since the last finish_run
   std::int64_t m_data_version = 0;
   std::chrono::steady_clock::time_point m_application_wrote;  // last commit seen from others
   std::map<std::string, SQLite::Statement> m_statements;

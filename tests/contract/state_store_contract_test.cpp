@@ -2,6 +2,7 @@
 // (the SQLite file, the shared PostgreSQL database), written once and run against each.
 #include "daemon/audit_log.hpp"
 #include "daemon/state_store.hpp"
+#include "tests/support/audit_chain.hpp"
 #include "tests/support/state_backends.hpp"
 #include "tests/support/text.hpp"
 
@@ -283,6 +284,90 @@ TEST_CASE("state contract: audit_entries filters by rule and since") {
     AuditFilter past;
     past.since = now_utc() - std::chrono::hours{1};
     CHECK(store->audit_entries(past).size() == 5);
+  });
+}
+
+TEST_CASE("state contract: the audit log is read in pages, filtered and in order across them") {
+  for_each_state_backend([](const StateBackend& backend) {
+    const auto fixture = backend.fixture();
+    const auto store = fixture->open(StateStore::Mode::read_write);
+    const std::int64_t total = 2 * k_audit_page_entries + 1;
+    fixture->tamper(test::chained_entries_sql(store->append_audit("run_start", "", 0), total - 1));
+
+    std::int64_t seen = 0;
+    store->for_each_audit_entry({}, [&](const AuditEntry& entry) { CHECK(entry.seq == ++seen); });
+    CHECK(seen == total);
+    // Rule "a" has every other entry from seq 2: its pages end at other seqs than the log's.
+    AuditFilter by_rule;
+    by_rule.rule = "a";
+    const auto for_a = store->audit_entries(by_rule);
+    REQUIRE(for_a.size() == static_cast<std::size_t>(k_audit_page_entries));
+    CHECK(for_a.front().seq == 2);
+    CHECK(for_a.back().seq == total - 1);
+    AuditFilter future;
+    future.since = now_utc() + std::chrono::hours{1};
+    CHECK(store->audit_entries(future).empty());
+
+    const auto v = store->verify_audit();
+    CHECK(v.ok);
+    CHECK(v.entries == total);
+    CHECK(v.head_hash == store->audit_head_hash());
+  });
+}
+
+TEST_CASE("state contract: a gap or an edited entry at a page's edge, or one before the first, is "
+          "detected") {
+  // Entries 1 .. k_audit_page_entries form the first page; the chain must link across pages.
+  const std::int64_t last_of_page = k_audit_page_entries;
+  const std::string first_of_next = std::to_string(last_of_page + 1);
+  for_each_state_backend([&](const StateBackend& backend) {
+    struct Damage {
+      std::string sql;
+      std::int64_t bad_seq;
+      std::string problem;
+    };
+    const std::vector<Damage> damages{
+        {"DELETE FROM audit WHERE seq = " + first_of_next, last_of_page + 2,
+         "entry " + std::to_string(last_of_page + 2) + ": expected seq " + first_of_next},
+        {"UPDATE audit SET rows = 2 WHERE seq = " + std::to_string(last_of_page), last_of_page,
+         "entry " + std::to_string(last_of_page) + ": hash does not match its content"},
+        {"UPDATE audit SET rows = 2 WHERE seq = " + first_of_next, last_of_page + 1,
+         "entry " + first_of_next + ": hash does not match its content"},
+        // Before the first page: the pages start at the lowest seq there is, not at 1.
+        {"INSERT INTO audit(seq, time, kind, rule, rows, detail, prev_hash, hash) SELECT 0, "
+         "time, kind, rule, rows, detail, prev_hash, hash FROM audit WHERE seq = 1",
+         0, "entry 0: expected seq 1"},
+    };
+    for (const Damage& damage : damages) {
+      CAPTURE(damage.sql);
+      const auto fixture = backend.fixture();
+      const auto store = fixture->open(StateStore::Mode::read_write);
+      fixture->tamper(test::chained_entries_sql(store->append_audit("run_start", "", 0),
+                                                k_audit_page_entries + 10));
+      fixture->tamper(damage.sql);
+      const auto v = store->verify_audit();
+      CHECK_FALSE(v.ok);
+      CHECK(v.bad_seq == damage.bad_seq);
+      CHECK(v.problem == damage.problem);
+    }
+
+    // The last entry of a page edited, and its hash recomputed: the next page's first entry no
+    // longer links to it.
+    const auto fixture = backend.fixture();
+    const auto store = fixture->open(StateStore::Mode::read_write);
+    fixture->tamper(test::chained_entries_sql(store->append_audit("run_start", "", 0),
+                                              k_audit_page_entries + 10));
+    AuditEntry forged = store->audit_entries()[static_cast<std::size_t>(last_of_page - 1)];
+    REQUIRE(forged.seq == last_of_page);
+    forged.rows = 2;
+    forged.hash = chain_hash(forged.prev_hash, canonical_entry(forged), std::nullopt);
+    fixture->tamper("UPDATE audit SET rows = 2, hash = '" + forged.hash +
+                    "' WHERE seq = " + std::to_string(last_of_page));
+    const auto v = store->verify_audit();
+    CHECK_FALSE(v.ok);
+    CHECK(v.bad_seq == last_of_page + 1);
+    CHECK(v.problem == "entry " + first_of_next + ": prev_hash does not match the hash of entry " +
+                           std::to_string(last_of_page));
   });
 }
 

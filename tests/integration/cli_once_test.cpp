@@ -296,6 +296,47 @@ TEST_CASE("cli: a second once while the lock is held exits 75 and changes nothin
   CHECK(install.ids("logs") == std::vector<std::int64_t>{3, 4, 6, 7});
 }
 
+TEST_CASE("cli: a second once naming the state through a symlink exits 75") {
+  Install install;
+  REQUIRE(install.cli({"hold", "add", "--subject", "9", "--reason", "claim"}).exit_code == 0);
+  const auto dir = install.state().parent_path();
+  std::filesystem::create_symlink("state.db", dir / "other.db");
+  // A second configuration, the same but for the state's name.
+  std::string text = file_bytes(install.config());
+  text.replace(text.find("path = \"state.db\""), 18, "path = \"other.db\"");
+  std::ofstream(dir / "other.toml") << text;
+  const std::string before = file_bytes(install.app());
+
+  ForeignLock lock(install.state());
+  const RunResult locked = run_retentiond({"-c", (dir / "other.toml").string(), "once"});
+  CHECK(locked.exit_code == 75);
+  CHECK(contains(locked.err, "retentiond: error: another retentiond (pid 4242) holds the lock on"));
+  CHECK(file_bytes(install.app()) == before);
+  CHECK_FALSE(std::filesystem::exists(dir / "other.db.lock"));
+}
+
+TEST_CASE("cli: a state file with a second hard link is refused, and nothing changes") {
+  Install install;
+  REQUIRE(install.cli({"hold", "add", "--subject", "9", "--reason", "claim"}).exit_code == 0);
+  const auto dir = install.state().parent_path();
+  std::filesystem::create_hard_link(install.state(), dir / "other.db");
+  const std::string before = file_bytes(install.app());
+  const RunResult refused = install.cli({"once"});
+  CHECK(refused.exit_code == 1);
+  CHECK(refused.out.empty());
+  CHECK(refused.err == "retentiond: error: cannot open state database " + install.state().string() +
+                           ": it has 2 hard links, and the instance lock and SQLite's journal go "
+                           "by the file's name, so processes writing it through two names would "
+                           "not exclude each other; remove the other links (find / -xdev "
+                           "-samefile " +
+                           install.state().string() +
+                           ") and name the state by one path (a symlink to it is fine)\n");
+  CHECK(file_bytes(install.app()) == before);
+
+  std::filesystem::remove(dir / "other.db");
+  CHECK(install.cli({"once"}).exit_code == 0);
+}
+
 TEST_CASE("cli: audit verify passes on an intact log and names the entry that was tampered with") {
   Install install;
   REQUIRE(install.cli({"hold", "add", "--subject", "9", "--reason", "claim"}).exit_code == 0);

@@ -895,6 +895,47 @@ TEST_CASE("engine: deleted values do not linger in a WAL-mode datastore") {
   CHECK((!std::filesystem::exists(wal) || std::filesystem::file_size(wal) == 0));
 }
 
+TEST_CASE("engine: a run that changes nothing truncates a WAL in which an earlier run left "
+          "deleted values") {
+  Site site;
+  auto& db = site.app();
+  REQUIRE(db.execAndGet("PRAGMA journal_mode=WAL").getString() == "wal");
+  // The application's connection (Site's) stays open, so SQLite never removes the WAL when a
+  // connection closes, and it never checkpoints by itself.
+  db.exec("PRAGMA wal_autocheckpoint = 0");
+  db.exec("PRAGMA secure_delete = ON");
+  const std::int64_t now_s = to_unix_seconds(now_utc());
+  db.exec("CREATE TABLE logs(id INTEGER PRIMARY KEY, at INTEGER, ip TEXT)");
+  db.exec("INSERT INTO logs VALUES(1, " + std::to_string(now_s - 60 * k_day_s) +
+          ", 'SECRET-203.0.113.77'), (2, " + std::to_string(now_s) + ", 'kept-198.51.100.1')");
+  // What a run killed after its last batch and before its finish_run leaves: the row is gone
+  // from the table, and its values are still in the WAL's earlier frames.
+  db.exec("DELETE FROM logs WHERE id = 1");
+  const auto wal = site.dir() / "app.db-wal";
+  const auto app_files = [&] {
+    std::string everything;
+    for (const auto& [name, bytes] : directory_snapshot(site.dir()))
+      if (name.starts_with("app.db"))
+        everything += bytes;
+    return everything;
+  };
+  REQUIRE(std::filesystem::file_size(wal) > 0);
+  REQUIRE(app_files().find("SECRET-203.0.113.77") != std::string::npos);
+
+  const auto config = site.configure(rule_toml("logs", "logs", "at", "unix_seconds", "30 days"));
+  SqliteStateStore state(site.state_path(), StateStore::Mode::read_write);
+  const RunSummary summary = run(config, state);
+  const RuleOutcome& outcome = outcome_of(summary, "logs");
+  CHECK(outcome.result == "ok");
+  CHECK(outcome.rows == 0);
+
+  CHECK(std::filesystem::file_size(wal) == 0);
+  const std::string everything = app_files();
+  CHECK(everything.find("SECRET-203.0.113.77") == std::string::npos);
+  CHECK(everything.find("kept-198.51.100.1") != std::string::npos);
+  CHECK(site.ids("logs") == std::vector<std::int64_t>{2});
+}
+
 TEST_CASE("engine: the report marks a rule stale when its last success is older than twice its "
           "interval") {
   Site site;

@@ -1,5 +1,6 @@
 #include "daemon/sqlite_state_store.hpp"
 #include "daemon/state_store.hpp"
+#include "tests/support/audit_chain.hpp"
 #include "tests/support/files.hpp"
 #include "tests/support/temp_dir.hpp"
 #include "tests/support/text.hpp"
@@ -15,6 +16,7 @@
 #include <iterator>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 using retentiond::Instant;
 using retentiond::SqliteStateStore;
@@ -245,6 +247,75 @@ TEST_CASE("a read-only store on an uninitialized file is empty") {
   CHECK(store.audit_entries().empty());
   CHECK(store.verify_audit().ok);
   CHECK(file_bytes(path).empty());
+}
+
+TEST_CASE("a state file with another hard link is refused, through either name and in either "
+          "mode") {
+  TempDir dir;
+  const auto path = dir / "state.db";
+  const auto other = dir / "other.db";
+  {
+    SqliteStateStore store(path, StateStore::Mode::read_write);
+    store.append_audit("run_start", "", 0);
+  }
+  std::filesystem::create_hard_link(path, other);
+  const auto refusal = [](const std::filesystem::path& name) {
+    return "cannot open state database " + name.string() +
+           ": it has 2 hard links, and the instance lock and SQLite's journal go by the file's "
+           "name, so processes writing it through two names would not exclude each other; "
+           "remove the other links (find / -xdev -samefile " +
+           name.string() + ") and name the state by one path (a symlink to it is fine)";
+  };
+  for (const auto& name : {path, other}) {
+    CAPTURE(name);
+    CHECK(error_of([&] { SqliteStateStore store(name, StateStore::Mode::read_write); }) ==
+          refusal(name));
+    CHECK(error_of([&] { SqliteStateStore store(name, StateStore::Mode::read_only); }) ==
+          refusal(name));
+  }
+  std::filesystem::remove(other);
+  SqliteStateStore store(path, StateStore::Mode::read_write);
+  CHECK(store.audit_entries().size() == 1);
+}
+
+TEST_CASE("a reader of the audit log holds no lock on the state while its caller takes the "
+          "entries") {
+  // A SQLite state has a rollback journal: a read transaction left open while the entries are
+  // printed (into a pager, say) would keep every batch's audit entry waiting, and the batch
+  // with it, holding the datastore's write lock.
+  TempDir dir;
+  const auto path = dir / "state.db";
+  {
+    SqliteStateStore writer(path, StateStore::Mode::read_write);
+    const auto first = writer.append_audit("run_start", "", 0);
+    SQLite::Database raw(path, SQLite::OPEN_READWRITE);
+    raw.exec(retentiond::test::chained_entries_sql(first, retentiond::k_audit_page_entries + 10));
+  }
+  SqliteStateStore reader(path, StateStore::Mode::read_only);
+  // An exclusive lock, taken without waiting (busy timeout 0), is refused while anyone reads.
+  const auto exclusive_lock_free = [&] {
+    SQLite::Database other(path, SQLite::OPEN_READWRITE);
+    try {
+      other.exec("BEGIN EXCLUSIVE");
+    } catch (const SQLite::Exception& error) {
+      FAIL_CHECK("the state is locked: " << error.what());
+      return false;
+    }
+    other.exec("COMMIT");
+    return true;
+  };
+  std::vector<std::int64_t> checked_at;
+  std::int64_t seen = 0;
+  reader.for_each_audit_entry({}, [&](const retentiond::AuditEntry& entry) {
+    CHECK(entry.seq == ++seen);
+    // The first entry of each page, the second page read after the first was handed out.
+    if (entry.seq == 1 || entry.seq == retentiond::k_audit_page_entries + 1)
+      if (exclusive_lock_free())
+        checked_at.push_back(entry.seq);
+  });
+  CHECK(seen == retentiond::k_audit_page_entries + 11);
+  CHECK(checked_at == std::vector<std::int64_t>{1, retentiond::k_audit_page_entries + 1});
+  CHECK(reader.verify_audit().ok);
 }
 
 TEST_CASE("Hold::active_at") {
