@@ -392,13 +392,10 @@ void SqliteStateStore::for_each_audit_entry(
       while (query.executeStep())
         page.push_back(read_audit_row(query));
     }
-    for (const AuditEntry& entry : page)
-      if (filter.admits_time(entry))
-        visit(entry);
-    if (page.size() < static_cast<std::size_t>(k_audit_page_entries) ||
-        page.back().seq == std::numeric_limits<std::int64_t>::max())
+    const auto next = visit_audit_page(page, filter, visit);
+    if (!next)
       return;
-    from = page.back().seq + 1;
+    from = *next;
   }
 }
 

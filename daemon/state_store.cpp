@@ -3,6 +3,7 @@
 #include "daemon/digest.hpp"
 #include "daemon/json_writer.hpp"
 
+#include <limits>
 #include <utility>
 
 namespace retentiond {
@@ -25,6 +26,18 @@ bool AuditFilter::admits_time(const AuditEntry& entry) const {
   // Compared as instants: the text form drops ".000", so strings do not sort by time.
   const auto time = parse_iso8601(entry.time);
   return !time || *time >= *since;
+}
+
+std::optional<std::int64_t> visit_audit_page(const std::vector<AuditEntry>& page,
+                                             const AuditFilter& filter,
+                                             const std::function<void(const AuditEntry&)>& visit) {
+  for (const AuditEntry& entry : page)
+    if (filter.admits_time(entry))
+      visit(entry);
+  if (page.size() < static_cast<std::size_t>(k_audit_page_entries) ||
+      page.back().seq == std::numeric_limits<std::int64_t>::max())
+    return std::nullopt;
+  return page.back().seq + 1;
 }
 
 std::vector<AuditEntry> StateStore::audit_entries(const AuditFilter& filter) const {

@@ -56,6 +56,13 @@ struct AuditFilter {
 // verify_audit): a few milliseconds of reading, after which a waiting writer gets in.
 inline constexpr std::int64_t k_audit_page_entries = 2'000;
 
+// Hands a page of entries read by for_each_audit_entry (in seq order, at most
+// k_audit_page_entries) to `visit`, those `filter` admits; returns the seq the next page starts
+// at, or nullopt after the last page.
+std::optional<std::int64_t> visit_audit_page(const std::vector<AuditEntry>& page,
+                                             const AuditFilter& filter,
+                                             const std::function<void(const AuditEntry&)>& visit);
+
 // What every state backend shares when it changes holds.
 
 // The documented refusals of release_hold ("hold N does not exist", "hold N is already
