@@ -14,6 +14,7 @@
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -40,6 +41,12 @@ std::filesystem::path config_path(const CommandLine& line) {
 // point at the key's value in the configuration (`where`).
 std::string read_key_file(const SourcePosition& where, std::string_view key,
                           const std::filesystem::path& path) {
+  // A directory opens, and reads as nothing: not "holds 0 bytes".
+  std::error_code error;
+  if (std::filesystem::is_directory(path, error))
+    throw ConfigError(where, fmt::format("{}: cannot read key file '{}': is a directory, not a "
+                                         "file (name the file holding the key)",
+                                         key, path.string()));
   std::ifstream in(path, std::ios::binary);
   if (!in)
     throw ConfigError(where, fmt::format("{}: cannot read key file '{}': {}", key, path.string(),
@@ -234,6 +241,23 @@ int command_check(const CommandLine& line, const Config& config) {
       }
     } catch (const std::exception& error) {
       complain(spdlog::level::err, rule, error.what());
+      ++problems;
+    }
+  }
+  // A datastore that no rule uses yet is opened too (check --connect opens every datastore), so
+  // that a rule added later does not find it unreachable.
+  for (const auto& [name, store_config] : config.datastores) {
+    const bool used = std::any_of(config.rules.begin(), config.rules.end(), [&](const Rule& rule) {
+      return rule.datastore == name || (rule.files && rule.files->datastore == name);
+    });
+    if (used)
+      continue;
+    try {
+      (void)stores.get(name);
+    } catch (const std::exception& error) {
+      print_message(spdlog::level::err,
+                    fmt::format("retentiond: error: {}: datastores.{}: {}",
+                                store_config.position.to_string(), name, error.what()));
       ++problems;
     }
   }

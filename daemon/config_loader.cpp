@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <expected>
 #include <fstream>
 #include <glob.h>
@@ -21,6 +22,13 @@
 namespace retentiond {
 
 namespace {
+
+// Upper bounds of the operational durations. A longer one is a mistake, and would overflow where
+// it is used: a steady_clock deadline in nanoseconds, SQLite's busy timeout in int milliseconds.
+constexpr std::chrono::milliseconds k_max_batch_time = std::chrono::seconds{60};
+// Below the shipped unit's WatchdogSec=10min: a wait for a lock does not feed the watchdog.
+constexpr std::chrono::milliseconds k_max_busy_timeout = std::chrono::minutes{5};
+constexpr std::chrono::milliseconds k_max_runtime = std::chrono::days{30};
 
 std::string_view type_name(const toml::node& node) {
   switch (node.type()) {
@@ -45,6 +53,14 @@ std::string show(const toml::node& node) {
     return "a table";
   if (node.is_array())
     return "an array";
+  // As written: the shortest text that reads back as the same double (-0.1, not toml++'s
+  // -0.10000000000000001), still a float (2.0, not 2).
+  if (const auto* f = node.as_floating_point()) {
+    std::string text = fmt::format("{}", f->get());
+    if (text.find_first_not_of("-0123456789") == std::string::npos)
+      text += ".0";
+    return text;
+  }
   std::ostringstream out;
   node.visit([&out](const auto& value) {
     if constexpr (toml::is_value<decltype(value)>)
@@ -95,6 +111,49 @@ bool is_rule_id(std::string_view text) {
 std::filesystem::path resolve(const std::filesystem::path& base_dir, const std::string& text) {
   const std::filesystem::path path{text};
   return (path.is_absolute() ? path : base_dir / path).lexically_normal();
+}
+
+// `path` as the file system resolves it: absolute, with the symlinks of its existing part
+// followed, so that `./app.db`, `app.db` and a link to it read the same.
+std::filesystem::path resolved(const std::filesystem::path& path) {
+  std::error_code error;
+  std::filesystem::path absolute = std::filesystem::absolute(path, error);
+  if (error)
+    absolute = path;
+  std::filesystem::path canonical = std::filesystem::weakly_canonical(absolute, error);
+  if (error)
+    canonical = absolute.lexically_normal();
+  // "media/" and "media" are one directory.
+  if (canonical.has_relative_path() && canonical.filename().empty())
+    canonical = canonical.parent_path();
+  return canonical;
+}
+
+// Whether two paths name one file: the same resolved path or, when both exist, the same device
+// and inode (a hard link, a bind mount).
+bool same_file(const std::filesystem::path& a, const std::filesystem::path& b) {
+  if (resolved(a) == resolved(b))
+    return true;
+  std::error_code error;
+  return std::filesystem::equivalent(a, b, error) && !error;
+}
+
+// Whether `file` lies anywhere beneath the directory `root`, where a file rule on it reaches:
+// its name, or what it links to.
+bool lies_beneath(const std::filesystem::path& root, const std::filesystem::path& file) {
+  const std::filesystem::path directory = resolved(root);
+  std::error_code error;
+  const std::filesystem::path name = std::filesystem::absolute(file, error).lexically_normal();
+  for (const std::filesystem::path& start :
+       {resolved(error ? file.parent_path() : name.parent_path()), resolved(file).parent_path()})
+    for (std::filesystem::path ancestor = start; !ancestor.empty();
+         ancestor = ancestor.parent_path()) {
+      if (ancestor == directory || same_file(ancestor, root))
+        return true;
+      if (ancestor == ancestor.parent_path())
+        break;  // "/"
+    }
+  return false;
 }
 
 bool is_blank(std::string_view text) {
@@ -206,7 +265,11 @@ public:
     return *value;
   }
 
-  std::optional<std::chrono::milliseconds> optional_duration(std::string_view key) {
+  // A duration longer than zero and at most `maximum`; `beyond` says why a longer one is refused
+  // and what to do instead.
+  std::optional<std::chrono::milliseconds> optional_duration(std::string_view key,
+                                                             std::chrono::milliseconds maximum,
+                                                             std::string_view beyond) {
     auto text = optional_string(key);
     if (!text)
       return std::nullopt;
@@ -215,6 +278,10 @@ public:
       fail_at(*m_table.get(key), key, duration.error());
     if (duration->count() <= 0)
       fail_at(*m_table.get(key), key, fmt::format("'{}' must be longer than zero", *text));
+    if (*duration > maximum)
+      fail_at(*m_table.get(key), key,
+              fmt::format("'{}' is longer than the maximum of {} ({})", *text,
+                          format_duration(maximum), beyond));
     return *duration;
   }
 
@@ -260,6 +327,17 @@ private:
   std::string m_file;
   std::set<std::string> m_consumed;
 };
+
+// What a file that is not a regular file is, for a message: "a FIFO", "a socket".
+std::string_view file_kind(std::filesystem::file_type type) {
+  switch (type) {
+  case std::filesystem::file_type::fifo: return "a FIFO (named pipe)";
+  case std::filesystem::file_type::socket: return "a socket";
+  case std::filesystem::file_type::block: return "a block device";
+  case std::filesystem::file_type::character: return "a character device";
+  default: return "a special file";
+  }
+}
 
 // The bytes of a configuration file, or why they cannot be read ("Permission denied", "is a
 // directory"): an unreadable file must not pass for an empty one.
@@ -340,12 +418,19 @@ public:
     reject_unknown_top_level(root, main_file.string(), {"state", "daemon", "datastores", "rules"});
 
     for (const std::string& pattern : rule_globs)
-      for (const auto& file : expand_glob(pattern, base, daemon))
-        read_rule_file(file, daemon);
+      for (const auto& file : expand_glob(pattern, base, daemon)) {
+        // A file two patterns match (or the main file, matched by one) is read once: its rules
+        // are not duplicates of themselves.
+        const bool seen = std::any_of(m_config.files.begin(), m_config.files.end(),
+                                      [&](const auto& read) { return same_file(read, file); });
+        if (!seen)
+          read_rule_file(file, daemon);
+      }
 
     std::sort(m_config.rules.begin(), m_config.rules.end(),
               [](const Rule& a, const Rule& b) { return a.id < b.id; });
     check_hmac_key();
+    check_files_roots();
     m_config.digest = sha256_hex(m_digest_input);
     return std::make_shared<const Config>(std::move(m_config));
   }
@@ -514,7 +599,11 @@ private:
       store.type = reader.required_string("type", "one of: sqlite, postgres, files");
       if (store.type == "sqlite") {
         store.path = reader.required_path("path", base, "the SQLite database file");
-        if (auto timeout = reader.optional_duration("busy_timeout"))
+        check_database_is_its_own(reader, *table->get("path"), store.path);
+        if (auto timeout = reader.optional_duration(
+                "busy_timeout", k_max_busy_timeout,
+                "a wait for the application's lock must end well within the service's 10-minute "
+                "watchdog"))
           store.busy_timeout = *timeout;
       } else if (store.type == "postgres") {
         store.dsn = reader.required_string("dsn", "a libpq connection string");
@@ -524,6 +613,7 @@ private:
           store.password_file = *password;
       } else if (store.type == "files") {
         store.root = reader.required_path("root", base, "the directory the files live in");
+        m_root_positions.emplace(name, reader.position_of(table->get("root")->source()));
       } else {
         reader.fail_at(
             *table->get("type"), "type",
@@ -535,7 +625,73 @@ private:
     }
   }
 
+  // A SQLite datastore's file is neither the state's (retentiond would write its tables into the
+  // application's database) nor another datastore's (rules on one datastore run one at a time,
+  // which two names for one file would defeat).
+  void check_database_is_its_own(const TableReader& reader, const toml::node& node,
+                                 const std::filesystem::path& path) const {
+    if (m_config.state_dsn.empty() && same_file(path, m_config.state_path))
+      reader.fail_at(node, "path",
+                     fmt::format("'{}' is the state database (state.path) too: retentiond would "
+                                 "write its own tables into the application's database (give "
+                                 "state.path a file of its own)",
+                                 path.string()));
+    for (const auto& [name, other] : m_config.datastores)
+      if (other.type == "sqlite" && same_file(path, other.path))
+        reader.fail_at(node, "path",
+                       fmt::format("'{}' is the same file as datastores.{}.path: rules on one "
+                                   "datastore run one at a time, and two names for it would "
+                                   "defeat that (name it once, and use datastore \"{}\" in "
+                                   "every rule on it)",
+                                   path.string(), name, name));
+  }
+
+  // No files datastore may reach what retentiond itself needs: a file rule with glob "**" (or a
+  // row's path) would delete its configuration, its state or an application's database.
+  void check_files_roots() const {
+    std::vector<std::pair<std::filesystem::path, std::string>> own;  // the file, what it is
+    if (m_config.state_dsn.empty())
+      own.emplace_back(m_config.state_path, "the state database (state.path)");
+    own.emplace_back(m_config.file, "the configuration file");
+    for (std::size_t i = 1; i < m_config.files.size(); ++i)
+      own.emplace_back(m_config.files[i], "the rule file");
+    for (const auto& [name, store] : m_config.datastores) {
+      if (store.type == "sqlite")
+        own.emplace_back(store.path, fmt::format("the database of datastores.{}", name));
+      if (!store.password_file.empty())
+        own.emplace_back(store.password_file,
+                         fmt::format("the password file datastores.{}.password_file", name));
+    }
+    if (m_config.hmac_key_file)
+      own.emplace_back(*m_config.hmac_key_file, "the key file daemon.hmac_key_file");
+    if (m_config.audit_key_file)
+      own.emplace_back(*m_config.audit_key_file, "the key file state.audit_key_file");
+    if (m_config.state_password_file)
+      own.emplace_back(*m_config.state_password_file, "the password file state.password_file");
+
+    for (const auto& [name, store] : m_config.datastores) {
+      if (store.type != "files")
+        continue;
+      for (const auto& [file, what] : own)
+        if (lies_beneath(store.root, file))
+          throw ConfigError(m_root_positions.at(name),
+                            fmt::format("datastores.{}.root: '{}' contains {} '{}', which a file "
+                                        "rule or a linked path could delete (move the root or "
+                                        "the file)",
+                                        name, store.root.string(), what, file.string()));
+    }
+  }
+
   void read_rule_file(const std::filesystem::path& file, const toml::table* daemon) {
+    // Opening a FIFO would wait for a writer forever, a device may act on being opened: only
+    // regular files (and directories, refused as they are read) are opened.
+    std::error_code error;
+    const std::filesystem::file_status status = std::filesystem::status(file, error);
+    if (!error && std::filesystem::exists(status) && !std::filesystem::is_regular_file(status) &&
+        !std::filesystem::is_directory(status))
+      fail_at_rules(daemon, fmt::format("cannot read rule file '{}': is {}, not a regular file "
+                                        "(narrow the pattern to rule files)",
+                                        file.string(), file_kind(status.type())));
     const auto read = read_file_bytes(file);
     if (!read)
       fail_at_rules(daemon,
@@ -720,9 +876,12 @@ private:
                         show(*fraction)));
       rule.max_fraction = *value;
     }
-    if (auto batch_time = reader.optional_duration("batch_time"))
+    if (auto batch_time = reader.optional_duration(
+            "batch_time", k_max_batch_time,
+            "a batch holds the datastore's write lock that long, and the application waits"))
       rule.batch_time = *batch_time;
-    rule.max_runtime = reader.optional_duration("max_runtime");
+    rule.max_runtime = reader.optional_duration(
+        "max_runtime", k_max_runtime, "leave max_runtime out for runs without a time budget");
   }
 
   // A rule on a files datastore: files under the root matching `glob`, aged by mtime.
@@ -806,6 +965,15 @@ private:
                                    "starting with a digit, at most 63 characters)",
                                    column));
       MatchFilter filter{column, {}};
+      // nan equals nothing, not even itself, and no column holds inf: the filter would match no
+      // row, and in a list the value would be lost without a word.
+      const auto refuse_non_finite = [&](const toml::node& value) {
+        if (const auto* f = value.as_floating_point(); f != nullptr && !std::isfinite(f->get()))
+          reader.fail_at(value, "match." + column,
+                         fmt::format("{} is not a finite number, so it matches no row (write a "
+                                     "number, or remove it)",
+                                     show(value)));
+      };
       if (const auto* array = node.as_array()) {
         for (const toml::node& item : *array) {
           auto value = to_match_value(item);
@@ -813,6 +981,7 @@ private:
             reader.fail_at(
                 item, "match." + column,
                 fmt::format("expected a string, number or boolean, got {}", type_name(item)));
+          refuse_non_finite(item);
           filter.values.push_back(std::move(*value));
         }
         if (filter.values.empty())
@@ -825,6 +994,7 @@ private:
               node, "match." + column,
               fmt::format("expected a string, number, boolean or an array of them, got {}",
                           type_name(node)));
+        refuse_non_finite(node);
         filter.values.push_back(std::move(*value));
       }
       rule.match.push_back(std::move(filter));
@@ -928,6 +1098,7 @@ private:
   Config m_config;
   std::string m_digest_input;
   std::map<std::string, SourcePosition> m_rule_positions;
+  std::map<std::string, SourcePosition> m_root_positions;  // of each files datastore's root
   std::vector<std::pair<SourcePosition, std::string>> m_hmac_users;  // masks that need the key
 };
 

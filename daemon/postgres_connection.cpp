@@ -11,6 +11,7 @@
 #include <memory>
 #include <set>
 #include <stdexcept>
+#include <system_error>
 #include <vector>
 
 namespace retentiond {
@@ -137,6 +138,13 @@ std::string describe_dsn(std::string_view dsn) {
 }
 
 std::string read_password_file(const std::filesystem::path& file) {
+  // A directory opens, and reads as nothing: not "is empty".
+  std::error_code error;
+  if (std::filesystem::is_directory(file, error))
+    throw std::runtime_error(fmt::format(
+        "cannot read password file {}: is a directory, not a file (name the file holding the "
+        "password)",
+        file.string()));
   std::ifstream in(file);
   if (!in)
     throw std::runtime_error(

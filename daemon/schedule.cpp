@@ -18,6 +18,9 @@ struct CronField {
   int high;
 };
 
+// The longest `every`: as long as the nominal period of the rarest cron expression (yearly).
+constexpr std::chrono::milliseconds k_max_interval = std::chrono::days{366};
+
 constexpr CronField k_cron_fields[] = {{"minute", 0, 59},
                                        {"hour", 0, 23},
                                        {"day of month", 1, 31},
@@ -62,9 +65,22 @@ std::expected<std::bitset<64>, std::string> parse_cron_field(std::string_view te
         return std::unexpected(fmt::format("{} field '{}': names are not supported; write the "
                                            "number ({}-{})",
                                            field.name, item, field.low, field.high));
-      if (!first || !last || *first < field.low || *last > field.high || *first > *last)
+      if (!first || !last || *first < field.low || *last > field.high)
         return std::unexpected(fmt::format("{} field '{}' is out of range {}-{}", field.name, item,
                                            field.low, field.high));
+      if (*first > *last) {
+        // A range does not wrap around the end of the field: two ranges do.
+        const std::string_view step = item.substr(range.size());  // "/N" or empty
+        const auto span = [&step](int from, int to) {
+          // "A/N" would mean from A to the end of the field: with a step, always "A-B/N".
+          return from == to && step.empty() ? fmt::format("{}", from)
+                                            : fmt::format("{}-{}", from, to);
+        };
+        return std::unexpected(fmt::format(
+            "{} field '{}': the start is after the end (a range does not wrap around; write "
+            "'{}{},{}{}')",
+            field.name, item, span(*first, field.high), step, span(field.low, *last), step));
+      }
       low = *first;
       // "5/15" means from 5 to the end of the range, every 15.
       high = dash == std::string_view::npos && step_by ? field.high : *last;
@@ -143,6 +159,11 @@ std::expected<Schedule, std::string> parse_schedule(std::string_view text) {
       return std::unexpected(interval.error());
     if (*interval < seconds{1})
       return std::unexpected(fmt::format("'{}' is too frequent (at least every 1s)", text));
+    // A longer one is a mistake, and twice it (the report's staleness) must stay computable.
+    if (*interval > k_max_interval)
+      return std::unexpected(fmt::format("'{}' is too rare (at most every {}; for a yearly run, "
+                                         "write a cron expression such as \"0 3 1 1 *\")",
+                                         text, format_duration(k_max_interval)));
     schedule.interval = *interval;
     return schedule;
   }

@@ -150,6 +150,21 @@ TEST_CASE("an invalid configuration exits 78 with the exact error and touches no
                         "rules.sessions: rule 'sessions' is already defined at " +
                             (setup.path() / "retentiond.toml").string() +
                             ":10:8 (rule ids must be unique across files)")},
+      {"the state database is the datastore's file",
+       with(k_valid, "path = \"state/state.db\"", "path = \"app.db\""), "",
+       setup.error_line("retentiond.toml", 9, 8,
+                        "datastores.app.path: '" + setup.app_db().string() +
+                            "' is the state database (state.path) too: retentiond would write "
+                            "its own tables into the application's database (give state.path a "
+                            "file of its own)")},
+      {"a files root above the configuration and the state",
+       std::string{k_valid} + "[datastores.media]\ntype = \"files\"\nroot = \".\"\n", "",
+       setup.error_line("retentiond.toml", 22, 8,
+                        "datastores.media.root: '" + setup.path().string() +
+                            "/' contains the state database (state.path) '" +
+                            (setup.path() / "state/state.db").string() +
+                            "', which a file rule or a linked path could delete (move the root "
+                            "or the file)")},
       {"error in a rule file", std::string{k_valid},
        with(with(k_valid.substr(k_valid.find("[rules.sessions]")), "[rules.sessions]",
                  "[rules.cookies]"),
@@ -297,6 +312,47 @@ TEST_CASE("usage errors exit 2 and name the offending word") {
     usage_error({"-c", config, "--log-level", "loud", "check"},
                 "--log-level 'loud': expected trace, debug, info, warn, error or off");
   }
+}
+
+TEST_CASE("check --connect opens every datastore, also one that no rule uses") {
+  const Setup setup;
+  setup.write("retentiond.toml", std::string{k_valid} +
+                                     "[datastores.archive]\ntype = \"sqlite\"\npath = "
+                                     "\"archive.db\"\n");
+  const std::string config = setup.main_file().string();
+  const RunResult missing = run_retentiond({"-c", config, "check", "--connect"});
+  CHECK(missing.exit_code == 78);
+  CHECK(missing.err == setup.error_line("retentiond.toml", 20, 1,
+                                        "datastores.archive: datastore 'archive': " +
+                                            (setup.path() / "archive.db").string() +
+                                            " does not exist or is not a file"));
+  CHECK(missing.out.empty());
+
+  SQLite::Database(setup.path() / "archive.db", SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE)
+      .exec("CREATE TABLE t (id INTEGER PRIMARY KEY)");
+  const RunResult present = run_retentiond({"-c", config, "check", "--connect"});
+  CHECK_MESSAGE(present.exit_code == 0, present.err);
+  CHECK(present.out == "configuration OK: 2 rules checked against 2 datastores\n");
+}
+
+TEST_CASE("a key file that is a directory is named as one, not as holding 0 bytes") {
+  const Setup setup;
+  std::filesystem::create_directory(setup.path() / "keys");
+  const std::string config = setup.main_file().string();
+  const std::string message = ": cannot read key file '" + (setup.path() / "keys").string() +
+                              "': is a directory, not a file (name the file holding the key)";
+
+  setup.write("retentiond.toml", with(k_valid, "rules = [\"rules.d/*.toml\"]",
+                                      "rules = [\"rules.d/*.toml\"]\nhmac_key_file = \"keys\""));
+  const RunResult hmac = run_retentiond({"-c", config, "check"});
+  CHECK(hmac.exit_code == 78);
+  CHECK(hmac.err == setup.error_line("retentiond.toml", 6, 17, "daemon.hmac_key_file" + message));
+
+  setup.write("retentiond.toml", with(k_valid, "path = \"state/state.db\"",
+                                      "path = \"state/state.db\"\naudit_key_file = \"keys\""));
+  const RunResult audit = run_retentiond({"-c", config, "check"});
+  CHECK(audit.exit_code == 78);
+  CHECK(audit.err == setup.error_line("retentiond.toml", 3, 18, "state.audit_key_file" + message));
 }
 
 TEST_CASE("report and dry runs need no hmac key; a run that could mask does") {

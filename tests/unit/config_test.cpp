@@ -8,6 +8,7 @@
 #include <map>
 #include <string>
 #include <string_view>
+#include <sys/stat.h>
 
 using namespace retentiond;
 using namespace std::chrono_literals;
@@ -316,6 +317,75 @@ TEST_CASE("load_config refuses a bad configuration with its position and a way o
                  "datastores.app.busy_timeout: '5 s' has a space before a short unit: "
                  "write '5s'"));
   }
+  SUBCASE("busy_timeout longer than its maximum (SQLite takes it in int milliseconds)") {
+    CHECK(dir.error_of(k_header + "busy_timeout = \"25d\"\n") ==
+          dir.at(7, 16,
+                 "datastores.app.busy_timeout: '25d' is longer than the maximum of 5m (a wait "
+                 "for the application's lock must end well within the service's 10-minute "
+                 "watchdog)"));
+    CHECK(dir.error_of(k_header + "busy_timeout = \"301s\"\n") ==
+          dir.at(7, 16,
+                 "datastores.app.busy_timeout: '301s' is longer than the maximum of 5m (a wait "
+                 "for the application's lock must end well within the service's 10-minute "
+                 "watchdog)"));
+    CHECK(dir.error_of(k_header + "busy_timeout = \"5m\"\n") == "loaded");
+  }
+  SUBCASE("a SQLite datastore whose file is the state database") {
+    const std::string message =
+        "' is the state database (state.path) too: retentiond would write its own tables into "
+        "the application's database (give state.path a file of its own)";
+    CHECK(dir.error_of(with(k_header, "path = \"app.db\"", "path = \"./state.db\"")) ==
+          dir.at(6, 8, "datastores.app.path: '" + (dir.path() / "state.db").string() + message));
+    // A hard link is the same file under another name.
+    dir.write("state.db", "");
+    std::filesystem::create_hard_link(dir.path() / "state.db", dir.path() / "app.db");
+    CHECK(dir.error_of(k_header) ==
+          dir.at(6, 8, "datastores.app.path: '" + (dir.path() / "app.db").string() + message));
+  }
+  SUBCASE("two SQLite datastores naming one file") {
+    std::filesystem::create_directory(dir.path() / "data");
+    std::filesystem::create_directory_symlink(dir.path(), dir.path() / "data/up");
+    CHECK(dir.error_of(k_header +
+                       "[datastores.copy]\ntype = \"sqlite\"\npath = \"data/up/app.db\"\n") ==
+          dir.at(9, 8,
+                 "datastores.copy.path: '" + (dir.path() / "data/up/app.db").string() +
+                     "' is the same file as datastores.app.path: rules on one datastore run one "
+                     "at a time, and two names for it would defeat that (name it once, and use "
+                     "datastore \"app\" in every rule on it)"));
+  }
+  SUBCASE("a files root that holds retentiond's own files (glob \"**\" would delete them)") {
+    const std::string files = "[datastores.media]\ntype = \"files\"\nroot = ";  // lines 7-9
+    const auto root_error = [&](std::string_view root, std::string_view what,
+                                const std::filesystem::path& file) {
+      return dir.at(9, 8,
+                    "datastores.media.root: '" + (dir.path() / root).lexically_normal().string() +
+                        "' contains " + std::string{what} + " '" + file.string() +
+                        "', which a file rule or a linked path could delete (move the root or "
+                        "the file)");
+    };
+    CHECK(dir.error_of(k_header + files + "\".\"\n") ==
+          root_error(".", "the state database (state.path)", dir.path() / "state.db"));
+    // Reached through a symlink.
+    std::filesystem::create_directory_symlink(dir.path(), dir.path() / "link");
+    CHECK(dir.error_of(k_header + files + "\"link\"\n") ==
+          root_error("link", "the state database (state.path)", dir.path() / "state.db"));
+    // The state and the database elsewhere: the configuration file, then a rule file.
+    const TempDir elsewhere;
+    const std::string away = "[state]\npath = \"" + (elsewhere / "state.db").string() +
+                             "\"\n\n[datastores.app]\ntype = \"sqlite\"\npath = \"" +
+                             (elsewhere / "app.db").string() + "\"\n";
+    CHECK(dir.error_of(away + files + "\".\"\n") ==
+          root_error(".", "the configuration file", dir.main_file()));
+    const auto rule_file = dir.write("rules.d/a.toml", k_rule);
+    CHECK(dir.error_of(away + files + "\"rules.d\"\n[daemon]\nrules = [\"rules.d/*.toml\"]\n") ==
+          root_error("rules.d", "the rule file", rule_file));
+    CHECK(dir.error_of(with(k_header, "\"app.db\"", "\"data/app.db\"") + files + "\"data\"\n") ==
+          root_error("data", "the database of datastores.app", dir.path() / "data/app.db"));
+    CHECK(dir.error_of(k_header + files + "\"media\"\n[daemon]\nhmac_key_file = \"media/k\"\n") ==
+          root_error("media", "the key file daemon.hmac_key_file", dir.path() / "media/k"));
+    // Beside them, not above them: fine.
+    CHECK(dir.error_of(k_header + files + "\"media\"\n") == "loaded");
+  }
 
   SUBCASE("a postgres datastore's dsn that libpq cannot read, or an empty one") {
     const std::string postgres =
@@ -598,6 +668,37 @@ TEST_CASE("load_config refuses a bad configuration with its position and a way o
     CHECK(dir.error_of(k_header + k_rule + "batch_time = \"0ms\"\n") ==
           dir.at(16, 14, "rules.r.batch_time: '0ms' must be longer than zero"));
   }
+  SUBCASE("batch_time and max_runtime longer than their maximum") {
+    CHECK(dir.error_of(k_header + k_rule + "batch_time = \"61s\"\n") ==
+          dir.at(16, 14,
+                 "rules.r.batch_time: '61s' is longer than the maximum of 1m (a batch holds the "
+                 "datastore's write lock that long, and the application waits)"));
+    CHECK(dir.error_of(k_header + k_rule + "batch_time = \"9999999999d\"\n") ==
+          dir.at(16, 14,
+                 "rules.r.batch_time: '9999999999d' is longer than the maximum of 1m (a batch "
+                 "holds the datastore's write lock that long, and the application waits)"));
+    CHECK(dir.error_of(k_header + k_rule + "batch_time = \"60s\"\n") == "loaded");
+    // Added to steady_clock's now in nanoseconds, 106752 days would overflow.
+    CHECK(dir.error_of(k_header + k_rule + "max_runtime = \"106752d\"\n") ==
+          dir.at(16, 15,
+                 "rules.r.max_runtime: '106752d' is longer than the maximum of 30d (leave "
+                 "max_runtime out for runs without a time budget)"));
+    CHECK(dir.error_of(k_header + k_rule + "max_runtime = \"31 days\"\n") ==
+          dir.at(16, 15,
+                 "rules.r.max_runtime: '31 days' is longer than the maximum of 30d (leave "
+                 "max_runtime out for runs without a time budget)"));
+    CHECK(dir.error_of(k_header + k_rule + "max_runtime = \"30d\"\n") == "loaded");
+  }
+  SUBCASE("max_fraction is shown as written") {
+    CHECK(dir.error_of(k_header + k_rule + "max_fraction = -0.1\n") ==
+          dir.at(16, 16,
+                 "rules.r.max_fraction: -0.1 is out of range (0 < max_fraction <= 1; 1 disables "
+                 "the breaker)"));
+    CHECK(dir.error_of(k_header + k_rule + "max_fraction = 2.0\n") ==
+          dir.at(16, 16,
+                 "rules.r.max_fraction: 2.0 is out of range (0 < max_fraction <= 1; 1 disables "
+                 "the breaker)"));
+  }
   SUBCASE("bad schedule") {
     CHECK(dir.error_of(k_header + k_rule + "schedule = \"sometimes\"\n") ==
           dir.at(16, 12,
@@ -618,6 +719,31 @@ TEST_CASE("load_config refuses a bad configuration with its position and a way o
                  "rules.r.schedule: schedule '*/0 * * * *': bad step in minute field "
                  "'*/0'"));
   }
+  SUBCASE("schedule: every longer than a year") {
+    CHECK(dir.error_of(k_header + k_rule + "schedule = \"every 9999999999d\"\n") ==
+          dir.at(16, 12,
+                 "rules.r.schedule: 'every 9999999999d' is too rare (at most every 366d; for a "
+                 "yearly run, write a cron expression such as \"0 3 1 1 *\")"));
+    CHECK(dir.error_of(k_header + k_rule + "schedule = \"every 367d\"\n") ==
+          dir.at(16, 12,
+                 "rules.r.schedule: 'every 367d' is too rare (at most every 366d; for a yearly "
+                 "run, write a cron expression such as \"0 3 1 1 *\")"));
+    CHECK(dir.error_of(k_header + k_rule + "schedule = \"every 366d\"\n") == "loaded");
+  }
+  SUBCASE("schedule: a reversed cron range is named as one, not as out of range") {
+    CHECK(dir.error_of(k_header + k_rule + "schedule = \"0 0 * * 5-1\"\n") ==
+          dir.at(16, 12,
+                 "rules.r.schedule: schedule '0 0 * * 5-1': day of week field '5-1': the start "
+                 "is after the end (a range does not wrap around; write '5-7,0-1')"));
+    CHECK(dir.error_of(k_header + k_rule + "schedule = \"0 0 * * 7-0\"\n") ==
+          dir.at(16, 12,
+                 "rules.r.schedule: schedule '0 0 * * 7-0': day of week field '7-0': the start "
+                 "is after the end (a range does not wrap around; write '7,0')"));
+    CHECK(dir.error_of(k_header + k_rule + "schedule = \"50-0/5 * * * *\"\n") ==
+          dir.at(16, 12,
+                 "rules.r.schedule: schedule '50-0/5 * * * *': minute field '50-0/5': the start "
+                 "is after the end (a range does not wrap around; write '50-59/5,0-0/5')"));
+  }
 
   // --- rules: match, cascade, files ---
 
@@ -626,6 +752,21 @@ TEST_CASE("load_config refuses a bad configuration with its position and a way o
           dir.at(16, 20,
                  "rules.r.match.status: an empty list matches nothing (remove the filter or "
                  "add values)"));
+  }
+  SUBCASE("match values that are not finite numbers") {
+    CHECK(dir.error_of(k_header + k_rule + "match = { user_id = nan }\n") ==
+          dir.at(16, 21,
+                 "rules.r.match.user_id: nan is not a finite number, so it matches no row "
+                 "(write a number, or remove it)"));
+    CHECK(dir.error_of(k_header + k_rule + "match = { user_id = inf }\n") ==
+          dir.at(16, 21,
+                 "rules.r.match.user_id: inf is not a finite number, so it matches no row "
+                 "(write a number, or remove it)"));
+    // In a list it would be dropped without a word.
+    CHECK(dir.error_of(k_header + k_rule + "match = { user_id = [1, nan] }\n") ==
+          dir.at(16, 25,
+                 "rules.r.match.user_id: nan is not a finite number, so it matches no row "
+                 "(write a number, or remove it)"));
   }
   SUBCASE("cascade not an array") {
     CHECK(dir.error_of(k_header + k_rule +
@@ -688,6 +829,16 @@ TEST_CASE("load_config refuses a bad configuration with its position and a way o
           dir.at(5, 9,
                  "daemon.rules: cannot read rule file '" +
                      (dir.path() / "rules.d/b.toml").string() + "': is a directory, not a file"));
+  }
+  SUBCASE("a rule glob that matches a FIFO: refused, never opened (that would block)") {
+    dir.write("rules.d/a.toml", k_rule);
+    REQUIRE(::mkfifo((dir.path() / "rules.d/b.toml").c_str(), 0600) == 0);
+    CHECK(dir.error_of(header_with_rules("[\"rules.d/*.toml\"]")) ==
+          dir.at(5, 9,
+                 "daemon.rules: cannot read rule file '" +
+                     (dir.path() / "rules.d/b.toml").string() +
+                     "': is a FIFO (named pipe), not a regular file (narrow the pattern to rule "
+                     "files)"));
   }
   SUBCASE("rule file with a top-level key other than rules") {
     const auto file = dir.write("rules.d/a.toml", "[state]\npath = \"other.db\"\n");
@@ -872,6 +1023,18 @@ TEST_CASE("load_config reads a valid configuration") {
     CHECK(config->rules[1].position.to_string() == dir.main_file().string() + ":10:1");
     CHECK(config->rules[2].id == "zeta");
     CHECK(config->rules[2].position.to_string() == zeta.string() + ":1:1");
+  }
+
+  SUBCASE("a rule file matched by several patterns is read once") {
+    const auto rule_file = dir.write("rules.d/a.toml", k_rule);
+    const auto config = dir.load(header_with_rules(
+        "[\"rules.d/*.toml\", \"rules.d/a.toml\", \"./rules.d/../rules.d/a.*\"]"));
+    CHECK(config->files == std::vector<std::filesystem::path>{dir.main_file(), rule_file});
+    CHECK(config->rules.size() == 1);
+    // So is the main file, when a pattern matches it too.
+    const auto main_too = dir.load(header_with_rules("[\"*.toml\"]") + k_rule);
+    CHECK(main_too->files == std::vector<std::filesystem::path>{dir.main_file()});
+    CHECK(main_too->rules.size() == 1);
   }
 
   SUBCASE("a glob that matches nothing in an existing directory is a warning, not an error") {

@@ -42,3 +42,12 @@ TEST_CASE("read_password_file reads the first line, and refuses an empty one") {
   CHECK_THROWS_AS(read_password_file(dir / "empty"), std::runtime_error);
   CHECK_THROWS_AS(read_password_file(dir / "missing"), std::runtime_error);
 }
+
+TEST_CASE("read_password_file names a directory as one, not as an empty file") {
+  const test::TempDir dir;
+  CHECK_THROWS_WITH_AS(read_password_file(dir.path()),
+                       ("cannot read password file " + dir.path().string() +
+                        ": is a directory, not a file (name the file holding the password)")
+                           .c_str(),
+                       std::runtime_error);
+}
