@@ -436,10 +436,11 @@ TEST_CASE("engine: every walk of a large table leaves exactly the rows it must")
   CHECK(batch_rows(state, "logs") == outcome.rows);
   CHECK(state.verify_audit().ok);
   // In the table's order the first batch may grow past 200 rows (all due here) in pieces of 200,
-  // 400, 800...; elsewhere it is 200 rows.
+  // 400, 800..., as far as its deadline allows (a slow or busy machine, or a sanitizer build,
+  // may stop it after the first piece); elsewhere it is 200 rows.
   const std::int64_t first_batch = entries_of(state, "logs", "batch").front().rows;
   if (in_physical_order)
-    CHECK(first_batch > 200);
+    CHECK(first_batch >= 200);
   else
     CHECK(first_batch <= 200);
 }
