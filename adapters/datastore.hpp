@@ -57,6 +57,10 @@ struct Selection {
   // not taken for a hang. A count that PostgreSQL's server runs gives no sign of progress (a
   // long statement looks like a lost connection) and does not call it.
   const std::function<void()>* progress = nullptr;
+  // Names the next batch (set by the engine before each begin_batch, and written in that
+  // batch's audit entry): an adapter that can, records it in the batch's own transaction, so
+  // that batch_committed can later tell whether a batch audited before a crash committed.
+  std::string batch_token = {};
 };
 
 // Why a run ends early on SIGTERM or SIGINT (a census adds " during the census").
@@ -199,6 +203,14 @@ public:
   // an earlier run that died before its finish_run left; an adapter skips what there is
   // nothing to do for.
   virtual void finish_run() = 0;
+  // Whether the last batch of `rule` committed with `token` (Selection::batch_token) as its
+  // name: the engine asks after a run that died between a batch's audit entry and its commit.
+  // nullopt when the adapter keeps no such record.
+  virtual std::optional<bool> batch_committed(const Rule& rule, const std::string& token) {
+    (void)rule;
+    (void)token;
+    return std::nullopt;
+  }
 };
 
 // How a datastore is opened: `read_only` for report, check and dry runs, which must leave the

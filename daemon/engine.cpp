@@ -8,8 +8,13 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
+#include <cstdint>
 #include <map>
+#include <optional>
+#include <random>
+#include <set>
 #include <thread>
 
 namespace retentiond {
@@ -77,12 +82,13 @@ void finish_after_failure(adapters::Datastore& store, const Rule& rule) {
   }
 }
 
-std::string batch_detail(std::int64_t run_id, int number, const Instant& cutoff,
-                         const adapters::Batch& batch, const Rule& rule) {
+std::string batch_detail(std::int64_t run_id, int number, const std::string& token,
+                         const Instant& cutoff, const adapters::Batch& batch, const Rule& rule) {
   JsonWriter json;
   json.begin_object();
   json.field("run", run_id);
   json.field("batch", std::int64_t{number});
+  json.field("token", token);
   if (rule.glob.empty())
     json.field("table", rule.table);
   else
@@ -93,6 +99,49 @@ std::string batch_detail(std::int64_t run_id, int number, const Instant& cutoff,
   json.field("files", batch.files());
   json.end_object();
   return json.str();
+}
+
+// 64 random bits in hex, naming one batch (Selection::batch_token).
+std::string new_batch_token() {
+  std::random_device random;
+  const std::uint64_t bits = (std::uint64_t{random()} << 32) | std::uint64_t{random()};
+  return fmt::format("{:016x}", bits);
+}
+
+// Where the value of member `key` starts in a detail the engine wrote: JsonWriter writes no
+// spaces and escapes every quote inside a string, so `{"key":` or `,"key":` only ever starts
+// a member.
+std::optional<std::size_t> detail_member(std::string_view detail, std::string_view key) {
+  for (const char opening : {'{', ','}) {
+    const std::string member = fmt::format("{}\"{}\":", opening, key);
+    if (const std::size_t at = detail.find(member); at != std::string_view::npos)
+      return at + member.size();
+  }
+  return std::nullopt;
+}
+
+std::optional<std::int64_t> detail_integer(std::string_view detail, std::string_view key) {
+  const auto at = detail_member(detail, key);
+  if (!at)
+    return std::nullopt;
+  std::int64_t value = 0;
+  const char* end = detail.data() + detail.size();
+  const auto [stop, error] = std::from_chars(detail.data() + *at, end, value);
+  return error == std::errc{} ? std::optional{value} : std::nullopt;
+}
+
+// A string member without escapes (a token, a cutoff); nullopt otherwise.
+std::optional<std::string> detail_string(std::string_view detail, std::string_view key) {
+  const auto at = detail_member(detail, key);
+  if (!at || *at >= detail.size() || detail[*at] != '"')
+    return std::nullopt;
+  const std::size_t close = detail.find('"', *at + 1);
+  if (close == std::string_view::npos)
+    return std::nullopt;
+  const std::string_view value = detail.substr(*at + 1, close - *at - 1);
+  if (value.find('\\') != std::string_view::npos)
+    return std::nullopt;
+  return std::string(value);
 }
 
 std::string message_detail(std::int64_t run_id, std::string_view result,
@@ -312,6 +361,13 @@ RuleOutcome Engine::run_rule(const Rule& rule, adapters::Datastore& store,
     spdlog::info("rule {}: skipped: {}", rule.id, k_ran);
     return {rule.id, "skipped", 0, std::string{k_ran}, {}, {}};
   }
+  try {
+    close_interrupted_run(rule, store);
+  } catch (const std::exception& error) {
+    // The next run tries again; this one goes on (its own batches are audited as ever).
+    spdlog::error("rule {}: cannot close the run the process did not finish: {}", rule.id,
+                  error.what());
+  }
   const std::int64_t run_id = m_state->begin_run(rule.id, now);
   RuleOutcome outcome;
   try {
@@ -327,6 +383,57 @@ RuleOutcome Engine::run_rule(const Rule& rule, adapters::Datastore& store,
   }
   m_state->finish_run(run_id, outcome.result, outcome.rows, outcome.message, now_utc());
   return outcome;
+}
+
+void Engine::close_interrupted_run(const Rule& rule, adapters::Datastore& store) {
+  const std::vector<RunRecord> runs = m_state->last_runs(rule.id, 1);
+  if (runs.empty() || runs.front().result != "running")
+    return;
+  // Only the last run can be under way, and this process holds the rule's lock: it died.
+  const RunRecord& run = runs.front();
+  AuditFilter filter;
+  filter.rule = rule.id;
+  if (const auto started = parse_iso8601(run.started))
+    filter.since = *started;
+  std::optional<AuditEntry> last_batch;
+  std::set<std::int64_t> reverted;
+  std::int64_t rows = 0;
+  m_state->for_each_audit_entry(filter, [&](const AuditEntry& entry) {
+    if (entry.kind != "batch" || detail_integer(entry.detail, "run") != run.id)
+      return;
+    rows += entry.rows;
+    if (const auto reverts = detail_integer(entry.detail, "reverts"))
+      reverted.insert(*reverts);
+    else if (entry.rows > 0)
+      last_batch = entry;
+  });
+  // The audit entry of a batch commits before the batch does, and each batch begins after the
+  // one before it committed: of this run's batches only the last can be audited and not
+  // committed. A batch written before batches were named has no token: nothing to ask.
+  const std::optional<std::string> token =
+      last_batch ? detail_string(last_batch->detail, "token") : std::nullopt;
+  if (token && !reverted.contains(last_batch->seq)) {
+    const std::optional<bool> committed = store.batch_committed(rule, *token);
+    if (committed && !*committed) {
+      // Its rows are back; linked files it removed before the crash stay removed, and stay
+      // counted (how many is not known).
+      const std::int64_t undone = detail_integer(last_batch->detail, "table_rows").value_or(0) +
+                                  detail_integer(last_batch->detail, "cascade_rows").value_or(0);
+      m_state->append_audit(
+          "batch", rule.id, -undone,
+          fmt::format("{{\"run\":{},\"reverts\":{},\"reason\":\"the process ended after the "
+                      "batch's audit entry and before its commit\"}}",
+                      run.id, last_batch->seq));
+      rows -= undone;
+      spdlog::warn("rule {}: run {} ended between the audit entry of its last batch and the "
+                   "batch's commit; {} rows that entry counted were not changed (undone in the "
+                   "audit log)",
+                   rule.id, run.id, undone);
+    }
+  }
+  m_state->finish_run(run.id, "error", rows,
+                      "the process ended during the run (killed, or the host went down)",
+                      now_utc());
 }
 
 RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
@@ -438,6 +545,7 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
         outcome.message = "suspended by a hold on the whole rule during the run";
         break;
       }
+      selection.batch_token = new_batch_token();
       const auto batch_started = Clock::now();
       auto batch = store.begin_batch(
           selection, limit, batch_aim - std::min<Clock::duration>(batch_tail, batch_aim / 2));
@@ -453,7 +561,8 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
         // The audit entry commits first: a crash between the two leaves an entry for a batch
         // that rolled back, never a change without its entry.
         const AuditEntry entry = m_state->append_audit(
-            "batch", rule.id, changed, batch_detail(run_id, batches, outcome.cutoff, *batch, rule));
+            "batch", rule.id, changed,
+            batch_detail(run_id, batches, selection.batch_token, outcome.cutoff, *batch, rule));
         try {
           batch->commit();
         } catch (const std::exception& error) {

@@ -92,6 +92,10 @@ private:
   RuleOutcome enforce(const Rule& rule, adapters::Datastore& store,
                       adapters::LinkedFiles* linked_files, const RunOptions& options,
                       std::int64_t run_id, Instant now);
+  // Closes the rule's last run if the process died during it (its record still says
+  // "running"), first undoing in the audit log a last batch that was audited but never
+  // committed (see Datastore::batch_committed).
+  void close_interrupted_run(const Rule& rule, adapters::Datastore& store);
   void warn_about_backlog(const Rule& rule, std::int64_t run_id, RuleOutcome& outcome) const;
   void audit_refusals(const Rule& rule, std::int64_t run_id,
                       const std::vector<std::pair<std::string, std::string>>& refusals);

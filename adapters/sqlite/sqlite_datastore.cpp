@@ -26,6 +26,8 @@ namespace retentiond::adapters::sqlite {
 namespace {
 
 constexpr int k_page_cache_kib = 16 * 1024;
+// The table, in the datastore, where each rule's last committed batch leaves its token.
+constexpr std::string_view k_batches_table = "retentiond_batches";
 // Due rows per band of a run (see start_walk): their part of the anchor's index, at a few dozen
 // bytes an entry, stays well inside the page cache.
 constexpr std::int64_t k_rows_per_band = 150'000;
@@ -466,8 +468,11 @@ public:
   std::unique_ptr<Batch> begin_batch(const Selection& selection, std::int64_t limit,
                                      std::chrono::steady_clock::duration budget) override {
     std::unique_ptr<SqliteBatch> batch = change_batch(selection, limit, budget);
-    if (batch && batch->rows() + batch->children() > 0)
+    if (batch && batch->rows() + batch->children() > 0) {
       m_run_changed_rows = true;
+      if (!selection.batch_token.empty())
+        record_batch(selection.rule, selection.batch_token);
+    }
     // The changed pages go to the WAL now, before the engine writes the batch's audit entry:
     // the COMMIT that follows the entry then appends one frame instead of the whole batch, so
     // the instant in which a killed process leaves an entry for a batch that did not commit is
@@ -852,6 +857,35 @@ private:
     checkpoint_passive(m_db.getHandle(), m_name);
   }
 
+  // Names the batch under way in its own transaction (see Datastore::batch_committed): the
+  // rule's row of k_batches_table holds the token of its last committed batch.
+  void record_batch(const Rule& rule, const std::string& token) {
+    m_db.exec(fmt::format("CREATE TABLE IF NOT EXISTS {}(rule TEXT PRIMARY KEY, token TEXT NOT "
+                          "NULL) WITHOUT ROWID",
+                          k_batches_table));
+    SQLite::Statement& upsert = prepared(
+        {fmt::format("INSERT INTO {}(rule, token) VALUES (?, ?) ON CONFLICT(rule) DO UPDATE SET "
+                     "token = excluded.token",
+                     k_batches_table),
+         {rule.id, token}});
+    upsert.exec();
+  }
+
+public:
+  std::optional<bool> batch_committed(const Rule& rule, const std::string& token) override {
+    // No table: no batch that would have made it ever committed.
+    SQLite::Statement exists(m_db, "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?");
+    exists.bind(1, std::string{k_batches_table});
+    if (!exists.executeStep())
+      return false;
+    SQLite::Statement& last =
+        prepared({fmt::format("SELECT token FROM {} WHERE rule = ?", k_batches_table), {rule.id}});
+    const bool committed = last.executeStep() && last.getColumn(0).getString() == token;
+    last.reset();
+    return committed;
+  }
+
+private:
   // Whether the WAL file is 0 bytes long (as a TRUNCATE checkpoint leaves it) or missing. One
   // that cannot be looked at counts as not empty: better a checkpoint too many.
   bool wal_is_empty() {

@@ -841,6 +841,88 @@ TEST_CASE("engine: a run that fails after some batches counts the rows they chan
   CHECK(runs.front().rows == deleted);
 }
 
+TEST_CASE("engine: a run killed between a batch's audit entry and its commit is set right") {
+  Site site;
+  auto& db = site.app();
+  const std::int64_t now_s = to_unix_seconds(now_utc());
+  db.exec("CREATE TABLE logs(id INTEGER PRIMARY KEY, at INTEGER)");
+  db.exec("CREATE INDEX logs_at ON logs(at)");
+  db.exec(fmt::format("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < "
+                      "5000) INSERT INTO logs SELECT i, {} FROM n",
+                      now_s - 100 * k_day_s));
+  const auto config = site.configure(
+      rule_toml("logs", "logs", "at", "unix_seconds", "30 days", "max_fraction = 1"));
+  SqliteStateStore state(site.state_path(), StateStore::Mode::read_write);
+  // What a process killed at that instant leaves: its run "running", and the entry of a batch
+  // of 200 rows named 00000000000000aa.
+  const std::int64_t killed_run = state.begin_run("logs", now_utc());
+  const AuditEntry audited = state.append_audit(
+      "batch", "logs", 200,
+      fmt::format("{{\"run\":{},\"batch\":1,\"token\":\"00000000000000aa\",\"table\":\"logs\","
+                  "\"cutoff\":\"2026-01-01T00:00:00Z\",\"table_rows\":200,\"cascade_rows\":0,"
+                  "\"files\":0}}",
+                  killed_run));
+
+  SUBCASE("the batch did not commit: a compensating entry undoes it") {
+    const RuleOutcome outcome = outcome_of(run(config, state), "logs");
+    CHECK(outcome.rows == 5000);
+    CHECK(site.row_count("logs") == 0);
+    CHECK(batch_rows(state, "logs") == 5000);
+    const auto batches = entries_of(state, "logs", "batch");
+    REQUIRE(batches.size() >= 3);
+    CHECK(batches[1].rows == -200);
+    CHECK(
+        batches[1].detail ==
+        fmt::format("{{\"run\":{},\"reverts\":{},\"reason\":\"the process ended after the batch's "
+                    "audit entry and before its commit\"}}",
+                    killed_run, audited.seq));
+  }
+  SUBCASE("the batch committed: its entry stands") {
+    db.exec("DELETE FROM logs WHERE id <= 200");
+    db.exec("CREATE TABLE retentiond_batches(rule TEXT PRIMARY KEY, token TEXT NOT NULL) WITHOUT "
+            "ROWID");
+    db.exec("INSERT INTO retentiond_batches VALUES ('logs', '00000000000000aa')");
+    const RuleOutcome outcome = outcome_of(run(config, state), "logs");
+    CHECK(outcome.rows == 4800);
+    CHECK(batch_rows(state, "logs") == 5000);
+    for (const AuditEntry& entry : entries_of(state, "logs", "batch"))
+      CHECK(entry.rows > 0);
+  }
+  // Either way the killed run is closed, and the next run does not look at it again.
+  const auto runs = state.last_runs("logs", 2);
+  REQUIRE(runs.size() == 2);
+  CHECK(runs[1].id == killed_run);
+  CHECK(runs[1].result == "error");
+  CHECK(runs[1].message == "the process ended during the run (killed, or the host went down)");
+  const std::size_t batch_entries = entries_of(state, "logs", "batch").size();
+  run(config, state);
+  CHECK(entries_of(state, "logs", "batch").size() == batch_entries);
+  CHECK(batch_rows(state, "logs") == 5000);
+}
+
+TEST_CASE("engine: each batch leaves its audit entry's token in the datastore") {
+  Site site;
+  auto& db = site.app();
+  const std::int64_t now_s = to_unix_seconds(now_utc());
+  db.exec("CREATE TABLE logs(id INTEGER PRIMARY KEY, at INTEGER)");
+  db.exec(fmt::format("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < "
+                      "3000) INSERT INTO logs SELECT i, {} FROM n",
+                      now_s - 100 * k_day_s));
+  const auto config = site.configure(
+      rule_toml("logs", "logs", "at", "unix_seconds", "30 days", "max_fraction = 1"));
+  SqliteStateStore state(site.state_path(), StateStore::Mode::read_write);
+  run(config, state);
+  const auto batches = entries_of(state, "logs", "batch");
+  REQUIRE(batches.size() >= 2);
+  const std::string& last = batches.back().detail;
+  const std::size_t at = last.find("\"token\":\"");
+  REQUIRE(at != std::string::npos);
+  const std::string token = last.substr(at + 9, 16);
+  CHECK(db.execAndGet("SELECT token FROM retentiond_batches WHERE rule = 'logs'").getString() ==
+        token);
+  CHECK(batches.front().detail.find(token) == std::string::npos);  // each batch its own
+}
+
 TEST_CASE("engine: a dry run counts every rule, whichever census fails") {
   Site site;
   Scenario scenario;
