@@ -89,6 +89,7 @@ std::string batch_detail(std::int64_t run_id, int number, const std::string& tok
   json.field("run", run_id);
   json.field("batch", std::int64_t{number});
   json.field("token", token);
+  json.field("datastore", rule.datastore);
   if (rule.glob.empty())
     json.field("table", rule.table);
   else
@@ -364,9 +365,13 @@ RuleOutcome Engine::run_rule(const Rule& rule, adapters::Datastore& store,
   try {
     close_interrupted_run(rule, store);
   } catch (const std::exception& error) {
-    // The next run tries again; this one goes on (its own batches are audited as ever).
-    spdlog::error("rule {}: cannot close the run the process did not finish: {}", rule.id,
-                  error.what());
+    // No run of the rule until then: a new run would hide the one to close, and its batches
+    // would replace the token to ask about.
+    const std::string message = fmt::format(
+        "cannot close the last run, which the process did not finish: {}", error.what());
+    spdlog::error("rule {}: {}", rule.id, message);
+    audit_rule_failure(rule, "error", message, 0);
+    return {rule.id, "error", 0, message, {}, {}};
   }
   const std::int64_t run_id = m_state->begin_run(rule.id, now);
   RuleOutcome outcome;
@@ -391,49 +396,81 @@ void Engine::close_interrupted_run(const Rule& rule, adapters::Datastore& store)
     return;
   // Only the last run can be under way, and this process holds the rule's lock: it died.
   const RunRecord& run = runs.front();
-  AuditFilter filter;
-  filter.rule = rule.id;
-  if (const auto started = parse_iso8601(run.started))
-    filter.since = *started;
-  std::optional<AuditEntry> last_batch;
+  // Its entries, found by the run's id in the rule's whole log (times may step back with the
+  // clock).
+  std::vector<AuditEntry> batches;  // its batches that changed rows, in order
   std::set<std::int64_t> reverted;
   std::int64_t rows = 0;
-  m_state->for_each_audit_entry(filter, [&](const AuditEntry& entry) {
-    if (entry.kind != "batch" || detail_integer(entry.detail, "run") != run.id)
+  Instant ended = parse_iso8601(run.started).value_or(now_utc());
+  m_state->for_each_audit_entry(AuditFilter{rule.id, std::nullopt}, [&](const AuditEntry& entry) {
+    if (detail_integer(entry.detail, "run") != run.id)
+      return;
+    if (const auto time = parse_iso8601(entry.time))
+      ended = std::max(ended, *time);
+    if (entry.kind != "batch")
       return;
     rows += entry.rows;
     if (const auto reverts = detail_integer(entry.detail, "reverts"))
       reverted.insert(*reverts);
     else if (entry.rows > 0)
-      last_batch = entry;
+      batches.push_back(entry);
   });
-  // The audit entry of a batch commits before the batch does, and each batch begins after the
-  // one before it committed: of this run's batches only the last can be audited and not
-  // committed. A batch written before batches were named has no token: nothing to ask.
-  const std::optional<std::string> token =
-      last_batch ? detail_string(last_batch->detail, "token") : std::nullopt;
-  if (token && !reverted.contains(last_batch->seq)) {
-    const std::optional<bool> committed = store.batch_committed(rule, *token);
-    if (committed && !*committed) {
-      // Its rows are back; linked files it removed before the crash stay removed, and stay
-      // counted (how many is not known).
-      const std::int64_t undone = detail_integer(last_batch->detail, "table_rows").value_or(0) +
-                                  detail_integer(last_batch->detail, "cascade_rows").value_or(0);
-      m_state->append_audit(
-          "batch", rule.id, -undone,
-          fmt::format("{{\"run\":{},\"reverts\":{},\"reason\":\"the process ended after the "
-                      "batch's audit entry and before its commit\"}}",
-                      run.id, last_batch->seq));
-      rows -= undone;
-      spdlog::warn("rule {}: run {} ended between the audit entry of its last batch and the "
-                   "batch's commit; {} rows that entry counted were not changed (undone in the "
-                   "audit log)",
-                   rule.id, run.id, undone);
-    }
+  for (const AuditEntry& batch : undone_batches(rule, store, run.id, batches)) {
+    if (reverted.contains(batch.seq))
+      continue;
+    // Its rows are back; linked files it removed before the end stay removed, and stay
+    // counted (which of them went is not known).
+    const std::int64_t undone = detail_integer(batch.detail, "table_rows").value_or(0) +
+                                detail_integer(batch.detail, "cascade_rows").value_or(0);
+    m_state->append_audit("batch", rule.id, -undone,
+                          fmt::format("{{\"run\":{},\"reverts\":{},\"reason\":\"the process "
+                                      "ended after the batch's audit entry and before its "
+                                      "commit\"}}",
+                                      run.id, batch.seq));
+    rows -= undone;
+    spdlog::warn("rule {}: run {} ended between the audit entry of a batch and its commit; the "
+                 "{} rows that entry (seq {}) counted were not changed: undone in the audit log",
+                 rule.id, run.id, undone, batch.seq);
   }
   m_state->finish_run(run.id, "error", rows,
-                      "the process ended during the run (killed, or the host went down)",
-                      now_utc());
+                      "the process ended during the run (killed, or the host went down)", ended);
+}
+
+std::vector<AuditEntry> Engine::undone_batches(const Rule& rule, adapters::Datastore& store,
+                                               std::int64_t run_id,
+                                               const std::vector<AuditEntry>& batches) {
+  if (batches.empty())
+    return {};
+  const AuditEntry& last = batches.back();
+  // Batches written before batches were named, or on a datastore the rule no longer uses, are
+  // nothing this datastore can answer for.
+  if (!detail_string(last.detail, "token") ||
+      detail_string(last.detail, "datastore") != rule.datastore)
+    return {};
+  // A batch's audit entry commits before the batch does, and the datastore keeps the token of
+  // the rule's last committed batch: the batches after that one never committed. A killed
+  // process leaves at most the last; a power loss, the last two (SQLite syncs a WAL-mode
+  // datastore's log behind its commits). Further back, a token the datastore does not hold
+  // says something else happened to it (restored from a backup): better no guess.
+  constexpr std::size_t k_may_be_lost = 2;
+  constexpr std::size_t k_looked_at = k_may_be_lost + 1;
+  const std::size_t first = batches.size() > k_looked_at ? batches.size() - k_looked_at : 0;
+  for (std::size_t i = batches.size(); i-- > first;) {
+    const std::optional<std::string> token = detail_string(batches[i].detail, "token");
+    if (!token)
+      return {};
+    const std::optional<bool> committed = store.batch_committed(rule, *token);
+    if (!committed)
+      return {};  // the adapter keeps no tokens
+    if (*committed)
+      return {batches.begin() + static_cast<std::ptrdiff_t>(i) + 1, batches.end()};
+  }
+  if (batches.size() <= k_may_be_lost)
+    return batches;  // none of the run's batches committed
+  spdlog::warn("rule {}: cannot tell which batches of run {} committed: the datastore holds "
+               "none of its last {} batch tokens; its audit entries are left as they are",
+               rule.id, run_id, k_looked_at);
+  return {};
 }
 
 RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,

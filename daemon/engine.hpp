@@ -96,6 +96,11 @@ private:
   // "running"), first undoing in the audit log a last batch that was audited but never
   // committed (see Datastore::batch_committed).
   void close_interrupted_run(const Rule& rule, adapters::Datastore& store);
+  // Of a dead run's `batches` (its entries that changed rows, in order), those that never
+  // committed, as the datastore tells (Datastore::batch_committed); none when it cannot tell.
+  std::vector<AuditEntry> undone_batches(const Rule& rule, adapters::Datastore& store,
+                                         std::int64_t run_id,
+                                         const std::vector<AuditEntry>& batches);
   void warn_about_backlog(const Rule& rule, std::int64_t run_id, RuleOutcome& outcome) const;
   void audit_refusals(const Rule& rule, std::int64_t run_id,
                       const std::vector<std::pair<std::string, std::string>>& refusals);

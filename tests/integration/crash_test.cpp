@@ -72,8 +72,8 @@ std::int64_t rows_left(const std::filesystem::path& dir) {
 
 // The sum of `rows` over the rule's `batch` entries.
 std::int64_t audited_rows(const std::string& config) {
-  const auto log = run_retentiond({"-c", config, "audit", "log", "--rule", "logs", "--format",
-                                   "json"});
+  const auto log =
+      run_retentiond({"-c", config, "audit", "log", "--rule", "logs", "--format", "json"});
   REQUIRE(log.exit_code == 0);
   std::int64_t sum = 0;
   for (const std::string& line : lines_of(log.out)) {

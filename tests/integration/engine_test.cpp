@@ -841,6 +841,25 @@ TEST_CASE("engine: a run that fails after some batches counts the rows they chan
   CHECK(runs.front().rows == deleted);
 }
 
+namespace {
+
+// A batch entry as the engine writes it, for run `run`, of `rows` rows, named `token`.
+std::string batch_entry_detail(std::int64_t run, int number, const std::string& token,
+                               std::int64_t rows) {
+  return fmt::format("{{\"run\":{},\"batch\":{},\"token\":\"{}\",\"datastore\":\"app\","
+                     "\"table\":\"logs\",\"cutoff\":\"2026-01-01T00:00:00Z\",\"table_rows\":{},"
+                     "\"cascade_rows\":0,\"files\":0}}",
+                     run, number, token, rows);
+}
+
+std::string reverts_detail(std::int64_t run, std::int64_t seq) {
+  return fmt::format("{{\"run\":{},\"reverts\":{},\"reason\":\"the process ended after the "
+                     "batch's audit entry and before its commit\"}}",
+                     run, seq);
+}
+
+}  // namespace
+
 TEST_CASE("engine: a run killed between a batch's audit entry and its commit is set right") {
   Site site;
   auto& db = site.app();
@@ -853,51 +872,88 @@ TEST_CASE("engine: a run killed between a batch's audit entry and its commit is 
   const auto config = site.configure(
       rule_toml("logs", "logs", "at", "unix_seconds", "30 days", "max_fraction = 1"));
   SqliteStateStore state(site.state_path(), StateStore::Mode::read_write);
-  // What a process killed at that instant leaves: its run "running", and the entry of a batch
-  // of 200 rows named 00000000000000aa.
-  const std::int64_t killed_run = state.begin_run("logs", now_utc());
-  const AuditEntry audited = state.append_audit(
-      "batch", "logs", 200,
-      fmt::format("{{\"run\":{},\"batch\":1,\"token\":\"00000000000000aa\",\"table\":\"logs\","
-                  "\"cutoff\":\"2026-01-01T00:00:00Z\",\"table_rows\":200,\"cascade_rows\":0,"
-                  "\"files\":0}}",
-                  killed_run));
-
-  SUBCASE("the batch did not commit: a compensating entry undoes it") {
-    const RuleOutcome outcome = outcome_of(run(config, state), "logs");
-    CHECK(outcome.rows == 5000);
-    CHECK(site.row_count("logs") == 0);
-    CHECK(batch_rows(state, "logs") == 5000);
-    const auto batches = entries_of(state, "logs", "batch");
-    REQUIRE(batches.size() >= 3);
-    CHECK(batches[1].rows == -200);
-    CHECK(
-        batches[1].detail ==
-        fmt::format("{{\"run\":{},\"reverts\":{},\"reason\":\"the process ended after the batch's "
-                    "audit entry and before its commit\"}}",
-                    killed_run, audited.seq));
-  }
-  SUBCASE("the batch committed: its entry stands") {
-    db.exec("DELETE FROM logs WHERE id <= 200");
-    db.exec("CREATE TABLE retentiond_batches(rule TEXT PRIMARY KEY, token TEXT NOT NULL) WITHOUT "
-            "ROWID");
-    db.exec("INSERT INTO retentiond_batches VALUES ('logs', '00000000000000aa')");
-    const RuleOutcome outcome = outcome_of(run(config, state), "logs");
-    CHECK(outcome.rows == 4800);
-    CHECK(batch_rows(state, "logs") == 5000);
+  // What a process that died leaves: its run "running", and the entries of its batches, of
+  // 100, 200 and 300 rows.
+  const std::int64_t dead_run = state.begin_run("logs", now_utc());
+  std::vector<AuditEntry> audited;
+  for (int i = 1; i <= 3; ++i)
+    audited.push_back(
+        state.append_audit("batch", "logs", 100 * i,
+                           batch_entry_detail(dead_run, i, fmt::format("{:016x}", i), 100 * i)));
+  const auto hold_token = [&](int batch) {
+    db.exec("CREATE TABLE retentiond_batches(rule TEXT PRIMARY KEY, token TEXT NOT NULL) "
+            "WITHOUT ROWID");
+    db.exec(fmt::format("INSERT INTO retentiond_batches VALUES ('logs', '{:016x}')", batch));
+  };
+  const auto negative_entries = [&] {
+    std::vector<std::string> details;
     for (const AuditEntry& entry : entries_of(state, "logs", "batch"))
-      CHECK(entry.rows > 0);
+      if (entry.rows < 0)
+        details.push_back(std::to_string(entry.rows) + " " + entry.detail);
+    return details;
+  };
+
+  SUBCASE("killed after the first two committed: the last is undone") {
+    db.exec("DELETE FROM logs WHERE id <= 300");
+    hold_token(2);
+    CHECK(outcome_of(run(config, state), "logs").rows == 4700);
+    CHECK(negative_entries() ==
+          std::vector<std::string>{"-300 " + reverts_detail(dead_run, audited[2].seq)});
   }
-  // Either way the killed run is closed, and the next run does not look at it again.
+  SUBCASE("a power loss undid the last two: both are undone") {
+    db.exec("DELETE FROM logs WHERE id <= 100");
+    hold_token(1);
+    CHECK(outcome_of(run(config, state), "logs").rows == 4900);
+    CHECK(negative_entries() ==
+          std::vector<std::string>{"-200 " + reverts_detail(dead_run, audited[1].seq),
+                                   "-300 " + reverts_detail(dead_run, audited[2].seq)});
+  }
+  SUBCASE("every batch committed: the entries stand") {
+    db.exec("DELETE FROM logs WHERE id <= 600");
+    hold_token(3);
+    CHECK(outcome_of(run(config, state), "logs").rows == 4400);
+    CHECK(negative_entries().empty());
+  }
+  SUBCASE("the datastore holds none of the tokens (restored from a backup): no guess") {
+    hold_token(9);
+    CHECK(outcome_of(run(config, state), "logs").rows == 5000);
+    CHECK(negative_entries().empty());
+  }
+  // In each case the dead run is closed, and the next run does not look at it again.
   const auto runs = state.last_runs("logs", 2);
   REQUIRE(runs.size() == 2);
-  CHECK(runs[1].id == killed_run);
+  CHECK(runs[1].id == dead_run);
   CHECK(runs[1].result == "error");
   CHECK(runs[1].message == "the process ended during the run (killed, or the host went down)");
-  const std::size_t batch_entries = entries_of(state, "logs", "batch").size();
+  CHECK(runs[1].finished == audited.back().time);
+  const auto before = negative_entries();
   run(config, state);
-  CHECK(entries_of(state, "logs", "batch").size() == batch_entries);
-  CHECK(batch_rows(state, "logs") == 5000);
+  CHECK(negative_entries() == before);
+}
+
+TEST_CASE("engine: a dead run that cannot be closed keeps its rule from running") {
+  Site site;
+  auto& db = site.app();
+  const std::int64_t now_s = to_unix_seconds(now_utc());
+  db.exec("CREATE TABLE logs(id INTEGER PRIMARY KEY, at INTEGER)");
+  db.exec(fmt::format("INSERT INTO logs VALUES (1, {})", now_s - 100 * k_day_s));
+  // A table of that name, but not retentiond's: the datastore cannot be asked.
+  db.exec("CREATE TABLE retentiond_batches(name TEXT)");
+  const auto config = site.configure(
+      rule_toml("logs", "logs", "at", "unix_seconds", "30 days", "max_fraction = 1"));
+  SqliteStateStore state(site.state_path(), StateStore::Mode::read_write);
+  const std::int64_t dead_run = state.begin_run("logs", now_utc());
+  state.append_audit("batch", "logs", 1, batch_entry_detail(dead_run, 1, "00000000000000aa", 1));
+
+  const RuleOutcome outcome = outcome_of(run(config, state), "logs");
+
+  CHECK(outcome.result == "error");
+  CHECK(outcome.message.starts_with("cannot close the last run, which the process did not "
+                                    "finish: no such column: token"));
+  CHECK(site.row_count("logs") == 1);
+  const auto runs = state.last_runs("logs", 2);
+  REQUIRE(runs.size() == 1);  // no new run hides the one to close
+  CHECK(runs[0].result == "running");
 }
 
 TEST_CASE("engine: each batch leaves its audit entry's token in the datastore") {
