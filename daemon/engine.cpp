@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -50,7 +51,7 @@ constexpr int k_work_share_in_physical_order = 66;
 constexpr int k_backlog_warning_runs = 3;
 constexpr std::int64_t k_max_batch_size = std::int64_t{1} << 40;
 
-std::int64_t next_batch_size(std::int64_t size, Clock::duration took, milliseconds target) {
+std::int64_t next_batch_size(std::int64_t size, Clock::duration took, Clock::duration target) {
   const double seconds = std::chrono::duration<double>(took).count();
   const double wanted = std::chrono::duration<double>(target).count();
   const double factor = seconds <= 0.0 ? 8.0 : std::clamp(wanted / seconds, 0.5, 8.0);
@@ -60,7 +61,12 @@ std::int64_t next_batch_size(std::int64_t size, Clock::duration took, millisecon
   // trend.
   const double scaled = factor > 2.0 ? static_cast<double>(size) * factor
                                      : 0.5 * static_cast<double>(size) * (1.0 + factor);
-  return std::clamp(static_cast<std::int64_t>(scaled), std::int64_t{1}, k_max_batch_size);
+  // Rounded, and a batch that was quick enough grows by a row at least: truncating would pull
+  // small sizes down at every step, to a row per batch that never grows again.
+  std::int64_t next = std::llround(scaled);
+  if (factor > 1.0)
+    next = std::max(next, size + 1);
+  return std::clamp(next, std::int64_t{1}, k_max_batch_size);
 }
 
 // A rule whose run failed after some of its batches committed: what they changed.
@@ -546,13 +552,15 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
   } catch (const adapters::CensusStopped& stopped) {
     return stopped_before_changes(stopped);
   }
-  const milliseconds batch_aim =
-      rule.batch_time *
+  // In the clock's own unit: a share of a batch_time of a few milliseconds is not 0.
+  const Clock::duration batch_aim =
+      std::chrono::duration_cast<Clock::duration>(rule.batch_time) *
       (plan.in_physical_order ? k_work_share_in_physical_order : k_work_share_of_batch_time) / 100;
   spdlog::debug(
-      "rule {}: run planned in {} us; batches of {} ms{}", rule.id,
+      "rule {}: run planned in {} us; batches of {} us{}", rule.id,
       std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started).count(),
-      batch_aim.count(), plan.in_physical_order ? " (rows in the table's order)" : "");
+      std::chrono::duration_cast<std::chrono::microseconds>(batch_aim).count(),
+      plan.in_physical_order ? " (rows in the table's order)" : "");
   std::int64_t limit =
       plan.in_physical_order ? k_first_batch_size_in_physical_order : k_first_batch_size;
   // What follows a batch's statements (its audit entry and commit), as the last batch took:
@@ -651,8 +659,13 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
         break;
       // A batch stopped at its deadline measured how long the part it covered takes; a wait for
       // the write lock says nothing about the size.
+      // When what follows the statements (the audit entry's and the commit's syncs: a slow
+      // disk, a rollback journal) takes most of the aim, the statements still get half of it:
+      // shrinking the batch would not shorten the syncs, only multiply them (a 1 ms
+      // batch_time on a rollback journal made batches of one row).
       if (!cut_short)
-        limit = next_batch_size(covered.value_or(limit), took - waited_for_lock, batch_aim);
+        limit = next_batch_size(covered.value_or(limit), took - waited_for_lock,
+                                std::max<Clock::duration>(batch_aim, batch_tail + batch_aim / 2));
     }
   } catch (const std::exception& error) {
     // The batches committed before the error stay changed: the outcome counts them, and their
