@@ -777,7 +777,11 @@ private:
                                                  std::chrono::steady_clock::duration budget) {
     using std::chrono::steady_clock;
     const steady_clock::time_point deadline = deadline_after(batch.locked_at(), budget);
-    const std::int64_t piece = std::max<std::int64_t>(1, limit / k_pieces_per_batch);
+    // A small batch is one piece: split in eight, a batch whose first piece already reaches
+    // its deadline (a short aim, a slow host) would cover an eighth of its size, and the next
+    // size, scaled from what it covered, an eighth of that.
+    const std::int64_t piece =
+        std::max({std::int64_t{1}, limit / k_pieces_per_batch, std::min(limit, k_first_piece)});
     std::int64_t covered = 0;
     const auto next_size = [&] {
       return std::min({piece, limit - covered, std::max(k_first_piece, 2 * m_walk.largest_piece)});

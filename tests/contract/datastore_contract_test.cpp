@@ -1941,20 +1941,27 @@ TEST_CASE(
   auto store = adapters::sqlite::open_sqlite_datastore(fixture.config(), OpenMode::read_write, {});
   const Rule rule = make_rule("logs", "at", AgeFormat::unix_seconds);
 
-  // No time at all: the first of the slice's 8 pieces runs, no more.
-  auto late = store->begin_batch(select_for(rule), 800, std::chrono::steady_clock::duration{0});
-  CHECK(late->rows() == 100);
-  CHECK(late->stopped_at_deadline() == std::optional<std::int64_t>{100});
+  // No time at all: the first piece runs, no more. A slice of 1,600 rows has 8 pieces of 200;
+  // a smaller one (below) would be one piece.
+  auto late = store->begin_batch(select_for(rule), 1600, std::chrono::steady_clock::duration{0});
+  CHECK(late->rows() == 200);
+  CHECK(late->stopped_at_deadline() == std::optional<std::int64_t>{200});
   late->commit();
   late.reset();
-  auto in_time = store->begin_batch(select_for(rule), 800);
-  CHECK(in_time->rows() == 800);
+  auto in_time = store->begin_batch(select_for(rule), 700);
+  CHECK(in_time->rows() == 700);
   CHECK(in_time->stopped_at_deadline() == std::nullopt);
   in_time->commit();
   in_time.reset();
+  auto small_late =
+      store->begin_batch(select_for(rule), 60, std::chrono::steady_clock::duration{0});
+  CHECK(small_late->rows() == 60);
+  CHECK(small_late->stopped_at_deadline() == std::nullopt);
+  small_late->commit();
+  small_late.reset();
 
-  std::vector<std::int64_t> left(100);
-  std::iota(left.begin(), left.end(), 901);
+  std::vector<std::int64_t> left(40);
+  std::iota(left.begin(), left.end(), 961);
   CHECK(ids_of(fixture, "logs") == left);
 }
 
