@@ -973,11 +973,12 @@ TEST_CASE("engine: batches whose commit takes longer than their aim do not shrin
   SqliteStateStore state(site.state_path(), StateStore::Mode::read_write);
 
   CHECK(outcome_of(run(config, state), "logs").rows == 5000);
-  // The statements keep half the aim whatever the syncs take: tens of rows a batch at least.
-  // (Before, the size halved at each batch down to one row: 5,000 batches.)
+  // The statements keep half the aim whatever the syncs take: a few hundred rows a batch here,
+  // about ten under AddressSanitizer. (Before, the size halved at each batch down to one row:
+  // 4,975 batches.)
   const auto batches = entries_of(state, "logs", "batch");
   CAPTURE(batches.size());
-  CHECK(batches.size() < 500);
+  CHECK(batches.size() < 2'500);
 }
 
 TEST_CASE("engine: each batch leaves its audit entry's token in the datastore") {
