@@ -57,10 +57,6 @@ struct Selection {
   // not taken for a hang. A count that PostgreSQL's server runs gives no sign of progress (a
   // long statement looks like a lost connection) and does not call it.
   const std::function<void()>* progress = nullptr;
-  // Names the next batch (set by the engine before each begin_batch, and written in that
-  // batch's audit entry): an adapter that can, records it in the batch's own transaction, so
-  // that batch_committed can later tell whether a batch audited before a crash committed.
-  std::string batch_token = {};
 };
 
 // Why a run ends early on SIGTERM or SIGINT (a census adds " during the census").
@@ -144,6 +140,10 @@ public:
   // The batch covered less than its `limit` because it reached the end of a stretch of the
   // table: its duration says nothing about how long a batch of `limit` takes.
   virtual bool cut_short() const { return false; }
+  // What names the batch in the datastore, written in its audit entry before it commits, so
+  // that Datastore::batch_committed can tell after a crash whether it committed; empty when
+  // the adapter keeps no such record.
+  virtual std::string token() const { return {}; }
   // Removes the linked files first, then commits the rows; throws std::runtime_error when the
   // datastore refuses (the row changes are then undone).
   virtual void commit() = 0;
@@ -203,9 +203,12 @@ public:
   // an earlier run that died before its finish_run left; an adapter skips what there is
   // nothing to do for.
   virtual void finish_run() = 0;
-  // Whether the last batch of `rule` committed with `token` (Selection::batch_token) as its
-  // name: the engine asks after a run that died between a batch's audit entry and its commit.
-  // nullopt when the adapter keeps no such record.
+  // Whether the batch of `rule` named `token` (Batch::token) committed, asked after a run that
+  // died between a batch's audit entry and its commit, from its last batch backwards: true
+  // for the rule's last batch that committed; false for any batch after it. (Earlier ones may
+  // read as either: SQLite keeps only the last token.) nullopt when the datastore cannot tell
+  // (a token it does not know, a transaction too old for the server to remember); throws when
+  // it cannot tell yet or cannot be asked.
   virtual std::optional<bool> batch_committed(const Rule& rule, const std::string& token) {
     (void)rule;
     (void)token;

@@ -14,7 +14,6 @@
 #include <cstdint>
 #include <map>
 #include <optional>
-#include <random>
 #include <set>
 #include <thread>
 
@@ -88,13 +87,14 @@ void finish_after_failure(adapters::Datastore& store, const Rule& rule) {
   }
 }
 
-std::string batch_detail(std::int64_t run_id, int number, const std::string& token,
-                         const Instant& cutoff, const adapters::Batch& batch, const Rule& rule) {
+std::string batch_detail(std::int64_t run_id, int number, const Instant& cutoff,
+                         const adapters::Batch& batch, const Rule& rule) {
   JsonWriter json;
   json.begin_object();
   json.field("run", run_id);
   json.field("batch", std::int64_t{number});
-  json.field("token", token);
+  if (const std::string token = batch.token(); !token.empty())
+    json.field("token", token);
   json.field("datastore", rule.datastore);
   if (rule.glob.empty())
     json.field("table", rule.table);
@@ -106,13 +106,6 @@ std::string batch_detail(std::int64_t run_id, int number, const std::string& tok
   json.field("files", batch.files());
   json.end_object();
   return json.str();
-}
-
-// 64 random bits in hex, naming one batch (Selection::batch_token).
-std::string new_batch_token() {
-  std::random_device random;
-  const std::uint64_t bits = (std::uint64_t{random()} << 32) | std::uint64_t{random()};
-  return fmt::format("{:016x}", bits);
 }
 
 // Where the value of member `key` starts in a detail the engine wrote: JsonWriter writes no
@@ -453,11 +446,12 @@ std::vector<AuditEntry> Engine::undone_batches(const Rule& rule, adapters::Datas
   if (!detail_string(last.detail, "token") ||
       detail_string(last.detail, "datastore") != rule.datastore)
     return {};
-  // A batch's audit entry commits before the batch does, and the datastore keeps the token of
-  // the rule's last committed batch: the batches after that one never committed. A killed
-  // process leaves at most the last; a power loss, the last two (SQLite syncs a WAL-mode
-  // datastore's log behind its commits). Further back, a token the datastore does not hold
-  // says something else happened to it (restored from a backup): better no guess.
+  // A batch's audit entry commits before the batch does, and the datastore tells which batch
+  // of the rule committed last (SQLite keeps its token; PostgreSQL remembers the outcome of
+  // each transaction): the batches after that one never committed. A killed process leaves at
+  // most the last; a power loss, the last two (SQLite syncs a WAL-mode datastore's log behind
+  // its commits). Further back, a batch the datastore does not know of says something else
+  // happened to it (restored from a backup): better no guess.
   constexpr std::size_t k_may_be_lost = 2;
   constexpr std::size_t k_looked_at = k_may_be_lost + 1;
   const std::size_t first = batches.size() > k_looked_at ? batches.size() - k_looked_at : 0;
@@ -467,7 +461,7 @@ std::vector<AuditEntry> Engine::undone_batches(const Rule& rule, adapters::Datas
       return {};
     const std::optional<bool> committed = store.batch_committed(rule, *token);
     if (!committed)
-      return {};  // the adapter keeps no tokens
+      return {};  // the datastore cannot tell
     if (*committed)
       return {batches.begin() + static_cast<std::ptrdiff_t>(i) + 1, batches.end()};
   }
@@ -590,7 +584,6 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
         outcome.message = "suspended by a hold on the whole rule during the run";
         break;
       }
-      selection.batch_token = new_batch_token();
       const auto batch_started = Clock::now();
       auto batch = store.begin_batch(
           selection, limit, batch_aim - std::min<Clock::duration>(batch_tail, batch_aim / 2));
@@ -606,8 +599,7 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
         // The audit entry commits first: a crash between the two leaves an entry for a batch
         // that rolled back, never a change without its entry.
         const AuditEntry entry = m_state->append_audit(
-            "batch", rule.id, changed,
-            batch_detail(run_id, batches, selection.batch_token, outcome.cutoff, *batch, rule));
+            "batch", rule.id, changed, batch_detail(run_id, batches, outcome.cutoff, *batch, rule));
         try {
           batch->commit();
         } catch (const std::exception& error) {

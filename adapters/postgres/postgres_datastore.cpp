@@ -33,9 +33,14 @@ constexpr std::chrono::milliseconds k_lock_timeout{500};
 constexpr std::chrono::seconds k_census_lock_timeout{10};
 constexpr std::int64_t k_max_linked_files_per_batch = 256;
 // How long a batch whose COMMIT lost the server waits for its transaction to end, when asked
-// at once it is still "in progress" (see PostgresDatastore::commit_status).
+// at once it is still "in progress" (see PostgresDatastore::transaction_outcome).
 constexpr int k_commit_status_attempts = 50;
 constexpr std::chrono::milliseconds k_commit_status_pause{100};
+// How long the server keeps a batch's transaction open while retentiond is silent (between
+// its statements and its COMMIT it writes the batch's audit entry and removes linked files).
+// A host that went down mid-batch leaves a session that TCP would only notice hours later;
+// this ends it, releasing its row locks, and lets the next run learn how the batch ended.
+constexpr std::chrono::seconds k_batch_idle_timeout{60};
 constexpr std::string_view k_lock_not_available = "55P03";
 constexpr std::string_view k_undefined_function = "42883";
 constexpr std::string_view k_query_canceled = "57014";
@@ -262,7 +267,9 @@ public:
 
   PostgresBatch(pqxx::connection& connection, std::string name, CommitStatus commit_status)
       : m_name(std::move(name)), m_commit_status(std::move(commit_status)), m_work(connection) {
-    m_work.exec(fmt::format("SET LOCAL lock_timeout = '{}ms'", k_lock_timeout.count()));
+    m_work.exec(fmt::format("SET LOCAL lock_timeout = '{}ms'; SET LOCAL "
+                            "idle_in_transaction_session_timeout = '{}s'",
+                            k_lock_timeout.count(), k_batch_idle_timeout.count()));
   }
 
   // Destroying m_work uncommitted rolls the transaction back.
@@ -279,15 +286,16 @@ public:
     return m_refusals;
   }
 
+  // After the batch's statements: the id of its transaction (none when it wrote nothing),
+  // which names the batch (token) and lets a COMMIT that loses the server ask how it ended.
+  void note_transaction_id() {
+    const pqxx::field xid = m_work.exec1("SELECT txid_current_if_assigned()::text")[0];
+    m_xid = xid.is_null() ? "" : xid.as<std::string>();
+  }
+  std::string token() const override { return m_xid; }
+
   void commit() override {
-    std::string id;  // the transaction's id, to ask for its outcome if COMMIT loses the server
-    try {
-      const pqxx::field xid = m_work.exec1("SELECT txid_current_if_assigned()::text")[0];
-      id = xid.is_null() ? "" : xid.as<std::string>();
-    } catch (const std::exception& error) {
-      throw std::runtime_error(
-          fmt::format("datastore '{}': commit failed: {}", m_name, first_line(error)));
-    }
+    const std::string& id = m_xid;
     // The file goes first: a row is never deleted while its file stays behind.
     for (auto& file : m_files) {
       if (file->remove())
@@ -438,6 +446,7 @@ private:
   std::string m_name;
   CommitStatus m_commit_status;
   pqxx::work m_work;
+  std::string m_xid;  // see note_transaction_id
   bool m_exhausted = false;
   bool m_cut_short = false;
   std::optional<std::int64_t> m_stopped_at;
@@ -654,6 +663,7 @@ public:
         change_slice(*batch, statements, selection, limit, deadline);
       else
         change_through_index(*batch, statements, selection, limit);
+      batch->note_transaction_id();
       return batch;
     });
   }
@@ -1183,29 +1193,69 @@ private:
     }
   }
 
-  // See PostgresBatch::CommitStatus: txid_status, on a new connection (the batch's died).
+public:
+  // A batch's token is its transaction id, and the server remembers how each transaction
+  // ended until the id is frozen, hundreds of millions of transactions later.
+  std::optional<bool> batch_committed(const Rule& rule, const std::string& token) override {
+    (void)rule;
+    // Not a transaction id (a token of another adapter): nothing this server can tell.
+    if (token.empty() || token.find_first_not_of("0123456789") != std::string::npos)
+      return std::nullopt;
+    switch (transaction_outcome(token)) {
+    case TransactionOutcome::committed: return true;
+    case TransactionOutcome::aborted: return false;
+    case TransactionOutcome::in_progress:
+      throw std::runtime_error(fmt::format(
+          "datastore '{}': transaction {} of the batch is still in progress on the server (the "
+          "session of the process that ended has not ended yet; the server ends it after {} s "
+          "idle), so whether it commits is not known yet; the next run asks again",
+          m_name, token, k_batch_idle_timeout.count()));
+    case TransactionOutcome::forgotten:
+      spdlog::warn("datastore '{}': the server no longer remembers how transaction {} ended",
+                   m_name, token);
+      return std::nullopt;
+    }
+    return std::nullopt;
+  }
+
+private:
+  enum class TransactionOutcome { committed, aborted, in_progress, forgotten };
+
+  // How the transaction with id `xid` ended (txid_status), asked on a new connection (the
+  // batch's may have died); throws when the server cannot be asked. One still "in progress"
+  // may be committing in its old session: asked again for a few seconds.
+  TransactionOutcome transaction_outcome(const std::string& xid) const {
+    const auto connection = connect(m_config, OpenMode::read_only);
+    pqxx::nontransaction ask(*connection);
+    for (int attempt = 0; attempt < k_commit_status_attempts; ++attempt) {
+      if (attempt > 0)
+        std::this_thread::sleep_for(k_commit_status_pause);
+      const pqxx::field status = ask.exec_params1("SELECT txid_status($1::bigint)", xid)[0];
+      if (status.is_null())
+        return TransactionOutcome::forgotten;
+      const std::string text = status.as<std::string>();
+      if (text == "committed")
+        return TransactionOutcome::committed;
+      if (text == "aborted")
+        return TransactionOutcome::aborted;
+    }
+    return TransactionOutcome::in_progress;
+  }
+
+  // See PostgresBatch::CommitStatus.
   std::optional<bool> commit_status(const std::string& xid) const {
     try {
-      const auto connection = connect(m_config, OpenMode::read_only);
-      pqxx::nontransaction ask(*connection);
-      // "in progress": the old session may still be committing when this one asks.
-      for (int attempt = 0; attempt < k_commit_status_attempts; ++attempt) {
-        const pqxx::field status = ask.exec_params1("SELECT txid_status($1::bigint)", xid)[0];
-        if (status.is_null())
-          return std::nullopt;  // too old to know
-        const std::string text = status.as<std::string>();
-        if (text == "committed")
-          return true;
-        if (text == "aborted")
-          return false;
-        std::this_thread::sleep_for(k_commit_status_pause);
+      switch (transaction_outcome(xid)) {
+      case TransactionOutcome::committed: return true;
+      case TransactionOutcome::aborted: return false;
+      case TransactionOutcome::in_progress:
+      case TransactionOutcome::forgotten: return std::nullopt;
       }
-      return std::nullopt;
     } catch (const std::exception& error) {
       spdlog::warn("datastore '{}': cannot ask the server whether transaction {} committed: {}",
                    m_name, xid, first_line(error));
-      return std::nullopt;
     }
+    return std::nullopt;
   }
 
   DatastoreConfig m_config;

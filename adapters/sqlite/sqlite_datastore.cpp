@@ -12,10 +12,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <filesystem>
 #include <limits>
 #include <map>
 #include <optional>
+#include <random>
 #include <set>
 #include <system_error>
 #include <thread>
@@ -153,6 +155,13 @@ resolve_linked(LinkedFiles& linked, const SQLite::Column& path) {
   return linked.resolve(path.getString());
 }
 
+// 64 random bits in hex: the name of one batch in k_batches_table and in its audit entry.
+std::string random_token() {
+  std::random_device random;
+  const std::uint64_t bits = (std::uint64_t{random()} << 32) | std::uint64_t{random()};
+  return fmt::format("{:016x}", bits);
+}
+
 class SqliteBatch final : public Batch {
 public:
   explicit SqliteBatch(SQLite::Database& db) : m_db(db) {
@@ -228,6 +237,8 @@ public:
   void set_exhausted(bool exhausted) { m_exhausted = exhausted; }
   void set_cut_short(bool cut_short) { m_cut_short = cut_short; }
   void set_stopped_at_deadline(std::int64_t covered) { m_covered = covered; }
+  std::string token() const override { return m_token; }
+  void set_token(std::string token) { m_token = std::move(token); }
 
 private:
   // Resolves each row's file beneath the files root; a refused path keeps its row. A file
@@ -264,6 +275,7 @@ private:
   bool m_exhausted = false;
   bool m_cut_short = false;
   std::optional<std::int64_t> m_covered;
+  std::string m_token;  // see random_token
   std::chrono::steady_clock::time_point m_locked_at;
   std::chrono::steady_clock::duration m_waited_for_lock{0};
   std::int64_t m_selected = 0;
@@ -470,8 +482,8 @@ public:
     std::unique_ptr<SqliteBatch> batch = change_batch(selection, limit, budget);
     if (batch && batch->rows() + batch->children() > 0) {
       m_run_changed_rows = true;
-      if (!selection.batch_token.empty())
-        record_batch(selection.rule, selection.batch_token);
+      batch->set_token(random_token());
+      record_batch(selection.rule, batch->token());
     }
     // The changed pages go to the WAL now, before the engine writes the batch's audit entry:
     // the COMMIT that follows the entry then appends one frame instead of the whole batch, so
@@ -862,11 +874,15 @@ private:
   }
 
   // Names the batch under way in its own transaction (see Datastore::batch_committed): the
-  // rule's row of k_batches_table holds the token of its last committed batch.
+  // rule's row of k_batches_table holds the token of its last committed batch. The first
+  // batch that changes rows creates the table, inside its transaction; for the others the
+  // prepared CREATE ... IF NOT EXISTS is a check of the schema SQLite holds in memory.
   void record_batch(const Rule& rule, const std::string& token) {
-    m_db.exec(fmt::format("CREATE TABLE IF NOT EXISTS {}(rule TEXT PRIMARY KEY, token TEXT NOT "
+    prepared({fmt::format("CREATE TABLE IF NOT EXISTS {}(rule TEXT PRIMARY KEY, token TEXT NOT "
                           "NULL) WITHOUT ROWID",
-                          k_batches_table));
+                          k_batches_table),
+              {}})
+        .exec();
     SQLite::Statement& upsert = prepared(
         {fmt::format("INSERT INTO {}(rule, token) VALUES (?, ?) ON CONFLICT(rule) DO UPDATE SET "
                      "token = excluded.token",
@@ -877,6 +893,9 @@ private:
 
 public:
   std::optional<bool> batch_committed(const Rule& rule, const std::string& token) override {
+    // Not a token of this adapter's (see random_token): nothing this datastore can tell.
+    if (token.size() != 16 || token.find_first_not_of("0123456789abcdef") != std::string::npos)
+      return std::nullopt;
     // No table: no batch that would have made it ever committed.
     SQLite::Statement exists(m_db, "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?");
     exists.bind(1, std::string{k_batches_table});

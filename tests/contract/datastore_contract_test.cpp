@@ -1257,6 +1257,37 @@ void anonymize_with_cascade(const ContractTarget& target) {
   CHECK(ids_of(*fixture, "profiles") == std::vector<std::int64_t>{1, 2});
 }
 
+// What a process that died between a batch's audit entry and its commit leaves the next run
+// to ask: the rule's last batch that committed reads as committed, a later one that rolled
+// back as not (Datastore::batch_committed).
+void tokens_tell_which_batches_committed(const ContractTarget& target) {
+  auto fixture = target.fixture();
+  build_accounts(*fixture);
+  const Rule rule = accounts_rule();
+  auto store = target.open(fixture->config(), OpenMode::read_write);
+  std::string committed;
+  {
+    auto batch = store->begin_batch(select_for(rule), 1);
+    REQUIRE(batch != nullptr);
+    REQUIRE(batch->rows() == 1);
+    committed = batch->token();
+    batch->commit();
+  }
+  std::string rolled_back;
+  {
+    auto batch = store->begin_batch(select_for(rule), 1);
+    REQUIRE(batch != nullptr);
+    REQUIRE(batch->rows() == 1);
+    rolled_back = batch->token();
+  }
+  CHECK_FALSE(committed.empty());
+  CHECK(rolled_back != committed);
+  CHECK(store->batch_committed(rule, committed) == true);
+  CHECK(store->batch_committed(rule, rolled_back) == false);
+  // Not a token of this adapter's (the rule's datastore was another kind): nothing to tell.
+  CHECK(store->batch_committed(rule, "a token of another kind") == std::nullopt);
+}
+
 void uncommitted_batches_roll_back(const ContractTarget& target) {
   auto fixture = target.fixture();
   build_accounts(*fixture);
@@ -1723,6 +1754,10 @@ TEST_CASE("datastore contract: anonymize deletes cascade children") {
 
 TEST_CASE("datastore contract: a batch destroyed uncommitted rolls back") {
   for_each_target(uncommitted_batches_roll_back);
+}
+
+TEST_CASE("datastore contract: a batch's token tells after a crash whether it committed") {
+  for_each_target(tokens_tell_which_batches_committed);
 }
 
 TEST_CASE("datastore contract: check_schema errors and warnings") {

@@ -1,6 +1,7 @@
 // The real binary against a PostgreSQL datastore on the test server: report, hold, once, and
 // the audit log, with native, numeric, text and parent anchors, a cascade and an hmac mask.
 #include "daemon/digest.hpp"
+#include "daemon/sqlite_state_store.hpp"
 #include "daemon/timestamp.hpp"
 #include "tests/support/postgres_server.hpp"
 #include "tests/support/run_binary.hpp"
@@ -19,6 +20,7 @@
 #include <string>
 #include <vector>
 
+using retentiond::test::contains;
 using retentiond::test::lines_of;
 using retentiond::test::PostgresServer;
 using retentiond::test::run_retentiond;
@@ -169,6 +171,20 @@ max_fraction = 1
   }
 
   std::filesystem::path config() const { return m_dir / "retentiond.toml"; }
+  std::filesystem::path state_path() const { return m_dir / "state.db"; }
+  std::string dsn() const { return PostgresServer::instance().dsn(m_database); }
+
+  // Runs `sql` in a transaction of its own, which commits or rolls back; returns its id.
+  std::string transaction(const std::string& sql, bool commit) {
+    pqxx::work work(m_connection);
+    work.exec(sql);
+    const std::string xid = work.exec1("SELECT txid_current()::text")[0].as<std::string>();
+    if (commit)
+      work.commit();
+    else
+      work.abort();
+    return xid;
+  }
 
   RunResult cli(std::vector<std::string> args) const {
     args.insert(args.begin(), {"-c", config().string()});
@@ -272,6 +288,79 @@ TEST_CASE("cli postgres: report, then once, on a PostgreSQL datastore") {
       CHECK(rule_field(after.out, rule, "due") == Field{0});
     }
     CHECK(rule_field(after.out, "logs", "held") == Field{2});
+  }
+}
+
+namespace {
+
+// A batch entry as the engine writes it for rule logs, of one row, named by transaction `xid`.
+std::string logs_batch_detail(std::int64_t run, int batch, const std::string& xid) {
+  return fmt::format("{{\"run\":{},\"batch\":{},\"token\":\"{}\",\"datastore\":\"main\","
+                     "\"table\":\"logs\",\"cutoff\":\"2026-01-01T00:00:00Z\",\"table_rows\":1,"
+                     "\"cascade_rows\":0,\"files\":0}}",
+                     run, batch, xid);
+}
+
+}  // namespace
+
+TEST_CASE("cli postgres: a run that died between a batch's audit entry and its commit is set "
+          "right by the server's word on the batch's transaction") {
+  Install install;
+  // What a process that died leaves: its run still `running`, and the entries of its two
+  // batches, each naming its transaction: the first committed (row 1 went), the second rolled
+  // back as the process ended (row 2 is still there).
+  const std::string committed = install.transaction("DELETE FROM logs WHERE id = 1", true);
+  const std::string rolled_back = install.transaction("DELETE FROM logs WHERE id = 2", false);
+  std::int64_t dead_run = 0;
+  std::int64_t second_seq = 0;
+  {
+    retentiond::SqliteStateStore state(install.state_path(),
+                                       retentiond::StateStore::Mode::read_write);
+    dead_run = state.begin_run("logs", retentiond::now_utc());
+    state.append_audit("batch", "logs", 1, logs_batch_detail(dead_run, 1, committed));
+    second_seq =
+        state.append_audit("batch", "logs", 1, logs_batch_detail(dead_run, 2, rolled_back)).seq;
+  }
+
+  SUBCASE("the server says: the first committed, the second rolled back") {
+    const RunResult once = install.cli({"once", "--rule", "logs"});
+    CAPTURE(once.err);
+    CHECK(once.exit_code == 0);
+    CHECK(lines_of(once.out) == std::vector<std::string>{"logs: ok (2 rows)"});  // rows 2 and 5
+    CHECK(install.rows("logs", "id") == std::vector<std::string>{"3", "4", "6", "7"});
+    const RunResult audit = install.cli({"audit", "log", "--rule", "logs", "--format", "json"});
+    REQUIRE(audit.exit_code == 0);
+    // Rows 1, 2 and 5 went: the second batch's entry is taken back.
+    CHECK(batch_rows(audit.out) == std::map<std::string, std::int64_t>{{"logs", 3}});
+    CHECK(contains(audit.out, fmt::format("\"rows\":-1,\"detail\":{{\"run\":{},\"reverts\":{},",
+                                          dead_run, second_seq)));
+    CHECK(install.cli({"audit", "verify"}).exit_code == 0);
+  }
+  SUBCASE("the second transaction is still open: the rule waits for the server to end it") {
+    // As when the host that ran it went down: the server keeps the session until it notices.
+    pqxx::connection session(install.dsn());
+    pqxx::work open(session);
+    open.exec("DELETE FROM logs WHERE id = 5");
+    const std::string xid = open.exec1("SELECT txid_current()::text")[0].as<std::string>();
+    {
+      retentiond::SqliteStateStore state(install.state_path(),
+                                         retentiond::StateStore::Mode::read_write);
+      state.append_audit("batch", "logs", 1, logs_batch_detail(dead_run, 3, xid));
+    }
+    const RunResult waiting = install.cli({"once", "--rule", "logs"});
+    CHECK(waiting.exit_code == 1);
+    CHECK(contains(waiting.out,
+                   fmt::format("logs: error (0 rows): cannot close the last run, which the "
+                               "process did not finish: datastore 'main': transaction {} of the "
+                               "batch is still in progress on the server",
+                               xid)));
+    CHECK(install.rows("logs", "id") == std::vector<std::string>{"2", "3", "4", "5", "6", "7"});
+    open.abort();
+    const RunResult once = install.cli({"once", "--rule", "logs"});
+    CHECK(once.exit_code == 0);
+    CHECK(lines_of(once.out) == std::vector<std::string>{"logs: ok (2 rows)"});
+    const RunResult audit = install.cli({"audit", "log", "--rule", "logs", "--format", "json"});
+    CHECK(batch_rows(audit.out) == std::map<std::string, std::int64_t>{{"logs", 3}});
   }
 }
 
