@@ -61,6 +61,16 @@ std::string rule_toml(const std::string& id, const std::string& table, const std
          "action = \"delete\"\n" + extra + "\n";
 }
 
+// A table logs(id, at) of rows 1 to `rows`, all 100 days old, indexed on `at` unless told not.
+void create_old_logs(SQLite::Database& db, std::int64_t rows, bool indexed = true) {
+  db.exec("CREATE TABLE logs(id INTEGER PRIMARY KEY, at INTEGER)");
+  db.exec(fmt::format("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < "
+                      "{}) INSERT INTO logs SELECT i, {} FROM n",
+                      rows, to_unix_seconds(now_utc()) - 100 * k_day_s));
+  if (indexed)
+    db.exec("CREATE INDEX logs_at ON logs(at)");
+}
+
 // A temporary installation: app.db (the datastore), state.db and retentiond.toml.
 class Site {
 public:
@@ -813,12 +823,7 @@ TEST_CASE("engine: a missing table or datastore fails its rule, the others run")
 TEST_CASE("engine: a run that fails after some batches counts the rows they changed") {
   Site site;
   auto& db = site.app();
-  const std::int64_t now_s = to_unix_seconds(now_utc());
-  db.exec("CREATE TABLE logs(id INTEGER PRIMARY KEY, at INTEGER)");
-  db.exec("CREATE INDEX logs_at ON logs(at)");
-  db.exec(fmt::format("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < "
-                      "5000) INSERT INTO logs SELECT i, {} FROM n",
-                      now_s - 100 * k_day_s));
+  create_old_logs(db, 5000);
   // The application refuses to lose row 4000: the batch that reaches it fails.
   db.exec("CREATE TRIGGER keep_4000 BEFORE DELETE ON logs WHEN old.id = 4000 "
           "BEGIN SELECT RAISE(ABORT, 'row 4000 is needed'); END");
@@ -863,12 +868,7 @@ std::string reverts_detail(std::int64_t run, std::int64_t seq) {
 TEST_CASE("engine: a run killed between a batch's audit entry and its commit is set right") {
   Site site;
   auto& db = site.app();
-  const std::int64_t now_s = to_unix_seconds(now_utc());
-  db.exec("CREATE TABLE logs(id INTEGER PRIMARY KEY, at INTEGER)");
-  db.exec("CREATE INDEX logs_at ON logs(at)");
-  db.exec(fmt::format("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < "
-                      "5000) INSERT INTO logs SELECT i, {} FROM n",
-                      now_s - 100 * k_day_s));
+  create_old_logs(db, 5000);
   const auto config = site.configure(
       rule_toml("logs", "logs", "at", "unix_seconds", "30 days", "max_fraction = 1"));
   SqliteStateStore state(site.state_path(), StateStore::Mode::read_write);
@@ -962,12 +962,7 @@ TEST_CASE("engine: batches whose commit takes longer than their aim do not shrin
   Site site;
   auto& db = site.app();
   db.exec("PRAGMA journal_mode = DELETE");
-  const std::int64_t now_s = to_unix_seconds(now_utc());
-  db.exec("CREATE TABLE logs(id INTEGER PRIMARY KEY, at INTEGER)");
-  db.exec(fmt::format("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < "
-                      "5000) INSERT INTO logs SELECT i, {} FROM n",
-                      now_s - 100 * k_day_s));
-  db.exec("CREATE INDEX logs_at ON logs(at)");
+  create_old_logs(db, 5000);
   const auto config = site.configure(rule_toml("logs", "logs", "at", "unix_seconds", "30 days",
                                                "max_fraction = 1\nbatch_time = \"1ms\"\n"));
   SqliteStateStore state(site.state_path(), StateStore::Mode::read_write);
@@ -984,11 +979,7 @@ TEST_CASE("engine: batches whose commit takes longer than their aim do not shrin
 TEST_CASE("engine: each batch leaves its audit entry's token in the datastore") {
   Site site;
   auto& db = site.app();
-  const std::int64_t now_s = to_unix_seconds(now_utc());
-  db.exec("CREATE TABLE logs(id INTEGER PRIMARY KEY, at INTEGER)");
-  db.exec(fmt::format("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < "
-                      "3000) INSERT INTO logs SELECT i, {} FROM n",
-                      now_s - 100 * k_day_s));
+  create_old_logs(db, 3000, /*indexed=*/false);
   const auto config = site.configure(
       rule_toml("logs", "logs", "at", "unix_seconds", "30 days", "max_fraction = 1"));
   SqliteStateStore state(site.state_path(), StateStore::Mode::read_write);
