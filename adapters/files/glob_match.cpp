@@ -1,6 +1,7 @@
 #include "adapters/files/glob_match.hpp"
 
 #include <cstddef>
+#include <string>
 
 namespace retentiond::adapters::files {
 namespace {
@@ -19,59 +20,126 @@ template <typename Visit> void for_each_component(std::string_view path, Visit&&
   }
 }
 
-// Reads one (possibly escaped) character of a bracket expression at pattern[i]; advances i.
-unsigned char class_char(std::string_view pattern, std::size_t& i) {
-  if (pattern[i] == '\\' && i + 1 < pattern.size()) {
-    i += 2;
-    return static_cast<unsigned char>(pattern[i - 1]);
+// Decodes the character at text[i] and advances past it: a UTF-8 sequence is one code point;
+// a byte that does not start a valid sequence (overlong, a surrogate, cut short) is one
+// character of its own, U+DC00 plus the byte, which no valid UTF-8 decodes to.
+char32_t next_character(std::string_view text, std::size_t& i) {
+  const auto byte = [&](std::size_t at) { return static_cast<unsigned char>(text[at]); };
+  const unsigned char lead = byte(i);
+  if (lead < 0x80) {
+    ++i;
+    return lead;
   }
-  ++i;
-  return static_cast<unsigned char>(pattern[i - 1]);
+  std::size_t length = 0;
+  char32_t value = 0;
+  char32_t smallest = 0;
+  if ((lead & 0xE0) == 0xC0) {
+    length = 2;
+    value = lead & 0x1F;
+    smallest = 0x80;
+  } else if ((lead & 0xF0) == 0xE0) {
+    length = 3;
+    value = lead & 0x0F;
+    smallest = 0x800;
+  } else if ((lead & 0xF8) == 0xF0) {
+    length = 4;
+    value = lead & 0x07;
+    smallest = 0x10000;
+  }
+  bool valid = length > 0 && i + length <= text.size();
+  for (std::size_t k = 1; valid && k < length; ++k) {
+    valid = (byte(i + k) & 0xC0) == 0x80;
+    value = (value << 6) | (byte(i + k) & 0x3F);
+  }
+  valid = valid && value >= smallest && value <= 0x10FFFF && !(value >= 0xD800 && value <= 0xDFFF);
+  if (!valid) {
+    ++i;
+    return 0xDC00 + lead;
+  }
+  i += length;
+  return value;
 }
 
-// Matches the one-character token at pattern[p] (anything but '*') against `c`. Returns the
-// token's length in the pattern; `matched` says whether `c` matched it.
-std::size_t match_token(std::string_view pattern, std::size_t p, unsigned char c, bool& matched) {
-  const char token = pattern[p];
-  if (token == '?') {
-    matched = true;
-    return 1;
-  }
-  if (token == '\\' && p + 1 < pattern.size()) {
-    matched = static_cast<unsigned char>(pattern[p + 1]) == c;
-    return 2;
-  }
-  if (token == '[') {
-    std::size_t i = p + 1;
-    const bool negate = i < pattern.size() && (pattern[i] == '!' || pattern[i] == '^');
-    if (negate)
-      ++i;
-    bool first = true;
-    bool in_set = false;
-    while (i < pattern.size()) {
-      if (pattern[i] == ']' && !first) {
-        matched = in_set != negate;
-        return i - p + 1;
-      }
-      first = false;
-      const unsigned char low = class_char(pattern, i);
-      unsigned char high = low;
-      if (i + 1 < pattern.size() && pattern[i] == '-' && pattern[i + 1] != ']') {
-        ++i;
-        high = class_char(pattern, i);
-      }
-      if (low <= c && c <= high)
-        in_set = true;
-    }
-    // No closing bracket: the '[' is an ordinary character.
-  }
-  matched = static_cast<unsigned char>(token) == c;
-  return 1;
+// Reads one (possibly escaped) character of a bracket expression at pattern[i]; advances i.
+char32_t class_character(std::string_view pattern, std::size_t& i) {
+  if (pattern[i] == '\\' && i + 1 < pattern.size())
+    ++i;
+  return next_character(pattern, i);
 }
 
 }  // namespace
 
-bool match_component(std::string_view pattern, std::string_view name) {
+ComponentPattern::ComponentPattern(std::string_view pattern) {
+  std::size_t p = 0;
+  while (p < pattern.size()) {
+    Token token;
+    if (pattern[p] == '*') {
+      token.kind = Token::Kind::star;
+      ++p;
+    } else if (pattern[p] == '?') {
+      token.kind = Token::Kind::any;
+      ++p;
+    } else if (pattern[p] == '\\' && p + 1 < pattern.size()) {
+      ++p;
+      token.literal = next_character(pattern, p);
+    } else if (pattern[p] == '[') {
+      std::size_t i = p + 1;
+      token.negate = i < pattern.size() && (pattern[i] == '!' || pattern[i] == '^');
+      if (token.negate)
+        ++i;
+      bool first = true;
+      bool closed = false;
+      while (i < pattern.size()) {
+        if (pattern[i] == ']' && !first) {
+          closed = true;
+          ++i;
+          break;
+        }
+        first = false;
+        const char32_t low = class_character(pattern, i);
+        char32_t high = low;
+        if (i + 1 < pattern.size() && pattern[i] == '-' && pattern[i + 1] != ']') {
+          ++i;
+          high = class_character(pattern, i);
+        }
+        token.ranges.emplace_back(low, high);
+      }
+      if (closed) {
+        token.kind = Token::Kind::set;
+        p = i;
+      } else {
+        // No closing bracket: the '[' is an ordinary character.
+        token = Token{};
+        token.literal = '[';
+        ++p;
+      }
+    } else {
+      token.literal = next_character(pattern, p);
+    }
+    m_tokens.push_back(std::move(token));
+  }
+}
+
+bool ComponentPattern::matches(std::string_view name_bytes) const {
+  std::u32string name;
+  for (std::size_t i = 0; i < name_bytes.size();)
+    name.push_back(next_character(name_bytes, i));
+  const auto matches_one = [](const Token& token, char32_t c) {
+    if (c == U'/')
+      return false;  // never part of a name: nothing matches it
+    switch (token.kind) {
+    case Token::Kind::any: return true;
+    case Token::Kind::literal: return token.literal == c;
+    case Token::Kind::set: {
+      bool in_set = false;
+      for (const auto& [low, high] : token.ranges)
+        in_set = in_set || (low <= c && c <= high);
+      return in_set != token.negate;
+    }
+    case Token::Kind::star: return false;
+    }
+    return false;
+  };
   // Greedy with backtracking to the last '*': O(pattern x name) at worst, and correct because
   // a later '*' can always absorb what an earlier one would have.
   std::size_t p = 0;
@@ -79,34 +147,36 @@ bool match_component(std::string_view pattern, std::string_view name) {
   std::size_t star_p = std::string_view::npos;
   std::size_t star_n = 0;
   while (n < name.size()) {
-    if (p < pattern.size()) {
-      if (pattern[p] == '*') {
+    if (p < m_tokens.size()) {
+      if (m_tokens[p].kind == Token::Kind::star) {
         star_p = ++p;
         star_n = n;
         continue;
       }
-      bool matched = false;
-      const std::size_t length =
-          match_token(pattern, p, static_cast<unsigned char>(name[n]), matched);
-      if (matched && name[n] != '/') {
-        p += length;
+      if (matches_one(m_tokens[p], name[n])) {
+        ++p;
         ++n;
         continue;
       }
     }
-    if (star_p == std::string_view::npos || name[star_n] == '/')
+    if (star_p == std::string_view::npos || name[star_n] == U'/')
       return false;
     p = star_p;
     n = ++star_n;
   }
-  while (p < pattern.size() && pattern[p] == '*')
+  while (p < m_tokens.size() && m_tokens[p].kind == Token::Kind::star)
     ++p;
-  return p == pattern.size();
+  return p == m_tokens.size();
+}
+
+bool match_component(std::string_view pattern, std::string_view name) {
+  return ComponentPattern(pattern).matches(name);
 }
 
 GlobPattern::GlobPattern(std::string_view pattern) {
   for_each_component(pattern, [this](std::string_view component) {
-    m_segments.push_back(Segment{component == "**", std::string(component)});
+    m_segments.push_back(
+        Segment{component == "**", std::string(component), ComponentPattern(component)});
   });
 }
 
@@ -143,7 +213,7 @@ GlobPattern::States GlobPattern::step(const States& states, std::string_view nam
       next[i] = true;
       if (i + 1 == last)
         next[last] = true;
-    } else if (match_component(segment.pattern, name)) {
+    } else if (segment.compiled.matches(name)) {
       next[i + 1] = true;
     }
   }

@@ -2,6 +2,7 @@
 
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace retentiond::adapters::files {
@@ -11,10 +12,30 @@ namespace retentiond::adapters::files {
 //
 // Syntax, per '/'-separated component: `*` any run of characters, `?` one character,
 // `[abc]`, `[a-z]`, `[!a-z]` (or `[^a-z]`) one character of (not of) a set, `\x` a literal x.
+// Characters are Unicode code points of UTF-8 names: `?` is one `é`, and `[à-ü]` a range of
+// code points. A byte of a name that is not valid UTF-8 is one character, equal only to itself.
 // None of these ever matches '/'. A component that is exactly `**` matches any number of whole
 // components: zero or more in the middle (`a/**/b` matches `a/b` and `a/x/y/b`), one or more at
 // the end (`a/**` matches everything beneath `a`, not `a` itself). `**` inside a component is
 // `*`. Empty and `.` components are ignored; `*` matches names starting with a dot too.
+// One component's pattern, compiled once for the names a walk meets.
+class ComponentPattern {
+public:
+  explicit ComponentPattern(std::string_view pattern);
+  bool matches(std::string_view name) const;
+
+private:
+  struct Token {
+    enum class Kind { star, any, literal, set };
+    Kind kind = Kind::literal;
+    char32_t literal = 0;
+    bool negate = false;                                // of a set
+    std::vector<std::pair<char32_t, char32_t>> ranges;  // of a set, inclusive
+  };
+
+  std::vector<Token> m_tokens;
+};
+
 class GlobPattern {
 public:
   // Which pattern positions a partial path has reached; opaque to callers.
@@ -41,6 +62,7 @@ private:
   struct Segment {
     bool globstar = false;
     std::string pattern;  // one component's pattern when !globstar
+    ComponentPattern compiled;
   };
 
   void close(States& states) const;

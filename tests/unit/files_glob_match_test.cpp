@@ -53,6 +53,30 @@ TEST_CASE("a component pattern matches one name") {
     CHECK_FALSE(match_component("a?b", "a/b"));
     CHECK_FALSE(match_component("a[/]b", "a/b"));
   }
+  SUBCASE("characters, not bytes: `?` and sets take one UTF-8 character") {
+    CHECK(match_component("?.mp4", "\u00e9.mp4"));         // é: two bytes
+    CHECK_FALSE(match_component("??.mp4", "\u00e9.mp4"));  // not two characters
+    CHECK(match_component("??.mp4", "\u00e9a.mp4"));
+    CHECK(match_component("?", "\U0001F600"));  // four bytes
+    CHECK(match_component("[\u00e9\u00e8]t\u00e9", "\u00e8t\u00e9"));
+    CHECK_FALSE(match_component("[\u00e9]", "\u00fc"));
+    CHECK(match_component("[!\u00e9]", "\u00fc"));  // ü is not é, though both start with 0xC3
+    CHECK_FALSE(match_component("[!\u00e9]", "\u00e9"));
+    CHECK(match_component("[\u00e0-\u00fc]", "\u00f6"));  // a range of code points
+    CHECK_FALSE(match_component("[\u00e0-\u00fc]", "a"));
+    CHECK(match_component("*\u00e9", "caf\u00e9"));
+    CHECK(match_component("\\\u00e9", "\u00e9"));  // an escaped é
+  }
+  SUBCASE("a byte that is not UTF-8 is one character, equal only to itself") {
+    const std::string latin1 = "caf\xe9";  // é in Latin-1
+    CHECK(match_component("caf?", latin1));
+    CHECK_FALSE(match_component("caf\u00e9", latin1));
+    CHECK_FALSE(match_component("caf[\u00e9]", latin1));
+    CHECK(match_component("caf[!\u00e9]", latin1));
+    CHECK(match_component("caf\xe9", latin1));         // the same byte in the pattern
+    CHECK(match_component("??", "\xc3\xc3"));          // a lead byte without its continuation
+    CHECK(match_component("?", "\xc0\xaf") == false);  // an overlong '/' is two bytes
+  }
   SUBCASE("many stars stay fast on a long name") {
     const std::string name(250, 'a');
     CHECK_FALSE(match_component("*a*a*a*a*a*a*a*a*b", name));
