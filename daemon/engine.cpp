@@ -71,9 +71,12 @@ std::int64_t next_batch_size(std::int64_t size, Clock::duration took, Clock::dur
 // A rule whose run failed after some of its batches committed: what they changed.
 class FailedAfterBatches : public std::runtime_error {
 public:
-  FailedAfterBatches(const std::string& what, RuleOutcome so_far)
-      : std::runtime_error(what), progress(std::move(so_far)) {}
+  FailedAfterBatches(const std::string& what, RuleOutcome so_far, bool left_open)
+      : std::runtime_error(what), progress(std::move(so_far)), run_left_open(left_open) {}
   RuleOutcome progress;
+  // The run's audit entries could not be set right (see take_back_if_written): its record
+  // stays `running` for the rule's next run to close.
+  bool run_left_open;
 };
 
 // finish_run after a failure: the checkpoint that takes deleted values out of the WAL, tried
@@ -384,9 +387,40 @@ RuleOutcome Engine::run_rule(const Rule& rule, adapters::Datastore& store,
     spdlog::error("rule {}: {}{}", rule.id, error.what(),
                   outcome.rows > 0 ? fmt::format(" ({} rows changed before)", outcome.rows) : "");
     audit_rule_failure(rule, "error", error.what(), run_id);
+    if (failed != nullptr && failed->run_left_open)
+      return outcome;
   }
   m_state->finish_run(run_id, outcome.result, outcome.rows, outcome.message, now_utc());
   return outcome;
+}
+
+bool Engine::take_back_if_written(const Rule& rule, std::int64_t run_id, int batch_number) {
+  try {
+    std::optional<AuditEntry> written;
+    m_state->for_each_audit_entry(AuditFilter{rule.id, std::nullopt}, [&](const AuditEntry& entry) {
+      if (entry.kind == "batch" && entry.rows > 0 &&
+          detail_integer(entry.detail, "run") == run_id &&
+          detail_integer(entry.detail, "batch") == batch_number)
+        written = entry;
+    });
+    if (!written)
+      return true;
+    // It never committed, so it removed no file either: all of it goes back.
+    m_state->append_audit("batch", rule.id, -written->rows,
+                          fmt::format("{{\"run\":{},\"reverts\":{},\"reason\":\"the state "
+                                      "reported the batch's audit entry unwritten, so the batch "
+                                      "rolled back; the entry was written all the same\"}}",
+                                      run_id, written->seq));
+    spdlog::warn("rule {}: the audit entry (seq {}) of a batch that rolled back was written "
+                 "although the state reported an error: undone in the audit log",
+                 rule.id, written->seq);
+    return true;
+  } catch (const std::exception& error) {
+    spdlog::error("rule {}: cannot tell whether the audit entry of batch {} of run {} was "
+                  "written ({}); the run stays open, for the rule's next run to set right",
+                  rule.id, batch_number, run_id, error.what());
+    return false;
+  }
 }
 
 void Engine::close_interrupted_run(const Rule& rule, adapters::Datastore& store) {
@@ -431,8 +465,7 @@ void Engine::close_interrupted_run(const Rule& rule, adapters::Datastore& store)
                  "{} rows that entry (seq {}) counted were not changed: undone in the audit log",
                  rule.id, run.id, undone, batch.seq);
   }
-  m_state->finish_run(run.id, "error", rows,
-                      "the process ended during the run (killed, or the host went down)", ended);
+  m_state->finish_run(run.id, "error", rows, std::string{k_run_left_open}, ended);
 }
 
 std::vector<AuditEntry> Engine::undone_batches(const Rule& rule, adapters::Datastore& store,
@@ -562,6 +595,7 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
   // take: committing wide rows can take a third of the time their statements took.
   Clock::duration batch_tail = batch_aim / 2;
   int batches = 0;
+  bool run_left_open = false;  // see FailedAfterBatches
   try {
     while (true) {
       if (m_stop.load()) {
@@ -598,8 +632,18 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
         ++batches;
         // The audit entry commits first: a crash between the two leaves an entry for a batch
         // that rolled back, never a change without its entry.
-        const AuditEntry entry = m_state->append_audit(
-            "batch", rule.id, changed, batch_detail(run_id, batches, outcome.cutoff, *batch, rule));
+        AuditEntry entry;
+        try {
+          entry =
+              m_state->append_audit("batch", rule.id, changed,
+                                    batch_detail(run_id, batches, outcome.cutoff, *batch, rule));
+        } catch (const std::exception&) {
+          batch.reset();  // rolls back: no change without its entry
+          // A write that failed at its sync, or a PostgreSQL COMMIT that lost its connection,
+          // may have left the entry all the same.
+          run_left_open = !take_back_if_written(rule, run_id, batches);
+          throw;
+        }
         try {
           batch->commit();
         } catch (const std::exception& error) {
@@ -664,7 +708,7 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
     // deleted values still leave the WAL.
     if (outcome.rows > 0)
       finish_after_failure(store, rule);
-    throw FailedAfterBatches(error.what(), std::move(outcome));
+    throw FailedAfterBatches(error.what(), std::move(outcome), run_left_open);
   }
   // Also when this run changed nothing: a run killed before its finish_run (or whose final
   // checkpoint a reader blocked) may have left deleted values in a SQLite WAL that the

@@ -50,6 +50,11 @@ struct RuleOutcome {
   bool counted = false;       // the census was taken: `counts` and `backlog_runs` are real
 };
 
+// Why a run was closed by the rule's next run (Engine::close_interrupted_run).
+inline constexpr std::string_view k_run_left_open =
+    "the process did not close the run (it was killed, the host went down, or the state could "
+    "not be written)";
+
 // Whether `run` was cut short by SIGTERM or SIGINT. Like a run that died with its process, it
 // does not count as the rule's last run: the service runs the rule again when it starts.
 bool cut_short_by_signal(const RunRecord& run);
@@ -96,6 +101,9 @@ private:
   // "running"), first undoing in the audit log a last batch that was audited but never
   // committed (see Datastore::batch_committed).
   void close_interrupted_run(const Rule& rule, adapters::Datastore& store);
+  // After a batch rolled back because the state reported its audit entry unwritten: takes the
+  // entry back if it was written all the same. False when the state cannot tell.
+  bool take_back_if_written(const Rule& rule, std::int64_t run_id, int batch_number);
   // Of a dead run's `batches` (its entries that changed rows, in order), those that never
   // committed, as the datastore tells (Datastore::batch_committed); none when it cannot tell.
   std::vector<AuditEntry> undone_batches(const Rule& rule, adapters::Datastore& store,

@@ -924,11 +924,143 @@ TEST_CASE("engine: a run killed between a batch's audit entry and its commit is 
   REQUIRE(runs.size() == 2);
   CHECK(runs[1].id == dead_run);
   CHECK(runs[1].result == "error");
-  CHECK(runs[1].message == "the process ended during the run (killed, or the host went down)");
+  CHECK(runs[1].message == k_run_left_open);
   CHECK(runs[1].finished == audited.back().time);
   const auto before = negative_entries();
   run(config, state);
   CHECK(negative_entries() == before);
+}
+
+namespace {
+
+// A state whose disk fails at the audit entry of the rule's `fail_at`-th batch: the write
+// reports an error after the entry reached the file (`written`, as a failed sync can) or
+// before; with `stays_broken`, the audit log can be neither read nor written from then on
+// (the run records still can).
+class FailingState final : public StateStore {
+public:
+  FailingState(StateStore& inner, int fail_at, bool written, bool stays_broken)
+      : m_inner(inner), m_fail_at(fail_at), m_written(written), m_stays_broken(stays_broken) {}
+
+  std::string describe() const override { return m_inner.describe(); }
+  AuditEntry append_audit(std::string_view kind, std::string_view rule, std::int64_t rows,
+                          std::string detail_json) override {
+    check();
+    if (kind == "batch" && rows > 0 && ++m_batches == m_fail_at) {
+      if (m_written)
+        m_inner.append_audit(kind, rule, rows, std::move(detail_json));
+      m_broken = m_stays_broken;
+      throw std::runtime_error("disk I/O error");
+    }
+    return m_inner.append_audit(kind, rule, rows, std::move(detail_json));
+  }
+  void for_each_audit_entry(const AuditFilter& filter,
+                            const std::function<void(const AuditEntry&)>& visit) const override {
+    check();
+    m_inner.for_each_audit_entry(filter, visit);
+  }
+  AuditVerification verify_audit() const override { return m_inner.verify_audit(); }
+  std::string audit_head_hash() const override { return m_inner.audit_head_hash(); }
+  std::optional<std::string> last_config_digest() const override {
+    return m_inner.last_config_digest();
+  }
+  Hold add_hold(std::optional<std::string> subject, std::optional<std::string> rule,
+                std::string reason, std::optional<Instant> until, Instant now) override {
+    return m_inner.add_hold(std::move(subject), std::move(rule), std::move(reason), until, now);
+  }
+  Hold release_hold(std::int64_t id, std::string reason, Instant now) override {
+    return m_inner.release_hold(id, std::move(reason), now);
+  }
+  std::vector<Hold> holds(bool include_inactive, Instant now) const override {
+    check();
+    return m_inner.holds(include_inactive, now);
+  }
+  std::int64_t begin_run(std::string_view rule, Instant started) override {
+    return m_inner.begin_run(rule, started);
+  }
+  void finish_run(std::int64_t run_id, std::string_view result, std::int64_t rows,
+                  std::string_view message, Instant finished) override {
+    m_inner.finish_run(run_id, result, rows, message, finished);
+  }
+  std::vector<RunRecord> last_runs(std::string_view rule, int limit) const override {
+    return m_inner.last_runs(rule, limit);
+  }
+  std::optional<Instant> last_success(std::string_view rule) const override {
+    return m_inner.last_success(rule);
+  }
+  std::expected<std::unique_ptr<RuleLock>, std::string> lock_rule(std::string_view rule) override {
+    return m_inner.lock_rule(rule);
+  }
+
+private:
+  void check() const {
+    if (m_broken)
+      throw std::runtime_error("disk I/O error");
+  }
+
+  StateStore& m_inner;
+  int m_fail_at;
+  bool m_written;
+  bool m_stays_broken;
+  int m_batches = 0;
+  bool m_broken = false;
+};
+
+}  // namespace
+
+TEST_CASE("engine: a batch whose audit entry the state reported unwritten rolls back, and an "
+          "entry written all the same is taken back") {
+  Site site;
+  auto& db = site.app();
+  create_old_logs(db, 5000);
+  const auto config = site.configure(rule_toml("logs", "logs", "at", "unix_seconds", "30 days",
+                                               "max_fraction = 1\nbatch_time = \"1ms\"\n"));
+  SqliteStateStore state(site.state_path(), StateStore::Mode::read_write);
+  const auto audited = [&] { return batch_rows(state, "logs"); };
+  const auto deleted = [&] { return 5000 - site.row_count("logs"); };
+
+  SUBCASE("the entry was not written") {
+    FailingState failing(state, 3, /*written=*/false, /*stays_broken=*/false);
+    const RuleOutcome outcome = outcome_of(run(config, failing), "logs");
+    CHECK(outcome.result == "error");
+    CHECK(outcome.message == "disk I/O error");
+    CHECK(deleted() > 0);  // the first two batches
+    CHECK(audited() == deleted());
+    CHECK(state.last_runs("logs", 1).front().result == "error");
+  }
+  SUBCASE("the entry was written all the same: taken back at once") {
+    FailingState failing(state, 3, /*written=*/true, /*stays_broken=*/false);
+    const RuleOutcome outcome = outcome_of(run(config, failing), "logs");
+    CHECK(outcome.result == "error");
+    CHECK(audited() == deleted());
+    const auto batches = entries_of(state, "logs", "batch");
+    REQUIRE(batches.size() == 4);  // two committed, the third, and its taking back
+    CHECK(batches[3].rows == -batches[2].rows);
+    CHECK(batches[3].detail ==
+          fmt::format("{{\"run\":1,\"reverts\":{},\"reason\":\"the state reported the batch's "
+                      "audit entry unwritten, so the batch rolled back; the entry was written "
+                      "all the same\"}}",
+                      batches[2].seq));
+    CHECK(state.last_runs("logs", 1).front().result == "error");
+  }
+  SUBCASE("the audit log cannot be read back: the run stays open, and the next one sets it "
+          "right") {
+    {
+      FailingState failing(state, 3, /*written=*/true, /*stays_broken=*/true);
+      CHECK(outcome_of(run(config, failing), "logs").result == "error");
+    }
+    CHECK(state.last_runs("logs", 1).front().result == "running");
+    CHECK(audited() > deleted());  // the third batch's entry stands for now
+    const std::int64_t before = deleted();
+    // The disk is replaced: the next run asks the datastore which batch committed last.
+    CHECK(outcome_of(run(config, state), "logs").rows == 5000 - before);
+    CHECK(deleted() == 5000);
+    CHECK(audited() == 5000);
+    const auto runs = state.last_runs("logs", 2);
+    REQUIRE(runs.size() == 2);
+    CHECK(runs[1].result == "error");
+    CHECK(runs[1].message == k_run_left_open);
+  }
 }
 
 TEST_CASE("engine: a dead run that cannot be closed keeps its rule from running") {
