@@ -123,6 +123,12 @@ std::optional<TreeWalker::Entry> TreeWalker::next(const std::function<void()>& o
            std::move(states));
       continue;
     }
+    // The glob could match beneath it, but a symlink is never followed: say what is left out.
+    if (alive && S_ISLNK(status.st_mode)) {
+      struct stat target {};
+      if (::fstatat(top.fd->get(), entry->d_name, &target, 0) == 0 && S_ISDIR(target.st_mode))
+        skip(path, "a symlink to a directory, never followed");
+    }
     if (accepts && (S_ISREG(status.st_mode) || S_ISLNK(status.st_mode))) {
       m_last =
           Entry{S_ISREG(status.st_mode) ? Kind::regular : Kind::symlink, std::move(path), status};

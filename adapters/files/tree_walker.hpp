@@ -40,8 +40,9 @@ public:
 
   // The next matching regular file or symlink; nullopt once the whole tree has been walked.
   // Entries that vanish while walking are skipped. A directory the process may not read or
-  // search (EACCES, EPERM), or deeper than k_max_depth, is skipped with a warning: whatever is
-  // beneath it is neither counted nor removed, and the rest of the tree goes on. Throws
+  // search (EACCES, EPERM), deeper than k_max_depth, or a symlink to a directory the glob
+  // reaches into, is skipped with a warning: whatever is beneath it is neither counted nor
+  // removed, and the rest of the tree goes on. Throws
   // std::runtime_error when the root cannot be read, or reading fails otherwise (EIO, EMFILE).
   // `on_entry`, when given, is called
   // for every entry read, matching or not (a long stretch of files the glob passes over still

@@ -1099,6 +1099,24 @@ TEST_CASE("files: a name with line breaks or escape sequences cannot forge a log
   CHECK(contains(audit, "d/x\\n2026-01-01T00:00:00.000Z error FAKE\\u001b[31m"));
 }
 
+TEST_CASE("files: a symlinked directory the glob reaches into is skipped, and says so") {
+  const TempDir dir;
+  const std::string config = sixty_due_files(dir);
+  fs::create_directories(dir / "media/other");
+  std::ofstream(dir / "media/other/x") << "kept";
+  set_mtime(dir / "media/other/x", std::time(nullptr) - 3 * k_day_s);
+  // The link itself is young: not due, so not refused either; only the warning tells.
+  fs::create_directory_symlink("../other", dir / "media/d/linked");
+  const RunResult once = run_retentiond({"-c", config, "once"});
+  CAPTURE(once.err);
+  CHECK(once.exit_code == 0);
+  CHECK(lines_of(once.out) == std::vector<std::string>{"tmp: ok (60 rows)"});
+  CHECK(contains(once.err, "datastore 'media': skipped 'd/linked' (a symlink to a directory, "
+                           "never followed): nothing beneath it is counted or removed\n"));
+  CHECK(fs::exists(dir / "media/other/x"));
+  CHECK(fs::is_symlink(dir / "media/d/linked"));
+}
+
 TEST_CASE("files: a removal that fails part way is audited as far as it went") {
   // A file whose permissions allow its removal but that cannot be unlinked: immutable (chattr
   // +i), which only root can set, on a file system that has the attribute.
