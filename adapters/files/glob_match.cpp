@@ -22,7 +22,10 @@ template <typename Visit> void for_each_component(std::string_view path, Visit&&
 
 // Decodes the character at text[i] and advances past it: a UTF-8 sequence is one code point;
 // a byte that does not start a valid sequence (overlong, a surrogate, cut short) is one
-// character of its own, U+DC00 plus the byte, which no valid UTF-8 decodes to.
+// character of its own, 0x110000 plus the byte: past the last code point, so that no range of
+// code points a pattern can write (U+0100-U+10FFFF takes in U+DC80-U+DCFF) ever holds it.
+constexpr char32_t k_not_utf8 = 0x110000;
+
 char32_t next_character(std::string_view text, std::size_t& i) {
   const auto byte = [&](std::size_t at) { return static_cast<unsigned char>(text[at]); };
   const unsigned char lead = byte(i);
@@ -54,7 +57,7 @@ char32_t next_character(std::string_view text, std::size_t& i) {
   valid = valid && value >= smallest && value <= 0x10FFFF && !(value >= 0xD800 && value <= 0xDFFF);
   if (!valid) {
     ++i;
-    return 0xDC00 + lead;
+    return k_not_utf8 + lead;
   }
   i += length;
   return value;

@@ -44,6 +44,7 @@ constexpr std::chrono::seconds k_batch_idle_timeout{60};
 constexpr std::string_view k_lock_not_available = "55P03";
 constexpr std::string_view k_undefined_function = "42883";
 constexpr std::string_view k_query_canceled = "57014";
+constexpr std::string_view k_invalid_parameter_value = "22023";
 // How often a census looks at Selection::stop while the server counts.
 constexpr std::chrono::milliseconds k_stop_poll{20};
 constexpr int k_oldest_server = 140000;  // PQserverVersion's form of 14.0
@@ -267,9 +268,14 @@ public:
 
   PostgresBatch(pqxx::connection& connection, std::string name, CommitStatus commit_status)
       : m_name(std::move(name)), m_commit_status(std::move(commit_status)), m_work(connection) {
-    m_work.exec(fmt::format("SET LOCAL lock_timeout = '{}ms'; SET LOCAL "
-                            "idle_in_transaction_session_timeout = '{}s'",
-                            k_lock_timeout.count(), k_batch_idle_timeout.count()));
+    // The idle timeout only ever shortens: a stricter one set for the server or the role stays.
+    m_work.exec(fmt::format(
+        "SET LOCAL lock_timeout = '{0}ms'; SELECT set_config("
+        "'idle_in_transaction_session_timeout', CASE WHEN setting::bigint BETWEEN 1 AND {1} THEN "
+        "setting ELSE '{1}' END, true) FROM pg_settings WHERE name = "
+        "'idle_in_transaction_session_timeout'",
+        k_lock_timeout.count(),
+        std::chrono::duration_cast<std::chrono::milliseconds>(k_batch_idle_timeout).count()));
   }
 
   // Destroying m_work uncommitted rolls the transaction back.
@@ -296,6 +302,17 @@ public:
 
   void commit() override {
     const std::string& id = m_xid;
+    // A session the server has ended since the statements (idle_in_transaction_session_timeout
+    // after a slow audit write, a lost connection) can no longer commit: fail before any file
+    // goes.
+    if (!m_files.empty()) {
+      try {
+        m_work.exec("SELECT 1");
+      } catch (const std::exception& error) {
+        throw std::runtime_error(
+            fmt::format("datastore '{}': commit failed: {}", m_name, first_line(error)));
+      }
+    }
     // The file goes first: a row is never deleted while its file stays behind.
     for (auto& file : m_files) {
       if (file->remove())
@@ -1199,7 +1216,8 @@ public:
   std::optional<bool> batch_committed(const Rule& rule, const std::string& token) override {
     (void)rule;
     // Not a transaction id (a token of another adapter): nothing this server can tell.
-    if (token.empty() || token.find_first_not_of("0123456789") != std::string::npos)
+    if (token.empty() || token.size() > 18 ||
+        token.find_first_not_of("0123456789") != std::string::npos)
       return std::nullopt;
     switch (transaction_outcome(token)) {
     case TransactionOutcome::committed: return true;
@@ -1214,12 +1232,17 @@ public:
       spdlog::warn("datastore '{}': the server no longer remembers how transaction {} ended",
                    m_name, token);
       return std::nullopt;
+    case TransactionOutcome::not_yet_assigned:
+      spdlog::warn("datastore '{}': transaction {} is not one this server has run (a token of "
+                   "another kind, another cluster, or one restored since)",
+                   m_name, token);
+      return std::nullopt;
     }
     return std::nullopt;
   }
 
 private:
-  enum class TransactionOutcome { committed, aborted, in_progress, forgotten };
+  enum class TransactionOutcome { committed, aborted, in_progress, forgotten, not_yet_assigned };
 
   // How the transaction with id `xid` ended (txid_status), asked on a new connection (the
   // batch's may have died); throws when the server cannot be asked. One still "in progress"
@@ -1230,10 +1253,18 @@ private:
     for (int attempt = 0; attempt < k_commit_status_attempts; ++attempt) {
       if (attempt > 0)
         std::this_thread::sleep_for(k_commit_status_pause);
-      const pqxx::field status = ask.exec_params1("SELECT txid_status($1::bigint)", xid)[0];
-      if (status.is_null())
-        return TransactionOutcome::forgotten;
-      const std::string text = status.as<std::string>();
+      std::optional<std::string> text;
+      try {
+        const pqxx::field status = ask.exec_params1("SELECT txid_status($1::bigint)", xid)[0];
+        if (status.is_null())
+          return TransactionOutcome::forgotten;
+        text = status.as<std::string>();
+      } catch (const pqxx::sql_error& error) {
+        // "transaction ID ... is in the future": an id this server has not assigned yet.
+        if (error.sqlstate() == k_invalid_parameter_value)
+          return TransactionOutcome::not_yet_assigned;
+        throw;
+      }
       if (text == "committed")
         return TransactionOutcome::committed;
       if (text == "aborted")
@@ -1249,7 +1280,8 @@ private:
       case TransactionOutcome::committed: return true;
       case TransactionOutcome::aborted: return false;
       case TransactionOutcome::in_progress:
-      case TransactionOutcome::forgotten: return std::nullopt;
+      case TransactionOutcome::forgotten:
+      case TransactionOutcome::not_yet_assigned: return std::nullopt;
       }
     } catch (const std::exception& error) {
       spdlog::warn("datastore '{}': cannot ask the server whether transaction {} committed: {}",

@@ -2993,3 +2993,77 @@ TEST_CASE("postgres datastore: session settings live in the connection string, w
   CHECK(counts.due == 1);
   CHECK(counts.undated == 0);
 }
+
+// A token that is all digits but no transaction this server has run (a datastore now pointing
+// at another cluster, or one restored since): the server says "transaction ID ... is in the
+// future". That reads as "cannot tell", not as an error that keeps the rule from running.
+TEST_CASE("postgres datastore: a batch token from another cluster cannot be told, not an error") {
+  PostgresFixture fixture;
+  fixture.exec("CREATE TABLE logs(id bigint PRIMARY KEY, at bigint)");
+  auto store = open_postgres(fixture.config(), OpenMode::read_write);
+  const Rule rule = make_rule("logs", "at", AgeFormat::unix_seconds);
+  std::optional<bool> answer = true;
+  std::string error;
+  try {
+    answer = store->batch_committed(rule, "4938271650123456");
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  CAPTURE(error);
+  CHECK(error.empty());
+  CHECK(answer == std::nullopt);
+}
+
+// A batch whose session the server has ended (idle_in_transaction_session_timeout after a slow
+// audit write, pg_terminate_backend, a network drop) cannot commit its rows any more: it must
+// not remove their linked files either.
+TEST_CASE("postgres datastore: a batch whose session died before COMMIT keeps its linked files") {
+  retentiond::test::TempDir dir;
+  const std::filesystem::path root = dir / "media";
+  std::filesystem::create_directories(root / "v");
+  std::ofstream(root / "v" / "a.mp4") << "video";
+  PostgresFixture fixture;
+  fixture.create_table(
+      "videos", {{"id", ColumnType::key}, {"at", ColumnType::integer}, {"path", ColumnType::text}});
+  fixture.insert("videos", {"id", "at", "path"},
+                 {{std::int64_t{1}, k_cutoff_s - k_day_s, std::string{"v/a.mp4"}}});
+  auto files = open_media(root);
+  Rule rule = make_rule("videos", "at", AgeFormat::unix_seconds);
+  rule.files = LinkedFilesConfig{"media", "path"};
+  Selection selection = select_for(rule);
+  selection.linked_files = files->linked_files();
+  auto store = open_postgres(fixture.config(), OpenMode::read_write);
+  auto batch = store->begin_batch(selection, 10);
+  REQUIRE(batch != nullptr);
+  REQUIRE(batch->rows() == 1);
+  REQUIRE(batch->files() == 1);
+  {
+    pqxx::connection admin(fixture.config().dsn);
+    pqxx::nontransaction(admin).exec(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = "
+        "current_database() AND state = 'idle in transaction'");
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  CHECK_THROWS(batch->commit());
+  CHECK(ids_of(fixture, "videos") == std::vector<std::int64_t>{1});
+  CHECK(batch->files_removed() == 0);
+  CHECK(std::filesystem::exists(root / "v" / "a.mp4"));
+}
+
+// A batch ends its transaction's idle time at 60 s (a host that went down leaves no row locks
+// for long), but never lengthens a stricter limit set for the server, database or role.
+TEST_CASE("postgres datastore: a stricter idle_in_transaction_session_timeout stays in force in "
+          "a batch") {
+  PostgresFixture fixture;
+  fixture.exec("CREATE TABLE logs(id bigint PRIMARY KEY, at bigint)");
+  fixture.exec(fmt::format("INSERT INTO logs VALUES (1, {})", k_cutoff_s - 1));
+  fixture.exec("DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET "
+               "idle_in_transaction_session_timeout = 1000', current_database()); END $$");
+  auto store = open_postgres(fixture.config(), OpenMode::read_write);
+  auto batch = store->begin_batch(select_for(make_rule("logs", "at", AgeFormat::unix_seconds)), 10);
+  REQUIRE(batch);
+  REQUIRE(batch->rows() == 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1600));
+  CHECK_THROWS(batch->commit());
+  CHECK(ids_of(fixture, "logs") == std::vector<std::int64_t>{1});
+}

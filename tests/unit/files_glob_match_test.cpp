@@ -139,3 +139,9 @@ TEST_CASE("glob states tell a walk which directories to enter") {
   CHECK(everything.accepts(deep));
   CHECK(everything.alive(deep));
 }
+
+TEST_CASE("a byte that is not UTF-8 lies in no range of code points") {
+  // Not even one that takes in U+DC80..U+DCFF, where such bytes are often mapped.
+  CHECK_FALSE(match_component("caf[\u0100-\U0010FFFF]", "caf\xe9"));  // Latin-1 é
+  CHECK_FALSE(match_component("[\u4e00-\U0010FFFF]*", "\xff-name.tmp"));
+}
