@@ -68,6 +68,15 @@ public:
   CensusStopped() : std::runtime_error(std::string{k_stopped_by_signal} + " during the census") {}
 };
 
+// Thrown by Batch::commit when whether the commit happened cannot be told (the connection was
+// lost during COMMIT, and the server could not say how the transaction ended): the engine
+// then writes no compensating entry, which could be wrong either way, and leaves the run open
+// for the rule's next run to ask (Datastore::batch_committed).
+class CommitInDoubt : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
 // Throws CensusStopped once `selection.stop` is set.
 inline void throw_if_stopped(const Selection& selection) {
   if (selection.stop != nullptr && selection.stop->load())

@@ -646,16 +646,29 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
         }
         try {
           batch->commit();
+        } catch (const adapters::CommitInDoubt&) {
+          // The entry may be right or not: the rule's next run asks the datastore.
+          run_left_open = true;
+          throw;
         } catch (const std::exception& error) {
           // Keep the audited sum equal to what really changed: the rows are undone, but files
           // removed before the failure stay removed.
           const std::int64_t removed = batch->files_removed();
           outcome.rows += removed;
           outcome.files += rule.files ? removed : 0;
-          m_state->append_audit(
-              "batch", rule.id, -(changed - removed),
-              fmt::format("{{\"run\":{},\"reverts\":{},\"files_removed\":{},\"reason\":{}}}",
-                          run_id, entry.seq, removed, json_quote(error.what())));
+          try {
+            m_state->append_audit(
+                "batch", rule.id, -(changed - removed),
+                fmt::format("{{\"run\":{},\"reverts\":{},\"files_removed\":{},\"reason\":{}}}",
+                            run_id, entry.seq, removed, json_quote(error.what())));
+          } catch (const std::exception& audit_error) {
+            // The batch's entry stands for now; the rule's next run finds that the batch
+            // never committed (its token) and takes the entry back.
+            spdlog::error("rule {}: cannot take back the audit entry (seq {}) of a batch that "
+                          "did not commit: {}",
+                          rule.id, entry.seq, audit_error.what());
+            run_left_open = true;
+          }
           throw;
         }
         if (batch->vanished() > 0) {

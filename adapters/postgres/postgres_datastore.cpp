@@ -332,11 +332,14 @@ public:
                      m_name, id);
         return;
       }
-      throw std::runtime_error(fmt::format(
-          "datastore '{}': the connection was lost during COMMIT ({}); {}", m_name,
-          first_line(error),
-          committed == false ? fmt::format("the server says transaction {} rolled back", id)
-                             : "whether it committed is unknown"));
+      if (committed == false)
+        throw std::runtime_error(fmt::format("datastore '{}': the connection was lost during "
+                                             "COMMIT ({}); the server says transaction {} rolled "
+                                             "back",
+                                             m_name, first_line(error), id));
+      throw CommitInDoubt(fmt::format("datastore '{}': the connection was lost during COMMIT "
+                                      "({}); whether transaction {} committed is not known yet",
+                                      m_name, first_line(error), id));
     } catch (const std::exception& error) {
       throw std::runtime_error(
           fmt::format("datastore '{}': commit failed: {}", m_name, first_line(error)));

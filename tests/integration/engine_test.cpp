@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <map>
 #include <optional>
@@ -933,20 +934,32 @@ TEST_CASE("engine: a run killed between a batch's audit entry and its commit is 
 
 namespace {
 
-// A state whose disk fails at the audit entry of the rule's `fail_at`-th batch: the write
-// reports an error after the entry reached the file (`written`, as a failed sync can) or
-// before; with `stays_broken`, the audit log can be neither read nor written from then on
-// (the run records still can).
+// A state whose disk fails at one audit entry, the first for which `fails(kind, rows)` holds:
+// the write reports an error after the entry reached the file (`written`, as a failed sync
+// can) or before; with `stays_broken`, the audit log can be neither read nor written from
+// then on (the run records still can).
 class FailingState final : public StateStore {
 public:
+  using Fails = std::function<bool(std::string_view kind, std::int64_t rows)>;
+
+  FailingState(StateStore& inner, Fails fails, bool written, bool stays_broken)
+      : m_inner(inner), m_fails(std::move(fails)), m_written(written),
+        m_stays_broken(stays_broken) {}
+  // Fails the entry of the rule's `fail_at`-th batch.
   FailingState(StateStore& inner, int fail_at, bool written, bool stays_broken)
-      : m_inner(inner), m_fail_at(fail_at), m_written(written), m_stays_broken(stays_broken) {}
+      : FailingState(
+            inner,
+            [fail_at, batches = 0](std::string_view kind, std::int64_t rows) mutable {
+              return kind == "batch" && rows > 0 && ++batches == fail_at;
+            },
+            written, stays_broken) {}
 
   std::string describe() const override { return m_inner.describe(); }
   AuditEntry append_audit(std::string_view kind, std::string_view rule, std::int64_t rows,
                           std::string detail_json) override {
     check();
-    if (kind == "batch" && rows > 0 && ++m_batches == m_fail_at) {
+    if (!m_failed && m_fails(kind, rows)) {
+      m_failed = true;
       if (m_written)
         m_inner.append_audit(kind, rule, rows, std::move(detail_json));
       m_broken = m_stays_broken;
@@ -999,10 +1012,10 @@ private:
   }
 
   StateStore& m_inner;
-  int m_fail_at;
+  Fails m_fails;
   bool m_written;
   bool m_stays_broken;
-  int m_batches = 0;
+  bool m_failed = false;
   bool m_broken = false;
 };
 
@@ -1061,6 +1074,39 @@ TEST_CASE("engine: a batch whose audit entry the state reported unwritten rolls 
     CHECK(runs[1].result == "error");
     CHECK(runs[1].message == k_run_left_open);
   }
+}
+
+TEST_CASE("engine: a batch whose commit failed and whose taking back could not be written is "
+          "set right by the next run") {
+  Site site;
+  auto& db = site.app();
+  db.exec("PRAGMA journal_mode = DELETE");
+  create_old_logs(db, 1000);
+  write_file(site.dir() / "retentiond.toml",
+             "[state]\npath = \"state.db\"\n\n[datastores.app]\ntype = \"sqlite\"\npath = "
+             "\"app.db\"\nbusy_timeout = \"100ms\"\n\n" +
+                 rule_toml("logs", "logs", "at", "unix_seconds", "30 days", "max_fraction = 1"));
+  const auto config = load_config(site.dir() / "retentiond.toml");
+  SqliteStateStore state(site.state_path(), StateStore::Mode::read_write);
+  {
+    // A reader of the application keeps the first batch's COMMIT from taking the file (a
+    // rollback journal), and the state fails to record that the batch was undone.
+    SQLite::Database reader(site.app_path(), SQLite::OPEN_READONLY);
+    SQLite::Statement reading(reader, "SELECT id FROM logs");
+    REQUIRE(reading.executeStep());
+    FailingState failing(
+        state, [](std::string_view kind, std::int64_t rows) { return kind == "batch" && rows < 0; },
+        /*written=*/false, /*stays_broken=*/false);
+    const RuleOutcome outcome = outcome_of(run(config, failing), "logs");
+    CHECK(outcome.result == "error");
+    CHECK(site.row_count("logs") == 1000);
+    CHECK(batch_rows(state, "logs") > 0);  // the batch's entry stands for now
+    CHECK(state.last_runs("logs", 1).front().result == "running");
+  }
+  CHECK(outcome_of(run(config, state), "logs").rows == 1000);
+  CHECK(site.row_count("logs") == 0);
+  CHECK(batch_rows(state, "logs") == 1000);
+  CHECK(state.last_runs("logs", 2)[1].message == k_run_left_open);
 }
 
 TEST_CASE("engine: a dead run that cannot be closed keeps its rule from running") {
