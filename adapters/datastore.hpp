@@ -1,6 +1,7 @@
 #pragma once
 
 #include "daemon/config.hpp"
+#include "daemon/pending_files.hpp"
 #include "daemon/timestamp.hpp"
 
 #include <atomic>
@@ -26,7 +27,19 @@ public:
   // Unlinks the file, then every directory it leaves empty, up to (not including) the root.
   // Returns false when the file had already gone. Throws std::runtime_error on other failures.
   virtual bool remove() = 0;
+  // The file as resolved, for the record of a batch's removals.
+  virtual PendingFile pending() const = 0;
 };
+
+// What Batch::pending_files says of the files a batch holds (ResolvedFile or a kind of it).
+template <typename File>
+std::vector<PendingFile> pending_files_of(const std::vector<std::unique_ptr<File>>& files) {
+  std::vector<PendingFile> pending;
+  pending.reserve(files.size());
+  for (const auto& file : files)
+    pending.push_back(file->pending());
+  return pending;
+}
 
 // The files a table rule links to its rows (`files = { datastore, path_column }`).
 class LinkedFiles {
@@ -37,6 +50,9 @@ public:
   // component, a symlink anywhere on the way, or something that is not a regular file.
   virtual std::expected<std::unique_ptr<ResolvedFile>, std::string>
   resolve(std::string_view relative_path) = 0;
+  // How many of `files` are still there: the same file (device and inode) under the same path.
+  // One that cannot be looked at does not count.
+  virtual std::int64_t count_present(const std::vector<PendingFile>& files) = 0;
 };
 
 // What one rule selects at one moment: its rows whose anchor is strictly older than `cutoff`,
@@ -153,6 +169,8 @@ public:
   // that Datastore::batch_committed can tell after a crash whether it committed; empty when
   // the adapter keeps no such record.
   virtual std::string token() const { return {}; }
+  // The files commit() is about to remove, as counted in rows() or files().
+  virtual std::vector<PendingFile> pending_files() const { return {}; }
   // Removes the linked files first, then commits the rows; throws std::runtime_error when the
   // datastore refuses (the row changes are then undone).
   virtual void commit() = 0;

@@ -2,10 +2,12 @@
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
 
 #include <array>
 #include <limits>
 #include <stdexcept>
+#include <vector>
 
 namespace retentiond {
 
@@ -51,6 +53,13 @@ std::string hmac_sha256_hex(std::string_view key, std::string_view data) {
       size != k_sha256_size)
     throw std::runtime_error("HMAC-SHA-256 failed in OpenSSL");
   return to_hex(mac.data(), size);
+}
+
+std::string random_hex(std::size_t bytes) {
+  std::vector<unsigned char> random(bytes);
+  if (RAND_bytes(random.data(), static_cast<int>(bytes)) != 1)
+    throw std::runtime_error("no random bytes from OpenSSL");
+  return to_hex(random.data(), bytes);
 }
 
 }  // namespace retentiond

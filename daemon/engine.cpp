@@ -365,7 +365,7 @@ RuleOutcome Engine::run_rule(const Rule& rule, adapters::Datastore& store,
     return {rule.id, "skipped", 0, std::string{k_ran}, {}, {}};
   }
   try {
-    close_interrupted_run(rule, store);
+    close_interrupted_run(rule, store, linked_files);
   } catch (const std::exception& error) {
     // No run of the rule until then: a new run would hide the one to close, and its batches
     // would replace the token to ask about.
@@ -390,6 +390,8 @@ RuleOutcome Engine::run_rule(const Rule& rule, adapters::Datastore& store,
     if (failed != nullptr && failed->run_left_open)
       return outcome;
   }
+  if (!rule.glob.empty() || rule.files)
+    forget_pending_files(rule);
   m_state->finish_run(run_id, outcome.result, outcome.rows, outcome.message, now_utc());
   return outcome;
 }
@@ -423,7 +425,17 @@ bool Engine::take_back_if_written(const Rule& rule, std::int64_t run_id, int bat
   }
 }
 
-void Engine::close_interrupted_run(const Rule& rule, adapters::Datastore& store) {
+void Engine::forget_pending_files(const Rule& rule) {
+  try {
+    m_state->clear_pending_files(rule.id);
+  } catch (const std::exception& error) {
+    // Harmless for the audit log: a record is only read for a run that did not end.
+    spdlog::warn("rule {}: {}", rule.id, error.what());
+  }
+}
+
+void Engine::close_interrupted_run(const Rule& rule, adapters::Datastore& store,
+                                   adapters::LinkedFiles* linked_files) {
   const std::vector<RunRecord> runs = m_state->last_runs(rule.id, 1);
   if (runs.empty() || runs.front().result != "running")
     return;
@@ -465,7 +477,36 @@ void Engine::close_interrupted_run(const Rule& rule, adapters::Datastore& store)
                  "{} rows that entry (seq {}) counted were not changed: undone in the audit log",
                  rule.id, run.id, undone, batch.seq);
   }
+  rows -= take_back_files_left(rule, store, linked_files, run.id, batches);
   m_state->finish_run(run.id, "error", rows, std::string{k_run_left_open}, ended);
+}
+
+std::int64_t Engine::take_back_files_left(const Rule& rule, adapters::Datastore& store,
+                                          adapters::LinkedFiles* linked_files, std::int64_t run_id,
+                                          const std::vector<AuditEntry>& batches) {
+  const std::optional<PendingFiles> pending = m_state->pending_files(rule.id);
+  if (!pending)
+    return 0;
+  // The record names the run's last batch with files, unless it is left from an earlier run.
+  const auto batch = std::find_if(batches.begin(), batches.end(), [&](const AuditEntry& entry) {
+    return detail_string(entry.detail, "token") == pending->token;
+  });
+  adapters::LinkedFiles* files = linked_files != nullptr ? linked_files : store.linked_files();
+  std::int64_t left = 0;
+  if (batch != batches.end() && files != nullptr)
+    left = files->count_present(pending->files);
+  if (left > 0) {
+    m_state->append_audit("batch", rule.id, -left,
+                          fmt::format("{{\"run\":{},\"corrects\":{},\"reason\":\"the process "
+                                      "ended before the batch had removed these files, which are "
+                                      "still there\"}}",
+                                      run_id, batch->seq));
+    spdlog::warn("rule {}: run {} ended among the file removals of a batch (seq {}): {} of its "
+                 "files are still there, taken back in the audit log",
+                 rule.id, run_id, batch->seq, left);
+  }
+  m_state->clear_pending_files(rule.id);
+  return left;
 }
 
 std::vector<AuditEntry> Engine::undone_batches(const Rule& rule, adapters::Datastore& store,
@@ -634,9 +675,14 @@ RuleOutcome Engine::enforce(const Rule& rule, adapters::Datastore& store,
         // that rolled back, never a change without its entry.
         AuditEntry entry;
         try {
-          entry =
-              m_state->append_audit("batch", rule.id, changed,
-                                    batch_detail(run_id, batches, outcome.cutoff, *batch, rule));
+          std::string detail = batch_detail(run_id, batches, outcome.cutoff, *batch, rule);
+          // The files its commit removes go on record with the entry: a crash among them leaves
+          // the next run the list of those it had not reached.
+          std::vector<PendingFile> pending = batch->pending_files();
+          entry = pending.empty()
+                      ? m_state->append_audit("batch", rule.id, changed, std::move(detail))
+                      : m_state->append_batch_audit(rule.id, changed, std::move(detail),
+                                                    {batch->token(), std::move(pending)});
         } catch (const std::exception&) {
           batch.reset();  // rolls back: no change without its entry
           // A write that failed at its sync, or a PostgreSQL COMMIT that lost its connection,

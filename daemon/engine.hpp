@@ -100,7 +100,15 @@ private:
   // Closes the rule's last run if the process died during it (its record still says
   // "running"), first undoing in the audit log a last batch that was audited but never
   // committed (see Datastore::batch_committed).
-  void close_interrupted_run(const Rule& rule, adapters::Datastore& store);
+  void close_interrupted_run(const Rule& rule, adapters::Datastore& store,
+                             adapters::LinkedFiles* linked_files);
+  // Of a dead run's `batches`, the one the state's record of pending files names: appends an
+  // entry taking back its files that are still there (it counted them before removing them);
+  // returns how many.
+  std::int64_t take_back_files_left(const Rule& rule, adapters::Datastore& store,
+                                    adapters::LinkedFiles* linked_files, std::int64_t run_id,
+                                    const std::vector<AuditEntry>& batches);
+  void forget_pending_files(const Rule& rule);
   // After a batch rolled back because the state reported its audit entry unwritten: takes the
   // entry back if it was written all the same. False when the state cannot tell.
   bool take_back_if_written(const Rule& rule, std::int64_t run_id, int batch_number);

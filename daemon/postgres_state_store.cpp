@@ -330,6 +330,48 @@ AuditEntry PostgresStateStore::append_audit(std::string_view kind, std::string_v
   }
 }
 
+AuditEntry PostgresStateStore::append_batch_audit(std::string_view rule, std::int64_t rows,
+                                                  std::string detail_json,
+                                                  const PendingFiles& pending) {
+  try {
+    pqxx::work transaction(connection());
+    auto entry = append_in_transaction(transaction, m_audit_key, "batch", rule, rows,
+                                       std::move(detail_json));
+    transaction.exec_params("INSERT INTO retentiond.meta(key, value) VALUES($1, $2) ON CONFLICT "
+                            "(key) DO UPDATE SET value = excluded.value",
+                            pending_files_key(rule), encode_pending_files(pending));
+    transaction.commit();
+    return entry;
+  } catch (const std::exception& e) {
+    throw std::runtime_error(fmt::format("cannot append a batch entry to the audit log in {}: {}",
+                                         describe(), first_line(e.what())));
+  }
+}
+
+std::optional<PendingFiles> PostgresStateStore::pending_files(std::string_view rule) const {
+  if (!m_ready)
+    return std::nullopt;
+  return reading(*this, "the pending files", [&]() -> std::optional<PendingFiles> {
+    pqxx::read_transaction transaction(*m_connection);
+    const pqxx::result value = transaction.exec_params(
+        "SELECT value FROM retentiond.meta WHERE key = $1", pending_files_key(rule));
+    if (value.empty())
+      return std::nullopt;
+    return decode_pending_files(value[0][0].c_str());
+  });
+}
+
+void PostgresStateStore::clear_pending_files(std::string_view rule) {
+  try {
+    pqxx::work transaction(connection());
+    transaction.exec_params("DELETE FROM retentiond.meta WHERE key = $1", pending_files_key(rule));
+    transaction.commit();
+  } catch (const std::exception& e) {
+    throw std::runtime_error(fmt::format("cannot clear the pending files of rule {} in {}: {}",
+                                         rule, describe(), first_line(e.what())));
+  }
+}
+
 void PostgresStateStore::for_each_audit_entry(
     const AuditFilter& filter, const std::function<void(const AuditEntry&)>& visit) const {
   if (!m_ready)

@@ -32,6 +32,10 @@ public:
 
   AuditEntry append_audit(std::string_view kind, std::string_view rule, std::int64_t rows,
                           std::string detail_json = "{}") override;
+  AuditEntry append_batch_audit(std::string_view rule, std::int64_t rows, std::string detail_json,
+                                const PendingFiles& pending) override;
+  std::optional<PendingFiles> pending_files(std::string_view rule) const override;
+  void clear_pending_files(std::string_view rule) override;
   void for_each_audit_entry(const AuditFilter& filter,
                             const std::function<void(const AuditEntry&)>& visit) const override;
   AuditVerification verify_audit() const override;

@@ -295,6 +295,9 @@ SqliteStateStore::SqliteStateStore(const std::filesystem::path& path, Mode mode,
     // written while the batch holds the datastore's write lock: 0.2 ms less of about 1.2).
     m_db->exec("PRAGMA journal_mode=PERSIST");
     m_db->exec("PRAGMA synchronous=FULL");
+    // The record of a batch's pending files names files by path until the run ends: once
+    // cleared, its pages are overwritten, not left in the file's free space.
+    m_db->exec("PRAGMA secure_delete=ON");
     SQLite::Transaction transaction(*m_db, SQLite::TransactionBehavior::IMMEDIATE);
     const int version = m_db->execAndGet("PRAGMA user_version").getInt();
     if (version > k_schema_version)
@@ -360,6 +363,48 @@ AuditEntry SqliteStateStore::append_audit(std::string_view kind, std::string_vie
   } catch (const std::exception& e) {
     throw std::runtime_error(fmt::format("cannot append a {} entry to the audit log in {}: {}",
                                          kind, m_path.string(), e.what()));
+  }
+}
+
+AuditEntry SqliteStateStore::append_batch_audit(std::string_view rule, std::int64_t rows,
+                                                std::string detail_json,
+                                                const PendingFiles& pending) {
+  try {
+    auto& db = writable(m_db, m_path);
+    SQLite::Transaction transaction(db, SQLite::TransactionBehavior::IMMEDIATE);
+    auto entry =
+        append_in_transaction(db, m_audit_key, "batch", rule, rows, std::move(detail_json));
+    SQLite::Statement record(db, "INSERT INTO meta(key, value) VALUES(?, ?) ON CONFLICT(key) DO "
+                                 "UPDATE SET value = excluded.value");
+    record.bind(1, pending_files_key(rule));
+    record.bind(2, encode_pending_files(pending));
+    record.exec();
+    transaction.commit();
+    return entry;
+  } catch (const std::exception& e) {
+    throw std::runtime_error(fmt::format("cannot append a batch entry to the audit log in {}: {}",
+                                         m_path.string(), e.what()));
+  }
+}
+
+std::optional<PendingFiles> SqliteStateStore::pending_files(std::string_view rule) const {
+  if (!m_db || !m_db->tableExists("meta"))
+    return std::nullopt;
+  SQLite::Statement query(*m_db, "SELECT value FROM meta WHERE key = ?");
+  query.bind(1, pending_files_key(rule));
+  if (!query.executeStep())
+    return std::nullopt;
+  return decode_pending_files(query.getColumn(0).getString());
+}
+
+void SqliteStateStore::clear_pending_files(std::string_view rule) {
+  try {
+    SQLite::Statement clear(writable(m_db, m_path), "DELETE FROM meta WHERE key = ?");
+    clear.bind(1, pending_files_key(rule));
+    clear.exec();
+  } catch (const std::exception& e) {
+    throw std::runtime_error(fmt::format("cannot clear the pending files of rule {} in {}: {}",
+                                         rule, m_path.string(), e.what()));
   }
 }
 

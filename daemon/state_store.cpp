@@ -8,6 +8,10 @@
 
 namespace retentiond {
 
+std::string pending_files_key(std::string_view rule) {
+  return "pending_files:" + std::string{rule};
+}
+
 bool Hold::active_at(Instant now) const {
   if (released)
     return false;

@@ -2,6 +2,7 @@
 
 #include "daemon/audit_log.hpp"
 #include "daemon/config.hpp"
+#include "daemon/pending_files.hpp"
 #include "daemon/timestamp.hpp"
 
 #include <cstdint>
@@ -104,6 +105,15 @@ public:
   // Appends one entry and commits it; returns it with seq and hashes filled in.
   virtual AuditEntry append_audit(std::string_view kind, std::string_view rule, std::int64_t rows,
                                   std::string detail_json = "{}") = 0;
+  // append_audit of a `batch` entry that also records, in the same transaction, the files the
+  // batch's commit is about to remove, in place of the rule's earlier record: after a crash
+  // among the removals the rule's next run counts those still there.
+  virtual AuditEntry append_batch_audit(std::string_view rule, std::int64_t rows,
+                                        std::string detail_json, const PendingFiles& pending) = 0;
+  // The rule's record of pending files, if any.
+  virtual std::optional<PendingFiles> pending_files(std::string_view rule) const = 0;
+  // Drops the rule's record (a run's paths are kept no longer than the run).
+  virtual void clear_pending_files(std::string_view rule) = 0;
   // Calls `visit` with each entry in seq order, filtered. Reads k_audit_page_entries entries at
   // a time, each page in a transaction of its own that has ended before `visit` sees its
   // entries: a caller that takes its time (output into a pager) holds no lock on the state,
@@ -145,6 +155,9 @@ public:
   virtual std::expected<std::unique_ptr<RuleLock>, std::string>
   lock_rule(std::string_view rule) = 0;
 };
+
+// The key under which the state's meta table keeps `rule`'s record of pending files.
+std::string pending_files_key(std::string_view rule);
 
 // Opens the state the configuration names: read_write creates the file (or schema) and its
 // tables when missing; read_only never writes and reads a missing state as empty.

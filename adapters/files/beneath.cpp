@@ -134,6 +134,11 @@ std::string HeldFile::relative_path() const {
   return path + m_name;
 }
 
+PendingFile HeldFile::pending() const {
+  return {relative_path(), static_cast<std::uint64_t>(m_device),
+          static_cast<std::uint64_t>(m_inode)};
+}
+
 bool HeldFile::remove() {
   if (!m_root->writable)
     throw std::runtime_error(fmt::format("datastore '{}': cannot remove '{}': the datastore is "

@@ -69,6 +69,7 @@ public:
   // or was replaced meanwhile (the replacement is left alone). Throws std::runtime_error when the
   // datastore is read-only, the directory was moved out of the root, or the unlink fails otherwise.
   bool remove() override;
+  PendingFile pending() const override;
 
   // "a/b/c.jpg": the components resolved, without empty or "." ones.
   std::string relative_path() const;

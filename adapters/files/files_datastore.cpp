@@ -3,6 +3,7 @@
 #include "adapters/files/beneath.hpp"
 #include "adapters/files/glob_match.hpp"
 #include "adapters/files/tree_walker.hpp"
+#include "daemon/digest.hpp"
 
 #include <spdlog/fmt/fmt.h>
 #include <spdlog/spdlog.h>
@@ -23,6 +24,9 @@ namespace {
 // The most distinct directories the files of one batch may hold open: a batch stops early
 // (not exhausted) rather than run out of descriptors on a tree with one file per directory.
 constexpr std::size_t k_max_held_directories = 256;
+// The most files one batch removes: their paths are recorded in the state before the
+// removals start (see Batch::pending_files), and that record stays small.
+constexpr std::int64_t k_max_files_per_batch = 1000;
 
 // mtimes are clamped to years 1..9999 so a hostile timestamp can neither overflow nor print
 // as nonsense in the report.
@@ -54,7 +58,7 @@ public:
              std::vector<std::pair<std::string, std::string>> refusals, bool exhausted,
              std::optional<Resume>& resume_slot, Resume resume)
       : m_files(std::move(files)), m_refusals(std::move(refusals)), m_exhausted(exhausted),
-        m_resume_slot(resume_slot), m_resume(std::move(resume)) {}
+        m_resume_slot(resume_slot), m_resume(std::move(resume)), m_token(random_hex(8)) {}
 
   std::int64_t rows() const override { return static_cast<std::int64_t>(m_files.size()); }
   std::int64_t children() const override { return 0; }
@@ -62,6 +66,8 @@ public:
   const std::vector<std::pair<std::string, std::string>>& refusals() const override {
     return m_refusals;
   }
+  std::string token() const override { return m_token; }
+  std::vector<PendingFile> pending_files() const override { return pending_files_of(m_files); }
 
   void commit() override {
     std::int64_t gone = 0;
@@ -92,6 +98,7 @@ private:
   bool m_exhausted;
   std::optional<Resume>& m_resume_slot;
   Resume m_resume;
+  std::string m_token;  // names the batch in its audit entry and its record of pending files
 };
 
 class FilesDatastore final : public Datastore, public LinkedFiles {
@@ -174,6 +181,7 @@ public:
       m_resume.reset();
       return nullptr;
     }
+    limit = std::min(limit, k_max_files_per_batch);
     std::unique_ptr<TreeWalker> walker;
     if (m_resume && m_resume->rule_id == rule.id && m_resume->cutoff == selection.cutoff)
       walker = std::move(m_resume->walker);
@@ -231,6 +239,16 @@ public:
     if (!resolved)
       return std::unexpected(std::move(resolved.error()));
     return std::unique_ptr<ResolvedFile>(std::move(*resolved));
+  }
+
+  std::int64_t count_present(const std::vector<PendingFile>& files) override {
+    std::int64_t present = 0;
+    for (const PendingFile& file : files) {
+      auto resolved = resolve_beneath(m_root, file.path);
+      if (resolved && *resolved && (*resolved)->pending() == file)
+        ++present;
+    }
+    return present;
   }
 
 private:

@@ -292,6 +292,18 @@ public:
     return m_refusals;
   }
 
+  // A session the server has ended since the statements (idle_in_transaction_session_timeout
+  // after a slow audit write, a lost connection) can no longer commit: fail before any file
+  // goes.
+  void check_session_before_removals() {
+    try {
+      m_work.exec("SELECT 1");
+    } catch (const std::exception& error) {
+      throw std::runtime_error(
+          fmt::format("datastore '{}': commit failed: {}", m_name, first_line(error)));
+    }
+  }
+
   // After the batch's statements: the id of its transaction (none when it wrote nothing),
   // which names the batch (token) and lets a COMMIT that loses the server ask how it ended.
   void note_transaction_id() {
@@ -299,20 +311,12 @@ public:
     m_xid = xid.is_null() ? "" : xid.as<std::string>();
   }
   std::string token() const override { return m_xid; }
+  std::vector<PendingFile> pending_files() const override { return pending_files_of(m_files); }
 
   void commit() override {
     const std::string& id = m_xid;
-    // A session the server has ended since the statements (idle_in_transaction_session_timeout
-    // after a slow audit write, a lost connection) can no longer commit: fail before any file
-    // goes.
-    if (!m_files.empty()) {
-      try {
-        m_work.exec("SELECT 1");
-      } catch (const std::exception& error) {
-        throw std::runtime_error(
-            fmt::format("datastore '{}': commit failed: {}", m_name, first_line(error)));
-      }
-    }
+    if (!m_files.empty())
+      check_session_before_removals();
     // The file goes first: a row is never deleted while its file stays behind.
     for (auto& file : m_files) {
       if (file->remove())

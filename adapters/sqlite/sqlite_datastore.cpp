@@ -4,6 +4,7 @@
 #include "adapters/sqlite/sqlite_statements.hpp"
 #include "adapters/sqlite/sqlite_time.hpp"
 #include "adapters/sqlite/wal_checkpointer.hpp"
+#include "daemon/digest.hpp"
 
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <spdlog/fmt/fmt.h>
@@ -17,7 +18,6 @@
 #include <limits>
 #include <map>
 #include <optional>
-#include <random>
 #include <set>
 #include <system_error>
 #include <thread>
@@ -157,9 +157,7 @@ resolve_linked(LinkedFiles& linked, const SQLite::Column& path) {
 
 // 64 random bits in hex: the name of one batch in k_batches_table and in its audit entry.
 std::string random_token() {
-  std::random_device random;
-  const std::uint64_t bits = (std::uint64_t{random()} << 32) | std::uint64_t{random()};
-  return fmt::format("{:016x}", bits);
+  return random_hex(8);
 }
 
 class SqliteBatch final : public Batch {
@@ -238,6 +236,7 @@ public:
   void set_cut_short(bool cut_short) { m_cut_short = cut_short; }
   void set_stopped_at_deadline(std::int64_t covered) { m_covered = covered; }
   std::string token() const override { return m_token; }
+  std::vector<PendingFile> pending_files() const override { return pending_files_of(m_files); }
   void set_token(std::string token) { m_token = std::move(token); }
 
 private:

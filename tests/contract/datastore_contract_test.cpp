@@ -1511,6 +1511,7 @@ public:
     m_stop = true;
     return std::unique_ptr<adapters::ResolvedFile>{};
   }
+  std::int64_t count_present(const std::vector<PendingFile>&) override { return 0; }
 
   int lookups = 0;
 

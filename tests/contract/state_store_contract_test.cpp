@@ -108,6 +108,37 @@ TEST_CASE("state contract: append_audit returns the stored entry") {
   });
 }
 
+TEST_CASE("state contract: a batch entry records its pending files, in place of the last, until "
+          "cleared") {
+  for_each_state_backend([](const StateBackend& backend) {
+    const auto fixture = backend.fixture();
+    const auto store = fixture->open(StateStore::Mode::read_write);
+    CHECK(store->pending_files("videos") == std::nullopt);
+    // Names hold any byte but '/' and NUL: line breaks, spaces, bytes that are not UTF-8.
+    const PendingFiles first{"00000000000000aa",
+                             {{"v/a b.mp4", 2049, 131073},
+                              {"v/line\nbreak", 2049, 131074},
+                              {"v/caf\xe9", std::uint64_t{1} << 63, 7}}};
+    const AuditEntry entry = store->append_batch_audit("videos", 3, R"({"batch":1})", first);
+    CHECK(entry.kind == "batch");
+    CHECK(entry.rule == "videos");
+    CHECK(entry.rows == 3);
+    CHECK(store->audit_entries().back().hash == entry.hash);
+    CHECK(store->pending_files("videos") == first);
+    CHECK(store->pending_files("logs") == std::nullopt);  // one record per rule
+
+    const PendingFiles second{"00000000000000bb", {{"v/c.mp4", 1, 2}}};
+    store->append_batch_audit("videos", 1, R"({"batch":2})", second);
+    store->append_audit("batch", "videos", 4, "{}");  // a batch without files leaves it
+    CHECK(store->pending_files("videos") == second);
+    CHECK(fixture->open(StateStore::Mode::read_only)->pending_files("videos") == second);
+
+    store->clear_pending_files("videos");
+    CHECK(store->pending_files("videos") == std::nullopt);
+    CHECK(store->verify_audit().ok);
+  });
+}
+
 TEST_CASE("state contract: append_audit refuses a detail that is not an object, writes nothing") {
   for_each_state_backend([](const StateBackend& backend) {
     const auto fixture = backend.fixture();

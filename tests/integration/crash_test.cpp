@@ -116,8 +116,7 @@ std::int64_t postgres_rows_left(const std::string& dsn) {
 
 // The sum of `rows` over the rule's `batch` entries.
 std::int64_t audited_rows(const std::string& config) {
-  const auto log =
-      run_retentiond({"-c", config, "audit", "log", "--rule", "logs", "--format", "json"});
+  const auto log = run_retentiond({"-c", config, "audit", "log", "--format", "json"});
   REQUIRE(log.exit_code == 0);
   std::int64_t sum = 0;
   for (const std::string& line : lines_of(log.out)) {
@@ -128,6 +127,47 @@ std::int64_t audited_rows(const std::string& config) {
     sum += std::stoll(line.substr(at + 7));
   }
   return sum;
+}
+
+// `k_files` files, all three days old, in directories of 200 beneath media/d, and a config
+// whose file rule removes them; returns the config file.
+constexpr std::int64_t k_files = 8'000;
+std::string build_files_site(const std::filesystem::path& dir) {
+  const auto old = std::chrono::file_clock::now() - std::chrono::days{3};
+  for (std::int64_t i = 0; i < k_files; ++i) {
+    const std::filesystem::path subdirectory = dir / "media/d" / fmt::format("{:03}", i / 200);
+    if (i % 200 == 0)
+      std::filesystem::create_directories(subdirectory);
+    const std::filesystem::path file = subdirectory / fmt::format("f{:05}", i);
+    std::ofstream(file) << i;
+    std::filesystem::last_write_time(file, old);
+  }
+  std::ofstream(dir / "retentiond.toml") << fmt::format(R"([state]
+path = "state.db"
+
+[datastores.media]
+type = "files"
+root = "media"
+
+[rules.tmp]
+description = "Temporary files are deleted after a day"
+policy = "test policy"
+datastore = "media"
+glob = "d/**"
+retain = "1 day"
+action = "delete"
+max_fraction = 1.0
+batch_time = "{}"
+)",
+                                                        k_batch_time);
+  return (dir / "retentiond.toml").string();
+}
+
+std::int64_t files_left(const std::filesystem::path& dir) {
+  std::int64_t files = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(dir / "media"))
+    files += entry.is_regular_file() ? 1 : 0;
+  return files;
 }
 
 // Starts `once` on `config`, kills it with SIGKILL after 10 to 150 ms; whether it was still
@@ -191,6 +231,21 @@ TEST_CASE("crash: killed at any instant on a PostgreSQL datastore, the next run 
         write_config(dir.path(), fmt::format("type = \"postgres\"\ndsn = \"{}\"", dsn));
     killed += killed_mid_run(config, dir.path(), random) ? 1 : 0;
     check_next_run(config, k_postgres_rows, [&] { return postgres_rows_left(dsn); });
+  }
+  CHECK(killed * 2 >= k_trials);
+}
+
+// Files go one by one after their batch's audit entry, so kills often land among them.
+TEST_CASE("crash: killed at any instant during a file rule, the next run leaves the audited "
+          "files equal to the files that went") {
+  std::mt19937 random(20261127);
+  int killed = 0;
+  for (int trial = 0; trial < k_trials; ++trial) {
+    CAPTURE(trial);
+    const TempDir dir;
+    const std::string config = build_files_site(dir.path());
+    killed += killed_mid_run(config, dir.path(), random) ? 1 : 0;
+    check_next_run(config, k_files, [&] { return files_left(dir.path()); });
   }
   CHECK(killed * 2 >= k_trials);
 }

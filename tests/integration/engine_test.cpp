@@ -957,16 +957,17 @@ public:
   std::string describe() const override { return m_inner.describe(); }
   AuditEntry append_audit(std::string_view kind, std::string_view rule, std::int64_t rows,
                           std::string detail_json) override {
-    check();
-    if (!m_failed && m_fails(kind, rows)) {
-      m_failed = true;
-      if (m_written)
-        m_inner.append_audit(kind, rule, rows, std::move(detail_json));
-      m_broken = m_stays_broken;
-      throw std::runtime_error("disk I/O error");
-    }
-    return m_inner.append_audit(kind, rule, rows, std::move(detail_json));
+    return append(kind, rows, [&] { return m_inner.append_audit(kind, rule, rows, detail_json); });
   }
+  AuditEntry append_batch_audit(std::string_view rule, std::int64_t rows, std::string detail_json,
+                                const PendingFiles& pending) override {
+    return append("batch", rows,
+                  [&] { return m_inner.append_batch_audit(rule, rows, detail_json, pending); });
+  }
+  std::optional<PendingFiles> pending_files(std::string_view rule) const override {
+    return m_inner.pending_files(rule);
+  }
+  void clear_pending_files(std::string_view rule) override { m_inner.clear_pending_files(rule); }
   void for_each_audit_entry(const AuditFilter& filter,
                             const std::function<void(const AuditEntry&)>& visit) const override {
     check();
@@ -1009,6 +1010,18 @@ private:
   void check() const {
     if (m_broken)
       throw std::runtime_error("disk I/O error");
+  }
+
+  AuditEntry append(std::string_view kind, std::int64_t rows,
+                    const std::function<AuditEntry()>& write) {
+    check();
+    if (m_failed || !m_fails(kind, rows))
+      return write();
+    m_failed = true;
+    if (m_written)
+      write();
+    m_broken = m_stays_broken;
+    throw std::runtime_error("disk I/O error");
   }
 
   StateStore& m_inner;

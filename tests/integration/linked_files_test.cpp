@@ -1117,6 +1117,55 @@ TEST_CASE("files: a symlinked directory the glob reaches into is skipped, and sa
   CHECK(fs::is_symlink(dir / "media/d/linked"));
 }
 
+TEST_CASE("files: a run that died among a batch's removals has the files it left taken back") {
+  const TempDir dir;
+  const std::string config = sixty_due_files(dir);
+  // What a process that died leaves: its run `running`, the entry of a batch of the 60 files
+  // with the record of them, and only the first 20 removed.
+  PendingFiles pending{"00000000000000aa", {}};
+  for (int i = 0; i < 60; ++i) {
+    const std::string path = fmt::format("d/f{:02}", i);
+    struct stat status {};
+    REQUIRE(::stat((dir / "media" / path).c_str(), &status) == 0);
+    pending.files.push_back({path, static_cast<std::uint64_t>(status.st_dev),
+                             static_cast<std::uint64_t>(status.st_ino)});
+  }
+  std::int64_t dead_run = 0;
+  std::int64_t batch_seq = 0;
+  {
+    SqliteStateStore state(dir / "state/state.db", StateStore::Mode::read_write);
+    dead_run = state.begin_run("tmp", now_utc());
+    batch_seq = state
+                    .append_batch_audit("tmp", 60,
+                                        fmt::format("{{\"run\":{},\"batch\":1,\"token\":\"{}\","
+                                                    "\"datastore\":\"media\",\"glob\":\"d/**\","
+                                                    "\"table_rows\":60,\"cascade_rows\":0,"
+                                                    "\"files\":0}}",
+                                                    dead_run, pending.token),
+                                        pending)
+                    .seq;
+  }
+  for (int i = 0; i < 20; ++i)
+    fs::remove(dir / "media/d" / fmt::format("f{:02}", i));
+
+  const RunResult once = run_retentiond({"-c", config, "once"});
+  CAPTURE(once.err);
+  CHECK(once.exit_code == 0);
+  CHECK(lines_of(once.out) == std::vector<std::string>{"tmp: ok (40 rows)"});
+  CHECK(fs::is_empty(dir / "media/d"));
+  const std::string audit =
+      run_retentiond({"-c", config, "audit", "log", "--rule", "tmp", "--format", "json"}).out;
+  // 60 counted, the 40 still there taken back, then counted again as this run removes them.
+  CHECK(contains(audit, fmt::format("\"rows\":-40,\"detail\":{{\"run\":{},\"corrects\":{},"
+                                    "\"reason\":\"the process ended before the batch had "
+                                    "removed these files, which are still there\"}}",
+                                    dead_run, batch_seq)));
+  const AuditSummary summary = summarize(audited_from(audit), "tmp");
+  CHECK(summary.batch_rows == 60);
+  SqliteStateStore state(dir / "state/state.db", StateStore::Mode::read_only);
+  CHECK(state.pending_files("tmp") == std::nullopt);  // cleared
+}
+
 TEST_CASE("files: a removal that fails part way is audited as far as it went") {
   // A file whose permissions allow its removal but that cannot be unlinked: immutable (chattr
   // +i), which only root can set, on a file system that has the attribute.
