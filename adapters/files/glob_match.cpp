@@ -123,10 +123,7 @@ ComponentPattern::ComponentPattern(std::string_view pattern) {
   }
 }
 
-bool ComponentPattern::matches(std::string_view name_bytes) const {
-  std::u32string name;
-  for (std::size_t i = 0; i < name_bytes.size();)
-    name.push_back(next_character(name_bytes, i));
+bool ComponentPattern::matches(std::string_view name) const {
   const auto matches_one = [](const Token& token, char32_t c) {
     if (c == U'/')
       return false;  // never part of a name: nothing matches it
@@ -144,7 +141,8 @@ bool ComponentPattern::matches(std::string_view name_bytes) const {
     return false;
   };
   // Greedy with backtracking to the last '*': O(pattern x name) at worst, and correct because
-  // a later '*' can always absorb what an earlier one would have.
+  // a later '*' can always absorb what an earlier one would have. `n` and `star_n` are byte
+  // offsets into the name, at the start of a character.
   std::size_t p = 0;
   std::size_t n = 0;
   std::size_t star_p = std::string_view::npos;
@@ -156,16 +154,18 @@ bool ComponentPattern::matches(std::string_view name_bytes) const {
         star_n = n;
         continue;
       }
-      if (matches_one(m_tokens[p], name[n])) {
+      std::size_t next = n;
+      if (matches_one(m_tokens[p], next_character(name, next))) {
         ++p;
-        ++n;
+        n = next;
         continue;
       }
     }
-    if (star_p == std::string_view::npos || name[star_n] == U'/')
+    if (star_p == std::string_view::npos || name[star_n] == '/')
       return false;
     p = star_p;
-    n = ++star_n;
+    next_character(name, star_n);  // the star takes one more character
+    n = star_n;
   }
   while (p < m_tokens.size() && m_tokens[p].kind == Token::Kind::star)
     ++p;
