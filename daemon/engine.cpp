@@ -445,6 +445,9 @@ void Engine::close_interrupted_run(const Rule& rule, adapters::Datastore& store,
   // clock).
   std::vector<AuditEntry> batches;  // its batches that changed rows, in order
   std::set<std::int64_t> reverted;
+  // Of each batch, what entries that revert or correct it have taken back so far (a run that
+  // closed this one may have died part way).
+  std::map<std::int64_t, std::int64_t> taken_back;
   std::int64_t rows = 0;
   Instant ended = parse_iso8601(run.started).value_or(now_utc());
   m_state->for_each_audit_entry(AuditFilter{rule.id, std::nullopt}, [&](const AuditEntry& entry) {
@@ -455,8 +458,12 @@ void Engine::close_interrupted_run(const Rule& rule, adapters::Datastore& store,
     if (entry.kind != "batch")
       return;
     rows += entry.rows;
-    if (const auto reverts = detail_integer(entry.detail, "reverts"))
+    const auto reverts = detail_integer(entry.detail, "reverts");
+    const auto corrects = detail_integer(entry.detail, "corrects");
+    if (reverts)
       reverted.insert(*reverts);
+    if (reverts || corrects)
+      taken_back[reverts ? *reverts : *corrects] -= entry.rows;
     else if (entry.rows > 0)
       batches.push_back(entry);
   });
@@ -473,17 +480,21 @@ void Engine::close_interrupted_run(const Rule& rule, adapters::Datastore& store,
                                       "commit\"}}",
                                       run.id, batch.seq));
     rows -= undone;
+    reverted.insert(batch.seq);
+    taken_back[batch.seq] += undone;
     spdlog::warn("rule {}: run {} ended between the audit entry of a batch and its commit; the "
                  "{} rows that entry (seq {}) counted were not changed: undone in the audit log",
                  rule.id, run.id, undone, batch.seq);
   }
-  rows -= take_back_files_left(rule, store, linked_files, run.id, batches);
+  rows -= take_back_files_left(rule, store, linked_files, run.id, batches, reverted, taken_back);
   m_state->finish_run(run.id, "error", rows, std::string{k_run_left_open}, ended);
 }
 
 std::int64_t Engine::take_back_files_left(const Rule& rule, adapters::Datastore& store,
                                           adapters::LinkedFiles* linked_files, std::int64_t run_id,
-                                          const std::vector<AuditEntry>& batches) {
+                                          const std::vector<AuditEntry>& batches,
+                                          const std::set<std::int64_t>& rolled_back,
+                                          const std::map<std::int64_t, std::int64_t>& taken_back) {
   const std::optional<PendingFiles> pending = m_state->pending_files(rule.id);
   if (!pending)
     return 0;
@@ -492,9 +503,22 @@ std::int64_t Engine::take_back_files_left(const Rule& rule, adapters::Datastore&
     return detail_string(entry.detail, "token") == pending->token;
   });
   adapters::LinkedFiles* files = linked_files != nullptr ? linked_files : store.linked_files();
+  if (batch != batches.end() && files == nullptr)
+    spdlog::warn("rule {}: cannot tell which files of its batch (seq {}) are still there: the "
+                 "rule names no files datastore any more; its audit entry stands",
+                 rule.id, batch->seq);
   std::int64_t left = 0;
-  if (batch != batches.end() && files != nullptr)
-    left = files->count_present(pending->files);
+  if (batch != batches.end() && files != nullptr) {
+    // What the batch really changed: its rows unless they rolled back, and its files that are
+    // gone. Entries that already reverted or corrected it (written after its commit ended, or
+    // by a close of this run that died part way) count against what is still to take back.
+    const auto recorded = static_cast<std::int64_t>(pending->files.size());
+    const std::int64_t present = files->count_present(pending->files);
+    const std::int64_t rows_kept = rolled_back.contains(batch->seq) ? 0 : batch->rows - recorded;
+    const auto earlier = taken_back.find(batch->seq);
+    const std::int64_t audited = batch->rows - (earlier != taken_back.end() ? earlier->second : 0);
+    left = std::max<std::int64_t>(0, audited - (rows_kept + recorded - present));
+  }
   if (left > 0) {
     m_state->append_audit("batch", rule.id, -left,
                           fmt::format("{{\"run\":{},\"corrects\":{},\"reason\":\"the process "

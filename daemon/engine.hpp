@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -107,7 +108,9 @@ private:
   // returns how many.
   std::int64_t take_back_files_left(const Rule& rule, adapters::Datastore& store,
                                     adapters::LinkedFiles* linked_files, std::int64_t run_id,
-                                    const std::vector<AuditEntry>& batches);
+                                    const std::vector<AuditEntry>& batches,
+                                    const std::set<std::int64_t>& rolled_back,
+                                    const std::map<std::int64_t, std::int64_t>& taken_back);
   void forget_pending_files(const Rule& rule);
   // After a batch rolled back because the state reported its audit entry unwritten: takes the
   // entry back if it was written all the same. False when the state cannot tell.

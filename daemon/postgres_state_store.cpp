@@ -357,7 +357,7 @@ std::optional<PendingFiles> PostgresStateStore::pending_files(std::string_view r
         "SELECT value FROM retentiond.meta WHERE key = $1", pending_files_key(rule));
     if (value.empty())
       return std::nullopt;
-    return decode_pending_files(value[0][0].c_str());
+    return decode_pending_files(value[0][0].c_str(), rule);
   });
 }
 

@@ -296,7 +296,8 @@ SqliteStateStore::SqliteStateStore(const std::filesystem::path& path, Mode mode,
     m_db->exec("PRAGMA journal_mode=PERSIST");
     m_db->exec("PRAGMA synchronous=FULL");
     // The record of a batch's pending files names files by path until the run ends: once
-    // cleared, its pages are overwritten, not left in the file's free space.
+    // cleared, its pages in the state file are overwritten, not left in its free space. (The
+    // journal may keep their earlier images until later writes reuse it.)
     m_db->exec("PRAGMA secure_delete=ON");
     SQLite::Transaction transaction(*m_db, SQLite::TransactionBehavior::IMMEDIATE);
     const int version = m_db->execAndGet("PRAGMA user_version").getInt();
@@ -394,7 +395,7 @@ std::optional<PendingFiles> SqliteStateStore::pending_files(std::string_view rul
   query.bind(1, pending_files_key(rule));
   if (!query.executeStep())
     return std::nullopt;
-  return decode_pending_files(query.getColumn(0).getString());
+  return decode_pending_files(query.getColumn(0).getString(), rule);
 }
 
 void SqliteStateStore::clear_pending_files(std::string_view rule) {

@@ -135,8 +135,16 @@ std::string HeldFile::relative_path() const {
 }
 
 PendingFile HeldFile::pending() const {
-  return {relative_path(), static_cast<std::uint64_t>(m_device),
-          static_cast<std::uint64_t>(m_inode)};
+  PendingFile file{relative_path(), static_cast<std::uint64_t>(m_device),
+                   static_cast<std::uint64_t>(m_inode), 0};
+  // The birth time tells this file from one created later under the same inode number.
+  struct statx status {};
+  if (::statx(m_directories.back()->get(), m_name.c_str(), AT_SYMLINK_NOFOLLOW, STATX_BTIME,
+              &status) == 0 &&
+      (status.stx_mask & STATX_BTIME) != 0 && status.stx_ino == m_inode)
+    file.born_ns = static_cast<std::int64_t>(status.stx_btime.tv_sec) * 1'000'000'000 +
+                   status.stx_btime.tv_nsec;
+  return file;
 }
 
 bool HeldFile::remove() {

@@ -245,7 +245,18 @@ public:
     std::int64_t present = 0;
     for (const PendingFile& file : files) {
       auto resolved = resolve_beneath(m_root, file.path);
-      if (resolved && *resolved && (*resolved)->pending() == file)
+      if (!resolved) {
+        spdlog::warn("datastore '{}': cannot tell whether '{}' is still there ({}); it stays "
+                     "counted as removed",
+                     m_name, file.path, resolved.error());
+        continue;
+      }
+      if (!*resolved)
+        continue;  // gone
+      const PendingFile now = (*resolved)->pending();
+      // A birth time of 0: the file system keeps none, and device and inode have to do.
+      if (now.device == file.device && now.inode == file.inode &&
+          (file.born_ns == 0 || now.born_ns == file.born_ns))
         ++present;
     }
     return present;

@@ -116,9 +116,9 @@ TEST_CASE("state contract: a batch entry records its pending files, in place of 
     CHECK(store->pending_files("videos") == std::nullopt);
     // Names hold any byte but '/' and NUL: line breaks, spaces, bytes that are not UTF-8.
     const PendingFiles first{"00000000000000aa",
-                             {{"v/a b.mp4", 2049, 131073},
-                              {"v/line\nbreak", 2049, 131074},
-                              {"v/caf\xe9", std::uint64_t{1} << 63, 7}}};
+                             {{"v/a b.mp4", 2049, 131073, 1764000000123456789},
+                              {"v/line\nbreak", 2049, 131074, 0},
+                              {"v/caf\xe9", std::uint64_t{1} << 63, 7, -1}}};
     const AuditEntry entry = store->append_batch_audit("videos", 3, R"({"batch":1})", first);
     CHECK(entry.kind == "batch");
     CHECK(entry.rule == "videos");
@@ -127,7 +127,7 @@ TEST_CASE("state contract: a batch entry records its pending files, in place of 
     CHECK(store->pending_files("videos") == first);
     CHECK(store->pending_files("logs") == std::nullopt);  // one record per rule
 
-    const PendingFiles second{"00000000000000bb", {{"v/c.mp4", 1, 2}}};
+    const PendingFiles second{"00000000000000bb", {{"v/c.mp4", 1, 2, 3}}};
     store->append_batch_audit("videos", 1, R"({"batch":2})", second);
     store->append_audit("batch", "videos", 4, "{}");  // a batch without files leaves it
     CHECK(store->pending_files("videos") == second);

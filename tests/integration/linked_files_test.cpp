@@ -25,18 +25,21 @@
 #include <pwd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iterator>
 #include <map>
 #include <optional>
 #include <set>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace retentiond;
@@ -1117,6 +1120,21 @@ TEST_CASE("files: a symlinked directory the glob reaches into is skipped, and sa
   CHECK(fs::is_symlink(dir / "media/d/linked"));
 }
 
+namespace {
+
+// The record of `path` beneath `root` as a batch writes it (HeldFile::pending).
+PendingFile pending_file(const fs::path& root, const std::string& path) {
+  struct statx status {};
+  REQUIRE(::statx(AT_FDCWD, (root / path).c_str(), AT_SYMLINK_NOFOLLOW, STATX_BTIME, &status) == 0);
+  PendingFile file{path, makedev(status.stx_dev_major, status.stx_dev_minor), status.stx_ino, 0};
+  if ((status.stx_mask & STATX_BTIME) != 0)
+    file.born_ns = static_cast<std::int64_t>(status.stx_btime.tv_sec) * 1'000'000'000 +
+                   status.stx_btime.tv_nsec;
+  return file;
+}
+
+}  // namespace
+
 TEST_CASE("files: a run that died among a batch's removals has the files it left taken back") {
   const TempDir dir;
   const std::string config = sixty_due_files(dir);
@@ -1125,10 +1143,7 @@ TEST_CASE("files: a run that died among a batch's removals has the files it left
   PendingFiles pending{"00000000000000aa", {}};
   for (int i = 0; i < 60; ++i) {
     const std::string path = fmt::format("d/f{:02}", i);
-    struct stat status {};
-    REQUIRE(::stat((dir / "media" / path).c_str(), &status) == 0);
-    pending.files.push_back({path, static_cast<std::uint64_t>(status.st_dev),
-                             static_cast<std::uint64_t>(status.st_ino)});
+    pending.files.push_back(pending_file(dir / "media", path));
   }
   std::int64_t dead_run = 0;
   std::int64_t batch_seq = 0;
@@ -1164,6 +1179,107 @@ TEST_CASE("files: a run that died among a batch's removals has the files it left
   CHECK(summary.batch_rows == 60);
   SqliteStateStore state(dir / "state/state.db", StateStore::Mode::read_only);
   CHECK(state.pending_files("tmp") == std::nullopt);  // cleared
+}
+
+namespace {
+
+// A dead run of rule tmp over sixty_due_files: its batch entry for the 60 files with the record
+// of them, the first 20 removed, then `after` (the entries the dead process wrote after the
+// batch's commit), its run left `running`. Returns the audited sum after the next `once`.
+std::int64_t audited_after_dead_run(
+    const TempDir& dir,
+    const std::function<void(SqliteStateStore&, std::int64_t, std::int64_t)>& after,
+    bool all_due = true, const std::function<void()>& on_removed = {}) {
+  const std::string config = sixty_due_files(dir);
+  PendingFiles pending{"00000000000000aa", {}};
+  for (int i = 0; i < 60; ++i) {
+    const std::string path = fmt::format("d/f{:02}", i);
+    pending.files.push_back(pending_file(dir / "media", path));
+  }
+  for (int i = 0; i < 20; ++i)
+    fs::remove(dir / "media/d" / fmt::format("f{:02}", i));
+  if (on_removed)
+    on_removed();
+  {
+    SqliteStateStore state(dir / "state/state.db", StateStore::Mode::read_write);
+    const std::int64_t dead_run = state.begin_run("tmp", now_utc());
+    const std::int64_t seq =
+        state
+            .append_batch_audit("tmp", 60,
+                                fmt::format("{{\"run\":{},\"batch\":1,\"token\":\"{}\","
+                                            "\"datastore\":\"media\",\"glob\":\"d/**\","
+                                            "\"table_rows\":60,\"cascade_rows\":0,"
+                                            "\"files\":0}}",
+                                            dead_run, pending.token),
+                                pending)
+            .seq;
+    after(state, dead_run, seq);
+  }
+  const RunResult once = run_retentiond({"-c", config, "once"});
+  CAPTURE(once.err);
+  CHECK(once.exit_code == 0);
+  if (all_due)
+    CHECK(fs::is_empty(dir / "media/d"));
+  const std::string audit =
+      run_retentiond({"-c", config, "audit", "log", "--rule", "tmp", "--format", "json"}).out;
+  return summarize(audited_from(audit), "tmp").batch_rows;
+}
+
+}  // namespace
+
+TEST_CASE("files: a batch whose failed commit was taken back is not taken back again") {
+  // The dead process's commit failed after 20 removals and it wrote the reverts entry (as
+  // Engine::enforce does), then died (or its finish_run failed) before the run ended.
+  const TempDir dir;
+  CHECK(
+      audited_after_dead_run(dir, [](SqliteStateStore& state, std::int64_t run, std::int64_t seq) {
+        state.append_audit("batch", "tmp", -40,
+                           fmt::format("{{\"run\":{},\"reverts\":{},\"files_removed\":20,"
+                                       "\"reason\":\"x\"}}",
+                                       run, seq));
+      }) == 60);
+}
+
+TEST_CASE("files: files a batch left in place and corrected for are not taken back again") {
+  // The commit finished: 20 removed, 40 left in place (written after they were found due),
+  // corrected for after the commit; then the process died before the run ended.
+  const TempDir dir;
+  CHECK(
+      audited_after_dead_run(dir, [](SqliteStateStore& state, std::int64_t run, std::int64_t seq) {
+        state.append_audit("batch", "tmp", -40,
+                           fmt::format("{{\"run\":{},\"corrects\":{},\"reason\":\"files had "
+                                       "gone or changed when the batch came to remove them\"}}",
+                                       run, seq));
+      }) == 60);
+}
+
+TEST_CASE("files: closing a dead run twice takes its files back once") {
+  // The run that closed the dead one wrote its taking back, then died before it cleared the
+  // record and finished the dead run.
+  const TempDir dir;
+  CHECK(
+      audited_after_dead_run(dir, [](SqliteStateStore& state, std::int64_t run, std::int64_t seq) {
+        state.append_audit("batch", "tmp", -40,
+                           fmt::format("{{\"run\":{},\"corrects\":{},\"reason\":\"the process "
+                                       "ended before the batch had removed these files, which "
+                                       "are still there\"}}",
+                                       run, seq));
+      }) == 60);
+}
+
+TEST_CASE("files: a new file under a removed file's path is not taken for it (inode reuse)") {
+  // The batch removed d/f00 (one of the 20); before the next run a new file is written under the
+  // same name, and ext4 hands it the freed inode number: same path, device and inode. Its birth
+  // time tells it apart. (File systems stamp times from a clock that ticks every few
+  // milliseconds: the new file is written a tick later, as any real one would be.)
+  const TempDir dir;
+  const std::int64_t audited = audited_after_dead_run(
+      dir, [](SqliteStateStore&, std::int64_t, std::int64_t) {}, false,
+      [&] {
+        std::this_thread::sleep_for(std::chrono::milliseconds{50});
+        std::ofstream(dir / "media/d/f00") << "new";
+      });
+  CHECK(audited == 60);  // the 60 files of the dead run went; the new d/f00 is not due
 }
 
 TEST_CASE("files: a removal that fails part way is audited as far as it went") {
