@@ -1227,44 +1227,30 @@ std::int64_t audited_after_dead_run(
 
 }  // namespace
 
-TEST_CASE("files: a batch whose failed commit was taken back is not taken back again") {
-  // The dead process's commit failed after 20 removals and it wrote the reverts entry (as
-  // Engine::enforce does), then died (or its finish_run failed) before the run ended.
+TEST_CASE("files: what entries already took back of a dead batch is not taken back again") {
+  // After the dead batch's entry, the dead process (or a run that closed it and died in turn)
+  // wrote an entry taking 40 of its 60 files back: `member` names the batch's entry.
+  const auto taking_back = [](const std::string& member, const std::string& reason) {
+    return [=](SqliteStateStore& state, std::int64_t run, std::int64_t seq) {
+      state.append_audit(
+          "batch", "tmp", -40,
+          fmt::format("{{\"run\":{},\"{}\":{},\"reason\":\"{}\"}}", run, member, seq, reason));
+    };
+  };
   const TempDir dir;
-  CHECK(
-      audited_after_dead_run(dir, [](SqliteStateStore& state, std::int64_t run, std::int64_t seq) {
-        state.append_audit("batch", "tmp", -40,
-                           fmt::format("{{\"run\":{},\"reverts\":{},\"files_removed\":20,"
-                                       "\"reason\":\"x\"}}",
-                                       run, seq));
-      }) == 60);
-}
-
-TEST_CASE("files: files a batch left in place and corrected for are not taken back again") {
-  // The commit finished: 20 removed, 40 left in place (written after they were found due),
-  // corrected for after the commit; then the process died before the run ended.
-  const TempDir dir;
-  CHECK(
-      audited_after_dead_run(dir, [](SqliteStateStore& state, std::int64_t run, std::int64_t seq) {
-        state.append_audit("batch", "tmp", -40,
-                           fmt::format("{{\"run\":{},\"corrects\":{},\"reason\":\"files had "
-                                       "gone or changed when the batch came to remove them\"}}",
-                                       run, seq));
-      }) == 60);
-}
-
-TEST_CASE("files: closing a dead run twice takes its files back once") {
-  // The run that closed the dead one wrote its taking back, then died before it cleared the
-  // record and finished the dead run.
-  const TempDir dir;
-  CHECK(
-      audited_after_dead_run(dir, [](SqliteStateStore& state, std::int64_t run, std::int64_t seq) {
-        state.append_audit("batch", "tmp", -40,
-                           fmt::format("{{\"run\":{},\"corrects\":{},\"reason\":\"the process "
-                                       "ended before the batch had removed these files, which "
-                                       "are still there\"}}",
-                                       run, seq));
-      }) == 60);
+  SUBCASE("its commit failed after 20 removals, and was taken back (Engine::enforce)") {
+    CHECK(audited_after_dead_run(dir, taking_back("reverts", "commit failed")) == 60);
+  }
+  SUBCASE("its commit ended with 40 files left in place (written after they were found due)") {
+    CHECK(audited_after_dead_run(dir, taking_back("corrects", "files had gone or changed when "
+                                                              "the batch came to remove them")) ==
+          60);
+  }
+  SUBCASE("the run that closed it took the files back, then died before it cleared the record") {
+    CHECK(audited_after_dead_run(dir, taking_back("corrects", "the process ended before the "
+                                                              "batch had removed these files, "
+                                                              "which are still there")) == 60);
+  }
 }
 
 TEST_CASE("files: a new file under a removed file's path is not taken for it (inode reuse)") {
