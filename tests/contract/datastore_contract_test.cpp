@@ -3068,3 +3068,46 @@ TEST_CASE("postgres datastore: a stricter idle_in_transaction_session_timeout st
   CHECK_THROWS(batch->commit());
   CHECK(ids_of(fixture, "logs") == std::vector<std::int64_t>{1});
 }
+
+// A COMMIT that loses its connection, with a server that cannot be asked how it ended (here:
+// retentiond's role may no longer log in): the batch is in doubt, and says so, so that the
+// engine writes no compensating entry that could be wrong and leaves the run for the next one.
+TEST_CASE("postgres datastore: a COMMIT lost with no way to ask the server is in doubt") {
+  PostgresFixture fixture;
+  fixture.exec("CREATE TABLE logs(id bigint PRIMARY KEY, at bigint)");
+  fixture.exec(fmt::format("INSERT INTO logs VALUES (1, {})", k_cutoff_s - 1));
+  // A deferred trigger runs inside COMMIT: this one keeps the COMMIT going for a while.
+  fixture.exec("CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+               "PERFORM pg_sleep(10); RETURN NULL; END $$");
+  fixture.exec("CREATE CONSTRAINT TRIGGER slow_commit AFTER DELETE ON logs DEFERRABLE INITIALLY "
+               "DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit()");
+  fixture.exec("CREATE ROLE in_doubt LOGIN");
+  fixture.exec("GRANT ALL ON logs TO in_doubt");
+  DatastoreConfig config = fixture.config();
+  config.dsn += " user=in_doubt";
+  auto store = open_postgres(config, OpenMode::read_write);
+  auto batch = store->begin_batch(select_for(make_rule("logs", "at", AgeFormat::unix_seconds)), 10);
+  REQUIRE(batch);
+  REQUIRE(batch->rows() == 1);
+  std::thread cut([&] {
+    // While the COMMIT sleeps: the role may no longer log in, and its session ends.
+    std::this_thread::sleep_for(std::chrono::milliseconds{500});
+    pqxx::connection admin(fixture.config().dsn);
+    pqxx::nontransaction cutting(admin);
+    cutting.exec("ALTER ROLE in_doubt NOLOGIN");
+    cutting.exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = "
+                 "'in_doubt'");
+  });
+  const std::string message = error_of([&] {
+    try {
+      batch->commit();
+    } catch (const adapters::CommitInDoubt& in_doubt) {
+      throw std::runtime_error(std::string{"in doubt: "} + in_doubt.what());
+    }
+  });
+  cut.join();
+  CHECK(retentiond::test::contains(message, "in doubt: datastore 'contract': the connection was "
+                                            "lost during COMMIT ("));
+  CHECK(retentiond::test::contains(message, " committed is not known yet"));
+  CHECK(ids_of(fixture, "logs") == std::vector<std::int64_t>{1});  // it had rolled back
+}

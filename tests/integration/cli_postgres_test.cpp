@@ -13,11 +13,14 @@
 #include <pqxx/pqxx>
 #include <spdlog/fmt/fmt.h>
 
+#include <chrono>
 #include <cstdint>
+#include <ctime>
 #include <fstream>
 #include <map>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 using retentiond::test::contains;
@@ -362,6 +365,73 @@ TEST_CASE("cli postgres: a run that died between a batch's audit entry and its c
     const RunResult audit = install.cli({"audit", "log", "--rule", "logs", "--format", "json"});
     CHECK(batch_rows(audit.out) == std::map<std::string, std::int64_t>{{"logs", 3}});
   }
+}
+
+TEST_CASE("cli postgres: a COMMIT in doubt leaves its run open, and the next run asks the "
+          "server how it ended") {
+  const std::string dsn =
+      PostgresServer::instance().dsn(PostgresServer::instance().create_database("in_doubt"));
+  pqxx::connection admin(dsn);
+  const auto exec = [&](const std::string& sql) { pqxx::nontransaction(admin).exec(sql); };
+  exec("CREATE TABLE logs(id bigint PRIMARY KEY, at bigint)");
+  exec(fmt::format("INSERT INTO logs VALUES (1, {})", std::time(nullptr) - 40 * k_day_s));
+  // A deferred trigger runs inside COMMIT: this one keeps the batch's COMMIT going.
+  exec("CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM "
+       "pg_sleep(10); RETURN NULL; END $$");
+  exec("CREATE CONSTRAINT TRIGGER slow_commit AFTER DELETE ON logs DEFERRABLE INITIALLY "
+       "DEFERRED FOR EACH ROW EXECUTE FUNCTION slow_commit()");
+  exec("CREATE ROLE cli_in_doubt LOGIN");
+  exec("GRANT ALL ON logs TO cli_in_doubt");
+  const TempDir dir;
+  std::ofstream(dir / "retentiond.toml") << fmt::format(R"toml([state]
+path = "state.db"
+
+[datastores.main]
+type = "postgres"
+dsn = "{} user=cli_in_doubt"
+
+[rules.logs]
+description = "Connection logs are kept 30 days"
+policy = "Privacy policy, section V"
+datastore = "main"
+table = "logs"
+age_column = "at"
+age_format = "unix_seconds"
+retain = "30 days"
+action = "delete"
+max_fraction = 1
+)toml",
+                                                        dsn);
+  const std::string config = (dir / "retentiond.toml").string();
+  const auto audited = [&] {
+    return batch_rows(run_retentiond({"-c", config, "audit", "log", "--format", "json"}).out);
+  };
+  {
+    retentiond::test::RunningRetentiond once({"-c", config, "once"}, {}, dir.path());
+    // While its COMMIT sleeps, the role may no longer log in (so the server cannot be asked)
+    // and its session ends.
+    std::this_thread::sleep_for(std::chrono::milliseconds{1500});
+    exec("ALTER ROLE cli_in_doubt NOLOGIN");
+    exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = "
+         "'cli_in_doubt'");
+    CHECK(once.wait(std::chrono::seconds{30}) == 1);
+    CHECK(contains(once.err(), "whether transaction "));
+    CHECK(contains(once.err(), " committed is not known yet"));
+  }
+  // The batch's entry stands, and its run stays open: no compensating entry was guessed.
+  CHECK(audited() == std::map<std::string, std::int64_t>{{"logs", 1}});
+  retentiond::SqliteStateStore state(dir / "state.db", retentiond::StateStore::Mode::read_only);
+  CHECK(state.last_runs("logs", 1).front().result == "running");
+
+  exec("ALTER ROLE cli_in_doubt LOGIN");
+  exec("DROP TRIGGER slow_commit ON logs");
+  const RunResult next = run_retentiond({"-c", config, "once"});
+  CAPTURE(next.err);
+  CHECK(next.exit_code == 0);
+  CHECK(lines_of(next.out) == std::vector<std::string>{"logs: ok (1 rows)"});
+  // The server said the transaction rolled back: its entry is taken back, and row 1 went now.
+  CHECK(audited() == std::map<std::string, std::int64_t>{{"logs", 1}});
+  CHECK(pqxx::nontransaction(admin).exec1("SELECT count(*) FROM logs")[0].as<int>() == 0);
 }
 
 TEST_CASE("cli postgres: a datastore that cannot be reached fails its rules with exit 1") {
