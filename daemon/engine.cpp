@@ -470,8 +470,8 @@ void Engine::close_interrupted_run(const Rule& rule, adapters::Datastore& store,
   for (const AuditEntry& batch : undone_batches(rule, store, run.id, batches)) {
     if (reverted.contains(batch.seq))
       continue;
-    // Its rows are back; linked files it removed before the end stay removed, and stay
-    // counted (which of them went is not known).
+    // Its rows are back. Linked files it removed before the end stay removed: which of them
+    // went is settled below, from the state's record of its pending files.
     const std::int64_t undone = detail_integer(batch.detail, "table_rows").value_or(0) +
                                 detail_integer(batch.detail, "cascade_rows").value_or(0);
     m_state->append_audit("batch", rule.id, -undone,
