@@ -1135,97 +1135,73 @@ PendingFile pending_file(const fs::path& root, const std::string& path) {
 
 }  // namespace
 
-TEST_CASE("files: a run that died among a batch's removals has the files it left taken back") {
-  const TempDir dir;
-  const std::string config = sixty_due_files(dir);
-  // What a process that died leaves: its run `running`, the entry of a batch of the 60 files
-  // with the record of them, and only the first 20 removed.
-  PendingFiles pending{"00000000000000aa", {}};
-  for (int i = 0; i < 60; ++i) {
-    const std::string path = fmt::format("d/f{:02}", i);
-    pending.files.push_back(pending_file(dir / "media", path));
-  }
-  std::int64_t dead_run = 0;
-  std::int64_t batch_seq = 0;
-  {
-    SqliteStateStore state(dir / "state/state.db", StateStore::Mode::read_write);
-    dead_run = state.begin_run("tmp", now_utc());
-    batch_seq = state
-                    .append_batch_audit("tmp", 60,
-                                        fmt::format("{{\"run\":{},\"batch\":1,\"token\":\"{}\","
-                                                    "\"datastore\":\"media\",\"glob\":\"d/**\","
-                                                    "\"table_rows\":60,\"cascade_rows\":0,"
-                                                    "\"files\":0}}",
-                                                    dead_run, pending.token),
-                                        pending)
-                    .seq;
-  }
-  for (int i = 0; i < 20; ++i)
-    fs::remove(dir / "media/d" / fmt::format("f{:02}", i));
-
-  const RunResult once = run_retentiond({"-c", config, "once"});
-  CAPTURE(once.err);
-  CHECK(once.exit_code == 0);
-  CHECK(lines_of(once.out) == std::vector<std::string>{"tmp: ok (40 rows)"});
-  CHECK(fs::is_empty(dir / "media/d"));
-  const std::string audit =
-      run_retentiond({"-c", config, "audit", "log", "--rule", "tmp", "--format", "json"}).out;
-  // 60 counted, the 40 still there taken back, then counted again as this run removes them.
-  CHECK(contains(audit, fmt::format("\"rows\":-40,\"detail\":{{\"run\":{},\"corrects\":{},"
-                                    "\"reason\":\"the process ended before the batch had "
-                                    "removed these files, which are still there\"}}",
-                                    dead_run, batch_seq)));
-  const AuditSummary summary = summarize(audited_from(audit), "tmp");
-  CHECK(summary.batch_rows == 60);
-  SqliteStateStore state(dir / "state/state.db", StateStore::Mode::read_only);
-  CHECK(state.pending_files("tmp") == std::nullopt);  // cleared
-}
-
 namespace {
 
+// What the run after a dead one over sixty_due_files saw.
+struct AfterDeadRun {
+  RunResult once;              // the `once` that closed the dead run
+  std::string audit;           // rule tmp's audit log, as JSON lines
+  std::int64_t dead_run = 0;   // the run that died
+  std::int64_t batch_seq = 0;  // its batch's entry
+  std::int64_t audited() const { return summarize(audited_from(audit), "tmp").batch_rows; }
+};
+
 // A dead run of rule tmp over sixty_due_files: its batch entry for the 60 files with the record
-// of them, the first 20 removed, then `after` (the entries the dead process wrote after the
-// batch's commit), its run left `running`. Returns the audited sum after the next `once`.
-std::int64_t audited_after_dead_run(
+// of them, the first 20 removed (then `on_removed`), then `after` (the entries the dead process
+// wrote after the batch's commit), its run left `running`; then `once`.
+AfterDeadRun once_after_dead_run(
     const TempDir& dir,
-    const std::function<void(SqliteStateStore&, std::int64_t, std::int64_t)>& after,
-    bool all_due = true, const std::function<void()>& on_removed = {}) {
+    const std::function<void(SqliteStateStore&, std::int64_t, std::int64_t)>& after = {},
+    const std::function<void()>& on_removed = {}) {
   const std::string config = sixty_due_files(dir);
   PendingFiles pending{"00000000000000aa", {}};
-  for (int i = 0; i < 60; ++i) {
-    const std::string path = fmt::format("d/f{:02}", i);
-    pending.files.push_back(pending_file(dir / "media", path));
-  }
+  for (int i = 0; i < 60; ++i)
+    pending.files.push_back(pending_file(dir / "media", fmt::format("d/f{:02}", i)));
   for (int i = 0; i < 20; ++i)
     fs::remove(dir / "media/d" / fmt::format("f{:02}", i));
   if (on_removed)
     on_removed();
+  AfterDeadRun result;
   {
     SqliteStateStore state(dir / "state/state.db", StateStore::Mode::read_write);
-    const std::int64_t dead_run = state.begin_run("tmp", now_utc());
-    const std::int64_t seq =
+    result.dead_run = state.begin_run("tmp", now_utc());
+    result.batch_seq =
         state
             .append_batch_audit("tmp", 60,
                                 fmt::format("{{\"run\":{},\"batch\":1,\"token\":\"{}\","
                                             "\"datastore\":\"media\",\"glob\":\"d/**\","
                                             "\"table_rows\":60,\"cascade_rows\":0,"
                                             "\"files\":0}}",
-                                            dead_run, pending.token),
+                                            result.dead_run, pending.token),
                                 pending)
             .seq;
-    after(state, dead_run, seq);
+    if (after)
+      after(state, result.dead_run, result.batch_seq);
   }
-  const RunResult once = run_retentiond({"-c", config, "once"});
-  CAPTURE(once.err);
-  CHECK(once.exit_code == 0);
-  if (all_due)
-    CHECK(fs::is_empty(dir / "media/d"));
-  const std::string audit =
+  result.once = run_retentiond({"-c", config, "once"});
+  result.audit =
       run_retentiond({"-c", config, "audit", "log", "--rule", "tmp", "--format", "json"}).out;
-  return summarize(audited_from(audit), "tmp").batch_rows;
+  return result;
 }
 
 }  // namespace
+
+TEST_CASE("files: a run that died among a batch's removals has the files it left taken back") {
+  const TempDir dir;
+  const AfterDeadRun after = once_after_dead_run(dir);
+  CAPTURE(after.once.err);
+  CHECK(after.once.exit_code == 0);
+  CHECK(lines_of(after.once.out) == std::vector<std::string>{"tmp: ok (40 rows)"});
+  CHECK(fs::is_empty(dir / "media/d"));
+  // 60 counted, the 40 still there taken back, then counted again as this run removes them.
+  CHECK(contains(after.audit, fmt::format("\"rows\":-40,\"detail\":{{\"run\":{},\"corrects\":{},"
+                                          "\"reason\":\"the process ended before the batch had "
+                                          "removed these files, which are still there\"}}",
+                                          after.dead_run, after.batch_seq)));
+  CHECK(after.audited() == 60);
+  SqliteStateStore state(dir / "state/state.db", StateStore::Mode::read_only);
+  CHECK(state.pending_files("tmp") == std::nullopt);  // cleared
+}
 
 TEST_CASE("files: what entries already took back of a dead batch is not taken back again") {
   // After the dead batch's entry, the dead process (or a run that closed it and died in turn)
@@ -1238,19 +1214,24 @@ TEST_CASE("files: what entries already took back of a dead batch is not taken ba
     };
   };
   const TempDir dir;
+  AfterDeadRun after;
   SUBCASE("its commit failed after 20 removals, and was taken back (Engine::enforce)") {
-    CHECK(audited_after_dead_run(dir, taking_back("reverts", "commit failed")) == 60);
+    after = once_after_dead_run(dir, taking_back("reverts", "commit failed"));
   }
   SUBCASE("its commit ended with 40 files left in place (written after they were found due)") {
-    CHECK(audited_after_dead_run(dir, taking_back("corrects", "files had gone or changed when "
-                                                              "the batch came to remove them")) ==
-          60);
+    after = once_after_dead_run(
+        dir,
+        taking_back("corrects", "files had gone or changed when the batch came to remove them"));
   }
   SUBCASE("the run that closed it took the files back, then died before it cleared the record") {
-    CHECK(audited_after_dead_run(dir, taking_back("corrects", "the process ended before the "
-                                                              "batch had removed these files, "
-                                                              "which are still there")) == 60);
+    after = once_after_dead_run(dir, taking_back("corrects", "the process ended before the batch "
+                                                             "had removed these files, which are "
+                                                             "still there"));
   }
+  CAPTURE(after.once.err);
+  CHECK(after.once.exit_code == 0);
+  CHECK(fs::is_empty(dir / "media/d"));
+  CHECK(after.audited() == 60);
 }
 
 TEST_CASE("files: a new file under a removed file's path is not taken for it (inode reuse)") {
@@ -1259,13 +1240,12 @@ TEST_CASE("files: a new file under a removed file's path is not taken for it (in
   // time tells it apart. (File systems stamp times from a clock that ticks every few
   // milliseconds: the new file is written a tick later, as any real one would be.)
   const TempDir dir;
-  const std::int64_t audited = audited_after_dead_run(
-      dir, [](SqliteStateStore&, std::int64_t, std::int64_t) {}, false,
-      [&] {
-        std::this_thread::sleep_for(std::chrono::milliseconds{50});
-        std::ofstream(dir / "media/d/f00") << "new";
-      });
-  CHECK(audited == 60);  // the 60 files of the dead run went; the new d/f00 is not due
+  const AfterDeadRun after = once_after_dead_run(dir, {}, [&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds{50});
+    std::ofstream(dir / "media/d/f00") << "new";
+  });
+  CHECK(after.once.exit_code == 0);
+  CHECK(after.audited() == 60);  // the 60 files of the dead run went; the new d/f00 is not due
 }
 
 TEST_CASE("files: a removal that fails part way is audited as far as it went") {
